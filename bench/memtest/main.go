@@ -1,0 +1,155 @@
+package memtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `usage: tether-memtest <command> [flags]
+
+Measures server RSS growth per authenticated, heartbeating connection for tether and
+for a goroutine-per-connection server, in one run. Commands:
+
+  run    orchestrate a measurement: start a server and loaders per implementation,
+         print the table (and JSON with -json)
+  serve  a server child (started by run; usable by hand: commands on stdin)
+  load   a load-generator child (started by run)
+
+Run "tether-memtest <command> -h" for the command's flags. Example:
+
+  tether-memtest run -n 19000 -loaders 2 -heap-dir bench/results
+`
+
+// Main runs the command line args (without the program name) and returns the exit
+// status. cmd/tether-memtest is a thin wrapper around it; the children Run starts are
+// the same binary called with "serve" and "load".
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = mainRun(args[1:], stdout, stderr)
+	case "serve":
+		err = mainServe(args[1:], stdin, stdout, stderr)
+	case "load":
+		err = mainLoad(args[1:], stdin, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tether-memtest: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tether-memtest %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tether-memtest "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func mainRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	var cfg RunConfig
+	impls := fs.String("impl", "tether,baseline", "The implementations to measure, comma-separated, in order: tether, baseline, netpoll.")
+	fs.IntVar(&cfg.N, "n", 19000, "The number of connections the server holds when it is measured.")
+	fs.IntVar(&cfg.Loaders, "loaders", 2, "The number of load processes sharing the connections; each holds n/loaders sockets, which must stay under the open-files limit.")
+	fs.StringVar(&cfg.Src, "src", "127.0.0.2", "The first loader's source address; each further loader uses the next address.")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "The heartbeat the servers announce, which paces the loaders' PINGs.")
+	fs.IntVar(&cfg.Pings, "pings", 2, "The PING/PONG exchanges every connection completes before the measurement.")
+	fs.Float64Var(&cfg.Rate, "rate", 4000, "The total rate of new connections per second, across loaders.")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "The time limit for measuring one implementation; children exit by themselves after it.")
+	fs.StringVar(&cfg.HeapDir, "heap-dir", "", "The directory that receives each server's heap profile at n connections and its pprof -top text; empty means no profiles.")
+	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")
+	quiet := fs.Bool("q", false, "Do not print progress and the children's output on stderr.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.Impls = strings.Split(*impls, ",")
+	if !*quiet {
+		cfg.Log = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		if rep != nil && len(rep.Results) > 0 {
+			_ = rep.WriteText(stdout)
+		}
+		return err
+	}
+	if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("cannot encode report: %w", err)
+		}
+		b = append(b, '\n')
+		if *jsonOut == "-" {
+			_, err = stdout.Write(b)
+		} else {
+			err = os.WriteFile(*jsonOut, b, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot write JSON report: %w", err)
+		}
+	}
+	return nil
+}
+
+func mainServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var cfg ServeConfig
+	fs.StringVar(&cfg.Impl, "impl", ImplTether, "The server to run: tether (the gateway), baseline (goroutine per connection) or netpoll (bare event loop).")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "The address to listen on; port 0 picks a free port, printed on the listening line.")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "The heartbeat announced in AUTH_OK; silent connections are closed after 1.5 times it.")
+	fs.IntVar(&cfg.MemProfileRate, "memprofilerate", 16<<10, "The runtime.MemProfileRate for heap profiles, in bytes.")
+	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 10*time.Minute, "The time after which the server exits even if its stdin stays open.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return Serve(cfg, stdin, stdout)
+}
+
+func mainLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("load", stderr)
+	var cfg LoadConfig
+	fs.StringVar(&cfg.Addr, "addr", "", "The server address to connect to (loopback only in this tool's intended use).")
+	fs.IntVar(&cfg.N, "n", 0, "The number of connections to open and hold.")
+	fs.StringVar(&cfg.Src, "src", "127.0.0.1", "The local address to connect from; give each loader its own so ephemeral ports last.")
+	fs.IntVar(&cfg.ID, "id", 0, "The loader number, used in the user ids (tokens u<id>-<i>).")
+	fs.Float64Var(&cfg.Rate, "rate", 2000, "The rate of new connections per second.")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "The number of handshakes (dial to AUTH_OK) allowed in progress at once.")
+	fs.IntVar(&cfg.Pings, "pings", 2, "The PING/PONG exchanges that make a connection ready.")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "The time between PINGs; 0 means the heartbeat the server announces.")
+	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 10*time.Minute, "The time after which the loader closes its connections and exits even if its stdin stays open.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return Load(cfg, stdin, stdout)
+}

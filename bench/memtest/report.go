@@ -1,0 +1,75 @@
+package memtest
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// formatBytes renders a byte count with a binary unit: "3.42 KiB".
+func formatBytes(b float64) string {
+	abs := math.Abs(b)
+	switch {
+	case abs >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", b/(1<<30))
+	case abs >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case abs >= 1<<10:
+		return fmt.Sprintf("%.2f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
+}
+
+// WriteText writes the report as a header and a table, for people.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	e := r.Env
+	fmt.Fprintf(&b, "tether-memtest: server RSS growth per authenticated, heartbeating connection\n")
+	fmt.Fprintf(&b, "go version:  %s %s/%s\n", e.GoVersion, e.GOOS, e.GOARCH)
+	fmt.Fprintf(&b, "cpu:         %s, nproc %d, GOMAXPROCS %d (servers: %s)\n", e.CPUModel, e.NumCPU, e.GOMAXPROCS, r.serverProcs())
+	fmt.Fprintf(&b, "kernel:      %s, open files limit %d\n", e.Kernel, e.NoFile)
+	c := r.Config
+	fmt.Fprintf(&b, "parameters:  N=%d loaders=%d (from %s up) heartbeat=%v pings=%d rate=%.0f/s\n",
+		c.N, c.Loaders, c.Src, c.Heartbeat, c.Pings, c.Rate)
+	fmt.Fprintf(&b, "started:     %s\n\n", e.Started.Format(time.RFC3339))
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "impl\tconns\tconnect\tready\tRSS before\tRSS after\tRSS/conn\tRSS/conn raw\tanon/conn\theap/conn\tstack/conn\tgoroutines\t")
+	for _, res := range r.Results {
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+			res.Impl, res.After.Authed, res.ConnectTime.Round(10*time.Millisecond), res.ReadyTime.Round(10*time.Millisecond),
+			formatBytes(float64(res.Before.RSS)), formatBytes(float64(res.After.RSS)),
+			formatBytes(res.RSSPerConn), formatBytes(res.RSSPerConnRaw), formatBytes(res.AnonPerConn),
+			formatBytes(res.HeapPerConn), formatBytes(res.StackPerConn), res.After.Goroutines)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	b.WriteString("\nRSS/conn = (VmRSS at N - VmRSS listening) / N, both after a forced GC and scavenge; raw = at N as found.\n")
+	b.WriteString("heap/conn = live Go heap (HeapAlloc after GC) growth; stack/conn = goroutine stack (StackInuse) growth.\n")
+	if ratio := r.Ratio(ImplBaseline, ImplTether); ratio > 0 {
+		fmt.Fprintf(&b, "baseline/tether RSS per connection: %.2fx\n", ratio)
+	}
+	if ratio := r.Ratio(ImplTether, ImplNetpoll); ratio > 0 {
+		fmt.Fprintf(&b, "tether/netpoll RSS per connection: %.2fx\n", ratio)
+	}
+	for _, res := range r.Results {
+		if res.HeapTopFile != "" {
+			fmt.Fprintf(&b, "heap profile of %s at N: %s\n", res.Impl, res.HeapTopFile)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// serverProcs lists the servers' GOMAXPROCS.
+func (r *Report) serverProcs() string {
+	var parts []string
+	for _, res := range r.Results {
+		parts = append(parts, fmt.Sprintf("%s %d", res.Impl, res.ServerGOMAXPROCS))
+	}
+	return strings.Join(parts, ", ")
+}

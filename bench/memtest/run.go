@@ -1,0 +1,484 @@
+package memtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RunConfig configures a measurement run. The zero value keeps the defaults in each
+// field's doc.
+type RunConfig struct {
+	// Exe is the binary started as the serve and load children; it must answer the
+	// subcommands of Main. Default: this process's executable.
+	Exe string
+	// Env is the children's environment. Default os.Environ().
+	Env []string
+	// Impls are the implementations measured, one after the other. Default
+	// tether, then baseline.
+	Impls []string
+	// N is the number of connections held at the measurement. Default 19,000.
+	N int
+	// Loaders is the number of load processes sharing N. Default 2.
+	Loaders int
+	// Src is the first loader's source address; loader i uses the i-th address after
+	// it. Default 127.0.0.2.
+	Src string
+	// Heartbeat is the interval the servers announce, which paces the loaders' PINGs.
+	// Default 5s.
+	Heartbeat time.Duration
+	// Pings is how many PING/PONG exchanges each connection completes before the
+	// measurement. Default 2.
+	Pings int
+	// Rate is the total connection rate across loaders, per second. Default 4000.
+	Rate float64
+	// Timeout bounds the measurement of one implementation, start to teardown.
+	// Default 5m.
+	Timeout time.Duration
+	// HeapDir, when set, receives a heap profile of every server at N connections
+	// (tmp/heap-IMPL.pb.gz) and its `go tool pprof -top` text (memory-heap.txt for
+	// tether, memory-heap-IMPL.txt for the others). Default: no profiles.
+	HeapDir string
+	// Log receives progress and the children's own output. Default io.Discard.
+	Log io.Writer
+}
+
+func (c RunConfig) withDefaults() (RunConfig, error) {
+	if c.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("cannot find own executable: %w", err)
+		}
+		c.Exe = exe
+	}
+	if c.Env == nil {
+		c.Env = os.Environ()
+	}
+	if len(c.Impls) == 0 {
+		c.Impls = []string{ImplTether, ImplBaseline}
+	}
+	if c.N <= 0 {
+		c.N = 19_000
+	}
+	if c.Loaders <= 0 {
+		c.Loaders = 2
+	}
+	if c.Src == "" {
+		c.Src = "127.0.0.2"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Pings <= 0 {
+		c.Pings = 2
+	}
+	if c.Rate <= 0 {
+		c.Rate = 4000
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	for _, impl := range c.Impls {
+		switch impl {
+		case ImplTether, ImplBaseline, ImplNetpoll:
+		default:
+			return c, fmt.Errorf("unknown implementation %q (want %s, %s or %s)", impl, ImplTether, ImplBaseline, ImplNetpoll)
+		}
+	}
+	if _, err := netip.ParseAddr(c.Src); err != nil {
+		return c, fmt.Errorf("bad source address: %w", err)
+	}
+	// Every connection is a descriptor in the server and in one loader; the limit is
+	// per process and here it cannot be raised, so say so before starting.
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
+		const spare = 64 // listener, pipes, epoll, /proc reads
+		if uint64(c.N)+spare > rl.Max {
+			return c, fmt.Errorf("%d connections need %d descriptors in the server process, over the hard limit of %d", c.N, c.N+spare, rl.Max)
+		}
+		if per := (c.N + c.Loaders - 1) / c.Loaders; uint64(per)+spare > rl.Max {
+			return c, fmt.Errorf("%d connections per loader exceed the descriptor limit of %d: use more loaders", per, rl.Max)
+		}
+	}
+	return c, nil
+}
+
+// Sample is one reading of the server process.
+type Sample struct {
+	// RSS, RSSAnon and RSSFile are VmRSS, RssAnon and RssFile in bytes.
+	RSS, RSSAnon, RSSFile int64
+	// HeapAlloc, HeapInuse, HeapSys, StackInuse and Sys are the runtime.MemStats
+	// fields of the same names, in bytes.
+	HeapAlloc, HeapInuse, HeapSys, StackInuse, Sys int64
+	// Goroutines is runtime.NumGoroutine.
+	Goroutines int64
+	// Conns and Authed are the server's open and authenticated connections.
+	Conns, Authed int64
+}
+
+// Result is the measurement of one implementation.
+type Result struct {
+	Impl string
+	// N is the number of connections at the After samples.
+	N int
+	// ServerGOMAXPROCS is the server process's GOMAXPROCS.
+	ServerGOMAXPROCS int
+	// Before is the listening server after a forced GC and scavenge; AfterRaw the
+	// server at N ready connections as found; After the same after a forced GC and
+	// scavenge.
+	Before, AfterRaw, After Sample
+	// ConnectTime is from starting the loaders until the last connection got
+	// AUTH_OK; ReadyTime until the last one completed its PINGs.
+	ConnectTime, ReadyTime time.Duration
+
+	// RSSPerConn is (After.RSS - Before.RSS) / N: the headline figure.
+	RSSPerConn float64
+	// RSSPerConnRaw is (AfterRaw.RSS - Before.RSS) / N.
+	RSSPerConnRaw float64
+	// AnonPerConn is the RssAnon growth per connection, settled.
+	AnonPerConn float64
+	// HeapPerConn is the live Go heap (HeapAlloc after GC) growth per connection.
+	HeapPerConn float64
+	// StackPerConn is the goroutine stack (StackInuse) growth per connection.
+	StackPerConn float64
+
+	// HeapTopFile is the pprof -top text written for this server, if any.
+	HeapTopFile string `json:",omitempty"`
+}
+
+// Env describes the machine and toolchain of a run.
+type Env struct {
+	GoVersion  string
+	GOOS       string
+	GOARCH     string
+	NumCPU     int
+	GOMAXPROCS int
+	CPUModel   string
+	Kernel     string
+	NoFile     uint64
+	Started    time.Time
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Env     Env
+	Config  ReportConfig
+	Results []Result
+}
+
+// ReportConfig records the parameters a Report was measured with.
+type ReportConfig struct {
+	N, Loaders, Pings int
+	Heartbeat         time.Duration
+	Rate              float64
+	Src               string
+}
+
+// Ratio returns a's RSS per connection divided by b's, or 0 if either was not
+// measured.
+func (r *Report) Ratio(a, b string) float64 {
+	var ra, rb float64
+	for _, res := range r.Results {
+		switch res.Impl {
+		case a:
+			ra = res.RSSPerConn
+		case b:
+			rb = res.RSSPerConn
+		}
+	}
+	if ra <= 0 || rb <= 0 {
+		return 0
+	}
+	return ra / rb
+}
+
+func currentEnv() Env {
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	return Env{
+		GoVersion:  runtime.Version(),
+		GOOS:       runtime.GOOS,
+		GOARCH:     runtime.GOARCH,
+		NumCPU:     runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		CPUModel:   cpuModel(),
+		Kernel:     kernelRelease(),
+		NoFile:     rl.Max,
+		Started:    time.Now().UTC().Truncate(time.Second),
+	}
+}
+
+// Run measures each implementation in cfg.Impls in turn and returns the report. It
+// starts and stops every process itself; nothing outlives it.
+func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Env: currentEnv(),
+		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat,
+			Rate: cfg.Rate, Src: cfg.Src},
+	}
+	for _, impl := range cfg.Impls {
+		res, err := measure(ctx, cfg, impl)
+		if err != nil {
+			return rep, fmt.Errorf("cannot measure %s: %w", impl, err)
+		}
+		rep.Results = append(rep.Results, *res)
+	}
+	return rep, nil
+}
+
+// measure runs one implementation's server and loaders and takes its samples.
+func measure(ctx context.Context, cfg RunConfig, impl string) (res *Result, err error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	log := &lineWriter{w: cfg.Log}
+	log.raw(fmt.Sprintf("== %s: %d connections from %d loaders", impl, cfg.N, cfg.Loaders))
+
+	srv, err := startChild(ctx, "serve "+impl, cfg.Exe, []string{"serve",
+		"-impl", impl, "-addr", "127.0.0.1:0", "-heartbeat", cfg.Heartbeat.String(),
+		"-max-lifetime", cfg.Timeout.String(),
+	}, cfg.Env, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if serr := srv.stop(30 * time.Second); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	ln, err := srv.await(30*time.Second, "listening")
+	if err != nil {
+		return nil, err
+	}
+	pid, addr := int(ln.int64("pid")), ln.fields["addr"]
+	res = &Result{Impl: impl, N: cfg.N, ServerGOMAXPROCS: int(ln.int64("gomaxprocs"))}
+	if res.Before, err = sample(srv, pid, "gc"); err != nil {
+		return nil, err
+	}
+
+	loaders, err := startLoaders(ctx, cfg, addr)
+	defer func() {
+		for _, l := range loaders {
+			if lerr := l.stop(30 * time.Second); lerr != nil && err == nil {
+				err = lerr
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if res.ConnectTime, res.ReadyTime, err = awaitReady(ctx, cfg, loaders, srv); err != nil {
+		return nil, err
+	}
+	log.raw(fmt.Sprintf("   %s: %d connected in %v, ready in %v", impl, cfg.N, res.ConnectTime.Round(time.Millisecond), res.ReadyTime.Round(time.Millisecond)))
+
+	if res.AfterRaw, err = sample(srv, pid, "stats"); err != nil {
+		return nil, err
+	}
+	if res.After, err = sample(srv, pid, "gc"); err != nil {
+		return nil, err
+	}
+	if res.After.Authed != int64(cfg.N) {
+		return nil, fmt.Errorf("server reports %d authenticated connections, want %d", res.After.Authed, cfg.N)
+	}
+	var profile string
+	if cfg.HeapDir != "" {
+		profile = filepath.Join(cfg.HeapDir, "tmp", "heap-"+impl+".pb.gz")
+		if err := os.MkdirAll(filepath.Dir(profile), 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create heap profile directory: %w", err)
+		}
+		if err := srv.send("heap " + profile); err != nil {
+			return nil, err
+		}
+		if _, err := srv.await(time.Minute, "heap"); err != nil {
+			return nil, err
+		}
+	}
+	n := float64(cfg.N)
+	res.RSSPerConn = float64(res.After.RSS-res.Before.RSS) / n
+	res.RSSPerConnRaw = float64(res.AfterRaw.RSS-res.Before.RSS) / n
+	res.AnonPerConn = float64(res.After.RSSAnon-res.Before.RSSAnon) / n
+	res.HeapPerConn = float64(res.After.HeapAlloc-res.Before.HeapAlloc) / n
+	res.StackPerConn = float64(res.After.StackInuse-res.Before.StackInuse) / n
+	if profile != "" {
+		name := "memory-heap.txt"
+		if impl != ImplTether {
+			name = "memory-heap-" + impl + ".txt"
+		}
+		res.HeapTopFile = filepath.Join(cfg.HeapDir, name)
+		if err := writeHeapTop(profile, res.HeapTopFile, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// sample sends cmd ("stats" or "gc") to the server and reads its memory.
+func sample(srv *child, pid int, cmd string) (Sample, error) {
+	if err := srv.send(cmd); err != nil {
+		return Sample{}, err
+	}
+	l, err := srv.await(time.Minute, "stats")
+	if err != nil {
+		return Sample{}, err
+	}
+	pm, err := readProcMem(pid)
+	if err != nil {
+		return Sample{}, err
+	}
+	return Sample{
+		RSS: pm.RSS, RSSAnon: pm.RSSAnon, RSSFile: pm.RSSFile,
+		HeapAlloc: l.int64("heap_alloc"), HeapInuse: l.int64("heap_inuse"), HeapSys: l.int64("heap_sys"),
+		StackInuse: l.int64("stack_inuse"), Sys: l.int64("sys"),
+		Goroutines: l.int64("goroutines"), Conns: l.int64("conns"), Authed: l.int64("authed"),
+	}, nil
+}
+
+// startLoaders starts cfg.Loaders load children sharing cfg.N connections, each from
+// its own source address. On error it returns the loaders already started, for the
+// caller to stop.
+func startLoaders(ctx context.Context, cfg RunConfig, addr string) ([]*child, error) {
+	src := netip.MustParseAddr(cfg.Src)
+	var loaders []*child
+	for i := range cfg.Loaders {
+		n := cfg.N / cfg.Loaders
+		if i < cfg.N%cfg.Loaders {
+			n++
+		}
+		l, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, []string{"load",
+			"-addr", addr, "-n", strconv.Itoa(n), "-src", src.String(), "-id", strconv.Itoa(i),
+			"-rate", strconv.FormatFloat(cfg.Rate/float64(cfg.Loaders), 'f', -1, 64),
+			"-pings", strconv.Itoa(cfg.Pings), "-max-lifetime", cfg.Timeout.String(),
+		}, cfg.Env, cfg.Log)
+		if err != nil {
+			return loaders, err
+		}
+		loaders = append(loaders, l)
+		src = src.Next()
+	}
+	return loaders, nil
+}
+
+// loaderLine is a line from loader i; ok is false when its stdout ended.
+type loaderLine struct {
+	i  int
+	l  line
+	ok bool
+}
+
+// awaitReady waits until every loader reports all its connections authenticated and
+// ready, and returns the times since the call when the last did each. Any failure,
+// exit or ctx's end is an error.
+func awaitReady(ctx context.Context, cfg RunConfig, loaders []*child, srv *child) (connect, ready time.Duration, err error) {
+	start := time.Now()
+	lines := make(chan loaderLine)
+	fwdCtx, stopFwd := context.WithCancel(ctx)
+	defer stopFwd()
+	for i, l := range loaders {
+		go func() {
+			for {
+				select {
+				case <-fwdCtx.Done():
+					return
+				case ln, ok := <-l.lines:
+					select {
+					case lines <- loaderLine{i, ln, ok}:
+					case <-fwdCtx.Done():
+						return
+					}
+					if !ok {
+						return
+					}
+				}
+			}
+		}()
+	}
+	authed, readied := 0, 0
+	progress := make([]line, len(loaders))
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	log := &lineWriter{w: cfg.Log}
+	for readied < len(loaders) || authed < len(loaders) {
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("loaders not ready: %w (%s)", ctx.Err(), summarize(progress))
+		case _, ok := <-srv.lines:
+			if !ok {
+				return 0, 0, errors.New("server exited during the load")
+			}
+		case ll := <-lines:
+			if !ll.ok {
+				return 0, 0, fmt.Errorf("%s exited before its connections were ready (%s)", loaders[ll.i].name, summarize(progress))
+			}
+			switch ll.l.kind {
+			case "authed":
+				authed++
+				if authed == len(loaders) {
+					connect = time.Since(start)
+				}
+			case "ready":
+				readied++
+				if readied == len(loaders) {
+					ready = time.Since(start)
+				}
+			case "progress":
+				progress[ll.i] = ll.l
+			case "fail":
+				return 0, 0, fmt.Errorf("%s: connection %s failed: %s", loaders[ll.i].name, ll.l.fields["conn"], ll.l.fields["err"])
+			}
+		case <-tick.C:
+			log.raw("   " + summarize(progress))
+		}
+	}
+	return connect, ready, nil
+}
+
+// summarize adds up the loaders' latest progress lines.
+func summarize(progress []line) string {
+	var b strings.Builder
+	for _, k := range []string{"dialed", "authed", "ready", "failed", "lost"} {
+		var sum int64
+		for _, p := range progress {
+			sum += p.int64(k)
+		}
+		fmt.Fprintf(&b, "%s=%d ", k, sum)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// writeHeapTop writes `go tool pprof -top -sample_index=inuse_space` of profile to
+// path, under a header saying what it is.
+func writeHeapTop(profile, path string, res *Result) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-sample_index=inuse_space", profile).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("cannot run go tool pprof on %s: %w: %s", profile, err, out)
+	}
+	header := fmt.Sprintf("# Heap of the %s server holding %d authenticated connections (live objects after GC).\n"+
+		"# Live heap grew %s per connection; RSS grew %s per connection (settled).\n"+
+		"# Command: go tool pprof -top -sample_index=inuse_space %s\n\n",
+		res.Impl, res.N, formatBytes(res.HeapPerConn), formatBytes(res.RSSPerConn), filepath.Base(profile))
+	if err := os.WriteFile(path, append([]byte(header), out...), 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
+}

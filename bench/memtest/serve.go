@@ -1,0 +1,240 @@
+package memtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/tether-gw/tether/bench/baseline"
+	"github.com/tether-gw/tether/server"
+)
+
+// Implementations a serve child can run.
+const (
+	ImplTether   = "tether"   // the gateway, server.Server, as tetherd embeds it
+	ImplBaseline = "baseline" // bench/baseline: one goroutine per connection
+	ImplNetpoll  = "netpoll"  // a bare netpoll protocol server: the event loop's floor
+)
+
+// ServeConfig configures a serve child. The zero value keeps the defaults in each
+// field's doc.
+type ServeConfig struct {
+	// Impl is ImplTether, ImplBaseline or ImplNetpoll. Required.
+	Impl string
+	// Addr is the listen address. Default "127.0.0.1:0".
+	Addr string
+	// Heartbeat is the interval announced in AUTH_OK. Default 5s.
+	Heartbeat time.Duration
+	// MemProfileRate sets runtime.MemProfileRate for the heap profile. Default 16 KiB:
+	// fine enough to attribute a few KiB per connection across thousands of them, and
+	// the same for every implementation so it cannot bias the comparison.
+	MemProfileRate int
+	// MaxLifetime ends the child even if nobody closes its stdin. Default 10m.
+	MaxLifetime time.Duration
+}
+
+func (c ServeConfig) withDefaults() ServeConfig {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.MemProfileRate <= 0 {
+		c.MemProfileRate = 16 << 10
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = 10 * time.Minute
+	}
+	return c
+}
+
+// target is a server under test.
+type target interface {
+	addr() string
+	// counts returns the open and the authenticated connections.
+	counts() (conns, authed int64)
+	close()
+}
+
+// startTarget starts the implementation cfg names.
+func startTarget(cfg ServeConfig) (target, error) {
+	switch cfg.Impl {
+	case ImplTether:
+		return startTether(cfg)
+	case ImplBaseline:
+		return startBaseline(cfg)
+	case ImplNetpoll:
+		return startNetpoll(cfg)
+	}
+	return nil, fmt.Errorf("unknown implementation %q (want %s, %s or %s)", cfg.Impl, ImplTether, ImplBaseline, ImplNetpoll)
+}
+
+type tetherTarget struct{ s *server.Server }
+
+// startTether runs the gateway in this process with the options tetherd -dev would
+// use, minus the limits that would refuse a load test from a handful of addresses.
+func startTether(cfg ServeConfig) (target, error) {
+	s, err := server.New(server.Options{
+		Addr:          cfg.Addr,
+		AdminAddr:     "-",
+		Authenticator: server.InsecureAuthenticator{},
+		Heartbeat:     cfg.Heartbeat,
+		MaxConnsPerIP: -1,
+		ConnectRate:   -1,
+		MaxConns:      100_000,
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create tether server: %w", err)
+	}
+	if err := s.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start tether server: %w", err)
+	}
+	return tetherTarget{s}, nil
+}
+
+func (t tetherTarget) addr() string { return t.s.Addr().String() }
+func (t tetherTarget) counts() (int64, int64) {
+	st := t.s.Stats()
+	return st.Connections, st.Authenticated
+}
+func (t tetherTarget) close() { _ = t.s.Close() }
+
+type baselineTarget struct {
+	s  *baseline.Server
+	ln net.Listener
+}
+
+func startBaseline(cfg ServeConfig) (target, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+	}
+	s := baseline.New(baseline.Options{Heartbeat: cfg.Heartbeat})
+	go func() { _ = s.Serve(ln) }()
+	return baselineTarget{s, ln}, nil
+}
+
+func (t baselineTarget) addr() string { return t.ln.Addr().String() }
+func (t baselineTarget) counts() (int64, int64) {
+	st := t.s.Stats()
+	return st.Connections, st.Authenticated
+}
+func (t baselineTarget) close() { _ = t.s.Close() }
+
+// Serve runs a server child: it starts cfg.Impl, prints a "listening" line, then
+// answers commands read from in, one per line, until in closes, "quit" arrives or
+// cfg.MaxLifetime passes:
+//
+//	stats       prints a "stats" line (Go memory and connection counts)
+//	gc          runs a GC, returns freed memory to the OS, then prints "stats"
+//	heap PATH   runs a GC and writes a heap profile to PATH, then prints "heap"
+//
+// Failures of a command print an "error" line; the child keeps serving.
+func Serve(cfg ServeConfig, in io.Reader, out io.Writer) error {
+	cfg = cfg.withDefaults()
+	runtime.MemProfileRate = cfg.MemProfileRate
+	t, err := startTarget(cfg)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	lw := &lineWriter{w: out}
+	lw.emit("listening", "impl", cfg.Impl, "addr", t.addr(), "pid", os.Getpid(), "gomaxprocs", runtime.GOMAXPROCS(0))
+
+	cmds := make(chan string)
+	go func() {
+		defer close(cmds)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			cmds <- sc.Text()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxLifetime)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("serve: max lifetime %v passed", cfg.MaxLifetime)
+		case cmd, ok := <-cmds:
+			if !ok || cmd == "quit" {
+				return nil
+			}
+			if err := serveCommand(t, lw, cmd); err != nil {
+				lw.emit("error", "cmd", cmd, "err", err.Error())
+			}
+		}
+	}
+}
+
+// serveCommand runs one command of the serve child.
+func serveCommand(t target, lw *lineWriter, cmd string) error {
+	name, arg, _ := strings.Cut(cmd, " ")
+	switch name {
+	case "stats":
+		emitStats(t, lw)
+	case "gc":
+		// FreeOSMemory forces a GC and returns every free page to the OS, which the
+		// background scavenger would do anyway given time; doing it now makes the RSS
+		// reading repeatable.
+		debug.FreeOSMemory()
+		emitStats(t, lw)
+	case "heap":
+		if arg == "" {
+			return errors.New("heap needs a file name")
+		}
+		runtime.GC()
+		if err := writeHeapProfile(arg); err != nil {
+			return err
+		}
+		lw.emit("heap", "path", arg)
+	default:
+		return fmt.Errorf("unknown command %q", name)
+	}
+	return nil
+}
+
+// emitStats prints the process's Go memory and the server's connection counts.
+func emitStats(t target, lw *lineWriter) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	conns, authed := t.counts()
+	lw.emit("stats",
+		"heap_alloc", ms.HeapAlloc,
+		"heap_inuse", ms.HeapInuse,
+		"heap_sys", ms.HeapSys,
+		"heap_released", ms.HeapReleased,
+		"stack_inuse", ms.StackInuse,
+		"sys", ms.Sys,
+		"num_gc", ms.NumGC,
+		"goroutines", runtime.NumGoroutine(),
+		"conns", conns,
+		"authed", authed,
+	)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cannot create heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write heap profile %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot write heap profile %s: %w", path, err)
+	}
+	return nil
+}

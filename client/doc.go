@@ -1,0 +1,60 @@
+// Package client is the Go SDK for tether's client port: it dials a gateway,
+// authenticates with HELLO, keeps the connection alive with heartbeats,
+// reconnects with backoff, resumes the user's message sequence, rejoins rooms,
+// matches requests to replies and delivers server pushes. Tests, the bench
+// tool and Go applications use it; docs/PROTOCOL.md is the contract it
+// implements.
+//
+// # Goroutines and timers
+//
+// A Client runs one goroutine for its whole life, started by Dial and ended by
+// Close or by a terminal close code. It reads the current connection, and
+// between connections it sleeps out the backoff and dials again. Heartbeats
+// need no goroutine and no ticker of their own: the read goroutine sets the
+// socket's read deadline to the next heartbeat event (a PING due, or the
+// server declared dead) and handles it when Read times out. The only timer is
+// the one the read goroutine sleeps on between reconnects.
+//
+// Every method of Client is safe for concurrent use. Writes are made by the
+// calling goroutine under a per-connection mutex, each with a deadline
+// (Options.WriteTimeout); a write that fails or times out closes the
+// connection, since a partial frame leaves the stream unusable.
+//
+// Callbacks run on the read goroutine, in this order per event:
+//
+//	callback        goroutine                               may block?
+//	OnStateChange   Dial's caller during Dial, then the     no: nothing is read meanwhile
+//	                read goroutine
+//	OnPush          read goroutine, one push at a time      no: see below
+//
+// A callback must not call Close: Close waits for the read goroutine, which is
+// running the callback. Call it from another goroutine (go c.Close()).
+//
+// # Pushes and back-pressure
+//
+// Pushes reach the application either through Options.OnPush, called
+// synchronously on the read goroutine, or, when OnPush is nil, through the
+// channel returned by Pushes, which buffers Options.PushBuffer pushes (1024 by
+// default). When the channel is full the read goroutine blocks until the
+// application receives: nothing more is read from the socket, so the TCP
+// window fills and the server's own slow-consumer limits apply. A slow OnPush
+// has the same effect. While blocked the client neither answers nor sends
+// PINGs, so an application that stalls for longer than 1.5 × the heartbeat
+// interval gets disconnected by the server (and reconnects).
+//
+// QoS1 pushes (FlagAckRequested) are acknowledged by the client itself, right
+// after OnPush returns or the push is queued on the channel. Sequenced pushes
+// (msg_id != 0) whose id is not above the last one delivered on their channel
+// are dropped as duplicates (still acknowledged), following PROTOCOL.md §11.
+//
+// # What it trades away
+//
+// Simplicity over footprint: a goroutine, a read buffer and a timer per
+// Client are fine for devices and for load tests of some thousands of clients,
+// not for a million clients in one process. Every reply and push payload is
+// copied out of the read buffer so the application may keep it. Requests are
+// not retried across reconnects: a request whose connection drops fails with
+// ErrDisconnected and its outcome is unknown, as PROTOCOL.md §10 says;
+// requests made while the client is reconnecting wait for the next connection
+// (bounded by their context and Options.RequestTimeout).
+package client

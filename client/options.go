@@ -1,0 +1,139 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// Options configures a Client. The zero value of every field keeps the default
+// given in its doc; defaults and validation live in Options.withDefaults.
+type Options struct {
+	// Token is the credential sent in HELLO. Ignored when TokenFunc is set.
+	Token string
+	// TokenFunc, when set, is called before every connection attempt (the first
+	// one and each reconnect) with the attempt's context, so an application can
+	// refresh an expiring token. An error fails that attempt: Dial returns it,
+	// and a reconnect counts it as a failed attempt and backs off.
+	TokenFunc func(ctx context.Context) (string, error)
+	// DeviceID identifies the device or installation; the server's multi-device
+	// policy keys on it. Default "".
+	DeviceID string
+	// Platform names the client platform, e.g. "ios", "android", "web".
+	// Default "go".
+	Platform string
+	// ClientVersion is the application's version, for the server's logs and
+	// policy. Default "".
+	ClientVersion string
+
+	// DialTimeout bounds the TCP connect of each attempt. Default 5s.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the wait for AUTH_OK or AUTH_FAIL after the TCP
+	// connect. Default 10s.
+	HandshakeTimeout time.Duration
+	// RequestTimeout bounds Send, Subscribe, Unsubscribe and Ping, including
+	// the time spent waiting for a connection while reconnecting; a shorter
+	// deadline on the caller's context wins. Default 10s.
+	RequestTimeout time.Duration
+	// WriteTimeout bounds each write to the socket; a write that does not
+	// finish in time closes the connection. Default 10s.
+	WriteTimeout time.Duration
+
+	// NoReconnect disables reconnecting: once the first connection ends, the
+	// client moves to StateClosed. Default false: after the first successful
+	// connect (Dial), a lost connection is re-established with backoff unless
+	// it ended with a terminal code (3500–3999).
+	NoReconnect bool
+	// BackoffMin is the base of the exponential backoff between reconnect
+	// attempts: before attempt n the client sleeps a random duration in
+	// [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter"). Default 250ms.
+	BackoffMin time.Duration
+	// BackoffMax caps the backoff. Default 30s.
+	BackoffMax time.Duration
+
+	// OnPush, when set, receives every push synchronously on the read
+	// goroutine; nothing more is read until it returns, so it must not block
+	// for long (see the package doc). Push.Payload is the callee's to keep.
+	// When OnPush is set, Pushes returns nil. Default nil: pushes go to the
+	// Pushes channel.
+	OnPush func(Push)
+	// PushBuffer is the capacity of the Pushes channel. When it is full the
+	// read goroutine blocks, which back-pressures the TCP stream. Ignored when
+	// OnPush is set. Default 1024.
+	PushBuffer int
+	// OnStateChange, when set, is told of every state transition with the
+	// error that caused it (nil for Connecting and Connected, and for Closed
+	// after Close). It runs on the goroutine making the transition (see the
+	// package doc), must not block, and must not call Close.
+	OnStateChange func(State, error)
+
+	// Logger receives the client's logs (connects, disconnects, protocol
+	// oddities). Default: discard.
+	Logger *slog.Logger
+	// Dialer opens the TCP connection; tests use it to count or fail dials.
+	// Default: a net.Dialer dialing "tcp".
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Option defaults.
+const (
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultBackoffMin       = 250 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	DefaultPushBuffer       = 1024
+	DefaultPlatform         = "go"
+)
+
+// withDefaults returns a copy of o with every zero field set to its default,
+// or an error naming the first invalid field.
+func (o Options) withDefaults() (Options, error) {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&o.DialTimeout, DefaultDialTimeout)
+	setDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&o.RequestTimeout, DefaultRequestTimeout)
+	setDur(&o.WriteTimeout, DefaultWriteTimeout)
+	setDur(&o.BackoffMin, DefaultBackoffMin)
+	setDur(&o.BackoffMax, DefaultBackoffMax)
+	if o.PushBuffer == 0 {
+		o.PushBuffer = DefaultPushBuffer
+	}
+	if o.Platform == "" {
+		o.Platform = DefaultPlatform
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Dialer == nil {
+		var d net.Dialer
+		o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	switch {
+	case o.DialTimeout < 0, o.HandshakeTimeout < 0, o.RequestTimeout < 0, o.WriteTimeout < 0:
+		return o, errors.New("client: timeouts must not be negative")
+	case o.BackoffMin < 0 || o.BackoffMax < o.BackoffMin:
+		return o, errors.New("client: need 0 <= BackoffMin <= BackoffMax")
+	case o.PushBuffer < 0:
+		return o, errors.New("client: PushBuffer must not be negative")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"Token", o.Token}, {"DeviceID", o.DeviceID}, {"Platform", o.Platform}, {"ClientVersion", o.ClientVersion},
+	} {
+		if len(f.v) > protocol.MaxStringLen {
+			return o, errors.New("client: " + f.name + " longer than 65535 bytes")
+		}
+	}
+	return o, nil
+}

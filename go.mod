@@ -1,0 +1,20 @@
+module github.com/tether-gw/tether
+
+go 1.26
+
+require (
+	github.com/VictoriaMetrics/metrics v1.35.1
+	github.com/cloudwego/netpoll v0.7.2
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	github.com/panjf2000/ants/v2 v2.12.1
+)
+
+require (
+	github.com/bytedance/gopkg v0.1.1 // indirect
+	github.com/cloudwego/gopkg v0.1.4 // indirect
+	github.com/valyala/fastrand v1.1.0 // indirect
+	github.com/valyala/histogram v1.2.0 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+	golang.org/x/sync v0.11.0 // indirect
+	golang.org/x/sys v0.19.0 // indirect
+)

@@ -1,0 +1,136 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// protocolDoc is the normative document whose worked frames must match the
+// encoder byte for byte.
+const protocolDoc = "../docs/PROTOCOL.md"
+
+// workedFrames are the frames of the "Worked frames" section of PROTOCOL.md,
+// keyed by the name in each block's <!-- frame: NAME --> marker. The
+// Example functions print the same frames.
+func workedFrames(t *testing.T) map[string][]byte {
+	enc := func(m Message, seq uint32, flags Flags) []byte { return encode(t, m, seq, flags) }
+	return map[string][]byte{
+		"hello": enc(&Hello{Token: "tk1", DeviceID: "d1", Platform: "ios", ClientVersion: "1.0"}, 1, 0),
+		"auth_ok": enc(&AuthOK{ConnID: 42, HeartbeatMs: DefaultHeartbeatMs, MaxFrame: DefaultMaxFrame,
+			ServerTimeMs: 1700000000000, Resume: ResumeNone, Epoch: 1, LastID: 7, UserID: "u1"}, 1, 0),
+		"auth_fail":     enc(&AuthFail{Code: CodeTokenExpired, Reason: "expired"}, 1, 0),
+		"ping":          AppendEmpty(nil, OpPing, 2),
+		"pong":          AppendEmpty(nil, OpPong, 2),
+		"send":          enc(&Send{Route: "echo", Payload: []byte("hi")}, 3, 0),
+		"send_reply":    enc(&SendReply{Payload: []byte("hi")}, 3, 0),
+		"push":          enc(&Push{MsgID: 8, Payload: []byte("yo")}, 0, FlagAckRequested),
+		"ack":           enc(&Ack{MsgID: 8}, 4, 0),
+		"subscribe":     enc(&Subscribe{Room: "r1"}, 5, 0),
+		"ok":            AppendEmpty(nil, OpOK, 5),
+		"unsubscribe":   enc(&Unsubscribe{Room: "r1"}, 6, 0),
+		"error":         enc(&Error{Code: CodeNoRoute, Message: "no route"}, 7, 0),
+		"goaway":        enc(&GoAway{Code: CodeGoingAway, RetryAfterMs: 5000, Reason: "drain"}, 0, 0),
+		"close_kicked":  enc(&Close{Code: CodeKicked, Reason: "kicked"}, 0, 0),
+		"close_version": enc(&Close{Code: CodeUnsupportedVersion}, 0, 0),
+	}
+}
+
+var (
+	// A worked frame: the marker, an annotated hex dump, and a one-line copy.
+	docFrameRE = regexp.MustCompile("(?s)<!-- frame: ([a-z_]+) -->\\s*```text\\n(.*?)```\\s*One line: `([0-9a-f ]+)`")
+	hexByteRE  = regexp.MustCompile(`^[0-9a-f]{2}$`)
+)
+
+// dumpBytes collects the hex bytes that start each line of an annotated
+// dump; the first token that is not a hex byte ends the line's bytes.
+func dumpBytes(t *testing.T, dump string) []byte {
+	var out []byte
+	for _, line := range strings.Split(dump, "\n") {
+		for _, tok := range strings.Fields(line) {
+			if !hexByteRE.MatchString(tok) {
+				break
+			}
+			b, err := hex.DecodeString(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+func TestProtocolDocFrames(t *testing.T) {
+	doc, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatalf("the normative document must exist: %v", err)
+	}
+	want := workedFrames(t)
+	found := map[string]bool{}
+	for _, m := range docFrameRE.FindAllStringSubmatch(string(doc), -1) {
+		name, dump, oneLine := m[1], m[2], m[3]
+		frame, ok := want[name]
+		if !ok {
+			t.Errorf("PROTOCOL.md frame %q has no Go counterpart", name)
+			continue
+		}
+		found[name] = true
+		if got := dumpBytes(t, dump); !bytes.Equal(got, frame) {
+			t.Errorf("PROTOCOL.md frame %q annotated dump:\n got % x\nwant % x", name, got, frame)
+		}
+		if got := strings.TrimSpace(oneLine); got != hexSpaced(frame) {
+			t.Errorf("PROTOCOL.md frame %q one-line hex:\n got %s\nwant %s", name, got, hexSpaced(frame))
+		}
+		// Each worked frame is itself valid.
+		if _, n, err := Parse(frame, 0); err != nil || n != len(frame) {
+			t.Errorf("worked frame %q does not parse: n %d err %v", name, n, err)
+		}
+	}
+	for name := range want {
+		if !found[name] {
+			t.Errorf("worked frame %q missing from PROTOCOL.md", name)
+		}
+	}
+}
+
+func hexSpaced(b []byte) string {
+	s := hex.EncodeToString(b)
+	var sb strings.Builder
+	for i := 0; i < len(s); i += 2 {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(s[i : i+2])
+	}
+	return sb.String()
+}
+
+func TestProtocolDocCodes(t *testing.T) {
+	// Every opcode and code name appears in the document with its value, so
+	// the tables cannot silently drift from the constants.
+	doc, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	for op := ClientOpMin; op <= ClientOpMax; op++ {
+		if !op.IsKnown() {
+			continue
+		}
+		row := fmt.Sprintf("| `0x%02X` | %s |", uint8(op), op)
+		if !strings.Contains(text, row) {
+			t.Errorf("PROTOCOL.md lacks opcode table row starting %q", row)
+		}
+	}
+	for c, name := range codeNames {
+		row := fmt.Sprintf("| %d | %s |", c, name)
+		if !strings.Contains(text, row) {
+			t.Errorf("PROTOCOL.md lacks code table row starting %q", row)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// MaxStringLen is the longest text field a body can carry: its length is a
+// uint16.
+const MaxStringLen = math.MaxUint16
+
+// Body field primitives. All integers are big-endian; str is a uint16 byte
+// length followed by that many bytes of UTF-8; rest is every remaining body
+// byte.
+
+// appendStr appends a str field, or fails with ErrFieldTooLong naming op and
+// field.
+func appendStr(dst []byte, op Opcode, field, s string) ([]byte, error) {
+	if len(s) > MaxStringLen {
+		return dst, errFieldTooLong(op, field, len(s))
+	}
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...), nil
+}
+
+// bodyReader reads body fields in order. The first short read records an
+// ErrMalformedBody naming the opcode and field; later reads return zero
+// values, so a decoder reads all its fields and checks err once.
+type bodyReader struct {
+	b   []byte
+	op  Opcode
+	err error
+}
+
+// take returns the next n bytes, or nil after recording an error.
+func (r *bodyReader) take(field string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = errMalformed(r.op, field, n, len(r.b))
+		return nil
+	}
+	p := r.b[:n:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *bodyReader) u8(field string) uint8 {
+	if p := r.take(field, 1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (r *bodyReader) u16(field string) uint16 {
+	if p := r.take(field, 2); p != nil {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (r *bodyReader) u32(field string) uint32 {
+	if p := r.take(field, 4); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (r *bodyReader) u64(field string) uint64 {
+	if p := r.take(field, 8); p != nil {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+// str reads a str field and copies it into a string.
+func (r *bodyReader) str(field string) string {
+	n := r.u16(field)
+	if p := r.take(field, int(n)); len(p) > 0 {
+		return string(p)
+	}
+	return ""
+}
+
+// rest returns every remaining byte, aliasing the body with its capacity
+// clipped, or nil if none remain or an earlier field failed.
+func (r *bodyReader) rest() []byte {
+	if r.err != nil || len(r.b) == 0 {
+		return nil
+	}
+	p := r.b[:len(r.b):len(r.b)]
+	r.b = nil
+	return p
+}

@@ -1,0 +1,390 @@
+package server
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// MaxJWTLen is the longest token, in bytes, that JWTAuthenticator parses; longer tokens
+// are rejected with CodeInvalidToken before any decoding. The HELLO frame allows longer
+// text fields, but a real JWT is a few hundred bytes, and the cap bounds the base64 and
+// JSON work an unauthenticated peer can make the worker pool do.
+const MaxJWTLen = 8 << 10
+
+// maxJWTClaimLen bounds the sub, device and platform claims: they become map keys and log
+// fields for the connection's lifetime.
+const maxJWTClaimLen = 256
+
+// minHMACSecretLen is the shortest HS256 secret accepted: RFC 7518 section 3.2 requires a
+// key at least as long as the hash output (256 bits).
+const minHMACSecretLen = 32
+
+// minRSABits is the smallest RS256 modulus accepted (NIST SP 800-131A).
+const minRSABits = 2048
+
+// JWTConfig configures JWTAuthenticator. Zero value fields keep the defaults stated in
+// each field's doc; NewJWTAuthenticator applies the defaults and validates the result.
+type JWTConfig struct {
+	// Algorithm is the only signing algorithm accepted: "HS256" or "RS256". Tokens whose
+	// header names any other algorithm, including "none" or another of the same family
+	// (HS384, RS512, PS256, ...), are rejected. Required.
+	Algorithm string
+
+	// HMACSecret is the HS256 key, at least 32 bytes. Required for HS256 and must be nil
+	// for RS256. NewJWTAuthenticator copies it.
+	HMACSecret []byte
+
+	// RSAPublicKey is the RS256 verification key, at least 2048 bits; see
+	// LoadRSAPublicKeyPEM. Required for RS256 and must be nil for HS256.
+	RSAPublicKey *rsa.PublicKey
+
+	// Issuer, when not empty, must equal the token's iss claim (which must be present).
+	// Default: iss is not checked.
+	Issuer string
+
+	// Audience, when not empty, must be one of the token's aud values (which must be
+	// present). Default: aud is not checked.
+	Audience string
+
+	// Leeway is the clock skew allowed when checking exp, nbf and iat (an iat in the
+	// future is rejected). Default 30s; must not be negative.
+	Leeway time.Duration
+
+	// DeviceClaim names the claim carrying the device id. Default "did"; "-" disables it.
+	// When the token has it and the HELLO gave a device id, the two must be equal, else
+	// the connection is refused with CodeForbidden: this binds a token to one device.
+	// When the HELLO gave none, the claim becomes Identity.DeviceID.
+	DeviceClaim string
+
+	// PlatformClaim names the claim carrying the platform. Default "plat"; "-" disables
+	// it. When the token has it, it becomes Identity.Platform and so overrides the
+	// HELLO's platform (a mismatch is not an error: the signed value wins).
+	PlatformClaim string
+
+	// RequireExp rejects tokens without an exp claim. Default false, so that long-lived
+	// tokens issued by existing systems keep working; production deployments should set
+	// it, since a token without exp is valid until the signing key is rotated.
+	RequireExp bool
+
+	// Now is the clock used to check exp, nbf and iat. Default time.Now; tests inject a
+	// fixed clock.
+	Now func() time.Time
+}
+
+// JWTAuthenticator is an Authenticator that verifies a JSON Web Token (RFC 7519) signed
+// with one pinned algorithm: HS256 with a shared secret or RS256 with a public key.
+//
+// The token's sub claim is the user id. Failures are *AuthError values with
+// CodeTokenExpired (exp passed, beyond the leeway), CodeForbidden (the token is bound to
+// another device) or CodeInvalidToken (everything else: bad signature, other algorithm,
+// malformed, wrong iss or aud, nbf or iat in the future, missing or oversize sub). The
+// Reason is a fixed phrase; the library's error, which never contains the key, is in Err.
+//
+// A JWTAuthenticator is immutable after NewJWTAuthenticator and safe for concurrent use.
+// Authenticate allocates on every call (base64 and JSON decoding of the token into a
+// map); an RS256 verification costs tens of microseconds of CPU.
+type JWTAuthenticator struct {
+	parser        *jwt.Parser
+	key           any // []byte for HS256, *rsa.PublicKey for RS256
+	deviceClaim   string
+	platformClaim string
+}
+
+var _ Authenticator = (*JWTAuthenticator)(nil)
+
+// NewJWTAuthenticator validates cfg, applies its defaults and returns an authenticator.
+// The errors name the offending field, e.g. "server: jwt: HS256 secret must be at least
+// 32 bytes, got 16".
+func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	a := &JWTAuthenticator{
+		deviceClaim:   cfg.DeviceClaim,
+		platformClaim: cfg.PlatformClaim,
+	}
+	if cfg.Algorithm == "HS256" {
+		a.key = append([]byte(nil), cfg.HMACSecret...)
+	} else {
+		a.key = cfg.RSAPublicKey
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithIssuedAt(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.RequireExp {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
+	// A jwt.Parser is read-only once built, so one is shared by all goroutines.
+	a.parser = jwt.NewParser(opts...)
+	return a, nil
+}
+
+// setDefaults fills in zero fields and validates cfg: all defaulting lives here.
+func (cfg *JWTConfig) setDefaults() error {
+	switch cfg.Algorithm {
+	case "HS256":
+		if len(cfg.HMACSecret) == 0 {
+			return errors.New("server: jwt: HS256 needs HMACSecret")
+		}
+		if len(cfg.HMACSecret) < minHMACSecretLen {
+			return fmt.Errorf("server: jwt: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(cfg.HMACSecret))
+		}
+		if cfg.RSAPublicKey != nil {
+			return errors.New("server: jwt: RSAPublicKey is set but Algorithm is HS256")
+		}
+	case "RS256":
+		if cfg.RSAPublicKey == nil || cfg.RSAPublicKey.N == nil {
+			return errors.New("server: jwt: RS256 needs RSAPublicKey")
+		}
+		if n := cfg.RSAPublicKey.N.BitLen(); n < minRSABits {
+			return fmt.Errorf("server: jwt: RS256 key must be at least %d bits, got %d", minRSABits, n)
+		}
+		if len(cfg.HMACSecret) != 0 {
+			return errors.New("server: jwt: HMACSecret is set but Algorithm is RS256")
+		}
+	case "":
+		return errors.New(`server: jwt: Algorithm is required ("HS256" or "RS256")`)
+	default:
+		return fmt.Errorf(`server: jwt: unsupported Algorithm %q (want "HS256" or "RS256")`, cfg.Algorithm)
+	}
+	if cfg.Leeway < 0 {
+		return fmt.Errorf("server: jwt: Leeway must not be negative, got %v", cfg.Leeway)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.DeviceClaim == "" {
+		cfg.DeviceClaim = "did"
+	}
+	if cfg.PlatformClaim == "" {
+		cfg.PlatformClaim = "plat"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return nil
+}
+
+// Authenticate verifies req.Token, a compact JWT (no "Bearer " prefix), and returns the
+// identity it names. It is safe for concurrent use. It does no I/O; it returns ctx's
+// error if ctx is already done.
+func (a *JWTAuthenticator) Authenticate(ctx context.Context, req AuthRequest) (Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return Identity{}, err
+	}
+	if len(req.Token) > MaxJWTLen {
+		return Identity{}, invalidToken("token too long",
+			fmt.Errorf("server: jwt: token is %d bytes, max %d", len(req.Token), MaxJWTLen))
+	}
+	claims := jwt.MapClaims{}
+	if _, err := a.parser.ParseWithClaims(req.Token, claims, a.keyFunc); err != nil {
+		return Identity{}, parseFailure(err)
+	}
+
+	var id Identity
+	sub, err := claims.GetSubject()
+	if err != nil {
+		return Identity{}, invalidToken("invalid subject", err)
+	}
+	if sub == "" {
+		return Identity{}, invalidToken("missing subject", errors.New("server: jwt: sub claim missing or empty"))
+	}
+	if len(sub) > maxJWTClaimLen {
+		return Identity{}, invalidToken("subject too long",
+			fmt.Errorf("server: jwt: sub is %d bytes, max %d", len(sub), maxJWTClaimLen))
+	}
+	id.UserID = sub
+
+	// The library has already checked exp's type and value; this only copies it.
+	if exp, _ := claims.GetExpirationTime(); exp != nil {
+		id.ExpiresAt = exp.Time
+	}
+
+	if id.DeviceID, err = a.stringClaim(claims, a.deviceClaim); err != nil {
+		return Identity{}, invalidToken("invalid device claim", err)
+	}
+	if id.DeviceID != "" && req.DeviceID != "" && id.DeviceID != req.DeviceID {
+		// Neither id goes into the error: Err is logged, a device id may be personal data,
+		// and the caller has the HELLO's id if it needs it.
+		return Identity{}, &AuthError{
+			Code:   protocol.CodeForbidden,
+			Reason: "token not valid for this device",
+			Err:    errors.New("server: jwt: device claim does not match the HELLO device id"),
+		}
+	}
+	if id.Platform, err = a.stringClaim(claims, a.platformClaim); err != nil {
+		return Identity{}, invalidToken("invalid platform claim", err)
+	}
+	return id, nil
+}
+
+// keyFunc returns the verification key. The parser has already pinned the algorithm with
+// WithValidMethods; the type check is a second line against algorithm confusion.
+func (a *JWTAuthenticator) keyFunc(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		if k, ok := a.key.([]byte); ok {
+			return k, nil
+		}
+	case *jwt.SigningMethodRSA:
+		if k, ok := a.key.(*rsa.PublicKey); ok {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("server: jwt: unexpected signing method %s", t.Method.Alg())
+}
+
+// stringClaim returns the string claim name, "" when name is "-" or the claim is absent,
+// and an error when it is not a string or is too long.
+func (a *JWTAuthenticator) stringClaim(claims jwt.MapClaims, name string) (string, error) {
+	if name == "-" {
+		return "", nil
+	}
+	v, ok := claims[name]
+	if !ok {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("server: jwt: claim %q is %T, not a string", name, v)
+	}
+	if len(s) > maxJWTClaimLen {
+		return "", fmt.Errorf("server: jwt: claim %q is %d bytes, max %d", name, len(s), maxJWTClaimLen)
+	}
+	return s, nil
+}
+
+// parseFailure maps an error from jwt.Parser to an *AuthError.
+func parseFailure(err error) *AuthError {
+	switch {
+	case onlyExpired(err):
+		return &AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired", Err: err}
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return invalidToken("malformed token", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		// Also a disallowed or unknown alg: the client learns nothing about which.
+		return invalidToken("invalid signature", err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return invalidToken("token not valid yet", err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return invalidToken("invalid issuer", err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return invalidToken("invalid audience", err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return invalidToken("missing required claim", err)
+	default:
+		return invalidToken("invalid token", err)
+	}
+}
+
+// onlyExpired reports whether exp is the token's only problem. The parser reports every
+// failed claim check at once; a token that is expired and also, say, for another
+// audience gets CodeInvalidToken, since fetching a fresh token would not help it.
+func onlyExpired(err error) bool {
+	if !errors.Is(err, jwt.ErrTokenExpired) {
+		return false
+	}
+	only := true
+	var walk func(error)
+	walk = func(e error) {
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		default:
+			// A leaf: ErrTokenInvalidClaims is the parser's wrapper for all claim failures.
+			if e != jwt.ErrTokenExpired && e != jwt.ErrTokenInvalidClaims {
+				only = false
+			}
+		}
+	}
+	walk(err)
+	return only
+}
+
+func invalidToken(reason string, err error) *AuthError {
+	return &AuthError{Code: protocol.CodeInvalidToken, Reason: reason, Err: err}
+}
+
+// LoadRSAPublicKeyPEM parses the first PEM block of pemBytes as an RSA public key, in
+// PKIX ("PUBLIC KEY", as written by openssl rsa -pubout) or PKCS #1 ("RSA PUBLIC KEY")
+// form. Private keys and certificates are refused: give the gateway only the public key.
+// The key size is checked by NewJWTAuthenticator.
+func LoadRSAPublicKeyPEM(pemBytes []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("server: jwt: no PEM block found in RSA public key data")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("server: jwt: cannot parse PKIX public key: %w", err)
+		}
+		rk, ok := k.(*rsa.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("server: jwt: PEM public key is %T, not RSA", k)
+		}
+		return rk, nil
+	case "RSA PUBLIC KEY":
+		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("server: jwt: cannot parse PKCS #1 public key: %w", err)
+		}
+		return k, nil
+	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+		return nil, fmt.Errorf("server: jwt: PEM block is a %s; the gateway needs only the public key", block.Type)
+	default:
+		return nil, fmt.Errorf(`server: jwt: PEM block type %q is not "PUBLIC KEY" or "RSA PUBLIC KEY"`, block.Type)
+	}
+}
+
+// MintHS256 returns an HS256 token for user sub, issued now and expiring after ttl (no exp
+// when ttl <= 0), with the claims in extra added; extra may override iat and exp (e.g. to
+// mint an expired token) but not sub. secret must be at least 32 bytes, as
+// NewJWTAuthenticator requires.
+//
+// MintHS256 is for tests, tools and tetherd -mint-token; production tokens come from the
+// application's own auth service, and a gateway needs only to verify them.
+func MintHS256(secret []byte, sub string, ttl time.Duration, extra map[string]any) (string, error) {
+	if len(secret) < minHMACSecretLen {
+		return "", fmt.Errorf("server: jwt: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(secret))
+	}
+	if sub == "" {
+		return "", errors.New("server: jwt: cannot mint a token without sub")
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"iat": now.Unix()}
+	if ttl > 0 {
+		claims["exp"] = now.Add(ttl).Unix()
+	}
+	maps.Copy(claims, extra)
+	claims["sub"] = sub
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("server: jwt: cannot sign token: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// Handler receives a gateway's connection events and uplink messages.
+//
+// Call order per connection: OnConnect once, after AUTH_OK was sent; then OnMessage and
+// OnSubscribe/OnUnsubscribe one at a time in the order the client sent the frames; then
+// OnDisconnect once, after the connection closed, and only if OnConnect was called.
+// OnDisconnect may run while a deferred reply is still outstanding.
+//
+// Goroutines: every method runs on the server's worker pool, never on the I/O path, so
+// a slow handler delays only its own connection's later requests. Calls for different
+// connections run concurrently. A method should still not block for long: a connection
+// with Options.MaxInflight requests waiting is answered ERROR CodeBusy, and a full pool
+// answers CodeBusy for every connection. A panic in a method is recovered, logged and
+// answered with ERROR CodeInternal (or ignored for OnConnect/OnDisconnect).
+//
+// Embed NopHandler to implement only the methods you need.
+type Handler interface {
+	// OnConnect is called when c has authenticated.
+	OnConnect(c *Conn)
+	// OnMessage handles an uplink SEND. It returns the SEND_REPLY payload, an error
+	// (a *ReplyError picks the ERROR code, anything else is CodeInternal), or
+	// ErrDeferReply to answer later with m.Reply or m.Fail from any goroutine. The
+	// reply is dropped when the client asked for none (m.NoReply).
+	OnMessage(m *Message) ([]byte, error)
+	// OnSubscribe authorizes c joining room through a client SUBSCRIBE; a non-nil error
+	// refuses it (a *ReplyError picks the code, anything else is CodeDenied).
+	OnSubscribe(c *Conn, room string) error
+	// OnUnsubscribe is told that c left room through a client UNSUBSCRIBE.
+	OnUnsubscribe(c *Conn, room string)
+	// OnDisconnect is called once after c closed, with the close code.
+	OnDisconnect(c *Conn, code protocol.Code)
+}
+
+// NopHandler is a Handler that accepts everything and does nothing: SENDs get an empty
+// SEND_REPLY and every SUBSCRIBE is allowed. Embed it to override only some methods.
+type NopHandler struct{}
+
+// OnConnect does nothing.
+func (NopHandler) OnConnect(*Conn) {}
+
+// OnMessage replies with an empty payload.
+func (NopHandler) OnMessage(*Message) ([]byte, error) { return nil, nil }
+
+// OnSubscribe allows the subscription.
+func (NopHandler) OnSubscribe(*Conn, string) error { return nil }
+
+// OnUnsubscribe does nothing.
+func (NopHandler) OnUnsubscribe(*Conn, string) {}
+
+// OnDisconnect does nothing.
+func (NopHandler) OnDisconnect(*Conn, protocol.Code) {}
+
+var _ Handler = NopHandler{}
+
+// Message is one uplink SEND from a client.
+type Message struct {
+	// Conn is the connection that sent it.
+	Conn *Conn
+	// Seq is the client's sequence number; the reply carries it back.
+	Seq uint32
+	// Route is the route the client addressed, e.g. "chat.send".
+	Route string
+	// Payload is the message body. It is the handler's to keep: it was copied out of
+	// the connection's read buffer.
+	Payload []byte
+	// NoReply is true when the client set FlagNoReply: no answer is sent.
+	NoReply bool
+
+	answered atomic.Bool
+}
+
+// Reply answers the message with SEND_REPLY carrying payload. It may be called from any
+// goroutine, once; a second answer returns ErrAlreadyReplied. It returns ErrConnClosed
+// when the connection has gone.
+func (m *Message) Reply(payload []byte) error {
+	if !m.answered.CompareAndSwap(false, true) {
+		return ErrAlreadyReplied
+	}
+	defer m.Conn.inflightDone()
+	if m.NoReply {
+		return nil
+	}
+	frame, err := (&protocol.SendReply{Payload: payload}).AppendFrame(nil, m.Seq, 0)
+	if err != nil {
+		return err
+	}
+	return m.Conn.write(frame)
+}
+
+// Fail answers the message with ERROR code and msg. Like Reply it answers once.
+func (m *Message) Fail(code protocol.Code, msg string) error {
+	if !m.answered.CompareAndSwap(false, true) {
+		return ErrAlreadyReplied
+	}
+	defer m.Conn.inflightDone()
+	if m.NoReply {
+		return nil
+	}
+	return m.Conn.writeError(m.Seq, code, msg)
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// The handshake: HELLO arrives on the read path, which moves the connection to
+// stateAuthenticating and submits authenticate to the pool. authenticate asks the
+// Authenticator, then takes over the connection's timer from the auth deadline: if the
+// deadline already fired, the auth timeout wins and the result is dropped. Otherwise the
+// connection joins the hub (applying the multi-device policy), gets its heartbeat
+// deadline, queues OnConnect ahead of any request, and is sent AUTH_OK.
+
+// startAuth submits the HELLO to the pool.
+func (c *Conn) startAuth(h *protocol.Hello) {
+	hello := *h
+	err := c.srv.pool.Submit(func() { c.authenticate(&hello) })
+	if err != nil {
+		c.srv.metrics.poolRejected.Inc()
+		c.failAuth(protocol.CodeServerBusy, "server busy")
+	}
+}
+
+// authenticate runs on the pool.
+func (c *Conn) authenticate(h *protocol.Hello) {
+	s := c.srv
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.AuthTimeout)
+	id, err := s.opts.Authenticator.Authenticate(ctx, AuthRequest{
+		Token:         h.Token,
+		DeviceID:      h.DeviceID,
+		Platform:      h.Platform,
+		ClientVersion: h.ClientVersion,
+		RemoteAddr:    c.nc.RemoteAddr(),
+	})
+	cancel()
+	if err == nil && id.UserID == "" {
+		err = &AuthError{Code: protocol.CodeInvalidToken, Reason: "token names no user"}
+	}
+	if err != nil {
+		code, reason := authFailure(err)
+		s.log.Info("authentication failed", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "code", code.String(), "err", err)
+		c.failAuth(code, reason)
+		return
+	}
+	who := &identity{
+		userID:        id.UserID,
+		deviceID:      h.DeviceID,
+		platform:      h.Platform,
+		clientVersion: h.ClientVersion,
+		tokenHash:     hashToken(h.Token),
+	}
+	if id.DeviceID != "" {
+		who.deviceID = id.DeviceID
+	}
+	if id.Platform != "" {
+		who.platform = id.Platform
+	}
+	c.who.Store(who)
+
+	if !s.wheel.Cancel(&c.timer) {
+		return // the auth deadline fired first and is closing the connection
+	}
+	victims, ok := s.hub.addUser(c)
+	if !ok {
+		return // closed while authenticating
+	}
+	for _, v := range victims {
+		if v.quiet {
+			v.c.closeWith(protocol.CodeReplaced, "replaced by a reconnect of the same device", false)
+		} else {
+			v.c.closeWith(protocol.CodeReplaced, "replaced by a newer login", true)
+		}
+	}
+	s.wheel.Schedule(&c.timer, s.wheel.Clock()+s.hbTimeout)
+	c.enqueueControl(request{kind: reqConnect})
+
+	resume := protocol.ResumeNone
+	if h.ResumeEpoch != 0 || h.ResumeLastID != 0 {
+		resume = protocol.ResumeNotRecovered
+	}
+	ok2 := protocol.AuthOK{
+		ConnID:       c.id,
+		HeartbeatMs:  uint32(s.opts.Heartbeat / time.Millisecond),
+		MaxFrame:     uint32(s.opts.MaxFrame),
+		ServerTimeMs: time.Now().UnixMilli(),
+		Resume:       resume,
+		UserID:       who.userID,
+	}
+	frame, err := ok2.AppendFrame(nil, 0, 0)
+	if err != nil {
+		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK", true)
+		return
+	}
+	if c.write(frame) == nil {
+		s.metrics.framesOut(protocol.OpAuthOK, len(frame))
+	}
+	s.metrics.authOK.Inc()
+}
+
+// failAuth sends AUTH_FAIL and closes with code.
+func (c *Conn) failAuth(code protocol.Code, reason string) {
+	c.srv.metrics.authFailed(code)
+	if frame, err := (&protocol.AuthFail{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
+		c.writeFinal(frame)
+	}
+	c.closeWith(code, reason, false)
+}

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// hubShards is the number of lock shards of each hub index. A power of two; 64 keeps
+// contention negligible on the machines we target while costing a few KB.
+const hubShards = 64
+
+// hub indexes live connections: every accepted connection by id, and authenticated ones
+// by user. Each index is sharded by hash so no global lock sits on the accept, auth or
+// push path.
+type hub struct {
+	conns  [hubShards]connShard
+	users  [hubShards]userShard
+	seed   maphash.Seed
+	total  atomic.Int64 // accepted and not yet closed
+	authed atomic.Int64 // authenticated and not yet closed
+}
+
+type connShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*Conn
+}
+
+type userShard struct {
+	mu sync.RWMutex
+	m  map[string][]*Conn
+}
+
+// victim is a connection displaced by a newer login.
+type victim struct {
+	c     *Conn
+	quiet bool // same device or token: its own stale connection, closed without a frame
+}
+
+func newHub() *hub {
+	h := &hub{seed: maphash.MakeSeed()}
+	for i := range h.conns {
+		h.conns[i].m = make(map[uint64]*Conn)
+		h.users[i].m = make(map[string][]*Conn)
+	}
+	return h
+}
+
+func (h *hub) connShard(id uint64) *connShard { return &h.conns[id&(hubShards-1)] }
+
+func (h *hub) userShard(uid string) *userShard {
+	return &h.users[maphash.String(h.seed, uid)&(hubShards-1)]
+}
+
+// addConn indexes a newly accepted connection.
+func (h *hub) addConn(c *Conn) {
+	sh := h.connShard(c.id)
+	sh.mu.Lock()
+	sh.m[c.id] = c
+	sh.mu.Unlock()
+	h.total.Add(1)
+}
+
+// conn returns the live connection with id, or nil.
+func (h *hub) conn(id uint64) *Conn {
+	sh := h.connShard(id)
+	sh.mu.RLock()
+	c := sh.m[id]
+	sh.mu.RUnlock()
+	return c
+}
+
+// addUser moves c to stateAuthed and indexes it under its user, returning the
+// connections the device policy displaces. It reports false, indexing nothing, if c was
+// closed meanwhile. The state change happens under the user shard's lock, which remove
+// also takes after marking the connection closed, so a connection is never left indexed
+// after its close.
+func (h *hub) addUser(c *Conn) ([]victim, bool) {
+	me := c.ident()
+	sh := h.userShard(me.userID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !c.state.CompareAndSwap(stateAuthenticating, stateAuthed) {
+		return nil, false
+	}
+	policy := c.srv.opts.DevicePolicy
+	list := sh.m[me.userID]
+	var victims []victim
+	kept := list[:0:0]
+	for _, o := range list {
+		other := o.ident()
+		conflict := policy == DevicesOnePerUser ||
+			policy == DevicesOnePerPlatform && other.platform == me.platform
+		switch {
+		case me.deviceID != "" && other.deviceID == me.deviceID:
+			// The same device reconnecting: its old connection is stale.
+			victims = append(victims, victim{c: o, quiet: true})
+		case conflict && other.tokenHash == me.tokenHash:
+			// The same token is a reconnect racing its own stale connection (the app
+			// may not send a device id): never answer it with a kick code.
+			victims = append(victims, victim{c: o, quiet: true})
+		case conflict:
+			victims = append(victims, victim{c: o})
+		default:
+			kept = append(kept, o)
+		}
+	}
+	sh.m[me.userID] = append(kept, c)
+	h.authed.Add(1)
+	return victims, true
+}
+
+// remove drops a closed connection from both indexes.
+func (h *hub) remove(c *Conn, wasAuthed bool) {
+	cs := h.connShard(c.id)
+	cs.mu.Lock()
+	if cs.m[c.id] == c {
+		delete(cs.m, c.id)
+		h.total.Add(-1)
+	}
+	cs.mu.Unlock()
+	if !wasAuthed {
+		return
+	}
+	uid := c.UserID()
+	us := h.userShard(uid)
+	us.mu.Lock()
+	list := us.m[uid]
+	for i, o := range list {
+		if o == c {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			list = list[:last]
+			h.authed.Add(-1)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(us.m, uid)
+	} else {
+		us.m[uid] = list
+	}
+	us.mu.Unlock()
+}
+
+// userConns appends the user's authenticated connections to dst.
+func (h *hub) userConns(uid string, dst []*Conn) []*Conn {
+	sh := h.userShard(uid)
+	sh.mu.RLock()
+	dst = append(dst, sh.m[uid]...)
+	sh.mu.RUnlock()
+	return dst
+}
+
+// userCount returns how many users have at least one authenticated connection.
+func (h *hub) userCount() int {
+	n := 0
+	for i := range h.users {
+		sh := &h.users[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// each calls fn for every indexed connection, one shard snapshot at a time, outside the
+// shard locks (fn may close connections).
+func (h *hub) each(fn func(c *Conn)) {
+	var buf []*Conn
+	for i := range h.conns {
+		sh := &h.conns[i]
+		sh.mu.RLock()
+		buf = buf[:0]
+		for _, c := range sh.m {
+			buf = append(buf, c)
+		}
+		sh.mu.RUnlock()
+		for _, c := range buf {
+			fn(c)
+		}
+	}
+}

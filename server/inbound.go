@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// The read path. netpoll calls onRequest, one call at a time per connection, on its
+// goroutine pool whenever bytes are buffered, and calls it again as long as bytes
+// remain, so onRequest always consumes everything: whole frames are decoded in place
+// and a frame cut short by the read is carried in the connection's Decoder (the only
+// copy). Protocol control (PING/PONG, ACK, CLOSE) is answered here; HELLO, SEND and
+// SUBSCRIBE go to the worker pool. Answers produced while decoding one read are batched
+// into one write.
+
+// scratchPool holds buffers for batching a read's answers into one write.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// onRequest is netpoll's read callback.
+func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
+	r := nc.Reader()
+	cc, ok := ctx.(*connCtx)
+	if !ok {
+		// Refused at accept: its CLOSE is already sent; discard whatever it sends.
+		_ = r.Skip(r.Len())
+		return r.Release()
+	}
+	c := cc.c
+	n := r.Len()
+	if n == 0 {
+		return nil
+	}
+	p, err := r.Next(n)
+	if err != nil {
+		return err
+	}
+	c.onBytes(p)
+	return r.Release()
+}
+
+// reader is the per-read state of onBytes: the answers batched so far.
+type reader struct {
+	c   *Conn
+	out *[]byte
+}
+
+// onBytes decodes and handles everything in p, which is valid only during the call.
+func (c *Conn) onBytes(p []byte) {
+	s := c.srv
+	s.metrics.bytesIn.Add(len(p))
+	state := c.state.Load()
+	if state == stateClosed || c.closeCode.Load() != 0 {
+		return
+	}
+	if state < stateAuthed {
+		c.preAuthBytes += len(p)
+		if c.preAuthBytes > s.opts.PreAuthBudget {
+			s.metrics.protocolErrors.Inc()
+			c.closeWith(protocol.CodeProtocolError, "too many bytes before authentication", true)
+			return
+		}
+		c.dec.MaxFrame = protocol.PreAuthMaxFrame
+	} else {
+		c.dec.MaxFrame = s.opts.MaxFrame
+		// Any inbound byte proves liveness: push the heartbeat deadline out with one CAS.
+		c.timer.Touch(s.wheel.Clock() + s.hbTimeout)
+	}
+
+	rd := reader{c: c}
+	err := c.dec.Decode(p, rd.frame)
+	if rd.out != nil {
+		if len(*rd.out) > 0 {
+			_ = c.writeCopy(*rd.out)
+		}
+		*rd.out = (*rd.out)[:0]
+		scratchPool.Put(rd.out)
+	}
+	if err != nil && !errors.Is(err, errStopDecoding) {
+		s.metrics.protocolErrors.Inc()
+		code := protocol.CloseCodeFor(err)
+		s.log.Debug("protocol error", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", err)
+		c.closeWith(code, err.Error(), true)
+	}
+}
+
+// errStopDecoding ends decoding of the current read after the connection was closed.
+var errStopDecoding = errors.New("server: stop decoding")
+
+// reply appends an answer frame to the batch.
+func (rd *reader) reply(op protocol.Opcode, build func(dst []byte) []byte) {
+	if rd.out == nil {
+		rd.out = scratchPool.Get().(*[]byte)
+	}
+	before := len(*rd.out)
+	*rd.out = build(*rd.out)
+	rd.c.srv.metrics.framesOut(op, len(*rd.out)-before)
+}
+
+// frame handles one decoded frame; f.Body is valid only during the call.
+func (rd *reader) frame(f protocol.Frame) error {
+	c := rd.c
+	s := c.srv
+	s.metrics.framesIn(f.Op, protocol.Overhead+len(f.Body))
+	if c.closeCode.Load() != 0 {
+		return errStopDecoding
+	}
+	if f.Op == protocol.OpPing {
+		rd.reply(protocol.OpPong, func(dst []byte) []byte { return protocol.AppendEmpty(dst, protocol.OpPong, f.Seq) })
+		return nil
+	}
+	switch c.state.Load() {
+	case stateNew:
+		if f.Op != protocol.OpHello {
+			return rd.violation("expected HELLO before anything else")
+		}
+		var h protocol.Hello
+		if err := h.Decode(f.Body); err != nil {
+			return err
+		}
+		c.state.Store(stateAuthenticating)
+		c.startAuth(&h)
+		return nil
+	case stateAuthenticating:
+		return rd.violation("frame before AUTH_OK")
+	case stateAuthed:
+		return rd.authed(f)
+	}
+	return errStopDecoding
+}
+
+// violation closes the connection for a frame not allowed in its state.
+func (rd *reader) violation(reason string) error {
+	rd.c.srv.metrics.protocolErrors.Inc()
+	rd.c.closeWith(protocol.CodeProtocolError, reason, true)
+	return errStopDecoding
+}
+
+// authed handles a frame of an authenticated connection.
+func (rd *reader) authed(f protocol.Frame) error {
+	c := rd.c
+	switch f.Op {
+	case protocol.OpPong:
+		return nil
+	case protocol.OpSend:
+		var m protocol.Send
+		if err := m.Decode(f.Body); err != nil {
+			rd.badRequest(f.Seq, err)
+			return nil
+		}
+		msg := &Message{
+			Conn:    c,
+			Seq:     f.Seq,
+			Route:   m.Route,
+			Payload: append([]byte(nil), m.Payload...),
+			NoReply: f.Flags&protocol.FlagNoReply != 0,
+		}
+		rd.enqueue(request{kind: reqMessage, msg: msg})
+	case protocol.OpSubscribe, protocol.OpUnsubscribe:
+		var m protocol.Subscribe
+		if err := m.Decode(f.Body); err != nil {
+			rd.badRequest(f.Seq, err)
+			return nil
+		}
+		kind := reqSubscribe
+		if f.Op == protocol.OpUnsubscribe {
+			kind = reqUnsubscribe
+		}
+		rd.enqueue(request{kind: kind, seq: f.Seq, room: m.Room})
+	case protocol.OpAck:
+		var m protocol.Ack
+		if err := m.Decode(f.Body); err != nil {
+			rd.badRequest(f.Seq, err)
+			return nil
+		}
+		c.srv.onAck(c, m.MsgID)
+	case protocol.OpClose:
+		c.closeWith(protocol.CodeNormal, "client closed", false)
+		return errStopDecoding
+	case protocol.OpHello, protocol.OpAuthOK, protocol.OpAuthFail, protocol.OpSendReply,
+		protocol.OpPush, protocol.OpOK, protocol.OpGoAway, protocol.OpError:
+		return rd.violation("unexpected " + f.Op.String() + " from client")
+	default:
+		rd.reply(protocol.OpError, func(dst []byte) []byte {
+			b, _ := (&protocol.Error{Code: protocol.CodeUnknownOpcode, Message: "unknown opcode"}).AppendFrame(dst, f.Seq, 0)
+			return b
+		})
+	}
+	return nil
+}
+
+// badRequest answers a frame whose body did not decode; the framing is intact, so the
+// connection stays.
+func (rd *reader) badRequest(seq uint32, err error) {
+	rd.c.srv.metrics.protocolErrors.Inc()
+	msg := err.Error()
+	rd.reply(protocol.OpError, func(dst []byte) []byte {
+		b, _ := (&protocol.Error{Code: protocol.CodeBadRequest, Message: msg}).AppendFrame(dst, seq, 0)
+		return b
+	})
+}
+
+// enqueue hands a request to the pool in connection order, or answers Busy when the
+// connection already has MaxInflight requests outstanding.
+func (rd *reader) enqueue(req request) {
+	c := rd.c
+	if c.inflight.Add(1) > int32(c.srv.opts.MaxInflight) {
+		c.inflight.Add(-1)
+		c.srv.metrics.busy.Inc()
+		seq := req.seq
+		if req.msg != nil {
+			if req.msg.NoReply {
+				return
+			}
+			seq = req.msg.Seq
+		}
+		rd.reply(protocol.OpError, func(dst []byte) []byte {
+			b, _ := (&protocol.Error{Code: protocol.CodeBusy, Message: "too many requests in flight"}).AppendFrame(dst, seq, 0)
+			return b
+		})
+		return
+	}
+	c.enqueueRequest(req)
+}
+
+// tokenSeed keys token hashes, which let the hub tell a reconnect presenting the same
+// token from a second login without keeping the token.
+var tokenSeed = maphash.MakeSeed()
+
+func hashToken(tok string) uint64 { return maphash.String(tokenSeed, tok) }

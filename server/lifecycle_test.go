@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// TestAuthDeadline: a connection that never sends HELLO is closed with AuthTimeout.
+func TestAuthDeadline(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.AuthTimeout = 100 * time.Millisecond })
+	c := dialRaw(t, s)
+	c.expectClosed(protocol.OpClose, protocol.CodeAuthTimeout)
+	waitFor(t, "connection count back to 0", func() bool { return s.Stats().Connections == 0 })
+}
+
+// TestAuthDeadlineWhileAuthenticating: an Authenticator slower than the auth deadline
+// loses: the client gets AuthTimeout, not AUTH_OK.
+func TestAuthDeadlineWhileAuthenticating(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := startServer(t, func(o *Options) {
+		o.AuthTimeout = 100 * time.Millisecond
+		o.Authenticator = AuthenticatorFunc(func(ctx context.Context, req AuthRequest) (Identity, error) {
+			<-release
+			return Identity{UserID: req.Token}, nil
+		})
+	})
+	c := dialRaw(t, s)
+	c.send(&protocol.Hello{Token: "slow"}, 1, 0)
+	c.expectClosed(protocol.OpClose, protocol.CodeAuthTimeout)
+}
+
+// TestBadToken: a rejected token gets AUTH_FAIL with the authenticator's terminal code
+// and the connection closes.
+func TestBadToken(t *testing.T) {
+	s := startServer(t, func(o *Options) {
+		o.Authenticator = AuthenticatorFunc(func(ctx context.Context, req AuthRequest) (Identity, error) {
+			if req.Token == "expired" {
+				return Identity{}, &AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired"}
+			}
+			return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad signature"}
+		})
+	})
+	for _, tc := range []struct {
+		token string
+		code  protocol.Code
+	}{
+		{"garbage", protocol.CodeInvalidToken}, // an unparseable token
+		{"expired", protocol.CodeTokenExpired}, // a valid but expired one
+	} {
+		c := dialRaw(t, s)
+		c.send(&protocol.Hello{Token: tc.token}, 1, 0)
+		c.expectClosed(protocol.OpAuthFail, tc.code)
+		if !tc.code.IsTerminal() {
+			t.Fatalf("%v should be terminal", tc.code)
+		}
+	}
+}
+
+// TestHeartbeatTimeout: an authenticated connection silent for 1.5 heartbeats is closed
+// with HeartbeatTimeout.
+func TestHeartbeatTimeout(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.Heartbeat = 100 * time.Millisecond })
+	c := dialRaw(t, s)
+	c.hello("bob", "d", "ios")
+	start := time.Now()
+	c.expectClosed(protocol.OpClose, protocol.CodeHeartbeatTimeout)
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Fatalf("closed after %v, before 1.5 heartbeats", el)
+	}
+}
+
+// TestAnyFrameRefreshesHeartbeat: a client that keeps sending SENDs (never PING) stays
+// connected well past the heartbeat timeout, and is closed once it goes quiet.
+func TestAnyFrameRefreshesHeartbeat(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.Heartbeat = time.Second })
+	c := dialRaw(t, s)
+	c.hello("carol", "d", "ios")
+	// 1.5 s timeout; send every 100 ms for 3.5 s (over 2 timeouts). The margins are wide
+	// because a loaded CI machine can stretch the client's 100 ms pauses.
+	end := time.Now().Add(3500 * time.Millisecond)
+	seq := uint32(1)
+	for time.Now().Before(end) {
+		c.send(&protocol.Send{Route: "r"}, seq, 0)
+		if f := c.expect(protocol.OpSendReply); f.Seq != seq {
+			t.Fatalf("reply seq %d, want %d", f.Seq, seq)
+		}
+		seq++
+		time.Sleep(100 * time.Millisecond) // the client's own send interval, not a wait for the server
+	}
+	c.expectClosed(protocol.OpClose, protocol.CodeHeartbeatTimeout)
+}
+
+// TestBadInputBeforeAuth: garbage, bad framing and wrong first frames close only the
+// offending connection, with the defined code; an authenticated bystander is unaffected.
+func TestBadInputBeforeAuth(t *testing.T) {
+	s := startServer(t, nil)
+	bystander := dialRaw(t, s)
+	bystander.hello("bystander", "d", "ios")
+
+	frameLen := func(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
+	cases := []struct {
+		name  string
+		input []byte
+		code  protocol.Code
+	}{
+		// An HTTP request: "GET " read as a length is ~1.2 GB.
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), protocol.CodeFrameTooLarge},
+		// A length below the 8-byte header.
+		{"short length", frameLen(3), protocol.CodeProtocolError},
+		// A HELLO-sized frame above the 4 KiB pre-auth cap.
+		{"oversized hello", frameLen(protocol.PreAuthMaxFrame + 1), protocol.CodeFrameTooLarge},
+		// Version 9 in an otherwise valid header.
+		{"bad version", append(frameLen(8), 9, byte(protocol.OpHello), 0, 0, 0, 0, 0, 1), protocol.CodeUnsupportedVersion},
+		// A SEND before HELLO.
+		{"send first", mustFrame(t, &protocol.Send{Route: "x"}), protocol.CodeProtocolError},
+		// A HELLO whose body is truncated.
+		{"malformed hello", protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpHello}, []byte{0, 9, 'a'}), protocol.CodeProtocolError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, s)
+			c.write(tc.input)
+			c.expectClosed(protocol.OpClose, tc.code)
+		})
+	}
+	bystander.write(protocol.AppendEmpty(nil, protocol.OpPing, 5))
+	bystander.expect(protocol.OpPong)
+}
+
+// TestPreAuthBudget: PINGs are allowed before HELLO, but only up to the byte budget.
+func TestPreAuthBudget(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.PreAuthBudget = 120 })
+	c := dialRaw(t, s)
+	for i := 0; i < 5; i++ { // 60 bytes: within budget
+		c.write(protocol.AppendEmpty(nil, protocol.OpPing, uint32(i)))
+		c.expect(protocol.OpPong)
+	}
+	for i := 0; i < 6; i++ { // 72 more: over
+		c.write(protocol.AppendEmpty(nil, protocol.OpPing, uint32(i)))
+	}
+	c.expectClosed(protocol.OpClose, protocol.CodeProtocolError)
+}
+
+// TestBadInputAfterAuth: after auth, an oversized frame closes with FrameTooLarge; a
+// malformed body or unknown opcode only gets an ERROR and the connection stays.
+func TestBadInputAfterAuth(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.MaxFrame = 1024 })
+	c := dialRaw(t, s)
+	c.hello("dave", "d", "ios")
+
+	c.write(protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpSend, Seq: 3}, []byte{0xff}))
+	f := c.expect(protocol.OpError)
+	var e protocol.Error
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeBadRequest || f.Seq != 3 {
+		t.Fatalf("malformed SEND: ERROR %+v seq %d (%v)", e, f.Seq, err)
+	}
+	c.write(protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: 0x30, Seq: 4}, nil))
+	f = c.expect(protocol.OpError)
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeUnknownOpcode || f.Seq != 4 {
+		t.Fatalf("unknown opcode: ERROR %+v seq %d (%v)", e, f.Seq, err)
+	}
+	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 5))
+	c.expect(protocol.OpPong)
+
+	big := protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpSend, Seq: 6}, make([]byte, 2000))
+	c.write(big)
+	c.expectClosed(protocol.OpClose, protocol.CodeFrameTooLarge)
+}
+
+// TestClientClose: a client CLOSE ends the connection and it leaves the hub.
+func TestClientClose(t *testing.T) {
+	s := startServer(t, nil)
+	c := dialRaw(t, s)
+	c.hello("erin", "d", "ios")
+	waitFor(t, "authenticated", func() bool { return s.Stats().Authenticated == 1 })
+	c.send(&protocol.Close{Code: protocol.CodeNormal}, 0, 0)
+	waitFor(t, "connection removed", func() bool { return s.Stats().Connections == 0 && s.Stats().Users == 0 })
+}
+
+func mustFrame(t *testing.T, m interface {
+	AppendFrame([]byte, uint32, protocol.Flags) ([]byte, error)
+}) []byte {
+	t.Helper()
+	b, err := m.AppendFrame(nil, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// serverMetrics is one server's metric set. Counters that the I/O path bumps per frame
+// are resolved once (arrays indexed by opcode) so counting is one atomic add.
+type serverMetrics struct {
+	set *metrics.Set
+
+	connsTotal     *metrics.Counter
+	authOK         *metrics.Counter
+	bytesIn        *metrics.Counter
+	bytesOut       *metrics.Counter
+	protocolErrors *metrics.Counter
+	slowConsumers  *metrics.Counter
+	backlogs       *metrics.Counter
+	busy           *metrics.Counter
+	poolRejected   *metrics.Counter
+	handlerPanics  *metrics.Counter
+	messagesUp     *metrics.Counter
+	acks           *metrics.Counter
+	pushed         *metrics.Counter
+
+	framesInByOp    [256]*metrics.Counter
+	bytesInByOp     [256]*metrics.Counter
+	framesOutByOp   [256]*metrics.Counter
+	bytesOutByOp    [256]*metrics.Counter
+	handlerLatency  *histogram
+	handlerDuration durationObserver
+}
+
+// durationObserver records how long something took since start.
+type durationObserver struct{ h *histogram }
+
+// UpdateDuration records time.Since(start) in seconds.
+func (d durationObserver) UpdateDuration(start time.Time) { d.h.observe(time.Since(start).Seconds()) }
+
+func newServerMetrics(s *Server) *serverMetrics {
+	set := metrics.NewSet()
+	m := &serverMetrics{set: set}
+	m.connsTotal = set.NewCounter("tether_connections_total")
+	m.authOK = set.NewCounter("tether_auth_success_total")
+	m.bytesIn = set.NewCounter("tether_read_bytes_total")
+	m.bytesOut = set.NewCounter("tether_written_bytes_total")
+	m.protocolErrors = set.NewCounter("tether_protocol_errors_total")
+	m.slowConsumers = set.NewCounter("tether_slow_consumer_closes_total")
+	m.backlogs = set.NewCounter("tether_write_backlogs_total")
+	m.busy = set.NewCounter("tether_busy_replies_total")
+	m.poolRejected = set.NewCounter("tether_pool_rejected_total")
+	m.handlerPanics = set.NewCounter("tether_handler_panics_total")
+	m.messagesUp = set.NewCounter("tether_uplink_messages_total")
+	m.acks = set.NewCounter("tether_acks_total")
+	m.pushed = set.NewCounter("tether_pushes_delivered_total")
+	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
+	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })
+	set.NewGauge("tether_connections_authenticated", func() float64 { return float64(s.hub.authed.Load()) })
+	set.NewGauge("tether_users", func() float64 { return float64(s.hub.userCount()) })
+	set.NewGauge("tether_rooms", func() float64 { return float64(s.rooms.count()) })
+	set.NewGauge("tether_timers_pending", func() float64 { return float64(s.wheel.Len()) })
+	set.NewGauge("tether_pool_running", func() float64 { return float64(s.pool.Running()) })
+	set.NewGauge("tether_pool_waiting", func() float64 { return float64(s.pool.Waiting()) })
+	set.NewGauge("tether_pool_capacity", func() float64 { return float64(s.pool.Cap()) })
+	set.NewGauge("tether_draining", func() float64 {
+		if s.draining.Load() {
+			return 1
+		}
+		return 0
+	})
+	for op := 1; op <= 0x0F; op++ {
+		name := protocol.Opcode(op).String()
+		m.framesInByOp[op] = set.NewCounter(fmt.Sprintf(`tether_frames_in_total{op=%q}`, name))
+		m.bytesInByOp[op] = set.NewCounter(fmt.Sprintf(`tether_frame_bytes_in_total{op=%q}`, name))
+		m.framesOutByOp[op] = set.NewCounter(fmt.Sprintf(`tether_frames_out_total{op=%q}`, name))
+		m.bytesOutByOp[op] = set.NewCounter(fmt.Sprintf(`tether_frame_bytes_out_total{op=%q}`, name))
+	}
+	other := [4]*metrics.Counter{
+		set.NewCounter(`tether_frames_in_total{op="other"}`),
+		set.NewCounter(`tether_frame_bytes_in_total{op="other"}`),
+		set.NewCounter(`tether_frames_out_total{op="other"}`),
+		set.NewCounter(`tether_frame_bytes_out_total{op="other"}`),
+	}
+	for op := range m.framesInByOp {
+		if m.framesInByOp[op] == nil {
+			m.framesInByOp[op], m.bytesInByOp[op] = other[0], other[1]
+			m.framesOutByOp[op], m.bytesOutByOp[op] = other[2], other[3]
+		}
+	}
+	// Pre-register the close and auth-failure series so dashboards see zeros.
+	for _, c := range []protocol.Code{protocol.CodeNormal, protocol.CodeGoingAway, protocol.CodeHeartbeatTimeout,
+		protocol.CodeSlowConsumer, protocol.CodeAuthTimeout, protocol.CodeKicked, protocol.CodeReplaced,
+		protocol.CodeProtocolError, protocol.CodeFrameTooLarge} {
+		m.closedCounter(c)
+	}
+	for _, c := range []protocol.Code{protocol.CodeInvalidToken, protocol.CodeTokenExpired, protocol.CodeForbidden} {
+		m.authFailedCounter(c)
+	}
+	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining"} {
+		m.refusedCounter(reason)
+	}
+	m.handlerLatency = newHistogram("tether_handler_duration_seconds",
+		[]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
+	m.handlerDuration = durationObserver{m.handlerLatency}
+	set.RegisterMetricsWriter(m.handlerLatency.write)
+	return m
+}
+
+// framesIn counts one inbound frame of n bytes.
+func (m *serverMetrics) framesIn(op protocol.Opcode, n int) {
+	m.framesInByOp[op].Inc()
+	m.bytesInByOp[op].Add(n)
+}
+
+// framesOut counts one outbound frame of n bytes.
+func (m *serverMetrics) framesOut(op protocol.Opcode, n int) {
+	m.framesOutByOp[op].Inc()
+	m.bytesOutByOp[op].Add(n)
+	m.bytesOut.Add(n)
+}
+
+// framesOutN counts count copies of one outbound frame of n bytes (a fan-out).
+func (m *serverMetrics) framesOutN(op protocol.Opcode, n, count int) {
+	m.framesOutByOp[op].Add(count)
+	m.bytesOutByOp[op].Add(n * count)
+	m.bytesOut.Add(n * count)
+}
+
+func (m *serverMetrics) closedCounter(code protocol.Code) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_closes_total{code="%d",reason=%q}`, uint16(code), code.String()))
+}
+
+func (m *serverMetrics) authFailedCounter(code protocol.Code) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_auth_failures_total{reason=%q}`, code.String()))
+}
+
+func (m *serverMetrics) refusedCounter(reason string) *metrics.Counter {
+	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_connections_refused_total{reason=%q}`, reason))
+}
+
+// closed counts a closed connection by close code.
+func (m *serverMetrics) closed(code protocol.Code) { m.closedCounter(code).Inc() }
+
+// authFailed counts a failed authentication by code.
+func (m *serverMetrics) authFailed(code protocol.Code) { m.authFailedCounter(code).Inc() }
+
+// histogram is a Prometheus histogram with fixed `le` buckets, so that standard
+// histogram_quantile queries work on tether's latency metrics.
+type histogram struct {
+	name   string
+	bounds []float64
+	counts []atomic.Uint64 // len(bounds)+1; the last is +Inf
+	sumMu  atomic.Uint64   // float64 bits of the sum
+}
+
+func newHistogram(name string, bounds []float64) *histogram {
+	return &histogram{name: name, bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
+}
+
+// observe records one value.
+func (h *histogram) observe(v float64) {
+	i := 0
+	for i < len(h.bounds) && v > h.bounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sumMu.Load()
+		if h.sumMu.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// write renders the histogram in the Prometheus text format.
+func (h *histogram) write(w io.Writer) {
+	fmt.Fprintf(w, "# TYPE %s histogram\n", h.name)
+	var cum uint64
+	for i, b := range h.bounds {
+		cum += h.counts[i].Load()
+		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", h.name, b, cum)
+	}
+	cum += h.counts[len(h.bounds)].Load()
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", h.name, cum)
+	fmt.Fprintf(w, "%s_sum %g\n", h.name, math.Float64frombits(h.sumMu.Load()))
+	fmt.Fprintf(w, "%s_count %d\n", h.name, cum)
+}

@@ -1,0 +1,209 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// DevicePolicy says how many connections one user may hold at once.
+type DevicePolicy uint8
+
+const (
+	// DevicesMany lets a user connect from any number of devices (the default).
+	DevicesMany DevicePolicy = iota
+	// DevicesOnePerPlatform keeps one connection per platform: a newer login on the same
+	// platform from another device closes the older one with CodeReplaced.
+	DevicesOnePerPlatform
+	// DevicesOnePerUser keeps one connection per user: a newer login from another device
+	// closes the older one with CodeReplaced.
+	DevicesOnePerUser
+)
+
+// String returns the policy's flag spelling: "many", "platform" or "user".
+func (p DevicePolicy) String() string {
+	switch p {
+	case DevicesMany:
+		return "many"
+	case DevicesOnePerPlatform:
+		return "platform"
+	case DevicesOnePerUser:
+		return "user"
+	}
+	return fmt.Sprintf("DevicePolicy(%d)", uint8(p))
+}
+
+// ParseDevicePolicy parses "many", "platform" or "user".
+func ParseDevicePolicy(s string) (DevicePolicy, error) {
+	switch s {
+	case "many", "":
+		return DevicesMany, nil
+	case "platform":
+		return DevicesOnePerPlatform, nil
+	case "user":
+		return DevicesOnePerUser, nil
+	}
+	return 0, fmt.Errorf("server: unknown device policy %q (want many, platform or user)", s)
+}
+
+// Options configures a Server. The zero value of every field keeps the default given in
+// its doc; defaults and validation live in Options.withDefaults.
+type Options struct {
+	// Addr is the client port's listen address. Default ":7000".
+	Addr string
+	// AdminAddr is the admin HTTP listener (/metrics, /healthz, /readyz, /debug/pprof/).
+	// Default "127.0.0.1:7002"; "-" disables it.
+	AdminAddr string
+
+	// Authenticator checks HELLO tokens. Required: New fails with ErrNoAuthenticator
+	// without one. InsecureAuthenticator is for development only.
+	Authenticator Authenticator
+	// Handler receives connection events and uplink messages. Default: NopHandler,
+	// which answers every SEND with an empty SEND_REPLY.
+	Handler Handler
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// AuthTimeout is how long a new connection has to complete HELLO/AUTH_OK.
+	// Default 10s.
+	AuthTimeout time.Duration
+	// Heartbeat is the interval announced in AUTH_OK; a connection silent for 1.5x this
+	// is closed with CodeHeartbeatTimeout. Default 25s.
+	Heartbeat time.Duration
+	// Tick is the timing wheel's resolution: deadlines fire at most one tick late.
+	// Default 50ms.
+	Tick time.Duration
+
+	// MaxFrame is the largest frame (length field value) accepted after auth and
+	// announced in AUTH_OK. Default protocol.DefaultMaxFrame (64 KiB); at most
+	// protocol.MaxFrameLimit.
+	MaxFrame int
+	// PreAuthBudget is how many bytes a connection may send before it is authenticated;
+	// each pre-auth frame is also capped at protocol.PreAuthMaxFrame. Default 8 KiB.
+	PreAuthBudget int
+
+	// MaxConns caps concurrent connections; beyond it new ones get CodeServerFull.
+	// Default 1,000,000.
+	MaxConns int
+	// MaxConnsPerIP caps concurrent connections from one IP address; beyond it new ones
+	// get CodeRateLimited. Default 1,000; negative means unlimited.
+	MaxConnsPerIP int
+	// ConnectRate caps new connections per second (token bucket with a burst of one
+	// second's worth); beyond it new ones get CodeRateLimited. Default 10,000;
+	// negative means unlimited.
+	ConnectRate float64
+	// MaxRoomsPerConn caps the rooms one connection may be in. Default 64.
+	MaxRoomsPerConn int
+
+	// MaxOutboundBytes bounds the bytes queued for one connection whose socket is not
+	// draining; past it the connection is closed with CodeSlowConsumer. Default 1 MiB.
+	MaxOutboundBytes int
+	// WriteTimeout is how long a backlogged connection may take to drain before it is
+	// closed with CodeSlowConsumer. Default 10s.
+	WriteTimeout time.Duration
+
+	// Workers is the worker pool's size (authentication and Handler calls). Default
+	// 4096.
+	Workers int
+	// MaxInflight bounds one connection's SEND and SUBSCRIBE requests queued or running
+	// in the pool; past it a request is answered ERROR CodeBusy. Default 32.
+	MaxInflight int
+
+	// DevicePolicy is the multi-device policy. Default DevicesMany.
+	DevicePolicy DevicePolicy
+
+	// DrainSpread is the window over which Shutdown spreads the clients' GOAWAY
+	// retry-after, so they do not all reconnect at once. Default 5s.
+	DrainSpread time.Duration
+
+	// ReadBufferSize is netpoll's link-buffer node size, the floor of each connection's
+	// input buffer; smaller saves memory per idle connection, larger saves copies for
+	// big frames. Process-wide. Default 256 bytes.
+	ReadBufferSize int
+}
+
+// Defaults applied by withDefaults.
+const (
+	defaultAddr             = ":7000"
+	defaultAdminAddr        = "127.0.0.1:7002"
+	defaultAuthTimeout      = 10 * time.Second
+	defaultHeartbeat        = 25 * time.Second
+	defaultTick             = 50 * time.Millisecond
+	defaultPreAuthBudget    = 8 << 10
+	defaultMaxConns         = 1_000_000
+	defaultMaxConnsPerIP    = 1000
+	defaultConnectRate      = 10_000
+	defaultMaxRoomsPerConn  = 64
+	defaultMaxOutboundBytes = 1 << 20
+	defaultWriteTimeout     = 10 * time.Second
+	defaultWorkers          = 4096
+	defaultMaxInflight      = 32
+	defaultDrainSpread      = 5 * time.Second
+	defaultReadBufferSize   = 256
+)
+
+// withDefaults returns a copy of o with defaults filled in, or an error naming the first
+// invalid field.
+func (o Options) withDefaults() (Options, error) {
+	if o.Addr == "" {
+		o.Addr = defaultAddr
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = defaultAdminAddr
+	}
+	if o.Authenticator == nil {
+		return o, ErrNoAuthenticator
+	}
+	if o.Handler == nil {
+		o.Handler = NopHandler{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&o.AuthTimeout, defaultAuthTimeout)
+	setDur(&o.Heartbeat, defaultHeartbeat)
+	setDur(&o.Tick, defaultTick)
+	setDur(&o.WriteTimeout, defaultWriteTimeout)
+	setDur(&o.DrainSpread, defaultDrainSpread)
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setInt(&o.MaxFrame, protocol.DefaultMaxFrame)
+	setInt(&o.PreAuthBudget, defaultPreAuthBudget)
+	setInt(&o.MaxConns, defaultMaxConns)
+	setInt(&o.MaxConnsPerIP, defaultMaxConnsPerIP)
+	setInt(&o.MaxRoomsPerConn, defaultMaxRoomsPerConn)
+	setInt(&o.MaxOutboundBytes, defaultMaxOutboundBytes)
+	setInt(&o.Workers, defaultWorkers)
+	setInt(&o.MaxInflight, defaultMaxInflight)
+	setInt(&o.ReadBufferSize, defaultReadBufferSize)
+	if o.ConnectRate == 0 {
+		o.ConnectRate = defaultConnectRate
+	}
+
+	switch {
+	case o.AuthTimeout < 0 || o.Heartbeat < 0 || o.Tick < 0 || o.WriteTimeout < 0 || o.DrainSpread < 0:
+		return o, fmt.Errorf("server: durations must not be negative")
+	case o.Heartbeat < o.Tick*2:
+		return o, fmt.Errorf("server: heartbeat %v must be at least two ticks (%v)", o.Heartbeat, o.Tick)
+	case o.Heartbeat > time.Duration(1<<32-1)*time.Millisecond:
+		return o, fmt.Errorf("server: heartbeat %v does not fit AUTH_OK's uint32 milliseconds", o.Heartbeat)
+	case o.MaxFrame < protocol.HeaderSize || o.MaxFrame > protocol.MaxFrameLimit:
+		return o, fmt.Errorf("server: max frame %d outside [%d, %d]", o.MaxFrame, protocol.HeaderSize, protocol.MaxFrameLimit)
+	case o.PreAuthBudget < 0 || o.MaxConns < 0 || o.MaxRoomsPerConn < 0 || o.MaxOutboundBytes < 0 ||
+		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0:
+		return o, fmt.Errorf("server: sizes and counts must not be negative")
+	case o.DevicePolicy > DevicesOnePerUser:
+		return o, fmt.Errorf("server: unknown device policy %d", o.DevicePolicy)
+	}
+	return o, nil
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// TestDevicePolicyOnePerUser: a second login from another device closes the first with
+// the terminal CodeReplaced.
+func TestDevicePolicyOnePerUser(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
+	a := dialRaw(t, s)
+	a.hello("frank", "phone", "ios")
+	b := dialRaw(t, s)
+	b.hello("frank", "tablet", "ios")
+	a.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	waitFor(t, "one connection left", func() bool { return len(s.UserConns("frank")) == 1 })
+	if got := s.UserConns("frank")[0].DeviceID(); got != "tablet" {
+		t.Fatalf("remaining device %q, want tablet", got)
+	}
+}
+
+// TestDevicePolicyOnePerPlatform: devices on different platforms coexist; a newer login
+// on the same platform replaces the older.
+func TestDevicePolicyOnePerPlatform(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerPlatform })
+	ios := dialRaw(t, s)
+	ios.hello("gina", "phone", "ios")
+	android := dialRaw(t, s)
+	android.hello("gina", "pixel", "android")
+	waitFor(t, "two devices", func() bool { return len(s.UserConns("gina")) == 2 })
+	ios2 := dialRaw(t, s)
+	ios2.hello("gina", "ipad", "ios")
+	ios.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	android.write(protocol.AppendEmpty(nil, protocol.OpPing, 1))
+	android.expect(protocol.OpPong)
+	waitFor(t, "two devices again", func() bool { return len(s.UserConns("gina")) == 2 })
+}
+
+// TestDevicePolicyMany: by default every device stays.
+func TestDevicePolicyMany(t *testing.T) {
+	s := startServer(t, nil)
+	for _, d := range []string{"a", "b", "c"} {
+		c := dialRaw(t, s)
+		c.hello("hank", d, "ios")
+	}
+	waitFor(t, "three devices", func() bool { return len(s.UserConns("hank")) == 3 })
+	n, err := s.PushUser("hank", []byte("x"))
+	if err != nil || n != 3 {
+		t.Fatalf("PushUser = %d, %v; want 3", n, err)
+	}
+}
+
+// TestSameDeviceReplacedQuietly: a reconnect from the same device replaces its stale
+// connection without a CLOSE frame (so no kick code reaches it), even under the
+// one-per-user policy, and the new one keeps working.
+func TestSameDeviceReplacedQuietly(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
+	old := dialRaw(t, s)
+	old.hello("ivan", "phone", "ios")
+	fresh := dialRaw(t, s)
+	fresh.hello("ivan", "phone", "ios")
+	f, err := old.next(5 * time.Second)
+	if err == nil {
+		t.Fatalf("stale connection got %v, want a quiet close", f.Op)
+	}
+	if !errors.Is(err, io.EOF) && !isConnReset(err) {
+		t.Fatalf("stale connection: %v, want EOF", err)
+	}
+	fresh.write(protocol.AppendEmpty(nil, protocol.OpPing, 2))
+	fresh.expect(protocol.OpPong)
+	waitFor(t, "one connection", func() bool { return len(s.UserConns("ivan")) == 1 })
+}
+
+// TestKick: KickUser closes every device with the given terminal code.
+func TestKick(t *testing.T) {
+	s := startServer(t, nil)
+	a := dialRaw(t, s)
+	a.hello("judy", "a", "ios")
+	b := dialRaw(t, s)
+	b.hello("judy", "b", "web")
+	waitFor(t, "two devices", func() bool { return len(s.UserConns("judy")) == 2 })
+	if n := s.KickUser("judy", protocol.CodeKicked, "banned"); n != 2 {
+		t.Fatalf("KickUser closed %d, want 2", n)
+	}
+	a.expectClosed(protocol.OpClose, protocol.CodeKicked)
+	b.expectClosed(protocol.OpClose, protocol.CodeKicked)
+	if err := s.KickConn(12345, protocol.CodeKicked, ""); !errors.Is(err, ErrConnNotFound) {
+		t.Fatalf("KickConn(unknown) = %v", err)
+	}
+}
+
+// TestSameTokenReconnectQuiet: under one-per-user, a login presenting the very same token
+// (an app reconnecting without a device id) replaces the old connection quietly rather
+// than kicking it with a terminal code.
+func TestSameTokenReconnectQuiet(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
+	old := dialRaw(t, s)
+	old.send(&protocol.Hello{Token: "kate#tok"}, 1, 0)
+	old.expect(protocol.OpAuthOK)
+	fresh := dialRaw(t, s)
+	fresh.send(&protocol.Hello{Token: "kate#tok"}, 1, 0)
+	fresh.expect(protocol.OpAuthOK)
+	if f, err := old.next(5 * time.Second); err == nil {
+		t.Fatalf("old connection got %v, want a quiet close", f.Op)
+	}
+	waitFor(t, "one connection", func() bool { return len(s.UserConns("kate")) == 1 })
+}

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// The downlink API. Every push encodes its frame once and writes the same bytes to each
+// recipient; writes never wait for a peer (see outbound.go), so one slow client never
+// holds up a fan-out. The counts returned are connections the frame was written or
+// queued to.
+
+// connSlices recycles the member snapshots of fan-outs.
+var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }}
+
+// fanOut writes frame to every connection in cs that is authenticated and not in
+// exclude, and returns how many took it.
+func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) int {
+	n := 0
+	for _, c := range cs {
+		if c.state.Load() != stateAuthed {
+			continue
+		}
+		if _, skip := exclude[c.id]; skip {
+			continue
+		}
+		if c.write(frame) == nil {
+			n++
+		}
+	}
+	s.metrics.framesOutN(protocol.OpPush, len(frame), n)
+	s.metrics.pushed.Add(n)
+	return n
+}
+
+// PushConn sends payload to one connection on the direct channel. It returns
+// ErrConnNotFound if no authenticated connection has that id.
+func (s *Server) PushConn(id uint64, payload []byte) error {
+	c := s.hub.conn(id)
+	if c == nil || c.state.Load() != stateAuthed {
+		return ErrConnNotFound
+	}
+	return c.Push(payload)
+}
+
+// PushUser sends payload to every connection (device) of a user and returns how many
+// got it; 0 means the user is offline.
+func (s *Server) PushUser(userID string, payload []byte) (int, error) {
+	frame, err := (&protocol.Push{Payload: payload}).AppendFrame(nil, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	buf := connSlices.Get().(*[]*Conn)
+	cs := s.hub.userConns(userID, (*buf)[:0])
+	n := s.fanOut(cs, frame, nil)
+	clear(cs)
+	*buf = cs[:0]
+	connSlices.Put(buf)
+	return n, nil
+}
+
+// PushRoom sends payload to every member of a room except the connections in exclude,
+// with the room's name as the PUSH channel, and returns how many got it; an unknown room
+// has no members and returns 0.
+func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, error) {
+	r := s.rooms.get(room)
+	if r == nil {
+		return 0, nil
+	}
+	frame, err := (&protocol.Push{Channel: room, Payload: payload}).AppendFrame(nil, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	var ex map[uint64]struct{}
+	if len(exclude) > 0 {
+		ex = make(map[uint64]struct{}, len(exclude))
+		for _, id := range exclude {
+			ex[id] = struct{}{}
+		}
+	}
+	buf := connSlices.Get().(*[]*Conn)
+	cs := r.snapshot((*buf)[:0])
+	n := s.fanOut(cs, frame, ex)
+	clear(cs)
+	*buf = cs[:0]
+	connSlices.Put(buf)
+	return n, nil
+}
+
+// Broadcast sends payload to every authenticated connection and returns how many got it.
+func (s *Server) Broadcast(payload []byte) (int, error) {
+	frame, err := (&protocol.Push{Payload: payload}).AppendFrame(nil, 0, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	buf := connSlices.Get().(*[]*Conn)
+	for i := range s.hub.conns {
+		sh := &s.hub.conns[i]
+		cs := (*buf)[:0]
+		sh.mu.RLock()
+		for _, c := range sh.m {
+			cs = append(cs, c)
+		}
+		sh.mu.RUnlock()
+		n += s.fanOut(cs, frame, nil)
+		clear(cs)
+		*buf = cs[:0]
+	}
+	connSlices.Put(buf)
+	return n, nil
+}
+
+// KickConn closes one connection with code (normally the terminal protocol.CodeKicked)
+// and reason. It returns ErrConnNotFound if there is no such connection.
+func (s *Server) KickConn(id uint64, code protocol.Code, reason string) error {
+	c := s.hub.conn(id)
+	if c == nil {
+		return ErrConnNotFound
+	}
+	c.Close(code, reason)
+	return nil
+}
+
+// KickUser closes every connection of a user with code and reason and returns how many
+// it closed.
+func (s *Server) KickUser(userID string, code protocol.Code, reason string) int {
+	cs := s.hub.userConns(userID, nil)
+	for _, c := range cs {
+		c.Close(code, reason)
+	}
+	return len(cs)
+}
+
+// UserConns returns the user's authenticated connections (nil when offline).
+func (s *Server) UserConns(userID string) []*Conn { return s.hub.userConns(userID, nil) }
+
+// Join puts connection id in room. It returns ErrConnNotFound, ErrInvalidRoom or
+// ErrTooManyRooms.
+func (s *Server) Join(id uint64, room string) error {
+	c := s.hub.conn(id)
+	if c == nil || c.state.Load() != stateAuthed {
+		return ErrConnNotFound
+	}
+	return s.join(c, room)
+}
+
+// Leave takes connection id out of room; leaving a room it is not in is a no-op.
+func (s *Server) Leave(id uint64, room string) error {
+	c := s.hub.conn(id)
+	if c == nil {
+		return ErrConnNotFound
+	}
+	s.leave(c, room)
+	return nil
+}
+
+// RoomSize returns the number of members of a room (0 for an unknown room).
+func (s *Server) RoomSize(room string) int {
+	r := s.rooms.get(room)
+	if r == nil {
+		return 0
+	}
+	return r.size()
+}

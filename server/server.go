@@ -1,0 +1,341 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/panjf2000/ants/v2"
+
+	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/timingwheel"
+)
+
+// Server is a tether gateway. Create it with New, start it with Start, stop it with
+// Shutdown (graceful) or Close. Its methods are safe for concurrent use.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	hbTimeout int64 // 1.5 x heartbeat, in wheel nanoseconds
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wheel   *timingwheel.Wheel[Conn]
+	pool    *ants.Pool
+	hub     *hub
+	rooms   *rooms
+	limits  *limits
+	metrics *serverMetrics
+
+	// ackHook receives clients' ACKs; the QoS1 delivery tracking plugs in here.
+	ackHook atomic.Pointer[func(c *Conn, msgID uint64)]
+
+	mu       sync.Mutex
+	started  bool
+	el       netpoll.EventLoop
+	ln       net.Listener
+	admin    *http.Server
+	adminLn  net.Listener
+	serveErr chan error
+	draining atomic.Bool
+	closed   atomic.Bool
+	nextID   atomic.Uint64
+}
+
+// New validates opts and builds a server; it opens no socket until Start.
+//
+// netpoll is configured process-wide by the first New in a process (its read buffer
+// size); later servers share that setting.
+func New(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	configureNetpoll(&o)
+	s := &Server{
+		opts:      o,
+		log:       o.Logger,
+		hbTimeout: int64(o.Heartbeat) * 3 / 2,
+		hub:       newHub(),
+		rooms:     newRooms(),
+		limits:    newLimits(&o),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wheel = timingwheel.New[Conn](timingwheel.Options{Tick: o.Tick})
+	pool, err := ants.NewPool(o.Workers,
+		ants.WithNonblocking(true),
+		ants.WithPanicHandler(func(p any) { s.log.Error("worker panicked", "panic", fmt.Sprint(p)) }),
+		ants.WithLogger(antsLogger{s.log}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("server: cannot create worker pool: %w", err)
+	}
+	s.pool = pool
+	s.metrics = newServerMetrics(s)
+	if _, insecure := o.Authenticator.(InsecureAuthenticator); insecure {
+		s.log.Warn("INSECURE AUTHENTICATOR ENABLED: every token is accepted as its own user id; never use this in production")
+	}
+	return s, nil
+}
+
+var netpollOnce sync.Once
+
+// configureNetpoll applies the process-wide netpoll settings once.
+func configureNetpoll(o *Options) {
+	netpollOnce.Do(func() {
+		netpoll.LinkBufferCap = o.ReadBufferSize
+		_ = netpoll.Configure(netpoll.Config{BufferSize: o.ReadBufferSize})
+		netpoll.SetLoggerOutput(&netpollLog{})
+	})
+}
+
+// Start opens the client and admin listeners and begins serving in the background. It
+// returns once both are listening, so Addr is valid when it returns.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("server: already started")
+	}
+	if s.closed.Load() {
+		return ErrServerClosed
+	}
+	ln, err := netpoll.CreateListener("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("server: cannot listen on %s: %w", s.opts.Addr, err)
+	}
+	el, err := netpoll.NewEventLoop(s.onRequest,
+		netpoll.WithOnConnect(s.onConnect),
+		netpoll.WithWriteTimeout(s.opts.WriteTimeout),
+	)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("server: cannot create event loop: %w", err)
+	}
+	if s.opts.AdminAddr != "-" {
+		if err := s.startAdmin(); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	s.ln, s.el = ln, el
+	s.wheel.Start(s.onExpire)
+	s.serveErr = make(chan error, 1)
+	go func() { s.serveErr <- el.Serve(ln) }()
+	s.started = true
+	s.log.Info("tether gateway listening", "addr", ln.Addr().String(), "admin", s.AdminAddr(),
+		"heartbeat", s.opts.Heartbeat, "auth_timeout", s.opts.AuthTimeout, "device_policy", s.opts.DevicePolicy.String())
+	return nil
+}
+
+// Addr returns the client listener's address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// AdminAddr returns the admin listener's address as host:port, or "" when disabled or
+// not started.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// onConnect is netpoll's accept callback: it admits or refuses the socket and starts
+// its auth deadline.
+func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+	s.metrics.connsTotal.Inc()
+	c := &Conn{srv: s, nc: nc, fd: nc.(netpoll.Conn).Fd(), id: s.nextID.Add(1)}
+	c.ip = addrIP(nc.RemoteAddr())
+	c.timer.SetOwner(c)
+	if s.draining.Load() {
+		s.refuse(c, protocol.CodeGoingAway, "draining")
+		return ctx
+	}
+	if code, reason := s.limits.admit(c.ip, s.hub.total.Load(), time.Now()); code != 0 {
+		s.refuse(c, code, reason)
+		return ctx
+	}
+	s.hub.addConn(c)
+	if err := nc.AddCloseCallback(c.onClosed); err != nil {
+		// Already closed by the peer: undo.
+		c.state.Store(stateClosed)
+		s.hub.remove(c, false)
+		s.limits.release(c.ip)
+		return ctx
+	}
+	s.wheel.Schedule(&c.timer, s.wheel.Clock()+int64(s.opts.AuthTimeout))
+	return &connCtx{Context: ctx, c: c}
+}
+
+// refuse sends CLOSE with code and closes a socket that was not admitted.
+func (s *Server) refuse(c *Conn, code protocol.Code, reason string) {
+	s.metrics.refusedCounter(reason).Inc()
+	if frame, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
+		_, _ = sockWrite(c.fd, frame)
+	}
+	_ = c.nc.Close()
+}
+
+// onExpire closes connections whose auth or heartbeat deadline passed. It runs on the
+// wheel's dispatcher goroutine.
+func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
+	for _, t := range batch {
+		c := t.Owner()
+		switch c.state.Load() {
+		case stateNew, stateAuthenticating:
+			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed", true)
+		case stateAuthed:
+			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals", true)
+		}
+	}
+}
+
+// onAck passes a client's ACK to the ack hook.
+func (s *Server) onAck(c *Conn, msgID uint64) {
+	s.metrics.acks.Inc()
+	if h := s.ackHook.Load(); h != nil {
+		(*h)(c, msgID)
+	}
+}
+
+// Conn returns the live connection with id, or nil.
+func (s *Server) Conn(id uint64) *Conn { return s.hub.conn(id) }
+
+// Stats is a snapshot of the server's counts.
+type Stats struct {
+	// Connections is the number of open sockets, authenticated or not.
+	Connections int64
+	// Authenticated is the number of authenticated connections.
+	Authenticated int64
+	// Users is the number of users with at least one connection.
+	Users int
+	// Rooms is the number of non-empty rooms.
+	Rooms int
+	// Draining is true once Shutdown has begun.
+	Draining bool
+}
+
+// Stats returns a snapshot of the server's counts.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Connections:   s.hub.total.Load(),
+		Authenticated: s.hub.authed.Load(),
+		Users:         s.hub.userCount(),
+		Rooms:         s.rooms.count(),
+		Draining:      s.draining.Load(),
+	}
+}
+
+// Shutdown drains the server: it stops accepting, sends every client GOAWAY with a
+// retry-after spread over Options.DrainSpread, waits until the clients have left or ctx
+// is done, closes whoever remains with CodeGoingAway, and stops the wheel, the pool and
+// the admin listener. It returns ctx.Err() if the deadline cut the wait short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return ErrServerClosed
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	n := s.goAwayAll()
+	s.log.Info("draining", "connections", n, "spread", s.opts.DrainSpread)
+	var waitErr error
+	for s.hub.total.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	s.shutdownNow()
+	return waitErr
+}
+
+// Close closes every connection with CodeGoingAway at once and stops the server.
+func (s *Server) Close() error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	s.shutdownNow()
+	return nil
+}
+
+// shutdownNow closes remaining connections and stops the background parts.
+func (s *Server) shutdownNow() {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
+	s.hub.each(func(c *Conn) { c.closeWith(protocol.CodeGoingAway, "server shutting down", true) })
+	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued.
+	deadline := time.Now().Add(2 * time.Second)
+	for s.hub.total.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.mu.Lock()
+	el, admin, started := s.el, s.admin, s.started
+	s.mu.Unlock()
+	if el != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = el.Shutdown(ctx)
+		cancel()
+	}
+	if started {
+		s.wheel.Stop()
+	}
+	s.cancel()
+	_ = s.pool.ReleaseTimeout(5 * time.Second)
+	if admin != nil {
+		_ = admin.Close()
+	}
+	s.log.Info("tether gateway stopped")
+}
+
+// goAwayAll sends GOAWAY to every connection, each with its own jittered retry-after.
+func (s *Server) goAwayAll() int {
+	n := 0
+	spread := s.opts.DrainSpread.Milliseconds()
+	s.hub.each(func(c *Conn) {
+		retry := uint32(0)
+		if spread > 0 {
+			retry = uint32(fastrandn(uint64(spread) + 1))
+		}
+		frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: retry, Reason: "server draining"}).AppendFrame(nil, 0, 0)
+		if err != nil {
+			return
+		}
+		if c.state.Load() < stateAuthed {
+			// Not yet a session: nothing to resume, just close.
+			c.closeWith(protocol.CodeGoingAway, "server draining", true)
+			return
+		}
+		if c.write(frame) == nil {
+			s.metrics.framesOut(protocol.OpGoAway, len(frame))
+			n++
+		}
+	})
+	return n
+}
