@@ -4,17 +4,23 @@ go 1.26
 
 require (
 	github.com/VictoriaMetrics/metrics v1.35.1
+	github.com/bytedance/sonic v1.15.5
 	github.com/cloudwego/netpoll v0.7.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/panjf2000/ants/v2 v2.12.1
+	go.uber.org/goleak v1.3.0
 )
 
 require (
-	github.com/bytedance/gopkg v0.1.1 // indirect
+	github.com/bytedance/gopkg v0.1.3 // indirect
+	github.com/bytedance/sonic/loader v0.5.3 // indirect
+	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/cloudwego/gopkg v0.1.4 // indirect
+	github.com/klauspost/cpuid/v2 v2.2.9 // indirect
+	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
+	golang.org/x/arch v0.0.0-20210923205945-b76863e36670 // indirect
 	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.19.0 // indirect
+	golang.org/x/sys v0.22.0 // indirect
 )

@@ -75,8 +75,8 @@ type Client struct {
 
 	mu          sync.Mutex
 	state       State
-	cur         *conn               // the usable connection, nil between connections
-	ready       chan struct{}       // closed while cur is usable; requests wait on it
+	cur         *conn         // the usable connection, nil between connections
+	ready       chan struct{} // closed while cur is usable; requests wait on it
 	readyClosed bool
 	rooms       map[string]struct{} // rooms to (re)join on every connection
 	auth        protocol.AuthOK     // the last AUTH_OK
@@ -113,17 +113,16 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		ready: make(chan struct{}),
 		rooms: make(map[string]struct{}),
 		randN: rand.Int64N,
+
+		cursorEpoch:  o.ResumeEpoch,
+		cursorLastID: o.ResumeLastID,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if o.OnPush == nil {
 		c.pushes = make(chan Push, o.PushBuffer)
 	}
 	c.setState(StateConnecting, nil)
-	// The attempt stops at the first of ctx and Close (which cannot happen
-	// before Dial returns, but the client context must be honoured by connect).
-	actx, stop := mergeCancel(ctx, c.ctx)
-	cn, err := c.connect(actx)
-	stop()
+	cn, err := c.connect(ctx)
 	if err != nil {
 		c.cancel()
 		c.setState(StateClosed, err)
@@ -134,27 +133,23 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// mergeCancel returns a context derived from a that is also cancelled when b
-// is, and the function that releases it.
-func mergeCancel(a, b context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(a)
-	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
 // Close sends CLOSE (1000) on the current connection, closes it, and stops
 // the read goroutine and its timer; when Close returns nothing of the client
 // is running and the Pushes channel is closed. Requests in flight fail with
 // ErrDisconnected or ErrClosed. Close is idempotent and always returns nil.
 //
 // Close must not be called from OnPush or OnStateChange: it waits for the
-// goroutine running them.
+// goroutine running them. Everything else is safe to call concurrently with
+// Close; it returns ErrClosed afterwards.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		// Cancel first: attach checks the context and installs a connection
+		// under c.mu, so after this either attach refuses the connection or
+		// c.cur below is it.
+		c.cancel()
 		c.mu.Lock()
 		cn := c.cur
 		c.mu.Unlock()
-		c.cancel()
 		if cn != nil {
 			cn.closeWith(protocol.CodeNormal, "client closed")
 		}
@@ -199,8 +194,8 @@ func (c *Client) LastAuth() protocol.AuthOK {
 
 // Cursor returns the resume position the next HELLO will carry: the epoch of
 // the user's message sequence and the highest msg_id received in it. An
-// application that persists it across restarts can pass nothing back yet;
-// it is exposed for logs and tests.
+// application may save it when it exits and pass it back in
+// Options.ResumeEpoch and Options.ResumeLastID.
 func (c *Client) Cursor() (epoch, lastID uint64) {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()

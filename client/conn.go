@@ -319,6 +319,9 @@ func (cn *conn) protocolFailure(err error) ending {
 // otherwise never give the server a reason to answer, and the connection
 // would be declared dead at 2 × heartbeat although the server is fine.
 func (cn *conn) tick() (ending, bool) {
+	if cn.c.ctx.Err() != nil {
+		return ending{err: ErrClosed}, true
+	}
 	now := cn.now()
 	if cn.goaway != nil && (now >= cn.goawayAt || cn.pendingLen() == 0) {
 		return cn.goAwayEnding(), true

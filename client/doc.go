@@ -27,8 +27,10 @@
 //	                read goroutine
 //	OnPush          read goroutine, one push at a time      no: see below
 //
-// A callback must not call Close: Close waits for the read goroutine, which is
-// running the callback. Call it from another goroutine (go c.Close()).
+// A callback must not call Close, which waits for the read goroutine running
+// the callback (use go c.Close()), nor wait for Send, Subscribe, Unsubscribe
+// or Ping, whose answers that same goroutine would have to read: they would
+// time out. Start a goroutine for such work.
 //
 // # Pushes and back-pressure
 //

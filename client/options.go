@@ -30,6 +30,12 @@ type Options struct {
 	// policy. Default "".
 	ClientVersion string
 
+	// ResumeEpoch and ResumeLastID seed the resume cursor that the first
+	// HELLO carries, for an application that saved Client.Cursor before it
+	// last exited. Default 0, 0: no resume requested.
+	ResumeEpoch  uint64
+	ResumeLastID uint64
+
 	// DialTimeout bounds the TCP connect of each attempt. Default 5s.
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the wait for AUTH_OK or AUTH_FAIL after the TCP
@@ -57,7 +63,9 @@ type Options struct {
 
 	// OnPush, when set, receives every push synchronously on the read
 	// goroutine; nothing more is read until it returns, so it must not block
-	// for long (see the package doc). Push.Payload is the callee's to keep.
+	// for long, and must not wait for a request's answer, which this same
+	// goroutine reads (see the package doc). Push.Payload is the callee's to
+	// keep.
 	// When OnPush is set, Pushes returns nil. Default nil: pushes go to the
 	// Pushes channel.
 	OnPush func(Push)
@@ -68,7 +76,8 @@ type Options struct {
 	// OnStateChange, when set, is told of every state transition with the
 	// error that caused it (nil for Connecting and Connected, and for Closed
 	// after Close). It runs on the goroutine making the transition (see the
-	// package doc), must not block, and must not call Close.
+	// package doc), must not block, and must not call Close or wait for a
+	// request's answer.
 	OnStateChange func(State, error)
 
 	// Logger receives the client's logs (connects, disconnects, protocol

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -54,6 +55,8 @@ func (s *Server) startAdmin() error {
 // WriteMetrics writes the server's metrics, with Go runtime and process metrics, in the
 // Prometheus text format.
 func (s *Server) WriteMetrics(w io.Writer) {
-	s.metrics.set.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	var buf bytes.Buffer
+	s.metrics.set.WritePrometheus(&buf)
+	metrics.WriteProcessMetrics(&buf)
+	writeWithHelp(w, buf.Bytes())
 }

@@ -124,9 +124,10 @@ func (c *Conn) Rooms() []string {
 }
 
 // Push sends payload to this connection as a PUSH on the direct channel (no message id,
-// no ack). It returns ErrConnClosed if the connection is closing.
+// no ack). It returns ErrConnClosed if the connection is closing and ErrPayloadTooLarge
+// if the frame would exceed Options.MaxFrame.
 func (c *Conn) Push(payload []byte) error {
-	frame, err := (&protocol.Push{Payload: payload}).AppendFrame(nil, 0, 0)
+	frame, err := c.srv.encodePush("", payload)
 	if err != nil {
 		return err
 	}

@@ -200,3 +200,27 @@ func TestDrainDeadline(t *testing.T) {
 	c.expect(protocol.OpGoAway)
 	c.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
 }
+
+// TestPayloadTooLarge: pushes and replies larger than the announced max frame are
+// refused; the client gets ERROR for its request instead of waiting forever.
+func TestPayloadTooLarge(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.MaxFrame = 1024; o.Handler = hugeReplyHandler{} })
+	c := dialRaw(t, s)
+	c.hello("big", "a", "ios")
+	if _, err := s.PushUser("big", make([]byte, 2000)); !errors.Is(err, ErrPayloadTooLarge) {
+		t.Fatalf("PushUser: %v", err)
+	}
+	if _, err := s.PushUser("big", make([]byte, 900)); err != nil {
+		t.Fatalf("PushUser within limit: %v", err)
+	}
+	c.expect(protocol.OpPush)
+	c.send(&protocol.Send{Route: "r"}, 7, 0)
+	if f := c.expect(protocol.OpError); f.Seq != 7 {
+		t.Fatalf("ERROR seq %d", f.Seq)
+	}
+}
+
+// hugeReplyHandler answers every SEND with 2000 bytes.
+type hugeReplyHandler struct{ NopHandler }
+
+func (hugeReplyHandler) OnMessage(*Message) ([]byte, error) { return make([]byte, 2000), nil }

@@ -26,6 +26,9 @@ var (
 	ErrAlreadyReplied = errors.New("server: message already answered")
 	// ErrConnClosed is returned when writing to a connection that is closing or closed.
 	ErrConnClosed = errors.New("server: connection closed")
+	// ErrPayloadTooLarge is returned by pushes and replies whose frame would exceed
+	// Options.MaxFrame, the size announced to clients in AUTH_OK.
+	ErrPayloadTooLarge = errors.New("server: payload exceeds the announced max frame size")
 	// ErrInvalidRoom is returned for an empty room name or one longer than 255 bytes.
 	ErrInvalidRoom = errors.New("server: invalid room name")
 )

@@ -78,7 +78,8 @@ type Message struct {
 
 // Reply answers the message with SEND_REPLY carrying payload. It may be called from any
 // goroutine, once; a second answer returns ErrAlreadyReplied. It returns ErrConnClosed
-// when the connection has gone.
+// when the connection has gone, and ErrPayloadTooLarge (after answering ERROR Internal)
+// when the reply would exceed Options.MaxFrame.
 func (m *Message) Reply(payload []byte) error {
 	if !m.answered.CompareAndSwap(false, true) {
 		return ErrAlreadyReplied
@@ -88,10 +89,19 @@ func (m *Message) Reply(payload []byte) error {
 		return nil
 	}
 	frame, err := (&protocol.SendReply{Payload: payload}).AppendFrame(nil, m.Seq, 0)
+	if err == nil && len(frame)-protocol.LengthSize > m.Conn.srv.opts.MaxFrame {
+		err = ErrPayloadTooLarge
+	}
 	if err != nil {
+		// The client still gets an answer to its seq.
+		_ = m.Conn.writeError(m.Seq, protocol.CodeInternal, "reply too large")
 		return err
 	}
-	return m.Conn.write(frame)
+	if err := m.Conn.write(frame); err != nil {
+		return err
+	}
+	m.Conn.srv.metrics.framesOut(protocol.OpSendReply, len(frame))
+	return nil
 }
 
 // Fail answers the message with ERROR code and msg. Like Reply it answers once.

@@ -46,6 +46,8 @@ type durationObserver struct{ h *histogram }
 func (d durationObserver) UpdateDuration(start time.Time) { d.h.observe(time.Since(start).Seconds()) }
 
 func newServerMetrics(s *Server) *serverMetrics {
+	// TYPE and HELP lines make /metrics pass promtool; the setting is process-wide.
+	metrics.ExposeMetadata(true)
 	set := metrics.NewSet()
 	m := &serverMetrics{set: set}
 	m.connsTotal = set.NewCounter("tether_connections_total")
@@ -182,7 +184,7 @@ func (h *histogram) observe(v float64) {
 
 // write renders the histogram in the Prometheus text format.
 func (h *histogram) write(w io.Writer) {
-	fmt.Fprintf(w, "# TYPE %s histogram\n", h.name)
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, helpFor(h.name), h.name)
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i].Load()

@@ -11,6 +11,19 @@ import (
 // holds up a fan-out. The counts returned are connections the frame was written or
 // queued to.
 
+// encodePush encodes a PUSH frame once for a fan-out, refusing payloads that would
+// exceed the max frame size announced to clients.
+func (s *Server) encodePush(channel string, payload []byte) ([]byte, error) {
+	frame, err := (&protocol.Push{Channel: channel, Payload: payload}).AppendFrame(nil, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(frame)-protocol.LengthSize > s.opts.MaxFrame {
+		return nil, ErrPayloadTooLarge
+	}
+	return frame, nil
+}
+
 // connSlices recycles the member snapshots of fan-outs.
 var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }}
 
@@ -47,7 +60,7 @@ func (s *Server) PushConn(id uint64, payload []byte) error {
 // PushUser sends payload to every connection (device) of a user and returns how many
 // got it; 0 means the user is offline.
 func (s *Server) PushUser(userID string, payload []byte) (int, error) {
-	frame, err := (&protocol.Push{Payload: payload}).AppendFrame(nil, 0, 0)
+	frame, err := s.encodePush("", payload)
 	if err != nil {
 		return 0, err
 	}
@@ -68,7 +81,7 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	if r == nil {
 		return 0, nil
 	}
-	frame, err := (&protocol.Push{Channel: room, Payload: payload}).AppendFrame(nil, 0, 0)
+	frame, err := s.encodePush(room, payload)
 	if err != nil {
 		return 0, err
 	}
@@ -90,7 +103,7 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 
 // Broadcast sends payload to every authenticated connection and returns how many got it.
 func (s *Server) Broadcast(payload []byte) (int, error) {
-	frame, err := (&protocol.Push{Payload: payload}).AppendFrame(nil, 0, 0)
+	frame, err := s.encodePush("", payload)
 	if err != nil {
 		return 0, err
 	}

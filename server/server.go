@@ -23,7 +23,7 @@ import (
 type Server struct {
 	opts      Options
 	log       *slog.Logger
-	hbTimeout int64 // 1.5 x heartbeat, in wheel nanoseconds
+	hbTimeout int64 // 1.5 x heartbeat plus one tick, in wheel nanoseconds
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -61,9 +61,11 @@ func New(opts Options) (*Server, error) {
 	}
 	configureNetpoll(&o)
 	s := &Server{
-		opts:      o,
-		log:       o.Logger,
-		hbTimeout: int64(o.Heartbeat) * 3 / 2,
+		opts: o,
+		log:  o.Logger,
+		// Deadlines are computed from the wheel's coarse clock, which lags real time by
+		// up to a tick: one tick more keeps a client from being closed early.
+		hbTimeout: int64(o.Heartbeat)*3/2 + int64(o.Tick),
 		hub:       newHub(),
 		rooms:     newRooms(),
 		limits:    newLimits(&o),
@@ -178,7 +180,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 		s.limits.release(c.ip)
 		return ctx
 	}
-	s.wheel.Schedule(&c.timer, s.wheel.Clock()+int64(s.opts.AuthTimeout))
+	s.wheel.Schedule(&c.timer, s.wheel.Clock()+int64(s.opts.AuthTimeout)+int64(s.opts.Tick))
 	return &connCtx{Context: ctx, c: c}
 }
 

@@ -10,9 +10,9 @@ import (
 // unbounded queue of expired timers, so a slow callback makes the queue grow
 // instead of delaying the tick.
 //
-//	goroutine    runs                          blocks on
-//	ticker       Advance(Options.Now()) per Tick  the wheel mutex, briefly the queue mutex
-//	dispatcher   onExpire(batch)               the queue when it is empty
+//	goroutine    runs                             blocks on
+//	ticker       Advance(Options.Now()) per Tick  the wheel mutex; the queue mutex briefly
+//	dispatcher   onExpire(batch)                  the queue, when it is empty
 type driver[T any] struct {
 	mu      sync.Mutex // serialises Start and Stop
 	running bool

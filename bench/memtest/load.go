@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
@@ -191,7 +192,7 @@ func (l *loader) conn(ctx context.Context, i int) {
 			<-l.sem
 		}
 	}()
-	d := net.Dialer{LocalAddr: l.src, Timeout: l.cfg.HandshakeTimeout}
+	d := net.Dialer{LocalAddr: l.src, Timeout: l.cfg.HandshakeTimeout, Control: bindAddressNoPort}
 	nc, err := d.DialContext(ctx, "tcp", l.cfg.Addr)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -201,8 +202,15 @@ func (l *loader) conn(ctx context.Context, i int) {
 	}
 	defer nc.Close()
 	// Closing the socket is what unblocks a goroutine sitting in Read when the load
-	// ends; AfterFunc does that without a goroutine per connection.
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	// ends; AfterFunc does that without a goroutine per connection. The close resets
+	// the connection (linger 0) rather than leaving its port in TIME_WAIT for a
+	// minute, where it would slow the port search of the next run's loaders.
+	stop := context.AfterFunc(ctx, func() {
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		nc.Close()
+	})
 	defer stop()
 	l.dialed.Add(1)
 
@@ -310,6 +318,27 @@ func (l *loader) conn(ctx context.Context, i int) {
 		}
 	}
 }
+
+// bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to a
+// source address, so the kernel picks its port at connect, by the whole 4-tuple,
+// instead of at bind. Without it every bind searches the source address's ports for
+// one that is free, which with ten thousand in use (and more in TIME_WAIT from the
+// previous implementation's loaders) costs the loaders seconds of system CPU and
+// slowed the connection rate to a quarter.
+func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h, which package
+// syscall does not define.
+const ipBindAddressNoPort = 24
 
 // interval is the time between PINGs for a server announcing heartbeat hb.
 func (l *loader) interval(hb time.Duration) time.Duration {

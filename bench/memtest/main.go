@@ -74,7 +74,7 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 	impls := fs.String("impl", "tether,baseline", "The implementations to measure, comma-separated, in order: tether, baseline, netpoll.")
 	fs.IntVar(&cfg.N, "n", 19000, "The number of connections the server holds when it is measured.")
 	fs.IntVar(&cfg.Loaders, "loaders", 2, "The number of load processes sharing the connections; each holds n/loaders sockets, which must stay under the open-files limit.")
-	fs.StringVar(&cfg.Src, "src", "127.0.0.2", "The first loader's source address; each further loader uses the next address.")
+	fs.StringVar(&cfg.Src, "src", "127.0.0.2", "The first loader's source address; every further loader, of this implementation or the next, uses the next address.")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "The heartbeat the servers announce, which paces the loaders' PINGs.")
 	fs.IntVar(&cfg.Pings, "pings", 2, "The PING/PONG exchanges every connection completes before the measurement.")
 	fs.Float64Var(&cfg.Rate, "rate", 4000, "The total rate of new connections per second, across loaders.")

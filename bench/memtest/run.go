@@ -31,8 +31,8 @@ type RunConfig struct {
 	N int
 	// Loaders is the number of load processes sharing N. Default 2.
 	Loaders int
-	// Src is the first loader's source address; loader i uses the i-th address after
-	// it. Default 127.0.0.2.
+	// Src is the first loader's source address; loader i of the k-th implementation
+	// uses the (k*Loaders + i)-th address after it. Default 127.0.0.2.
 	Src string
 	// Heartbeat is the interval the servers announce, which paces the loaders' PINGs.
 	// Default 5s.
@@ -101,16 +101,13 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	if _, err := netip.ParseAddr(c.Src); err != nil {
 		return c, fmt.Errorf("bad source address: %w", err)
 	}
-	// Every connection is a descriptor in the server and in one loader; the limit is
+	// Every connection is a descriptor in the server process; the limit is
 	// per process and here it cannot be raised, so say so before starting.
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
 		const spare = 64 // listener, pipes, epoll, /proc reads
 		if uint64(c.N)+spare > rl.Max {
 			return c, fmt.Errorf("%d connections need %d descriptors in the server process, over the hard limit of %d", c.N, c.N+spare, rl.Max)
-		}
-		if per := (c.N + c.Loaders - 1) / c.Loaders; uint64(per)+spare > rl.Max {
-			return c, fmt.Errorf("%d connections per loader exceed the descriptor limit of %d: use more loaders", per, rl.Max)
 		}
 	}
 	return c, nil
@@ -233,8 +230,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat,
 			Rate: cfg.Rate, Src: cfg.Src},
 	}
-	for _, impl := range cfg.Impls {
-		res, err := measure(ctx, cfg, impl)
+	for k, impl := range cfg.Impls {
+		res, err := measure(ctx, cfg, impl, k*cfg.Loaders)
 		if err != nil {
 			return rep, fmt.Errorf("cannot measure %s: %w", impl, err)
 		}
@@ -244,7 +241,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 }
 
 // measure runs one implementation's server and loaders and takes its samples.
-func measure(ctx context.Context, cfg RunConfig, impl string) (res *Result, err error) {
+// Its loaders use source addresses from the srcOffset-th after cfg.Src, so that no
+// implementation's connections meet the ports a previous one left in TIME_WAIT.
+func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (res *Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	log := &lineWriter{w: cfg.Log}
@@ -272,7 +271,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string) (res *Result, err 
 		return nil, err
 	}
 
-	loaders, err := startLoaders(ctx, cfg, addr)
+	loaders, err := startLoaders(ctx, cfg, addr, srcOffset)
 	defer func() {
 		for _, l := range loaders {
 			if lerr := l.stop(30 * time.Second); lerr != nil && err == nil {
@@ -351,10 +350,13 @@ func sample(srv *child, pid int, cmd string) (Sample, error) {
 }
 
 // startLoaders starts cfg.Loaders load children sharing cfg.N connections, each from
-// its own source address. On error it returns the loaders already started, for the
-// caller to stop.
-func startLoaders(ctx context.Context, cfg RunConfig, addr string) ([]*child, error) {
+// its own source address, starting srcOffset addresses after cfg.Src. On error it
+// returns the loaders already started, for the caller to stop.
+func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int) ([]*child, error) {
 	src := netip.MustParseAddr(cfg.Src)
+	for range srcOffset {
+		src = src.Next()
+	}
 	var loaders []*child
 	for i := range cfg.Loaders {
 		n := cfg.N / cfg.Loaders

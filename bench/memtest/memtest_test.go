@@ -1,0 +1,166 @@
+package memtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv makes the test binary act as the tether-memtest binary, so Run can start
+// it as its serve and load children.
+const childEnv = "TETHER_MEMTEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// testLog passes the children's output to t.Log, line by line.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestMemtestSmoke runs the whole tool at a tiny N: both servers in child processes,
+// one loader, heap profiles. It checks the plumbing, not the figures: at 50
+// connections one-time costs dominate the per-connection numbers.
+func TestMemtestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	const n = 50
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, RunConfig{
+		Exe:       os.Args[0],
+		Env:       append(os.Environ(), childEnv+"=1"),
+		Impls:     []string{ImplTether, ImplBaseline},
+		N:         n,
+		Loaders:   1,
+		Heartbeat: 500 * time.Millisecond,
+		Timeout:   time.Minute,
+		HeapDir:   dir,
+		Log:       testLog{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 {
+		t.Fatalf("got %d results, want 2", len(rep.Results))
+	}
+	for _, res := range rep.Results {
+		if res.After.Authed != n || res.After.Conns != n {
+			t.Errorf("%s served %d connections (%d authenticated), want %d", res.Impl, res.After.Conns, res.After.Authed, n)
+		}
+		if res.RSSPerConn <= 0 || res.HeapPerConn <= 0 {
+			t.Errorf("%s: RSS per connection %v, heap per connection %v; want both > 0", res.Impl, res.RSSPerConn, res.HeapPerConn)
+		}
+		if res.ConnectTime <= 0 || res.ReadyTime < res.ConnectTime {
+			t.Errorf("%s: connect time %v, ready time %v", res.Impl, res.ConnectTime, res.ReadyTime)
+		}
+		top, err := os.ReadFile(res.HeapTopFile)
+		if err != nil {
+			t.Errorf("%s: %v", res.Impl, err)
+		} else if !bytes.Contains(top, []byte("inuse_space")) {
+			t.Errorf("%s: %s is not a pprof -top of inuse_space:\n%s", res.Impl, res.HeapTopFile, top)
+		}
+	}
+	// The goroutine-per-connection server has a goroutine per connection; tether has
+	// none.
+	if g := rep.Results[1].After.Goroutines; g < n {
+		t.Errorf("baseline has %d goroutines at %d connections", g, n)
+	}
+	if g := rep.Results[0].After.Goroutines; g >= n {
+		t.Errorf("tether has %d goroutines at %d connections", g, n)
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go version:", "GOMAXPROCS", "baseline/tether RSS per connection:", "RSS/conn"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+}
+
+func TestParseLine(t *testing.T) {
+	f := func(in, kind string, fields map[string]string) {
+		t.Helper()
+		l, ok := parseLine(in)
+		if kind == "" {
+			if ok {
+				t.Errorf("parseLine(%q) = %+v, want not ok", in, l)
+			}
+			return
+		}
+		if !ok || l.kind != kind || len(l.fields) != len(fields) {
+			t.Fatalf("parseLine(%q) = %+v, %v; want kind %q fields %v", in, l, ok, kind, fields)
+		}
+		for k, v := range fields {
+			if l.fields[k] != v {
+				t.Errorf("parseLine(%q) field %s = %q, want %q", in, k, l.fields[k], v)
+			}
+		}
+	}
+	// Plain fields.
+	f("memtest: stats rss=10 conns=3", "stats", map[string]string{"rss": "10", "conns": "3"})
+	// A kind alone.
+	f("memtest: ready", "ready", nil)
+	// Quoted values keep spaces and quotes.
+	f(`memtest: fail conn=7 err="dial tcp: \"x\" refused"`, "fail", map[string]string{"conn": "7", "err": `dial tcp: "x" refused`})
+	// Free-form output is not a protocol line.
+	f("some log line", "", nil)
+	// A field without "=" is malformed.
+	f("memtest: stats rss", "", nil)
+	// An unterminated quote is malformed.
+	f(`memtest: fail err="oops`, "", nil)
+}
+
+func TestEmitRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	lw := &lineWriter{w: &b}
+	lw.emit("fail", "conn", 3, "err", `read tcp 127.0.0.2:4000: i/o "timeout"`, "empty", "")
+	l, ok := parseLine(strings.TrimSuffix(b.String(), "\n"))
+	if !ok || l.kind != "fail" || l.int64("conn") != 3 || l.fields["err"] != `read tcp 127.0.0.2:4000: i/o "timeout"` || l.fields["empty"] != "" {
+		t.Fatalf("round trip of %q gave %+v, %v", b.String(), l, ok)
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{
+		{512, "512 B"},
+		{3.5 * 1024, "3.50 KiB"},
+		{-2048, "-2.00 KiB"}, // RSS can shrink at tiny N
+		{12.3 * (1 << 20), "12.3 MiB"},
+	} {
+		if got := formatBytes(c.in); got != c.want {
+			t.Errorf("formatBytes(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRunConfigRejects(t *testing.T) {
+	for _, cfg := range []RunConfig{
+		{Exe: "x", Impls: []string{"nginx"}}, // unknown implementation
+		{Exe: "x", Src: "localhost"},         // not an IP address
+		{Exe: "x", N: 1 << 30},               // over any descriptor limit
+	} {
+		if _, err := cfg.withDefaults(); err == nil {
+			t.Errorf("withDefaults(%+v) accepted it", cfg)
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+)
+
+// metricHelp is the HELP text of every tether metric family, so that /metrics passes
+// `promtool check metrics` and dashboards show what each series means.
+var metricHelp = map[string]string{
+	"tether_accept_fd_exhausted_total":  "Accept failures because the process ran out of file descriptors (EMFILE/ENFILE); accepting pauses and retries.",
+	"tether_acks_total":                 "ACK frames received from clients.",
+	"tether_auth_failures_total":        "Failed authentications by close code.",
+	"tether_auth_success_total":         "Successful authentications.",
+	"tether_busy_replies_total":         "Requests answered ERROR BUSY because the connection or the worker pool was saturated.",
+	"tether_closes_total":               "Closed connections by close code (NORMAL includes peers that went away).",
+	"tether_connections":                "Open client connections, authenticated or not.",
+	"tether_connections_authenticated":  "Authenticated client connections.",
+	"tether_connections_refused_total":  "Connections refused at accept by reason.",
+	"tether_connections_total":          "Client connections accepted since start.",
+	"tether_draining":                   "1 while the server is draining (after SIGTERM or Shutdown), else 0.",
+	"tether_frame_bytes_in_total":       "Bytes of frames received by opcode, headers included.",
+	"tether_frame_bytes_out_total":      "Bytes of frames sent by opcode, headers included.",
+	"tether_frames_in_total":            "Frames received by opcode.",
+	"tether_frames_out_total":           "Frames sent by opcode (a fan-out counts each recipient).",
+	"tether_handler_duration_seconds":   "Time handlers took per request on the worker pool.",
+	"tether_handler_panics_total":       "Handler panics recovered.",
+	"tether_pool_capacity":              "Worker pool size.",
+	"tether_pool_rejected_total":        "Tasks the saturated worker pool refused.",
+	"tether_pool_running":               "Worker pool goroutines running a task.",
+	"tether_pool_waiting":               "Tasks waiting for a worker.",
+	"tether_protocol_errors_total":      "Frames that broke the protocol (malformed, oversized, wrong state).",
+	"tether_pushes_delivered_total":     "Push frames written or queued to connections.",
+	"tether_read_bytes_total":           "Bytes read from client sockets.",
+	"tether_rooms":                      "Non-empty rooms.",
+	"tether_slow_consumer_closes_total": "Connections closed because they stopped reading (outbound budget or write timeout exceeded).",
+	"tether_timers_pending":             "Deadlines pending on the timing wheel (one per connection).",
+	"tether_uplink_messages_total":      "SEND messages passed to the handler.",
+	"tether_users":                      "Users with at least one authenticated connection.",
+	"tether_write_backlogs_total":       "Times a socket's send buffer filled and writes went to a backlog.",
+	"tether_written_bytes_total":        "Bytes of frames written or queued to client sockets.",
+}
+
+// helpFor returns the HELP text of a metric family.
+func helpFor(family string) string {
+	if h, ok := metricHelp[family]; ok {
+		return h
+	}
+	switch {
+	case strings.HasPrefix(family, "go_"):
+		return "Go runtime metric " + family + "."
+	case strings.HasPrefix(family, "process_"):
+		return "Process metric " + family + " read from /proc."
+	}
+	return "tether metric " + family + "."
+}
+
+// promRenames renames the few runtime series whose names break Prometheus naming
+// rules (a counter must end in _total, and only histograms and summaries end in _count).
+var promRenames = map[string]string{
+	"go_cgo_calls_count": "go_cgo_calls_total",
+	"go_gc_forced_count": "go_gc_forced_total",
+	"go_cpu_count":       "go_cpus",
+}
+
+// writeWithHelp copies the Prometheus text in src to w so that it passes promtool: it
+// fills in empty HELP lines, types monotonic "_total" gauges as counters, and applies
+// promRenames.
+func writeWithHelp(w io.Writer, src []byte) {
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	bw := bufio.NewWriter(w)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "# HELP "):
+			fam, _, _ := strings.Cut(line[len("# HELP "):], " ")
+			fam = renamed(fam)
+			line = "# HELP " + fam + " " + helpFor(fam)
+		case strings.HasPrefix(line, "# TYPE "):
+			fam, typ, _ := strings.Cut(line[len("# TYPE "):], " ")
+			fam = renamed(fam)
+			if typ == "gauge" && strings.HasSuffix(fam, "_total") {
+				typ = "counter"
+			}
+			line = "# TYPE " + fam + " " + typ
+		default:
+			end := strings.IndexAny(line, "{ ")
+			if end > 0 {
+				if to, ok := promRenames[line[:end]]; ok {
+					line = to + line[end:]
+				}
+			}
+		}
+		bw.WriteString(line)
+		bw.WriteByte('\n')
+	}
+	bw.Flush()
+}
+
+func renamed(fam string) string {
+	if to, ok := promRenames[fam]; ok {
+		return to
+	}
+	return fam
+}
