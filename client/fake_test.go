@@ -348,3 +348,38 @@ func TestServerProtocolViolation(t *testing.T) {
 		t.Fatalf("closed with %v", x.err)
 	}
 }
+
+func TestRejoinBeforeRequestsAndRefusal(t *testing.T) {
+	fs := newFakeServer(t)
+	c, fc, _ := dialFake(t, fs, Options{BackoffMin: time.Millisecond}, protocol.AuthOK{})
+	for _, room := range []string{"a", "b"} {
+		res := make(chan error, 1)
+		go func() { res <- c.Subscribe(context.Background(), room) }()
+		f := fc.expect(protocol.OpSubscribe)
+		fc.write(protocol.AppendEmpty(nil, protocol.OpOK, f.Seq))
+		if err := <-res; err != nil {
+			t.Fatalf("Subscribe(%s): %v", room, err)
+		}
+	}
+
+	_ = fc.nc.Close()
+	fc2 := fs.next()
+	fc2.accept(protocol.AuthOK{})
+	// The rejoins are the first frames after HELLO, ahead of any request.
+	joined := map[string]uint32{}
+	for range 2 {
+		f := fc2.expect(protocol.OpSubscribe)
+		var m protocol.Subscribe
+		if err := m.Decode(f.Body); err != nil {
+			t.Fatal(err)
+		}
+		joined[m.Room] = f.Seq
+	}
+	if len(joined) != 2 {
+		t.Fatalf("rejoined %v, want a and b", joined)
+	}
+	// Room b is refused now: the client forgets it.
+	fc2.write(protocol.AppendEmpty(nil, protocol.OpOK, joined["a"]))
+	fc2.send(&protocol.Error{Code: protocol.CodeDenied, Message: "banned"}, joined["b"], 0)
+	waitFor(t, "room b to be dropped", func() bool { return slices.Equal(c.Rooms(), []string{"a"}) })
+}
