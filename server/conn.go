@@ -40,6 +40,14 @@ type Conn struct {
 	dec          protocol.Decoder
 	preAuthBytes int
 
+	// ready is set once AUTH_OK (and any resume replay) is written: pushes skip the
+	// connection before, so nothing reaches the client ahead of AUTH_OK.
+	ready atomic.Bool
+	// user is the user's hub entry, set when the connection joins it.
+	user *user
+	// acked is the highest message id the client acknowledged (cumulative).
+	acked atomic.Uint64
+
 	// who is the identity, published once by the auth task before the state becomes
 	// stateAuthed; nil before.
 	who atomic.Pointer[identity]
@@ -124,9 +132,13 @@ func (c *Conn) Rooms() []string {
 }
 
 // Push sends payload to this connection as a PUSH on the direct channel (no message id,
-// no ack). It returns ErrConnClosed if the connection is closing and ErrPayloadTooLarge
-// if the frame would exceed Options.MaxFrame.
+// no ack). It returns ErrNotReady before AUTH_OK was sent (OnConnect runs after it),
+// ErrConnClosed if the connection is closing and ErrPayloadTooLarge if the frame would
+// exceed Options.MaxFrame.
 func (c *Conn) Push(payload []byte) error {
+	if !c.ready.Load() {
+		return ErrNotReady
+	}
 	frame, err := c.srv.encodePush("", payload)
 	if err != nil {
 		return err

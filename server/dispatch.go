@@ -63,6 +63,22 @@ func (c *Conn) enqueueControl(req request) {
 	}
 }
 
+// holdQueue queues req and marks the queue as running without starting a pool task,
+// so later requests wait behind req until releaseQueue.
+func (c *Conn) holdQueue(req request) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, req)
+	c.running = true
+	c.qmu.Unlock()
+}
+
+// releaseQueue starts the pool task for a queue held by holdQueue.
+func (c *Conn) releaseQueue() {
+	if err := c.srv.pool.Submit(c.drain); err != nil {
+		go c.drain()
+	}
+}
+
 // failQueued answers Busy to every queued client request after the pool refused the
 // connection's task; connect/disconnect notifications still run.
 func (c *Conn) failQueued() {

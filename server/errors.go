@@ -15,6 +15,8 @@ var (
 	// ErrConnNotFound is returned when a push, kick or room operation names a
 	// connection that is not connected.
 	ErrConnNotFound = errors.New("server: connection not found")
+	// ErrNotReady is returned by Conn.Push before the connection has been sent AUTH_OK.
+	ErrNotReady = errors.New("server: connection not authenticated yet")
 	// ErrTooManyRooms is returned by Join when a connection is already in
 	// Options.MaxRoomsPerConn rooms.
 	ErrTooManyRooms = errors.New("server: too many rooms for this connection")

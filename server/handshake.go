@@ -63,7 +63,11 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	if !s.wheel.Cancel(&c.timer) {
 		return // the auth deadline fired first and is closing the connection
 	}
-	victims, ok := s.hub.addUser(c)
+	// Under the user's lock: join, AUTH_OK and the resume replay happen with no QoS1
+	// push in between (see stream.go).
+	u := s.lockUser(who.userID, true)
+	defer u.mu.Unlock()
+	victims, ok := s.hub.addUser(c, u)
 	if !ok {
 		return // closed while authenticating
 	}
@@ -75,18 +79,19 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		}
 	}
 	s.wheel.Schedule(&c.timer, s.wheel.Clock()+s.hbTimeout)
-	c.enqueueControl(request{kind: reqConnect})
+	// OnConnect goes first in the request queue, held until AUTH_OK is out so the
+	// handler can push from it; requests the client pipelines queue behind it.
+	c.holdQueue(request{kind: reqConnect})
 
-	resume := protocol.ResumeNone
-	if h.ResumeEpoch != 0 || h.ResumeLastID != 0 {
-		resume = protocol.ResumeNotRecovered
-	}
+	resume, replay := s.resumeLocked(u, h.ResumeEpoch, h.ResumeLastID)
 	ok2 := protocol.AuthOK{
 		ConnID:       c.id,
 		HeartbeatMs:  uint32(s.opts.Heartbeat / time.Millisecond),
 		MaxFrame:     uint32(s.opts.MaxFrame),
 		ServerTimeMs: time.Now().UnixMilli(),
 		Resume:       resume,
+		Epoch:        u.epoch,
+		LastID:       u.lastID,
 		UserID:       who.userID,
 	}
 	frame, err := ok2.AppendFrame(nil, 0, 0)
@@ -94,9 +99,16 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK", true)
 		return
 	}
-	if c.write(frame) == nil {
+	frames := append([][]byte{frame}, replay...)
+	if c.writeFrames(false, frames...) == nil {
 		s.metrics.framesOut(protocol.OpAuthOK, len(frame))
+		for _, f := range replay {
+			s.metrics.framesOut(protocol.OpPush, len(f))
+		}
 	}
+	// Only now may pushes reach the connection: nothing precedes AUTH_OK.
+	c.ready.Store(true)
+	c.releaseQueue()
 	s.metrics.authOK.Inc()
 }
 

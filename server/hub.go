@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // hubShards is the number of lock shards of each hub index. A power of two; 64 keeps
@@ -19,6 +20,11 @@ type hub struct {
 	seed   maphash.Seed
 	total  atomic.Int64 // accepted and not yet closed
 	authed atomic.Int64 // authenticated and not yet closed
+
+	// epochBase and epochs make each user entry's epoch unique within the process and
+	// unlikely to repeat across restarts.
+	epochBase uint64
+	epochs    atomic.Uint64
 }
 
 type connShard struct {
@@ -28,7 +34,7 @@ type connShard struct {
 
 type userShard struct {
 	mu sync.RWMutex
-	m  map[string][]*Conn
+	m  map[string]*user
 }
 
 // victim is a connection displaced by a newer login.
@@ -38,10 +44,10 @@ type victim struct {
 }
 
 func newHub() *hub {
-	h := &hub{seed: maphash.MakeSeed()}
+	h := &hub{seed: maphash.MakeSeed(), epochBase: uint64(time.Now().UnixNano())}
 	for i := range h.conns {
 		h.conns[i].m = make(map[uint64]*Conn)
-		h.users[i].m = make(map[string][]*Conn)
+		h.users[i].m = make(map[string]*user)
 	}
 	return h
 }
@@ -70,12 +76,32 @@ func (h *hub) conn(id uint64) *Conn {
 	return c
 }
 
-// addUser moves c to stateAuthed and indexes it under its user, returning the
-// connections the device policy displaces. It reports false, indexing nothing, if c was
+// user returns the user's entry, creating it if create is set (nil otherwise when
+// there is none). The entry may be swept once the user has had no connection for the
+// resume window; callers that lock u.mu must check u.dead.
+func (h *hub) user(uid string, create bool) *user {
+	sh := h.userShard(uid)
+	sh.mu.RLock()
+	u := sh.m[uid]
+	sh.mu.RUnlock()
+	if u != nil || !create {
+		return u
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if u = sh.m[uid]; u == nil {
+		u = &user{id: uid, epoch: h.epochBase + h.epochs.Add(1)}
+		sh.m[uid] = u
+	}
+	return u
+}
+
+// addUser moves c to stateAuthed and adds it to its user's entry u, returning the
+// connections the device policy displaces. It reports false, adding nothing, if c was
 // closed meanwhile. The state change happens under the user shard's lock, which remove
 // also takes after marking the connection closed, so a connection is never left indexed
 // after its close.
-func (h *hub) addUser(c *Conn) ([]victim, bool) {
+func (h *hub) addUser(c *Conn, u *user) ([]victim, bool) {
 	me := c.ident()
 	sh := h.userShard(me.userID)
 	sh.mu.Lock()
@@ -83,11 +109,11 @@ func (h *hub) addUser(c *Conn) ([]victim, bool) {
 	if !c.state.CompareAndSwap(stateAuthenticating, stateAuthed) {
 		return nil, false
 	}
+	c.user = u
 	policy := c.srv.opts.DevicePolicy
-	list := sh.m[me.userID]
 	var victims []victim
-	kept := list[:0:0]
-	for _, o := range list {
+	kept := u.conns[:0:0]
+	for _, o := range u.conns {
 		other := o.ident()
 		conflict := policy == DevicesOnePerUser ||
 			policy == DevicesOnePerPlatform && other.platform == me.platform
@@ -95,9 +121,11 @@ func (h *hub) addUser(c *Conn) ([]victim, bool) {
 		case me.deviceID != "" && other.deviceID == me.deviceID:
 			// The same device reconnecting: its old connection is stale.
 			victims = append(victims, victim{c: o, quiet: true})
-		case conflict && other.tokenHash == me.tokenHash:
-			// The same token is a reconnect racing its own stale connection (the app
-			// may not send a device id): never answer it with a kick code.
+		case conflict && other.tokenHash == me.tokenHash && (me.deviceID == "" || other.deviceID == ""):
+			// The same token without device ids to tell them apart is a reconnect racing
+			// its own stale connection: never answer it with a kick code. Two distinct
+			// devices sharing a token get the terminal kick below instead, or they would
+			// replace each other in a reconnect loop.
 			victims = append(victims, victim{c: o, quiet: true})
 		case conflict:
 			victims = append(victims, victim{c: o})
@@ -105,7 +133,8 @@ func (h *hub) addUser(c *Conn) ([]victim, bool) {
 			kept = append(kept, o)
 		}
 	}
-	sh.m[me.userID] = append(kept, c)
+	u.conns = append(kept, c)
+	u.left = 0
 	h.authed.Add(1)
 	return victims, true
 }
@@ -122,24 +151,25 @@ func (h *hub) remove(c *Conn, wasAuthed bool) {
 	if !wasAuthed {
 		return
 	}
-	uid := c.UserID()
-	us := h.userShard(uid)
+	u := c.user
+	if u == nil {
+		return
+	}
+	us := h.userShard(u.id)
 	us.mu.Lock()
-	list := us.m[uid]
-	for i, o := range list {
+	for i, o := range u.conns {
 		if o == c {
-			last := len(list) - 1
-			list[i] = list[last]
-			list[last] = nil
-			list = list[:last]
+			last := len(u.conns) - 1
+			u.conns[i] = u.conns[last]
+			u.conns[last] = nil
+			u.conns = u.conns[:last]
 			h.authed.Add(-1)
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(us.m, uid)
-	} else {
-		us.m[uid] = list
+	if len(u.conns) == 0 {
+		u.conns = nil
+		u.left = time.Now().UnixNano()
 	}
 	us.mu.Unlock()
 }
@@ -148,7 +178,9 @@ func (h *hub) remove(c *Conn, wasAuthed bool) {
 func (h *hub) userConns(uid string, dst []*Conn) []*Conn {
 	sh := h.userShard(uid)
 	sh.mu.RLock()
-	dst = append(dst, sh.m[uid]...)
+	if u := sh.m[uid]; u != nil {
+		dst = append(dst, u.conns...)
+	}
 	sh.mu.RUnlock()
 	return dst
 }
@@ -159,7 +191,11 @@ func (h *hub) userCount() int {
 	for i := range h.users {
 		sh := &h.users[i]
 		sh.mu.RLock()
-		n += len(sh.m)
+		for _, u := range sh.m {
+			if len(u.conns) > 0 {
+				n++
+			}
+		}
 		sh.mu.RUnlock()
 	}
 	return n

@@ -17,19 +17,23 @@ import (
 type serverMetrics struct {
 	set *metrics.Set
 
-	connsTotal     *metrics.Counter
-	authOK         *metrics.Counter
-	bytesIn        *metrics.Counter
-	bytesOut       *metrics.Counter
-	protocolErrors *metrics.Counter
-	slowConsumers  *metrics.Counter
-	backlogs       *metrics.Counter
-	busy           *metrics.Counter
-	poolRejected   *metrics.Counter
-	handlerPanics  *metrics.Counter
-	messagesUp     *metrics.Counter
-	acks           *metrics.Counter
-	pushed         *metrics.Counter
+	connsTotal      *metrics.Counter
+	authOK          *metrics.Counter
+	bytesIn         *metrics.Counter
+	bytesOut        *metrics.Counter
+	protocolErrors  *metrics.Counter
+	slowConsumers   *metrics.Counter
+	backlogs        *metrics.Counter
+	busy            *metrics.Counter
+	poolRejected    *metrics.Counter
+	handlerPanics   *metrics.Counter
+	messagesUp      *metrics.Counter
+	acks            *metrics.Counter
+	pushed          *metrics.Counter
+	qos1Buffered    *metrics.Counter
+	resumeRecovered *metrics.Counter
+	resumeFailed    *metrics.Counter
+	resumeReplayed  *metrics.Counter
 
 	framesInByOp    [256]*metrics.Counter
 	bytesInByOp     [256]*metrics.Counter
@@ -63,6 +67,10 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.messagesUp = set.NewCounter("tether_uplink_messages_total")
 	m.acks = set.NewCounter("tether_acks_total")
 	m.pushed = set.NewCounter("tether_pushes_delivered_total")
+	m.qos1Buffered = set.NewCounter("tether_qos1_messages_total")
+	m.resumeRecovered = set.NewCounter(`tether_resumes_total{result="recovered"}`)
+	m.resumeFailed = set.NewCounter(`tether_resumes_total{result="not_recovered"}`)
+	m.resumeReplayed = set.NewCounter("tether_resume_replayed_total")
 	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })
 	set.NewGauge("tether_connections_authenticated", func() float64 { return float64(s.hub.authed.Load()) })

@@ -114,6 +114,14 @@ type Options struct {
 	// DevicePolicy is the multi-device policy. Default DevicesMany.
 	DevicePolicy DevicePolicy
 
+	// ResumeBuffer bounds the QoS1 messages kept per user for clients that reconnect.
+	// Default 256.
+	ResumeBuffer int
+	// ResumeWindow is how long QoS1 messages are kept, and how long a user's stream
+	// outlives their last connection, so a client reconnecting within it gets what it
+	// missed. Default 5m.
+	ResumeWindow time.Duration
+
 	// DrainSpread is the window over which Shutdown spreads the clients' GOAWAY
 	// retry-after, so they do not all reconnect at once. Default 5s.
 	DrainSpread time.Duration
@@ -141,6 +149,8 @@ const (
 	defaultWorkers          = 4096
 	defaultMaxInflight      = 32
 	defaultDrainSpread      = 5 * time.Second
+	defaultResumeBuffer     = 256
+	defaultResumeWindow     = 5 * time.Minute
 	defaultReadBufferSize   = 256
 )
 
@@ -172,6 +182,7 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.Tick, defaultTick)
 	setDur(&o.WriteTimeout, defaultWriteTimeout)
 	setDur(&o.DrainSpread, defaultDrainSpread)
+	setDur(&o.ResumeWindow, defaultResumeWindow)
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -186,12 +197,13 @@ func (o Options) withDefaults() (Options, error) {
 	setInt(&o.Workers, defaultWorkers)
 	setInt(&o.MaxInflight, defaultMaxInflight)
 	setInt(&o.ReadBufferSize, defaultReadBufferSize)
+	setInt(&o.ResumeBuffer, defaultResumeBuffer)
 	if o.ConnectRate == 0 {
 		o.ConnectRate = defaultConnectRate
 	}
 
 	switch {
-	case o.AuthTimeout < 0 || o.Heartbeat < 0 || o.Tick < 0 || o.WriteTimeout < 0 || o.DrainSpread < 0:
+	case o.AuthTimeout < 0 || o.Heartbeat < 0 || o.Tick < 0 || o.WriteTimeout < 0 || o.DrainSpread < 0 || o.ResumeWindow < 0:
 		return o, fmt.Errorf("server: durations must not be negative")
 	case o.Heartbeat < o.Tick*2:
 		return o, fmt.Errorf("server: heartbeat %v must be at least two ticks (%v)", o.Heartbeat, o.Tick)
@@ -200,7 +212,7 @@ func (o Options) withDefaults() (Options, error) {
 	case o.MaxFrame < protocol.HeaderSize || o.MaxFrame > protocol.MaxFrameLimit:
 		return o, fmt.Errorf("server: max frame %d outside [%d, %d]", o.MaxFrame, protocol.HeaderSize, protocol.MaxFrameLimit)
 	case o.PreAuthBudget < 0 || o.MaxConns < 0 || o.MaxRoomsPerConn < 0 || o.MaxOutboundBytes < 0 ||
-		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0:
+		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0 || o.ResumeBuffer < 0:
 		return o, fmt.Errorf("server: sizes and counts must not be negative")
 	case o.DevicePolicy > DevicesOnePerUser:
 		return o, fmt.Errorf("server: unknown device policy %d", o.DevicePolicy)

@@ -110,3 +110,17 @@ func TestSameTokenReconnectQuiet(t *testing.T) {
 	}
 	waitFor(t, "one connection", func() bool { return len(s.UserConns("kate")) == 1 })
 }
+
+// TestSharedTokenTwoDevices: two distinct devices presenting the same token under
+// one-per-user: the older gets the terminal CodeReplaced (not a quiet close it would
+// answer by reconnecting, which would replace the other in a loop).
+func TestSharedTokenTwoDevices(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
+	phone := dialRaw(t, s)
+	phone.send(&protocol.Hello{Token: "lena#shared", DeviceID: "phone"}, 1, 0)
+	phone.expect(protocol.OpAuthOK)
+	laptop := dialRaw(t, s)
+	laptop.send(&protocol.Hello{Token: "lena#shared", DeviceID: "laptop"}, 1, 0)
+	laptop.expect(protocol.OpAuthOK)
+	phone.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+}

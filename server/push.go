@@ -27,12 +27,12 @@ func (s *Server) encodePush(channel string, payload []byte) ([]byte, error) {
 // connSlices recycles the member snapshots of fan-outs.
 var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &s }}
 
-// fanOut writes frame to every connection in cs that is authenticated and not in
-// exclude, and returns how many took it.
+// fanOut writes frame to every connection in cs that is ready (AUTH_OK sent, not
+// closed) and not in exclude, and returns how many took it.
 func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) int {
 	n := 0
 	for _, c := range cs {
-		if c.state.Load() != stateAuthed {
+		if !c.ready.Load() || c.state.Load() != stateAuthed {
 			continue
 		}
 		if _, skip := exclude[c.id]; skip {
@@ -51,7 +51,7 @@ func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) i
 // ErrConnNotFound if no authenticated connection has that id.
 func (s *Server) PushConn(id uint64, payload []byte) error {
 	c := s.hub.conn(id)
-	if c == nil || c.state.Load() != stateAuthed {
+	if c == nil || !c.ready.Load() || c.state.Load() != stateAuthed {
 		return ErrConnNotFound
 	}
 	return c.Push(payload)
@@ -85,13 +85,7 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	if err != nil {
 		return 0, err
 	}
-	var ex map[uint64]struct{}
-	if len(exclude) > 0 {
-		ex = make(map[uint64]struct{}, len(exclude))
-		for _, id := range exclude {
-			ex[id] = struct{}{}
-		}
-	}
+	ex := excludeSet(exclude)
 	buf := connSlices.Get().(*[]*Conn)
 	cs := r.snapshot((*buf)[:0])
 	n := s.fanOut(cs, frame, ex)
@@ -176,4 +170,129 @@ func (s *Server) RoomSize(room string) int {
 		return 0
 	}
 	return r.size()
+}
+
+// PushUsers sends payload to every connection of each user. With opts.QoS1 each user's
+// message gets its own message id and is kept for resume (see PushOptions).
+func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (PushResult, error) {
+	var res PushResult
+	ex := excludeSet(opts.Exclude)
+	if opts.QoS1 {
+		res.MsgIDs = make(map[string]uint64, len(users))
+		for _, uid := range users {
+			id, n, ok, err := s.pushQoS1(uid, 0, payload, ex)
+			if err != nil {
+				return res, err
+			}
+			if !ok || n == 0 {
+				res.Offline++
+			}
+			if ok {
+				res.MsgIDs[uid] = id
+			}
+			res.Delivered += n
+		}
+		return res, nil
+	}
+	frame, err := s.encodePush("", payload)
+	if err != nil {
+		return res, err
+	}
+	buf := connSlices.Get().(*[]*Conn)
+	for _, uid := range users {
+		cs := s.hub.userConns(uid, (*buf)[:0])
+		n := s.fanOut(cs, frame, ex)
+		if n == 0 {
+			res.Offline++
+		}
+		res.Delivered += n
+		clear(cs)
+		*buf = cs[:0]
+	}
+	connSlices.Put(buf)
+	return res, nil
+}
+
+// PushConns sends payload to each listed connection. With opts.QoS1 the message gets the
+// id of the connection's user stream and is acked by the client, but it is not replayed
+// to other connections of the user. Unknown or not-yet-ready connections count as Offline.
+func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (PushResult, error) {
+	var res PushResult
+	ex := excludeSet(opts.Exclude)
+	var frame []byte
+	if !opts.QoS1 {
+		f, err := s.encodePush("", payload)
+		if err != nil {
+			return res, err
+		}
+		frame = f
+	} else {
+		res.MsgIDs = make(map[string]uint64)
+	}
+	one := make([]*Conn, 1)
+	for _, id := range ids {
+		c := s.hub.conn(id)
+		if c == nil || !c.ready.Load() || c.state.Load() != stateAuthed {
+			res.Offline++
+			continue
+		}
+		if _, skip := ex[id]; skip {
+			continue
+		}
+		if opts.QoS1 {
+			mid, n, _, err := s.pushQoS1(c.UserID(), id, payload, nil)
+			if err != nil {
+				return res, err
+			}
+			res.MsgIDs[c.UserID()] = mid
+			res.Delivered += n
+			if n == 0 {
+				res.Offline++
+			}
+			continue
+		}
+		one[0] = c
+		n := s.fanOut(one, frame, nil)
+		if n == 0 {
+			res.Offline++
+		}
+		res.Delivered += n
+	}
+	return res, nil
+}
+
+// JoinUser puts every connection of a user in room and returns how many joined.
+func (s *Server) JoinUser(userID, room string) (int, error) {
+	n := 0
+	for _, c := range s.hub.userConns(userID, nil) {
+		if err := s.join(c, room); err != nil {
+			if err == ErrConnClosed {
+				continue
+			}
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// LeaveUser takes every connection of a user out of room and returns how many it looked at.
+func (s *Server) LeaveUser(userID, room string) int {
+	cs := s.hub.userConns(userID, nil)
+	for _, c := range cs {
+		s.leave(c, room)
+	}
+	return len(cs)
+}
+
+// excludeSet turns an exclude list into a set (nil for none).
+func excludeSet(ids []uint64) map[uint64]struct{} {
+	if len(ids) == 0 {
+		return nil
+	}
+	ex := make(map[uint64]struct{}, len(ids))
+	for _, id := range ids {
+		ex[id] = struct{}{}
+	}
+	return ex
 }

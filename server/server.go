@@ -130,6 +130,7 @@ func (s *Server) Start() error {
 	}
 	s.ln, s.el = ln, el
 	s.wheel.Start(s.onExpire)
+	go s.runSweeper()
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- el.Serve(ln) }()
 	s.started = true
@@ -210,6 +211,12 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 // onAck passes a client's ACK to the ack hook.
 func (s *Server) onAck(c *Conn, msgID uint64) {
 	s.metrics.acks.Inc()
+	for {
+		prev := c.acked.Load()
+		if msgID <= prev || c.acked.CompareAndSwap(prev, msgID) {
+			break
+		}
+	}
 	if h := s.ackHook.Load(); h != nil {
 		(*h)(c, msgID)
 	}
