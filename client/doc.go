@@ -12,15 +12,16 @@
 // between connections it sleeps out the backoff and dials again. Heartbeats
 // need no goroutine and no ticker of their own: the read goroutine sets the
 // socket's read deadline to the next heartbeat event (a PING due, or the
-// server declared dead) and handles it when Read times out. The only timer is
-// the one the read goroutine sleeps on between reconnects.
+// server declared dead) and handles it when Read times out. Apart from each
+// request's own timeout, the only timer is the one the read goroutine sleeps
+// on between reconnects.
 //
 // Every method of Client is safe for concurrent use. Writes are made by the
 // calling goroutine under a per-connection mutex, each with a deadline
 // (Options.WriteTimeout); a write that fails or times out closes the
 // connection, since a partial frame leaves the stream unusable.
 //
-// Callbacks run on the read goroutine, in this order per event:
+// Where the callbacks run:
 //
 //	callback        goroutine                               may block?
 //	OnStateChange   Dial's caller during Dial, then the     no: nothing is read meanwhile

@@ -21,9 +21,10 @@ func ServerIdleTimeout(heartbeatMs uint32) time.Duration {
 	return time.Duration(heartbeatMs) * time.Millisecond * 3 / 2
 }
 
-// ClientDeadTimeout returns how long a client waits for any frame after
-// sending a PING before it treats the connection as dead and reconnects:
-// 2 × the announced heartbeat.
+// ClientDeadTimeout returns how long a client may receive nothing at all
+// before it treats the connection as dead and reconnects: 2 × the announced
+// heartbeat. A client probes with PING after one heartbeat of silence, so a
+// live server always answers within this time.
 func ClientDeadTimeout(heartbeatMs uint32) time.Duration {
 	return time.Duration(heartbeatMs) * time.Millisecond * 2
 }

@@ -210,8 +210,8 @@ func TestPayloadTooLarge(t *testing.T) {
 	if _, err := s.PushUser("big", make([]byte, 2000)); !errors.Is(err, ErrPayloadTooLarge) {
 		t.Fatalf("PushUser: %v", err)
 	}
-	if _, err := s.PushUser("big", make([]byte, 900)); err != nil {
-		t.Fatalf("PushUser within limit: %v", err)
+	if n, err := s.PushUser("big", make([]byte, 900)); err != nil || n != 1 {
+		t.Fatalf("PushUser within limit: %d, %v", n, err)
 	}
 	c.expect(protocol.OpPush)
 	c.send(&protocol.Send{Route: "r"}, 7, 0)

@@ -97,17 +97,17 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	frame, err := ok2.AppendFrame(nil, 0, 0)
 	if err != nil {
 		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK", true)
+		c.releaseQueue() // OnConnect and OnDisconnect still run
 		return
 	}
+	// Pushes reach the connection only from here on, and never ahead of AUTH_OK.
 	frames := append([][]byte{frame}, replay...)
-	if c.writeFrames(false, frames...) == nil {
+	if c.writeFirst(frames) == nil {
 		s.metrics.framesOut(protocol.OpAuthOK, len(frame))
 		for _, f := range replay {
 			s.metrics.framesOut(protocol.OpPush, len(f))
 		}
 	}
-	// Only now may pushes reach the connection: nothing precedes AUTH_OK.
-	c.ready.Store(true)
 	c.releaseQueue()
 	s.metrics.authOK.Inc()
 }

@@ -60,6 +60,20 @@ func (c *Conn) writeFinal(frame []byte) {
 // and queues what it cannot. copyQueued says the caller reuses its buffers.
 func (c *Conn) writeFrames(copyQueued bool, frames ...[]byte) error {
 	c.wmu.Lock()
+	return c.writeFramesLocked(copyQueued, frames)
+}
+
+// writeFirst writes AUTH_OK (and any resume replay) and marks the connection ready in
+// the same critical section: a push that sees the connection ready waits for the lock
+// and lands after AUTH_OK, and a push made after the client saw AUTH_OK sees it ready.
+func (c *Conn) writeFirst(frames [][]byte) error {
+	c.wmu.Lock()
+	c.ready.Store(true)
+	return c.writeFramesLocked(false, frames)
+}
+
+// writeFramesLocked is writeFrames with wmu held; it unlocks wmu.
+func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 	if c.wclosed {
 		c.wmu.Unlock()
 		return ErrConnClosed

@@ -58,19 +58,10 @@ func (s *Server) PushConn(id uint64, payload []byte) error {
 }
 
 // PushUser sends payload to every connection (device) of a user and returns how many
-// got it; 0 means the user is offline.
+// got it; 0 means the user is offline. It is PushUsers for one user without options.
 func (s *Server) PushUser(userID string, payload []byte) (int, error) {
-	frame, err := s.encodePush("", payload)
-	if err != nil {
-		return 0, err
-	}
-	buf := connSlices.Get().(*[]*Conn)
-	cs := s.hub.userConns(userID, (*buf)[:0])
-	n := s.fanOut(cs, frame, nil)
-	clear(cs)
-	*buf = cs[:0]
-	connSlices.Put(buf)
-	return n, nil
+	res, err := s.PushUsers([]string{userID}, payload, PushOptions{})
+	return res.Delivered, err
 }
 
 // PushRoom sends payload to every member of a room except the connections in exclude,

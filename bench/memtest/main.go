@@ -71,12 +71,14 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 func mainRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
 	var cfg RunConfig
-	impls := fs.String("impl", "tether,baseline", "The implementations to measure, comma-separated, in order: tether, baseline, netpoll.")
+	impls := fs.String("impl", "tether,baseline", "The implementations to measure, comma-separated, in order: tether (the gateway package in a child process), tetherd (the cmd/tetherd binary), baseline (goroutine per connection), netpoll (bare event loop).")
+	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary for -impl tetherd; empty means build ./cmd/tetherd with go build.")
 	fs.IntVar(&cfg.N, "n", 19000, "The number of connections the server holds when it is measured.")
 	fs.IntVar(&cfg.Loaders, "loaders", 2, "The number of load processes sharing the connections; each holds n/loaders sockets, which must stay under the open-files limit.")
 	fs.StringVar(&cfg.Src, "src", "127.0.0.2", "The first loader's source address; every further loader, of this implementation or the next, uses the next address.")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "The heartbeat the servers announce, which paces the loaders' PINGs.")
 	fs.IntVar(&cfg.Pings, "pings", 2, "The PING/PONG exchanges every connection completes before the measurement.")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "The time between a connection's PINGs; 0 means the heartbeat, as a real client does.")
 	fs.Float64Var(&cfg.Rate, "rate", 4000, "The total rate of new connections per second, across loaders.")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "The time limit for measuring one implementation; children exit by themselves after it.")
 	fs.StringVar(&cfg.HeapDir, "heap-dir", "", "The directory that receives each server's heap profile at n connections and its pprof -top text; empty means no profiles.")
@@ -125,11 +127,12 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 func mainServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg ServeConfig
-	fs.StringVar(&cfg.Impl, "impl", ImplTether, "The server to run: tether (the gateway), baseline (goroutine per connection) or netpoll (bare event loop).")
+	fs.StringVar(&cfg.Impl, "impl", ImplTether, "The server to run: tether (the gateway, in this process), tetherd (the binary, as a child this process relays for), baseline (goroutine per connection) or netpoll (bare event loop).")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "The address to listen on; port 0 picks a free port, printed on the listening line.")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "The heartbeat announced in AUTH_OK; silent connections are closed after 1.5 times it.")
 	fs.IntVar(&cfg.MemProfileRate, "memprofilerate", 16<<10, "The runtime.MemProfileRate for heap profiles, in bytes.")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 10*time.Minute, "The time after which the server exits even if its stdin stays open.")
+	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary that -impl tetherd runs and relays for.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

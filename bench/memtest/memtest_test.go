@@ -41,15 +41,18 @@ func TestMemtestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, RunConfig{
-		Exe:       os.Args[0],
-		Env:       append(os.Environ(), childEnv+"=1"),
-		Impls:     []string{ImplTether, ImplBaseline},
-		N:         n,
-		Loaders:   1,
-		Heartbeat: 500 * time.Millisecond,
-		Timeout:   time.Minute,
-		HeapDir:   dir,
-		Log:       testLog{t},
+		Exe:     os.Args[0],
+		Env:     append(os.Environ(), childEnv+"=1"),
+		Impls:   []string{ImplTether, ImplBaseline},
+		N:       n,
+		Loaders: 1,
+		// A PING every 100ms completes the exchanges quickly, while the 2s heartbeat
+		// leaves the server's 3s silence timeout far away even on a loaded machine.
+		Heartbeat:    2 * time.Second,
+		PingInterval: 100 * time.Millisecond,
+		Timeout:      time.Minute,
+		HeapDir:      dir,
+		Log:          testLog{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +95,37 @@ func TestMemtestSmoke(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", out.String())
+}
+
+// TestMemtestTetherd runs the tool against the tetherd binary, which it builds,
+// at a tiny N.
+func TestMemtestTetherd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tetherd and starts child processes")
+	}
+	const n = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, RunConfig{
+		Exe:     os.Args[0],
+		Env:     append(os.Environ(), childEnv+"=1"),
+		Impls:   []string{ImplTetherd},
+		N:       n,
+		Loaders: 1,
+		// A PING every 100ms completes the exchanges quickly, while the 2s heartbeat
+		// leaves the server's 3s silence timeout far away even on a loaded machine.
+		Heartbeat:    2 * time.Second,
+		PingInterval: 100 * time.Millisecond,
+		Timeout:      time.Minute,
+		Log:          testLog{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Results[0]
+	if res.After.Authed != n || res.After.HeapAlloc <= 0 || res.After.RSS <= 0 {
+		t.Fatalf("tetherd: %d authenticated, heap %d, RSS %d; want %d and both > 0", res.After.Authed, res.After.HeapAlloc, res.After.RSS, n)
+	}
 }
 
 func TestParseLine(t *testing.T) {

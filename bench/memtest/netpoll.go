@@ -24,6 +24,7 @@ const netpollBufferSize = 256
 var netpollOnce sync.Once
 
 type netpollTarget struct {
+	local
 	ln     netpoll.Listener
 	el     netpoll.EventLoop
 	hb     time.Duration
@@ -49,6 +50,7 @@ func startNetpoll(cfg ServeConfig) (target, error) {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
 	}
 	t := &netpollTarget{ln: ln, hb: cfg.Heartbeat}
+	t.local.counts = func() (int64, int64) { return t.conns.Load(), t.authed.Load() }
 	t.el, err = netpoll.NewEventLoop(t.onRequest, netpoll.WithOnConnect(t.onConnect))
 	if err != nil {
 		ln.Close()

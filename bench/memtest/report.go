@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,8 +33,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "cpu:         %s, nproc %d, GOMAXPROCS %d (servers: %s)\n", e.CPUModel, e.NumCPU, e.GOMAXPROCS, r.serverProcs())
 	fmt.Fprintf(&b, "kernel:      %s, open files limit %d\n", e.Kernel, e.NoFile)
 	c := r.Config
-	fmt.Fprintf(&b, "parameters:  N=%d loaders=%d (from %s up) heartbeat=%v pings=%d rate=%.0f/s\n",
-		c.N, c.Loaders, c.Src, c.Heartbeat, c.Pings, c.Rate)
+	ping := "heartbeat"
+	if c.PingInterval > 0 {
+		ping = c.PingInterval.String()
+	}
+	fmt.Fprintf(&b, "parameters:  N=%d loaders=%d (from %s up) heartbeat=%v pings=%d every %s, rate=%.0f/s\n",
+		c.N, c.Loaders, c.Src, c.Heartbeat, c.Pings, ping, c.Rate)
 	fmt.Fprintf(&b, "started:     %s\n\n", e.Started.Format(time.RFC3339))
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -49,9 +54,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		return err
 	}
 	b.WriteString("\nRSS/conn = (VmRSS at N - VmRSS listening) / N, both after a forced GC and scavenge; raw = at N as found.\n")
+	if slices.ContainsFunc(r.Results, func(res Result) bool { return res.Impl == ImplTetherd }) {
+		b.WriteString("tetherd is a separate binary that cannot be made to scavenge: its readings follow a forced GC only.\n")
+	}
 	b.WriteString("heap/conn = live Go heap (HeapAlloc after GC) growth; stack/conn = goroutine stack (StackInuse) growth.\n")
 	if ratio := r.Ratio(ImplBaseline, ImplTether); ratio > 0 {
 		fmt.Fprintf(&b, "baseline/tether RSS per connection: %.2fx\n", ratio)
+	}
+	if ratio := r.Ratio(ImplBaseline, ImplTetherd); ratio > 0 {
+		fmt.Fprintf(&b, "baseline/tetherd RSS per connection: %.2fx\n", ratio)
 	}
 	if ratio := r.Ratio(ImplTether, ImplNetpoll); ratio > 0 {
 		fmt.Fprintf(&b, "tether/netpoll RSS per connection: %.2fx\n", ratio)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,10 @@ type RunConfig struct {
 	// Impls are the implementations measured, one after the other. Default
 	// tether, then baseline.
 	Impls []string
+	// Tetherd is the tetherd binary measured as ImplTetherd. Default: built with
+	// `go build` into a temporary directory when Impls names ImplTetherd, which needs
+	// the working directory inside the tether module.
+	Tetherd string
 	// N is the number of connections held at the measurement. Default 19,000.
 	N int
 	// Loaders is the number of load processes sharing N. Default 2.
@@ -40,6 +45,10 @@ type RunConfig struct {
 	// Pings is how many PING/PONG exchanges each connection completes before the
 	// measurement. Default 2.
 	Pings int
+	// PingInterval is the time between a connection's PINGs. Default: the heartbeat,
+	// as a real client does. A shorter one makes a run faster and leaves a slow
+	// machine more margin before the server's 1.5-heartbeat timeout.
+	PingInterval time.Duration
 	// Rate is the total connection rate across loaders, per second. Default 4000.
 	Rate float64
 	// Timeout bounds the measurement of one implementation, start to teardown.
@@ -93,9 +102,9 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	}
 	for _, impl := range c.Impls {
 		switch impl {
-		case ImplTether, ImplBaseline, ImplNetpoll:
+		case ImplTether, ImplTetherd, ImplBaseline, ImplNetpoll:
 		default:
-			return c, fmt.Errorf("unknown implementation %q (want %s, %s or %s)", impl, ImplTether, ImplBaseline, ImplNetpoll)
+			return c, fmt.Errorf("unknown implementation %q (want %s, %s, %s or %s)", impl, ImplTether, ImplTetherd, ImplBaseline, ImplNetpoll)
 		}
 	}
 	if _, err := netip.ParseAddr(c.Src); err != nil {
@@ -178,10 +187,10 @@ type Report struct {
 
 // ReportConfig records the parameters a Report was measured with.
 type ReportConfig struct {
-	N, Loaders, Pings int
-	Heartbeat         time.Duration
-	Rate              float64
-	Src               string
+	N, Loaders, Pings       int
+	Heartbeat, PingInterval time.Duration
+	Rate                    float64
+	Src                     string
 }
 
 // Ratio returns a's RSS per connection divided by b's, or 0 if either was not
@@ -227,8 +236,20 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	rep := &Report{
 		Env: currentEnv(),
-		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat,
+		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval,
 			Rate: cfg.Rate, Src: cfg.Src},
+	}
+	if slices.Contains(cfg.Impls, ImplTetherd) && cfg.Tetherd == "" {
+		dir, err := os.MkdirTemp("", "tether-memtest-")
+		if err != nil {
+			return nil, fmt.Errorf("cannot build tetherd: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.Tetherd = filepath.Join(dir, "tetherd")
+		out, err := exec.CommandContext(ctx, goTool(), "build", "-o", cfg.Tetherd, "github.com/tether-gw/tether/cmd/tetherd").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("cannot build tetherd: %w: %s", err, out)
+		}
 	}
 	for k, impl := range cfg.Impls {
 		res, err := measure(ctx, cfg, impl, k*cfg.Loaders)
@@ -251,7 +272,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 
 	srv, err := startChild(ctx, "serve "+impl, cfg.Exe, []string{"serve",
 		"-impl", impl, "-addr", "127.0.0.1:0", "-heartbeat", cfg.Heartbeat.String(),
-		"-max-lifetime", cfg.Timeout.String(),
+		"-max-lifetime", cfg.Timeout.String(), "-tetherd", cfg.Tetherd,
 	}, cfg.Env, cfg.Log)
 	if err != nil {
 		return nil, err
@@ -366,7 +387,8 @@ func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int
 		l, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, []string{"load",
 			"-addr", addr, "-n", strconv.Itoa(n), "-src", src.String(), "-id", strconv.Itoa(i),
 			"-rate", strconv.FormatFloat(cfg.Rate/float64(cfg.Loaders), 'f', -1, 64),
-			"-pings", strconv.Itoa(cfg.Pings), "-max-lifetime", cfg.Timeout.String(),
+			"-pings", strconv.Itoa(cfg.Pings), "-ping-interval", cfg.PingInterval.String(),
+			"-max-lifetime", cfg.Timeout.String(),
 		}, cfg.Env, cfg.Log)
 		if err != nil {
 			return loaders, err
@@ -467,11 +489,7 @@ func summarize(progress []line) string {
 // writeHeapTop writes `go tool pprof -top -sample_index=inuse_space` of profile to
 // path, under a header saying what it is.
 func writeHeapTop(profile, path string, res *Result) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out, err := exec.Command(goBin, "tool", "pprof", "-top", "-sample_index=inuse_space", profile).CombinedOutput()
+	out, err := exec.Command(goTool(), "tool", "pprof", "-top", "-sample_index=inuse_space", profile).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("cannot run go tool pprof on %s: %w: %s", profile, err, out)
 	}
@@ -483,4 +501,13 @@ func writeHeapTop(profile, path string, res *Result) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return nil
+}
+
+// goTool returns the go command: the one on PATH, else the one this binary was built
+// with.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }

@@ -24,6 +24,7 @@ const (
 	ImplTether   = "tether"   // the gateway, server.Server, as tetherd embeds it
 	ImplBaseline = "baseline" // bench/baseline: one goroutine per connection
 	ImplNetpoll  = "netpoll"  // a bare netpoll protocol server: the event loop's floor
+	ImplTetherd  = "tetherd"  // the cmd/tetherd binary, run as a separate process
 )
 
 // ServeConfig configures a serve child. The zero value keeps the defaults in each
@@ -41,6 +42,8 @@ type ServeConfig struct {
 	MemProfileRate int
 	// MaxLifetime ends the child even if nobody closes its stdin. Default 10m.
 	MaxLifetime time.Duration
+	// Tetherd is the tetherd binary ImplTetherd runs. Required for ImplTetherd.
+	Tetherd string
 }
 
 func (c ServeConfig) withDefaults() ServeConfig {
@@ -62,9 +65,54 @@ func (c ServeConfig) withDefaults() ServeConfig {
 // target is a server under test.
 type target interface {
 	addr() string
-	// counts returns the open and the authenticated connections.
-	counts() (conns, authed int64)
+	// pid is the process whose memory is measured.
+	pid() int
+	// stats reads the server process's Go memory and connection counts.
+	stats() (goStats, error)
+	// gc collects garbage in the server process, and returns free memory to the
+	// OS when it can (only in-process targets can).
+	gc() error
+	// writeHeap writes a heap profile of the server process to path.
+	writeHeap(path string) error
 	close()
+}
+
+// goStats is what a "stats" line reports.
+type goStats struct {
+	heapAlloc, heapInuse, heapSys, heapReleased, stackInuse, sys int64
+	numGC, goroutines, conns, authed                             int64
+}
+
+// local implements the memory half of target for servers running in this process.
+type local struct {
+	// counts returns the open and the authenticated connections.
+	counts func() (conns, authed int64)
+}
+
+func (local) pid() int { return os.Getpid() }
+
+func (l local) stats() (goStats, error) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	conns, authed := l.counts()
+	return goStats{
+		heapAlloc: int64(ms.HeapAlloc), heapInuse: int64(ms.HeapInuse), heapSys: int64(ms.HeapSys),
+		heapReleased: int64(ms.HeapReleased), stackInuse: int64(ms.StackInuse), sys: int64(ms.Sys),
+		numGC: int64(ms.NumGC), goroutines: int64(runtime.NumGoroutine()), conns: conns, authed: authed,
+	}, nil
+}
+
+// gc forces a GC and returns every free page to the OS, which the background
+// scavenger would do anyway given time; doing it now makes the RSS reading
+// repeatable.
+func (local) gc() error {
+	debug.FreeOSMemory()
+	return nil
+}
+
+func (local) writeHeap(path string) error {
+	runtime.GC()
+	return writeHeapProfile(path)
 }
 
 // startTarget starts the implementation cfg names.
@@ -76,11 +124,16 @@ func startTarget(cfg ServeConfig) (target, error) {
 		return startBaseline(cfg)
 	case ImplNetpoll:
 		return startNetpoll(cfg)
+	case ImplTetherd:
+		return startTetherd(cfg)
 	}
-	return nil, fmt.Errorf("unknown implementation %q (want %s, %s or %s)", cfg.Impl, ImplTether, ImplBaseline, ImplNetpoll)
+	return nil, fmt.Errorf("unknown implementation %q (want %s, %s, %s or %s)", cfg.Impl, ImplTether, ImplTetherd, ImplBaseline, ImplNetpoll)
 }
 
-type tetherTarget struct{ s *server.Server }
+type tetherTarget struct {
+	local
+	s *server.Server
+}
 
 // startTether runs the gateway in this process with the options tetherd -dev would
 // use, minus the limits that would refuse a load test from a handful of addresses.
@@ -101,17 +154,18 @@ func startTether(cfg ServeConfig) (target, error) {
 	if err := s.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start tether server: %w", err)
 	}
-	return tetherTarget{s}, nil
+	counts := func() (int64, int64) {
+		st := s.Stats()
+		return st.Connections, st.Authenticated
+	}
+	return tetherTarget{local{counts}, s}, nil
 }
 
 func (t tetherTarget) addr() string { return t.s.Addr().String() }
-func (t tetherTarget) counts() (int64, int64) {
-	st := t.s.Stats()
-	return st.Connections, st.Authenticated
-}
-func (t tetherTarget) close() { _ = t.s.Close() }
+func (t tetherTarget) close()       { _ = t.s.Close() }
 
 type baselineTarget struct {
+	local
 	s  *baseline.Server
 	ln net.Listener
 }
@@ -123,15 +177,15 @@ func startBaseline(cfg ServeConfig) (target, error) {
 	}
 	s := baseline.New(baseline.Options{Heartbeat: cfg.Heartbeat})
 	go func() { _ = s.Serve(ln) }()
-	return baselineTarget{s, ln}, nil
+	counts := func() (int64, int64) {
+		st := s.Stats()
+		return st.Connections, st.Authenticated
+	}
+	return baselineTarget{local{counts}, s, ln}, nil
 }
 
 func (t baselineTarget) addr() string { return t.ln.Addr().String() }
-func (t baselineTarget) counts() (int64, int64) {
-	st := t.s.Stats()
-	return st.Connections, st.Authenticated
-}
-func (t baselineTarget) close() { _ = t.s.Close() }
+func (t baselineTarget) close()       { _ = t.s.Close() }
 
 // Serve runs a server child: it starts cfg.Impl, prints a "listening" line, then
 // answers commands read from in, one per line, until in closes, "quit" arrives or
@@ -151,7 +205,7 @@ func Serve(cfg ServeConfig, in io.Reader, out io.Writer) error {
 	}
 	defer t.close()
 	lw := &lineWriter{w: out}
-	lw.emit("listening", "impl", cfg.Impl, "addr", t.addr(), "pid", os.Getpid(), "gomaxprocs", runtime.GOMAXPROCS(0))
+	lw.emit("listening", "impl", cfg.Impl, "addr", t.addr(), "pid", t.pid(), "gomaxprocs", runtime.GOMAXPROCS(0))
 
 	cmds := make(chan string)
 	go func() {
@@ -183,45 +237,44 @@ func serveCommand(t target, lw *lineWriter, cmd string) error {
 	name, arg, _ := strings.Cut(cmd, " ")
 	switch name {
 	case "stats":
-		emitStats(t, lw)
+		return emitStats(t, lw)
 	case "gc":
-		// FreeOSMemory forces a GC and returns every free page to the OS, which the
-		// background scavenger would do anyway given time; doing it now makes the RSS
-		// reading repeatable.
-		debug.FreeOSMemory()
-		emitStats(t, lw)
+		if err := t.gc(); err != nil {
+			return err
+		}
+		return emitStats(t, lw)
 	case "heap":
 		if arg == "" {
 			return errors.New("heap needs a file name")
 		}
-		runtime.GC()
-		if err := writeHeapProfile(arg); err != nil {
+		if err := t.writeHeap(arg); err != nil {
 			return err
 		}
 		lw.emit("heap", "path", arg)
-	default:
-		return fmt.Errorf("unknown command %q", name)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("unknown command %q", name)
 }
 
-// emitStats prints the process's Go memory and the server's connection counts.
-func emitStats(t target, lw *lineWriter) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	conns, authed := t.counts()
+// emitStats prints the server's Go memory and connection counts.
+func emitStats(t target, lw *lineWriter) error {
+	st, err := t.stats()
+	if err != nil {
+		return err
+	}
 	lw.emit("stats",
-		"heap_alloc", ms.HeapAlloc,
-		"heap_inuse", ms.HeapInuse,
-		"heap_sys", ms.HeapSys,
-		"heap_released", ms.HeapReleased,
-		"stack_inuse", ms.StackInuse,
-		"sys", ms.Sys,
-		"num_gc", ms.NumGC,
-		"goroutines", runtime.NumGoroutine(),
-		"conns", conns,
-		"authed", authed,
+		"heap_alloc", st.heapAlloc,
+		"heap_inuse", st.heapInuse,
+		"heap_sys", st.heapSys,
+		"heap_released", st.heapReleased,
+		"stack_inuse", st.stackInuse,
+		"sys", st.sys,
+		"num_gc", st.numGC,
+		"goroutines", st.goroutines,
+		"conns", st.conns,
+		"authed", st.authed,
 	)
+	return nil
 }
 
 func writeHeapProfile(path string) error {

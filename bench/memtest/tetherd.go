@@ -1,0 +1,186 @@
+package memtest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The tetherd target runs the real gateway binary as a grandchild and measures that
+// process: the serve child only relays. Go memory and connection counts come from
+// tetherd's admin /metrics, and garbage collection and heap profiles from its
+// /debug/pprof/heap?gc=1. One difference from the in-process targets follows: nothing
+// can make tetherd return free pages to the OS on demand, so its RSS readings include
+// whatever the background scavenger has not returned yet, and its heap profile is
+// sampled at Go's default rate (512 KiB) rather than ServeConfig.MemProfileRate.
+
+type tetherdTarget struct {
+	cmd    *exec.Cmd
+	done   chan struct{}
+	listen string
+	admin  string
+	client http.Client
+}
+
+// startTetherd starts cfg.Tetherd on free loopback ports with the insecure
+// authenticator and the connection limits lifted, and waits until it is healthy.
+func startTetherd(cfg ServeConfig) (target, error) {
+	if cfg.Tetherd == "" {
+		return nil, errors.New("impl tetherd needs the path of a tetherd binary (-tetherd)")
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(cfg.Tetherd,
+		"-auth", "insecure", "-addr", addr, "-admin", admin, "-heartbeat", cfg.Heartbeat.String(),
+		"-max-conns-per-ip", "-1", "-connect-rate", "-1", "-max-conns", "100000",
+		"-log-level", "warn", "-drain-timeout", "2s")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s: %w", cfg.Tetherd, err)
+	}
+	t := &tetherdTarget{cmd: cmd, done: make(chan struct{}), listen: addr, admin: admin,
+		client: http.Client{Timeout: time.Minute}}
+	go func() {
+		_ = cmd.Wait()
+		close(t.done)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := t.client.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return t, nil
+			}
+		}
+		select {
+		case <-t.done:
+			return nil, fmt.Errorf("tetherd exited at startup: %v", cmd.ProcessState)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.close()
+			return nil, fmt.Errorf("tetherd not healthy on %s within 30s: %v", admin, err)
+		}
+	}
+}
+
+// freePort returns a loopback address with a port that was free a moment ago. Another
+// process could take it before tetherd binds it; tetherd then fails to start, loudly.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (t *tetherdTarget) addr() string { return t.listen }
+func (t *tetherdTarget) pid() int     { return t.cmd.Process.Pid }
+
+// stats reads the Go runtime and tether gauges from /metrics.
+func (t *tetherdTarget) stats() (goStats, error) {
+	resp, err := t.client.Get("http://" + t.admin + "/metrics")
+	if err != nil {
+		return goStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	want := map[string]*int64{}
+	var st goStats
+	for name, dst := range map[string]*int64{
+		"go_memstats_heap_alloc_bytes":     &st.heapAlloc,
+		"go_memstats_heap_inuse_bytes":     &st.heapInuse,
+		"go_memstats_heap_sys_bytes":       &st.heapSys,
+		"go_memstats_heap_released_bytes":  &st.heapReleased,
+		"go_memstats_stack_inuse_bytes":    &st.stackInuse,
+		"go_memstats_sys_bytes":            &st.sys,
+		"go_gc_duration_seconds_count":     &st.numGC,
+		"go_goroutines":                    &st.goroutines,
+		"tether_connections":               &st.conns,
+		"tether_connections_authenticated": &st.authed,
+	} {
+		want[name] = dst
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		dst := want[name]
+		if !ok || dst == nil {
+			continue
+		}
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return goStats{}, fmt.Errorf("cannot parse tetherd metric %s %q: %w", name, val, err)
+		}
+		*dst = int64(f)
+		delete(want, name)
+	}
+	if err := sc.Err(); err != nil {
+		return goStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
+	}
+	for _, name := range []string{"go_memstats_heap_alloc_bytes", "tether_connections_authenticated"} {
+		if want[name] != nil {
+			return goStats{}, fmt.Errorf("tetherd metrics lack %s", name)
+		}
+	}
+	return st, nil
+}
+
+func (t *tetherdTarget) gc() error { return t.heapProfile(io.Discard) }
+
+func (t *tetherdTarget) writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cannot create heap profile: %w", err)
+	}
+	if err := t.heapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// heapProfile fetches a heap profile taken after a GC, which is also how a GC is
+// forced from outside.
+func (t *tetherdTarget) heapProfile(w io.Writer) error {
+	resp, err := t.client.Get("http://" + t.admin + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("cannot get tetherd heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tetherd heap profile: %s", resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("cannot read tetherd heap profile: %w", err)
+	}
+	return nil
+}
+
+// close asks tetherd to drain and exit, and kills it if it has not within 10s.
+func (t *tetherdTarget) close() {
+	_ = t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.done:
+	case <-time.After(10 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-t.done
+	}
+}

@@ -1,0 +1,299 @@
+package control
+
+import (
+	"errors"
+
+	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
+	"github.com/tether-gw/tether/server/control/wire"
+)
+
+// The operations a service requests. Each decodes its JSON header, calls the gateway's
+// Go API and returns the RESULT object, or a *failure sent as FAIL. They run on the
+// session's reading goroutine, one at a time per service.
+
+// maxRoomLen is the gateway's limit on room names (server.ErrInvalidRoom).
+const maxRoomLen = 255
+
+// do runs the request in f.
+func (s *session) do(f protocol.Frame) (any, *failure) {
+	srv := s.p.srv.Load()
+	switch f.Op {
+	case OpPush:
+		return s.push(srv, f.Body)
+	case OpKick:
+		return kick(srv, f.Body)
+	case OpJoin:
+		return joinLeave(srv, f.Body, true)
+	case OpLeave:
+		return joinLeave(srv, f.Body, false)
+	case OpPresence:
+		return presence(srv, f.Body)
+	case OpStats:
+		return s.p.stats(srv), nil
+	case OpSubscribe, OpUnsubscribe:
+		return s.subscribe(f.Body, f.Op == OpSubscribe)
+	}
+	return nil, fail(protocol.CodeUnknownOpcode, "unknown opcode "+wire.OpName(f.Op))
+}
+
+// decode decodes a request header, mapping errors to BAD_REQUEST.
+func decode(body []byte, v any) ([]byte, *failure) {
+	payload, err := wire.DecodeBody(body, v)
+	if err != nil {
+		return nil, badRequest(err.Error())
+	}
+	return payload, nil
+}
+
+// count returns how many of the conditions hold.
+func count(conds ...bool) int {
+	n := 0
+	for _, c := range conds {
+		if c {
+			n++
+		}
+	}
+	return n
+}
+
+// push fans a message out. Pushing to users or connections none of which is online,
+// or to a room without members, fails with NOT_FOUND (with the offline count), so a
+// service learns that nobody got the message; a push that reached anyone, or was kept
+// for resume (QoS1), succeeds with the counts.
+func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
+	var req wire.Push
+	payload, f := decode(body, &req)
+	if f != nil {
+		return nil, f
+	}
+	if count(len(req.Users) > 0, len(req.Conns) > 0, req.Room != "", req.All) != 1 {
+		return nil, badRequest("PUSH needs exactly one of users, conns, room and all")
+	}
+	switch {
+	case req.QoS != 0 && req.QoS != 1:
+		return nil, badRequest("qos must be 0 or 1")
+	case req.QoS == 1 && (req.Room != "" || req.All):
+		return nil, badRequest("qos 1 applies to users and conns pushes only")
+	case req.All && len(req.Exclude) > 0:
+		return nil, badRequest("exclude does not apply to all")
+	case len(req.Room) > maxRoomLen:
+		return nil, badRequest("room name longer than 255 bytes")
+	}
+	opts := server.PushOptions{QoS1: req.QoS == 1, Exclude: req.Exclude}
+	var (
+		res     server.PushResult
+		err     error
+		targets int
+	)
+	switch {
+	case len(req.Users) > 0:
+		targets = len(req.Users)
+		res, err = srv.PushUsers(req.Users, payload, opts)
+	case len(req.Conns) > 0:
+		targets = len(req.Conns)
+		res, err = srv.PushConns(req.Conns, payload, opts)
+	case req.Room != "":
+		if srv.RoomSize(req.Room) == 0 {
+			return nil, fail(protocol.CodeNotFound, "no such room")
+		}
+		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
+	default:
+		res.Delivered, err = srv.Broadcast(payload)
+	}
+	if err != nil {
+		return nil, gatewayFailure(err)
+	}
+	s.p.m.pushDelivered.Add(res.Delivered)
+	if targets > 0 && res.Delivered == 0 && len(res.MsgIDs) == 0 && res.Offline >= targets {
+		return nil, &failure{code: protocol.CodeNotFound, msg: "no addressed user or connection is online", offline: res.Offline}
+	}
+	return &wire.PushResult{Delivered: res.Delivered, Offline: res.Offline, MsgIDs: res.MsgIDs}, nil
+}
+
+// gatewayFailure maps an error of the server package to a FAIL.
+func gatewayFailure(err error) *failure {
+	switch {
+	case errors.Is(err, server.ErrPayloadTooLarge):
+		return badRequest("payload exceeds the clients' max frame")
+	case errors.Is(err, server.ErrInvalidRoom):
+		return badRequest("invalid room name")
+	case errors.Is(err, server.ErrTooManyRooms):
+		return fail(protocol.CodeTooManyRooms, "connection is in too many rooms")
+	case errors.Is(err, server.ErrConnNotFound):
+		return fail(protocol.CodeNotFound, "no such connection")
+	}
+	return fail(protocol.CodeInternal, err.Error())
+}
+
+// kick closes users' or connections' connections with a close code.
+func kick(srv *server.Server, body []byte) (any, *failure) {
+	var req wire.Kick
+	if _, f := decode(body, &req); f != nil {
+		return nil, f
+	}
+	if count(len(req.Users) > 0, len(req.Conns) > 0) != 1 {
+		return nil, badRequest("KICK needs exactly one of users and conns")
+	}
+	code := req.Code
+	if code == 0 {
+		code = protocol.CodeKicked
+	}
+	if code != protocol.CodeNormal && (code < 3000 || code > 3999) {
+		return nil, badRequest("code must be 1000 or in 3000-3999")
+	}
+	if len(req.Reason) > 1024 {
+		return nil, badRequest("reason longer than 1024 bytes")
+	}
+	var res wire.KickResult
+	for _, u := range req.Users {
+		n := srv.KickUser(u, code, req.Reason)
+		res.Kicked += n
+		if n == 0 {
+			res.Missing++
+		}
+	}
+	for _, id := range req.Conns {
+		if srv.KickConn(id, code, req.Reason) != nil {
+			res.Missing++
+			continue
+		}
+		res.Kicked++
+	}
+	if res.Kicked == 0 {
+		return nil, fail(protocol.CodeNotFound, "no addressed user or connection is online")
+	}
+	return &res, nil
+}
+
+// joinLeave puts connections in a room or takes them out.
+func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
+	var req wire.Room
+	if _, f := decode(body, &req); f != nil {
+		return nil, f
+	}
+	if req.Room == "" || len(req.Room) > maxRoomLen {
+		return nil, badRequest("room name must be 1 to 255 bytes")
+	}
+	if count(len(req.Users) > 0, len(req.Conns) > 0) != 1 {
+		return nil, badRequest("JOIN and LEAVE need exactly one of users and conns")
+	}
+	var res wire.RoomResult
+	note := func(err error) *failure {
+		switch {
+		case err == nil:
+			res.Conns++
+		case errors.Is(err, server.ErrConnNotFound), errors.Is(err, server.ErrConnClosed):
+			res.Missing++
+		case errors.Is(err, server.ErrTooManyRooms):
+			res.Refused++
+		default:
+			return gatewayFailure(err)
+		}
+		return nil
+	}
+	for _, u := range req.Users {
+		var n int
+		var err error
+		if join {
+			n, err = srv.JoinUser(u, req.Room)
+		} else {
+			n = srv.LeaveUser(u, req.Room)
+		}
+		res.Conns += n
+		switch {
+		case err != nil:
+			if f := note(err); f != nil {
+				return nil, f
+			}
+		case n == 0:
+			res.Missing++
+		}
+	}
+	for _, id := range req.Conns {
+		var err error
+		if join {
+			err = srv.Join(id, req.Room)
+		} else {
+			err = srv.Leave(id, req.Room)
+		}
+		if f := note(err); f != nil {
+			return nil, f
+		}
+	}
+	if res.Conns == 0 {
+		if res.Refused > 0 {
+			return nil, fail(protocol.CodeTooManyRooms, "connections are in too many rooms")
+		}
+		return nil, fail(protocol.CodeNotFound, "no addressed user or connection is online")
+	}
+	return &res, nil
+}
+
+// presence reports users' connections and rooms' sizes.
+func presence(srv *server.Server, body []byte) (any, *failure) {
+	var req wire.Presence
+	if _, f := decode(body, &req); f != nil {
+		return nil, f
+	}
+	var res wire.PresenceResult
+	if len(req.Users) > 0 {
+		res.Users = make(map[string][]wire.ConnInfo, len(req.Users))
+		for _, u := range req.Users {
+			infos := []wire.ConnInfo{}
+			for _, c := range srv.UserConns(u) {
+				info := wire.ConnInfo{Conn: c.ID(), Device: c.DeviceID(), Platform: c.Platform(), Rooms: c.Rooms()}
+				if a := c.RemoteAddr(); a != nil {
+					info.Addr = a.String()
+				}
+				infos = append(infos, info)
+			}
+			res.Users[u] = infos
+		}
+	}
+	if len(req.Rooms) > 0 {
+		res.Rooms = make(map[string]int, len(req.Rooms))
+		for _, r := range req.Rooms {
+			res.Rooms[r] = srv.RoomSize(r)
+		}
+	}
+	res.Totals = totals(srv.Stats())
+	return &res, nil
+}
+
+func totals(st server.Stats) wire.Totals {
+	return wire.Totals{Connections: st.Connections, Authenticated: st.Authenticated, Users: st.Users, Rooms: st.Rooms}
+}
+
+// stats returns the gateway's and the control port's counts.
+func (p *Port) stats(srv *server.Server) *wire.StatsResult {
+	st := srv.Stats()
+	routes, prefixes, events := p.router.counts()
+	return &wire.StatsResult{
+		Totals:           totals(st),
+		Draining:         st.Draining,
+		Services:         p.services(),
+		Routes:           routes,
+		Prefixes:         prefixes,
+		EventSubscribers: events,
+		PendingUplinks:   int(p.pendingN.Load()),
+		UplinksTotal:     p.uplinksN.Load(),
+	}
+}
+
+// subscribe changes the session's subscriptions and returns them.
+func (s *session) subscribe(body []byte, add bool) (any, *failure) {
+	var req wire.Subscription
+	if _, f := decode(body, &req); f != nil {
+		return nil, f
+	}
+	if add {
+		if f := s.p.router.subscribe(s, req, s.p.opts.MaxSubscriptions); f != nil {
+			return nil, f
+		}
+	} else {
+		s.p.router.unsubscribe(s, req)
+	}
+	res := s.p.router.snapshot(s)
+	return &res, nil
+}

@@ -1,0 +1,234 @@
+package control
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
+	"github.com/tether-gw/tether/server/control/wire"
+)
+
+// Uplinks: a client's SEND becomes an UPLINK to one service subscribed to its route
+// (round-robin, skipping services whose queue is full), and that service's REPLY
+// becomes the client's SEND_REPLY or ERROR. An uplink waits in its service session's
+// pending map until the REPLY, the timeout, or the session's end, whichever comes
+// first; done makes sure exactly one of them answers the client.
+
+// pending is one uplink waiting for a REPLY.
+type pending struct {
+	id    uint64
+	msg   *server.Message
+	frame []byte // the encoded UPLINK, kept for a re-dispatch
+	timer *time.Timer
+	p     *Port
+	// sess is the session the uplink was last sent to.
+	sess atomic.Pointer[session]
+	done atomic.Bool
+	// retried is set once the uplink was re-dispatched after its session ended; it
+	// is only touched by that session's close, under the pending map's hand-over.
+	retried bool
+}
+
+// finish claims the right to answer the client; only the first caller gets true.
+func (pd *pending) finish() bool {
+	if !pd.done.CompareAndSwap(false, true) {
+		return false
+	}
+	if pd.timer != nil {
+		pd.timer.Stop()
+	}
+	pd.p.pendingN.Add(-1)
+	return true
+}
+
+// OnMessage routes a client's SEND to a subscribed service and answers it later (it
+// returns server.ErrDeferReply), or at once with ERROR NO_ROUTE when no service
+// subscribed to the route, or ERROR BUSY when every subscriber's queue is full. It runs
+// on the gateway's worker pool and never blocks.
+func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
+	c := m.Conn
+	hdr := wire.Uplink{
+		ID:       p.nextUplink.Add(1),
+		Conn:     c.ID(),
+		User:     c.UserID(),
+		Device:   c.DeviceID(),
+		Platform: c.Platform(),
+		Route:    m.Route,
+		NoReply:  m.NoReply,
+	}
+	frame, err := wire.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
+	if err != nil {
+		p.log.Error("cannot encode an uplink", "err", err)
+		return nil, &server.ReplyError{Code: protocol.CodeInternal, Message: "internal error"}
+	}
+	pd := &pending{id: hdr.ID, msg: m, frame: frame, p: p}
+	if !m.NoReply {
+		p.pendingN.Add(1)
+		pd.timer = time.AfterFunc(p.opts.UplinkTimeout, func() { p.timeout(pd) })
+	}
+	code := p.dispatch(pd, nil)
+	if code == 0 {
+		p.uplinksN.Add(1)
+		p.m.uplinkSent.Inc()
+		if m.NoReply {
+			return nil, nil // nothing goes back to the client; this releases its slot
+		}
+		return nil, server.ErrDeferReply
+	}
+	p.m.uplinkResult(code).Inc()
+	if !m.NoReply && !pd.finish() {
+		return nil, server.ErrDeferReply // the timeout answered already
+	}
+	msg := "no service for this route"
+	if code == protocol.CodeBusy {
+		msg = "services busy"
+	}
+	return nil, &server.ReplyError{Code: code, Message: msg}
+}
+
+// dispatch sends pd to one subscriber of its route other than exclude. It returns 0 on
+// success, protocol.CodeNoRoute when no open subscriber exists, and protocol.CodeBusy
+// when every subscriber's queue is full.
+func (p *Port) dispatch(pd *pending, exclude *session) protocol.Code {
+	g, subs := p.router.lookup(pd.msg.Route)
+	if g == nil {
+		return protocol.CodeNoRoute
+	}
+	track := !pd.msg.NoReply
+	busy := false
+	start := int(g.rr.Add(1))
+	for i := range subs {
+		s := subs[(start+i)%len(subs)]
+		if s == exclude {
+			continue
+		}
+		if track {
+			pd.sess.Store(s)
+			if !s.addPending(pd) {
+				continue
+			}
+		}
+		if s.offer(pd.frame) {
+			// The timeout may have fired before the uplink was recorded here.
+			if track && pd.done.Load() {
+				s.takePending(pd.id)
+			}
+			return 0
+		}
+		busy = true
+		if track {
+			s.takePending(pd.id)
+		}
+	}
+	if busy {
+		return protocol.CodeBusy
+	}
+	return protocol.CodeNoRoute
+}
+
+// timeout answers an uplink whose service did not reply within Options.UplinkTimeout.
+func (p *Port) timeout(pd *pending) {
+	if !pd.finish() {
+		return
+	}
+	if s := pd.sess.Load(); s != nil {
+		s.takePending(pd.id)
+	}
+	p.m.uplinkResult(protocol.CodeTimeout).Inc()
+	_ = pd.msg.Fail(protocol.CodeTimeout, "service did not answer in time")
+}
+
+// failover re-dispatches, once, an uplink whose service connection ended before
+// replying; if that is impossible (or it already happened) the client gets ERROR
+// NO_ROUTE.
+func (p *Port) failover(pd *pending, from *session) {
+	if pd.done.Load() {
+		return
+	}
+	code := protocol.CodeNoRoute
+	if !pd.retried {
+		pd.retried = true
+		if code = p.dispatch(pd, from); code == 0 {
+			p.m.redispatched.Inc()
+			return
+		}
+	}
+	if pd.finish() {
+		p.m.uplinkResult(code).Inc()
+		_ = pd.msg.Fail(code, "service connection lost")
+	}
+}
+
+// handleReply passes a service's REPLY to the client that sent the uplink. A REPLY for
+// an uplink that is unknown, already answered or timed out is dropped and counted; a
+// malformed one is answered FAIL.
+func (s *session) handleReply(f protocol.Frame) {
+	p := s.p
+	var r wire.Reply
+	payload, err := wire.DecodeBody(f.Body, &r)
+	if err != nil {
+		s.failed(f.Op, f.Seq, badRequest(err.Error()))
+		return
+	}
+	pd := s.takePending(r.ID)
+	if pd == nil || !pd.finish() {
+		p.m.repliesUnknown.Inc()
+		return
+	}
+	m := pd.msg
+	if r.Code == 0 {
+		err = m.Reply(payload)
+		p.m.uplinkReplied.Inc()
+	} else {
+		code := r.Code
+		if !code.IsError() {
+			code = protocol.CodeInternal
+		}
+		err = m.Fail(code, r.Message)
+		p.m.uplinkFailed.Inc()
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, server.ErrPayloadTooLarge):
+		// The client got ERROR INTERNAL; tell the service if it can match the answer.
+		if f.Seq != 0 {
+			s.failed(f.Op, f.Seq, badRequest("reply exceeds the clients' max frame"))
+		}
+	default:
+		s.log.Debug("reply not delivered", "uplink", r.ID, "err", err)
+	}
+}
+
+// OnConnect tells event subscribers that c came online.
+func (p *Port) OnConnect(c *server.Conn) {
+	p.emit(&wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
+}
+
+// OnDisconnect tells event subscribers that c went offline, with its close code.
+func (p *Port) OnDisconnect(c *server.Conn, code protocol.Code) {
+	p.emit(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
+		Platform: c.Platform(), Code: code, Reason: code.String()})
+}
+
+// emit queues an event for every subscriber, encoded once; a subscriber whose queue is
+// full misses it (counted).
+func (p *Port) emit(ev *wire.Event) {
+	subs := p.router.eventSubs()
+	if len(subs) == 0 {
+		return
+	}
+	frame, err := wire.AppendFrame(nil, OpEvent, 0, ev, nil)
+	if err != nil {
+		p.log.Error("cannot encode an event", "err", err)
+		return
+	}
+	for _, s := range subs {
+		if s.offer(frame) {
+			p.m.events.Inc()
+		} else {
+			p.m.eventsDropped.Inc()
+		}
+	}
+}
