@@ -143,6 +143,7 @@ func (cn *conn) handshake(ctx context.Context, hello *protocol.Hello) error {
 func (cn *conn) exchangeHello(hello *protocol.Hello) error {
 	// PROTOCOL.md §4: a client accepts up to 64 KiB before AUTH_OK.
 	cn.dec.MaxFrame = protocol.DefaultMaxFrame
+	cn.dec.Retain = true // one stream per client: keep the straddle buffer
 	if err := cn.writeMsg(hello, cn.c.nextSeq(), 0); err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func BenchmarkDecoderStream(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			stream := benchStream(b, size)
-			var d Decoder
+			d := Decoder{Retain: true}
 			n := 0
 			count := func(Frame) error { n++; return nil }
 			b.SetBytes(int64(len(stream)))

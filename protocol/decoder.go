@@ -39,6 +39,11 @@ type Decoder struct {
 	// authentication) and applies to every frame whose length prefix has not
 	// been read yet.
 	MaxFrame int
+	// Retain keeps the buffer of a frame that straddled two reads (up to 4 KiB) for
+	// the next one, saving an allocation on streams that straddle often. It stays
+	// allocated while the stream idles, so a server holding many idle connections
+	// leaves it off (the default); a client with one stream turns it on.
+	Retain bool
 
 	head  [Overhead]byte // prefix and header of the straddling frame
 	nhead int            // bytes of head filled; 0 when no frame is pending
@@ -157,7 +162,7 @@ func (d *Decoder) release() {
 	case d.pool != nil:
 		straddlePool.Put(d.pool)
 		d.pool = nil
-	case cap(d.body) <= decoderRetain && cap(d.body) > cap(d.spare):
+	case d.Retain && cap(d.body) <= decoderRetain && cap(d.body) > cap(d.spare):
 		d.spare = d.body[:0]
 	}
 	d.body = nil

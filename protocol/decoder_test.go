@@ -174,9 +174,16 @@ func TestDecoderMaxFrameChange(t *testing.T) {
 }
 
 func TestDecoderRetainsOnlySmallBuffers(t *testing.T) {
-	var d Decoder
 	nop := func(Frame) error { return nil }
 	small := frameOf(OpSendReply, 1, make([]byte, 100))
+	// By default nothing is kept between frames: an idle stream holds no buffer.
+	var idle Decoder
+	_ = idle.Decode(small[:20], nop)
+	_ = idle.Decode(small[20:], nop)
+	if cap(idle.spare) != 0 {
+		t.Fatalf("default decoder kept a %d-byte buffer", cap(idle.spare))
+	}
+	d := Decoder{Retain: true}
 	_ = d.Decode(small[:20], nop)
 	_ = d.Decode(small[20:], nop)
 	if cap(d.spare) < 100 {
@@ -211,7 +218,7 @@ func TestDecoderRetainsOnlySmallBuffers(t *testing.T) {
 
 func TestDecoderZeroAllocs(t *testing.T) {
 	stream := sampleStream(t)
-	var d Decoder
+	d := Decoder{Retain: true}
 	nop := func(Frame) error { return nil }
 	// Whole frames: zero-copy, no allocation.
 	if a := testing.AllocsPerRun(100, func() { _ = d.Decode(stream, nop) }); a != 0 {
