@@ -95,6 +95,7 @@ func configureNetpoll(o *Options) {
 	netpollOnce.Do(func() {
 		netpoll.LinkBufferCap = o.ReadBufferSize
 		_ = netpoll.Configure(netpoll.Config{BufferSize: o.ReadBufferSize})
+		netpollLogger.Store(o.Logger)
 		netpoll.SetLoggerOutput(&netpollLog{})
 	})
 }
