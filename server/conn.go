@@ -36,9 +36,12 @@ type Conn struct {
 	closeCode atomic.Uint32
 
 	// Read side: touched only by netpoll's read callback, which never runs twice at once
-	// for one connection.
-	dec          protocol.Decoder
+	// for one connection. dec exists only while a frame is cut across reads: whole frames
+	// are parsed in place, and an idle connection holds no decoder.
+	dec          *protocol.Decoder
 	preAuthBytes int
+	// partial mirrors dec != nil for other goroutines (tests, diagnostics).
+	partial atomic.Bool
 
 	// ready is set once AUTH_OK (and any resume replay) is written: pushes skip the
 	// connection before, so nothing reaches the client ahead of AUTH_OK.

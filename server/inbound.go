@@ -58,6 +58,7 @@ func (c *Conn) onBytes(p []byte) {
 	if state == stateClosed || c.closeCode.Load() != 0 {
 		return
 	}
+	maxFrame := s.opts.MaxFrame
 	if state < stateAuthed {
 		c.preAuthBytes += len(p)
 		if c.preAuthBytes > s.opts.PreAuthBudget {
@@ -65,15 +66,14 @@ func (c *Conn) onBytes(p []byte) {
 			c.closeWith(protocol.CodeProtocolError, "too many bytes before authentication", true)
 			return
 		}
-		c.dec.MaxFrame = protocol.PreAuthMaxFrame
+		maxFrame = protocol.PreAuthMaxFrame
 	} else {
-		c.dec.MaxFrame = s.opts.MaxFrame
 		// Any inbound byte proves liveness: push the heartbeat deadline out with one CAS.
 		c.timer.Touch(s.wheel.Clock() + s.hbTimeout)
 	}
 
 	rd := reader{c: c}
-	err := c.dec.Decode(p, rd.frame)
+	err := c.decode(p, maxFrame, rd.frame)
 	if rd.out != nil {
 		if len(*rd.out) > 0 {
 			_ = c.writeCopy(*rd.out)
@@ -87,6 +87,36 @@ func (c *Conn) onBytes(p []byte) {
 		s.log.Debug("protocol error", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", err)
 		c.closeWith(code, err.Error(), true)
 	}
+}
+
+// decode calls fn for every frame in p. Frames wholly inside p are parsed in place; a
+// frame cut short goes to a Decoder that exists only until the frame completes.
+func (c *Conn) decode(p []byte, maxFrame int, fn func(protocol.Frame) error) error {
+	defer func() { c.partial.Store(c.dec != nil) }()
+	if c.dec != nil {
+		// slow path: a frame from an earlier read is pending.
+		c.dec.MaxFrame = maxFrame
+		err := c.dec.Decode(p, fn)
+		if err == nil && c.dec.Buffered() == 0 {
+			c.dec = nil
+		}
+		return err
+	}
+	for len(p) > 0 {
+		f, n, err := protocol.Parse(p, maxFrame)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			c.dec = &protocol.Decoder{MaxFrame: maxFrame}
+			return c.dec.Decode(p, fn)
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // errStopDecoding ends decoding of the current read after the connection was closed.

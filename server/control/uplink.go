@@ -31,12 +31,14 @@ type pending struct {
 	retried bool
 }
 
-// finish claims the right to answer the client; only the first caller gets true.
-func (pd *pending) finish() bool {
+// finish claims the right to answer the client; only the first caller gets true. It
+// stops the timer unless called by the timer itself (which may run before OnMessage
+// has stored pd.timer).
+func (pd *pending) finish(stopTimer bool) bool {
 	if !pd.done.CompareAndSwap(false, true) {
 		return false
 	}
-	if pd.timer != nil {
+	if stopTimer && pd.timer != nil {
 		pd.timer.Stop()
 	}
 	pd.p.pendingN.Add(-1)
@@ -78,7 +80,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		return nil, server.ErrDeferReply
 	}
 	p.m.uplinkResult(code).Inc()
-	if !m.NoReply && !pd.finish() {
+	if !m.NoReply && !pd.finish(true) {
 		return nil, server.ErrDeferReply // the timeout answered already
 	}
 	msg := "no service for this route"
@@ -130,7 +132,7 @@ func (p *Port) dispatch(pd *pending, exclude *session) protocol.Code {
 
 // timeout answers an uplink whose service did not reply within Options.UplinkTimeout.
 func (p *Port) timeout(pd *pending) {
-	if !pd.finish() {
+	if !pd.finish(false) {
 		return
 	}
 	if s := pd.sess.Load(); s != nil {
@@ -155,7 +157,7 @@ func (p *Port) failover(pd *pending, from *session) {
 			return
 		}
 	}
-	if pd.finish() {
+	if pd.finish(true) {
 		p.m.uplinkResult(code).Inc()
 		_ = pd.msg.Fail(code, "service connection lost")
 	}
@@ -173,7 +175,7 @@ func (s *session) handleReply(f protocol.Frame) {
 		return
 	}
 	pd := s.takePending(r.ID)
-	if pd == nil || !pd.finish() {
+	if pd == nil || !pd.finish(true) {
 		p.m.repliesUnknown.Inc()
 		return
 	}
