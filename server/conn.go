@@ -196,8 +196,7 @@ func (c *Conn) onClosed(netpoll.Connection) error {
 		return nil
 	}
 	c.wmu.Lock()
-	c.wclosed = true
-	c.out, c.outBytes = nil, 0
+	c.dropBacklogLocked()
 	c.wmu.Unlock()
 
 	s := c.srv

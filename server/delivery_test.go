@@ -72,6 +72,7 @@ func TestSlowConsumer(t *testing.T) {
 	if n := <-received; n != 200 {
 		t.Fatalf("fast client got %d pushes, want 200", n)
 	}
+	waitFor(t, "backlog released", func() bool { return s.backlogBytes.Load() == 0 })
 	// The slow client reads what was delivered, then EOF.
 	for {
 		if _, err := slow.next(10 * time.Second); err != nil {
@@ -224,3 +225,35 @@ func TestPayloadTooLarge(t *testing.T) {
 type hugeReplyHandler struct{ NopHandler }
 
 func (hugeReplyHandler) OnMessage(*Message) ([]byte, error) { return make([]byte, 2000), nil }
+
+// TestServerOutboundBudget: once the bytes queued for all backlogged connections reach
+// the server-wide budget, the connection that would pass it is closed as a slow
+// consumer, and the budget is released when backlogs go away.
+func TestServerOutboundBudget(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.MaxOutboundBytes = 8 << 20; o.MaxTotalOutbound = 512 << 10 })
+	var rcs []*rawConn
+	for i := 0; i < 3; i++ {
+		c := dialRaw(t, s)
+		c.hello("budget", string(rune('a'+i)), "ios")
+		rcs = append(rcs, c)
+	}
+	waitFor(t, "3 devices", func() bool { return len(s.UserConns("budget")) == 3 })
+	payload := bytes.Repeat([]byte("y"), 32<<10)
+	// None of the three reads: the kernel buffers fill, then the backlogs grow until the
+	// shared 512 KiB budget is spent.
+	for i := 0; i < 2000 && s.metrics.slowConsumers.Get() == 0; i++ {
+		if _, err := s.PushUser("budget", payload); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.backlogBytes.Load(); got > 512<<10 {
+			t.Fatalf("backlog %d bytes exceeds the 512 KiB budget", got)
+		}
+	}
+	if s.metrics.slowConsumers.Get() == 0 {
+		t.Fatal("no connection was closed by the server budget")
+	}
+	for _, c := range rcs {
+		c.c.Close()
+	}
+	waitFor(t, "budget released", func() bool { return s.backlogBytes.Load() == 0 && s.Stats().Connections == 0 })
+}

@@ -76,6 +76,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	set.NewGauge("tether_connections_authenticated", func() float64 { return float64(s.hub.authed.Load()) })
 	set.NewGauge("tether_users", func() float64 { return float64(s.hub.userCount()) })
 	set.NewGauge("tether_rooms", func() float64 { return float64(s.rooms.count()) })
+	set.NewGauge("tether_backlog_bytes", func() float64 { return float64(s.backlogBytes.Load()) })
 	set.NewGauge("tether_timers_pending", func() float64 { return float64(s.wheel.Len()) })
 	set.NewGauge("tether_pool_running", func() float64 { return float64(s.pool.Running()) })
 	set.NewGauge("tether_pool_waiting", func() float64 { return float64(s.pool.Waiting()) })

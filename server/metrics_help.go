@@ -14,6 +14,7 @@ var metricHelp = map[string]string{
 	"tether_acks_total":                 "ACK frames received from clients.",
 	"tether_auth_failures_total":        "Failed authentications by close code.",
 	"tether_auth_success_total":         "Successful authentications.",
+	"tether_backlog_bytes":              "Bytes queued for connections whose sockets are not draining (bounded by the server outbound budget).",
 	"tether_busy_replies_total":         "Requests answered ERROR BUSY because the connection or the worker pool was saturated.",
 	"tether_closes_total":               "Closed connections by close code (NORMAL includes peers that went away).",
 	"tether_connections":                "Open client connections, authenticated or not.",

@@ -98,8 +98,13 @@ type Options struct {
 	MaxRoomsPerConn int
 
 	// MaxOutboundBytes bounds the bytes queued for one connection whose socket is not
-	// draining; past it the connection is closed with CodeSlowConsumer. Default 1 MiB.
+	// draining; past it the connection is closed with CodeSlowConsumer. Default 256 KiB.
 	MaxOutboundBytes int
+	// MaxTotalOutbound bounds the bytes queued for all backlogged connections together,
+	// so a burst to many clients that stopped reading cannot grow the process without
+	// limit: a connection whose backlog would pass it is closed with CodeSlowConsumer.
+	// Default 256 MiB.
+	MaxTotalOutbound int64
 	// WriteTimeout is how long a backlogged connection may take to drain before it is
 	// closed with CodeSlowConsumer. Default 10s.
 	WriteTimeout time.Duration
@@ -144,7 +149,8 @@ const (
 	defaultMaxConnsPerIP    = 1000
 	defaultConnectRate      = 10_000
 	defaultMaxRoomsPerConn  = 64
-	defaultMaxOutboundBytes = 1 << 20
+	defaultMaxOutboundBytes = 256 << 10
+	defaultMaxTotalOutbound = 256 << 20
 	defaultWriteTimeout     = 10 * time.Second
 	defaultWorkers          = 4096
 	defaultMaxInflight      = 32
@@ -198,6 +204,9 @@ func (o Options) withDefaults() (Options, error) {
 	setInt(&o.MaxInflight, defaultMaxInflight)
 	setInt(&o.ReadBufferSize, defaultReadBufferSize)
 	setInt(&o.ResumeBuffer, defaultResumeBuffer)
+	if o.MaxTotalOutbound == 0 {
+		o.MaxTotalOutbound = defaultMaxTotalOutbound
+	}
 	if o.ConnectRate == 0 {
 		o.ConnectRate = defaultConnectRate
 	}
@@ -211,7 +220,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("server: heartbeat %v does not fit AUTH_OK's uint32 milliseconds", o.Heartbeat)
 	case o.MaxFrame < protocol.HeaderSize || o.MaxFrame > protocol.MaxFrameLimit:
 		return o, fmt.Errorf("server: max frame %d outside [%d, %d]", o.MaxFrame, protocol.HeaderSize, protocol.MaxFrameLimit)
-	case o.PreAuthBudget < 0 || o.MaxConns < 0 || o.MaxRoomsPerConn < 0 || o.MaxOutboundBytes < 0 ||
+	case o.MaxTotalOutbound < 0 || o.PreAuthBudget < 0 || o.MaxConns < 0 || o.MaxRoomsPerConn < 0 || o.MaxOutboundBytes < 0 ||
 		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0 || o.ResumeBuffer < 0:
 		return o, fmt.Errorf("server: sizes and counts must not be negative")
 	case o.DevicePolicy > DevicesOnePerUser:

@@ -126,14 +126,22 @@ func (c *Conn) startBacklogLocked(copyQueued bool, frames [][]byte, written int)
 }
 
 // queueLocked appends frames to the backlog queue, closing the connection as a slow
-// consumer if that passes the byte bound.
+// consumer if that passes its own byte bound or the server-wide one.
 func (c *Conn) queueLocked(copyQueued bool, frames [][]byte) error {
+	s := c.srv
 	for _, f := range frames {
-		if c.outBytes+len(f) > c.srv.opts.MaxOutboundBytes {
-			c.wclosed = true
-			c.out, c.outBytes = nil, 0
-			c.srv.metrics.slowConsumers.Inc()
-			c.closeAsync(protocol.CodeSlowConsumer, "outbound queue full", false)
+		reason := ""
+		switch {
+		case c.outBytes+len(f) > s.opts.MaxOutboundBytes:
+			reason = "outbound queue full"
+		case s.backlogBytes.Add(int64(len(f))) > s.opts.MaxTotalOutbound:
+			s.backlogBytes.Add(-int64(len(f)))
+			reason = "server outbound budget exhausted"
+		}
+		if reason != "" {
+			c.dropBacklogLocked()
+			s.metrics.slowConsumers.Inc()
+			c.closeAsync(protocol.CodeSlowConsumer, reason, false)
 			return ErrConnClosed
 		}
 		if copyQueued {
@@ -143,6 +151,13 @@ func (c *Conn) queueLocked(copyQueued bool, frames [][]byte) error {
 		c.outBytes += len(f)
 	}
 	return nil
+}
+
+// dropBacklogLocked discards the backlog and stops writes; wmu is held.
+func (c *Conn) dropBacklogLocked() {
+	c.wclosed = true
+	c.srv.backlogBytes.Add(-int64(c.outBytes))
+	c.out, c.outBytes = nil, 0
 }
 
 // flushBacklog drains the backlog queue through netpoll's writer, whose Flush waits for
@@ -161,7 +176,11 @@ func (c *Conn) flushBacklog() {
 			c.wmu.Unlock()
 			return
 		}
-		batch, size := c.out, c.outBytes
+		batch := c.out
+		size := 0
+		for _, b := range batch {
+			size += len(b)
+		}
 		c.out = nil
 		c.wmu.Unlock()
 
@@ -176,8 +195,7 @@ func (c *Conn) flushBacklog() {
 		}
 		if err != nil {
 			c.wmu.Lock()
-			c.wclosed = true
-			c.out, c.outBytes = nil, 0
+			c.dropBacklogLocked()
 			c.wmu.Unlock()
 			if c.nc.IsActive() {
 				c.srv.metrics.slowConsumers.Inc()
@@ -186,7 +204,10 @@ func (c *Conn) flushBacklog() {
 			return
 		}
 		c.wmu.Lock()
-		c.outBytes -= size
+		if !c.wclosed { // a close meanwhile already released every queued byte
+			c.outBytes -= size
+			c.srv.backlogBytes.Add(-int64(size))
+		}
 		c.wmu.Unlock()
 	}
 }

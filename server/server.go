@@ -48,6 +48,9 @@ type Server struct {
 	draining atomic.Bool
 	closed   atomic.Bool
 	nextID   atomic.Uint64
+	// backlogBytes counts bytes queued for backlogged connections, bounded by
+	// Options.MaxTotalOutbound.
+	backlogBytes atomic.Int64
 }
 
 // New validates opts and builds a server; it opens no socket until Start.

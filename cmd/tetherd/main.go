@@ -40,6 +40,7 @@ type settings struct {
 
 	maxFrame, preAuthBudget, maxConns, maxConnsPerIP, maxRooms int
 	maxOutbound, workers, maxInflight, readBuffer              int
+	maxTotalOutbound                                           int64
 	connectRate                                                float64
 	devicePolicy                                               string
 
@@ -74,7 +75,8 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.maxConnsPerIP, "max-conns-per-ip", 1000, "Maximum concurrent connections from one IP address (-1: unlimited); more are refused with RATE_LIMITED.")
 	fs.Float64Var(&s.connectRate, "connect-rate", 10000, "Maximum new connections per second (-1: unlimited); more are refused with RATE_LIMITED.")
 	fs.IntVar(&s.maxRooms, "max-rooms", 64, "Maximum rooms one connection may be in.")
-	fs.IntVar(&s.maxOutbound, "max-outbound", 1<<20, "Bytes that may queue for a client that is not reading before it is closed as a slow consumer.")
+	fs.IntVar(&s.maxOutbound, "max-outbound", 256<<10, "Bytes that may queue for a client that is not reading before it is closed as a slow consumer.")
+	fs.Int64Var(&s.maxTotalOutbound, "max-total-outbound", 256<<20, "Bytes that may queue for all clients that are not reading together; past it the client that would exceed it is closed as a slow consumer, so memory stays bounded.")
 	fs.IntVar(&s.workers, "workers", 4096, "Size of the worker pool that runs authentication and handlers.")
 	fs.IntVar(&s.maxInflight, "max-inflight", 32, "Requests one connection may have queued or running before further ones are answered BUSY.")
 	fs.IntVar(&s.readBuffer, "read-buffer", 256, "Size in bytes of each connection's smallest read-buffer node; smaller saves memory per idle connection.")
@@ -186,6 +188,7 @@ func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string
 		ConnectRate:      st.connectRate,
 		MaxRoomsPerConn:  st.maxRooms,
 		MaxOutboundBytes: st.maxOutbound,
+		MaxTotalOutbound: st.maxTotalOutbound,
 		WriteTimeout:     st.writeTimeout,
 		Workers:          st.workers,
 		MaxInflight:      st.maxInflight,
