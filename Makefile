@@ -24,6 +24,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStream$$' -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s ./server/control/wire
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

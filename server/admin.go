@@ -57,6 +57,21 @@ func (s *Server) startAdmin() error {
 func (s *Server) WriteMetrics(w io.Writer) {
 	var buf bytes.Buffer
 	s.metrics.set.WritePrometheus(&buf)
+	s.mu.Lock()
+	extra := s.metricWriters
+	s.mu.Unlock()
+	for _, fn := range extra {
+		fn(&buf)
+	}
 	metrics.WriteProcessMetrics(&buf)
 	writeWithHelp(w, buf.Bytes())
+}
+
+// RegisterMetricsWriter adds fn's Prometheus text to the server's /metrics, e.g. the
+// control port's metrics. fn is called on every scrape, from the admin listener's
+// goroutine; its families must not repeat the server's.
+func (s *Server) RegisterMetricsWriter(fn func(w io.Writer)) {
+	s.mu.Lock()
+	s.metricWriters = append(s.metricWriters[:len(s.metricWriters):len(s.metricWriters)], fn)
+	s.mu.Unlock()
 }

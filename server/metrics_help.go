@@ -70,7 +70,7 @@ var promRenames = map[string]string{
 }
 
 // writeWithHelp copies the Prometheus text in src to w so that it passes promtool: it
-// fills in empty HELP lines, types monotonic "_total" gauges as counters, and applies
+// fills in empty HELP lines (keeping any text a writer gave), types monotonic "_total" gauges as counters, and applies
 // promRenames.
 func writeWithHelp(w io.Writer, src []byte) {
 	sc := bufio.NewScanner(bytes.NewReader(src))
@@ -80,9 +80,12 @@ func writeWithHelp(w io.Writer, src []byte) {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "# HELP "):
-			fam, _, _ := strings.Cut(line[len("# HELP "):], " ")
+			fam, text, _ := strings.Cut(line[len("# HELP "):], " ")
 			fam = renamed(fam)
-			line = "# HELP " + fam + " " + helpFor(fam)
+			if strings.TrimSpace(text) == "" {
+				text = helpFor(fam)
+			}
+			line = "# HELP " + fam + " " + text
 		case strings.HasPrefix(line, "# TYPE "):
 			fam, typ, _ := strings.Cut(line[len("# TYPE "):], " ")
 			fam = renamed(fam)

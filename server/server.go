@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,9 +46,11 @@ type Server struct {
 	admin    *http.Server
 	adminLn  net.Listener
 	serveErr chan error
-	draining atomic.Bool
-	closed   atomic.Bool
-	nextID   atomic.Uint64
+	// metricWriters add other components' metrics to /metrics.
+	metricWriters []func(io.Writer)
+	draining      atomic.Bool
+	closed        atomic.Bool
+	nextID        atomic.Uint64
 	// backlogBytes counts bytes queued for backlogged connections, bounded by
 	// Options.MaxTotalOutbound.
 	backlogBytes atomic.Int64
@@ -225,6 +228,10 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 		(*h)(c, msgID)
 	}
 }
+
+// MaxFrame returns the largest frame the server accepts from and sends to an
+// authenticated client (Options.MaxFrame after defaults), as announced in AUTH_OK.
+func (s *Server) MaxFrame() int { return s.opts.MaxFrame }
 
 // Conn returns the live connection with id, or nil.
 func (s *Server) Conn(id uint64) *Conn { return s.hub.conn(id) }

@@ -45,6 +45,8 @@ type settings struct {
 	devicePolicy                                               string
 
 	logFormat, logLevel string
+
+	control, controlSecretFile string
 }
 
 func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
@@ -83,6 +85,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.devicePolicy, "device-policy", "many", "Multi-device policy: \"many\" devices per user, one per \"platform\", or one per \"user\"; a newer login replaces the older with code REPLACED.")
 	fs.StringVar(&s.logFormat, "log-format", "text", "Log format: text or json.")
 	fs.StringVar(&s.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	addControlFlags(fs, s)
 	return fs
 }
 
@@ -114,10 +117,21 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
 	}
+	ctl, err := controlPort(&st, logger, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 2
+	}
+	if ctl != nil {
+		opts.Handler = ctl
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
+	}
+	if ctl != nil {
+		srv.RegisterMetricsWriter(ctl.WriteMetrics)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -126,8 +140,20 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 1
 	}
+	if ctl != nil {
+		if err := ctl.Start(srv); err != nil {
+			srv.Close()
+			fmt.Fprintf(stderr, "tetherd: %v\n", err)
+			return 1
+		}
+		// Closed after the drain, so services can answer the uplinks in flight.
+		defer ctl.Close()
+	}
 	if st.dev {
 		printDevBanner(stdout, srv)
+		if ctl != nil {
+			fmt.Fprintf(stdout, "  control port %s   (try: bin/tetherctl -addr %s stats)\n\n", ctl.Addr(), ctl.Addr())
+		}
 	}
 	sig := <-sigs
 	logger.Info("signal received: draining (send it again to stop at once)", "signal", sig.String(), "timeout", st.drainTimeout)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -98,10 +101,16 @@ func TestRunDevAndDrain(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := aln.Addr().String()
+	aln.Close()
 	var out syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"-dev", "-addr", addr, "-admin", "-", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, func(string) string { return "" })
+		done <- run([]string{"-dev", "-addr", addr, "-admin", admin, "-control", "127.0.0.1:0", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, func(string) string { return "" })
 	}()
 	var c net.Conn
 	deadline := time.Now().Add(10 * time.Second)
@@ -124,6 +133,19 @@ func TestRunDevAndDrain(t *testing.T) {
 	if !strings.Contains(out.String(), "DEVELOPMENT mode") {
 		t.Errorf("no dev banner in output:\n%s", out.String())
 	}
+	// /metrics carries the gateway's and the control port's series and passes promtool.
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"tether_connections_authenticated 1", "tether_control_"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	promtool(t, string(body))
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	if f := readFrame(t, c); f.Op != protocol.OpGoAway {
 		t.Fatalf("got %v, want GOAWAY", f.Op)
@@ -177,4 +199,23 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// promtool runs `promtool check metrics` on the exposition; CI installs it (a missing
+// promtool fails under CI and skips loudly elsewhere).
+func promtool(t *testing.T, exposition string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not installed: .ci/run must install the prometheus package")
+		}
+		t.Log("SKIPPING promtool check: promtool not installed (apt-get install prometheus)")
+		return
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
+	}
 }

@@ -329,3 +329,9 @@ func clientErr(t *testing.T, err error, code protocol.Code) {
 		t.Fatalf("client error %v, want ERROR %v", err, code)
 	}
 }
+
+// isCode reports whether err is a client ERROR with code.
+func isCode(err error, code protocol.Code) bool {
+	var e *client.ServerError
+	return errors.As(err, &e) && e.Code == code
+}

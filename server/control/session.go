@@ -30,7 +30,9 @@ type session struct {
 	nc     net.Conn
 	id     uint64
 	remote string
-	log    *slog.Logger
+	// log is replaced once, by the reader, when AUTH names the service; other
+	// goroutines log through it too, hence the atomic pointer.
+	log atomic.Pointer[slog.Logger]
 
 	// authed is set, under p.mu, once AUTH succeeded.
 	authed atomic.Bool
@@ -63,18 +65,22 @@ type session struct {
 func newSession(p *Port, nc net.Conn) *session {
 	id := p.nextSession.Add(1)
 	remote := nc.RemoteAddr().String()
-	return &session{
+	s := &session{
 		p:       p,
 		nc:      nc,
 		id:      id,
 		remote:  remote,
-		log:     p.log.With("session", id, "remote", remote),
 		wake:    make(chan struct{}, 1),
 		space:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*pending),
 	}
+	s.log.Store(p.log.With("session", id, "remote", remote))
+	return s
 }
+
+// logger returns the session's logger.
+func (s *session) logger() *slog.Logger { return s.log.Load() }
 
 // signal wakes the goroutine waiting on ch, if any, without blocking.
 func signal(ch chan struct{}) {
@@ -114,7 +120,7 @@ func (s *session) serve(full bool) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Debug("control connection read failed", "err", err)
+				s.logger().Debug("control connection read failed", "err", err)
 			}
 			s.close(protocol.CodeNormal, "", false)
 			return
@@ -185,7 +191,7 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	}
 	if !p.checkSecret(a.Secret) {
 		p.m.authFailed("bad_secret")
-		s.log.Warn("control connection presented a wrong secret")
+		s.logger().Warn("control connection presented a wrong secret")
 		s.close(protocol.CodeInvalidToken, "invalid secret", true)
 		return false
 	}
@@ -201,8 +207,8 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	s.authed.Store(true)
 	p.authed++
 	p.mu.Unlock()
-	s.log = s.log.With("service", name)
-	s.log.Info("service connected")
+	s.log.Store(s.logger().With("service", name))
+	s.logger().Info("service connected")
 	s.result(f.Op, f.Seq, &wire.AuthResult{
 		Session:         s.id,
 		MaxFrame:        p.opts.MaxFrame,
@@ -217,7 +223,7 @@ func (s *session) decodeFailed(err error) {
 		return
 	}
 	code := protocol.CloseCodeFor(err)
-	s.log.Info("closing control connection on a framing error", "err", err)
+	s.logger().Info("closing control connection on a framing error", "err", err)
 	s.close(code, err.Error(), true)
 }
 
@@ -237,7 +243,7 @@ func (s *session) handleFrame(f protocol.Frame) error {
 	case protocol.OpClose:
 		var c protocol.Close
 		_ = c.Decode(f.Body)
-		s.log.Debug("service closed the connection", "code", c.Code, "reason", c.Reason)
+		s.logger().Debug("service closed the connection", "code", c.Code, "reason", c.Reason)
 		s.close(protocol.CodeNormal, "", false)
 		return errStop
 	case OpReply:
@@ -270,7 +276,7 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 	s.p.m.request(op)
 	frame, err := wire.AppendFrame(nil, OpResult, seq, res, nil)
 	if err != nil {
-		s.log.Error("cannot encode a result", "op", wire.OpName(op), "err", err)
+		s.logger().Error("cannot encode a result", "op", wire.OpName(op), "err", err)
 		s.failed(op, seq, fail(protocol.CodeInternal, "result too large"))
 		return
 	}
@@ -283,7 +289,7 @@ func (s *session) failed(op protocol.Opcode, seq uint32, f *failure) {
 	s.p.m.failed(f.code)
 	frame, err := wire.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
 	if err != nil {
-		s.log.Error("cannot encode a FAIL", "err", err)
+		s.logger().Error("cannot encode a FAIL", "err", err)
 		return
 	}
 	s.send(frame)
@@ -381,7 +387,7 @@ func (s *session) slow(why string) {
 		return
 	}
 	s.p.m.slowClosed.Inc()
-	s.log.Warn("closing a control connection that stopped reading", "why", why)
+	s.logger().Warn("closing a control connection that stopped reading", "why", why)
 	s.close(protocol.CodeSlowConsumer, why, true)
 }
 
@@ -396,19 +402,22 @@ func (s *session) writeLoop() {
 	for range s.wake {
 		for {
 			s.omu.Lock()
-			batch := s.queue
-			s.queue = spare[:0]
 			closing := s.closing
-			if !closing {
-				_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.opts.WriteTimeout))
-			}
-			s.omu.Unlock()
-			if len(batch) == 0 {
+			if len(s.queue) == 0 {
+				s.omu.Unlock()
 				if closing {
 					return
 				}
 				break
 			}
+			// Swap the queue with the spare slice: the two backing arrays alternate
+			// between the writer and the goroutines queueing frames.
+			batch := s.queue
+			s.queue = spare[:0]
+			if !closing {
+				_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.opts.WriteTimeout))
+			}
+			s.omu.Unlock()
 			size := 0
 			for _, b := range batch {
 				size += len(b)
@@ -429,7 +438,7 @@ func (s *session) writeLoop() {
 				if errors.As(err, &ne) && ne.Timeout() && !closing {
 					s.slow("write timed out")
 				} else if !closing {
-					s.log.Debug("control connection write failed", "err", err)
+					s.logger().Debug("control connection write failed", "err", err)
 				}
 				s.close(protocol.CodeNormal, "", false)
 				s.dropQueue()
@@ -486,7 +495,7 @@ func (s *session) close(code protocol.Code, reason string, send bool) {
 		s.p.failover(pd, s)
 	}
 	if s.authed.Load() {
-		s.log.Info("service disconnected", "code", code, "reason", reason)
+		s.logger().Info("service disconnected", "code", code, "reason", reason)
 	}
 }
 

@@ -199,7 +199,7 @@ func (s *session) handleReply(f protocol.Frame) {
 			s.failed(f.Op, f.Seq, badRequest("reply exceeds the clients' max frame"))
 		}
 	default:
-		s.log.Debug("reply not delivered", "uplink", r.ID, "err", err)
+		s.logger().Debug("reply not delivered", "uplink", r.ID, "err", err)
 	}
 }
 

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/tether-gw/tether/server/control"
+)
+
+// The control port: where backend services push, kick, query presence and receive the
+// clients' uplink messages (package server/control, PROTOCOL.md §15).
+
+// addControlFlags registers the control port's flags.
+func addControlFlags(fs *flag.FlagSet, s *settings) {
+	fs.StringVar(&s.control, "control", "127.0.0.1:7001", "Address of the control port that backend services connect to; \"-\" disables it. It needs a secret (-control-secret-file or TETHER_CONTROL_SECRET), except on loopback in -dev mode; without one it stays off, and a non-loopback address without one is an error.")
+	fs.StringVar(&s.controlSecretFile, "control-secret-file", "", "File holding the control port's shared secret (surrounding whitespace is trimmed). TETHER_CONTROL_SECRET may hold the secret itself instead.")
+}
+
+// controlPort builds the control port from the settings. It returns nil when the port
+// is disabled, or stays off for want of a secret (logged).
+func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) (*control.Port, error) {
+	if st.control == "-" || st.control == "" {
+		return nil, nil
+	}
+	secret := getenv("TETHER_CONTROL_SECRET")
+	if st.controlSecretFile != "" {
+		b, err := os.ReadFile(st.controlSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read -control-secret-file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+		if secret == "" {
+			return nil, fmt.Errorf("-control-secret-file %s is empty", st.controlSecretFile)
+		}
+	}
+	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger}
+	if secret == "" {
+		switch {
+		case !loopbackAddr(st.control):
+			return nil, fmt.Errorf("refusing to open the control port on the non-loopback address %s without a secret (set -control-secret-file or TETHER_CONTROL_SECRET, or -control - to disable it)", st.control)
+		case !st.dev:
+			logger.Warn("control port disabled: no secret configured (set -control-secret-file or TETHER_CONTROL_SECRET; -control - silences this warning)")
+			return nil, nil
+		}
+		opts.Insecure = true // development on loopback; the port logs a warning
+	}
+	return control.New(opts)
+}
+
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,273 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/control/wire"
+)
+
+// Every way of failing AUTH closes the connection with a defined code and is counted.
+func TestAuthFailures(t *testing.T) {
+	g := startGateway(t, func(o *Options) { o.AuthTimeout = 300 * time.Millisecond })
+	f := func(name string, send func(r *rawCtl), code protocol.Code, reason string) {
+		t.Helper()
+		before := g.metric(`tether_control_auth_failures_total{reason="` + reason + `"}`)
+		r := g.raw()
+		send(r)
+		r.expectClosed(code)
+		if after := g.metric(`tether_control_auth_failures_total{reason="` + reason + `"}`); after != before+1 {
+			t.Fatalf("%s: auth_failures{%s} went %v -> %v", name, reason, before, after)
+		}
+	}
+	// wrong secret: terminal INVALID_TOKEN
+	f("wrong secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: "guess"}, nil) }, protocol.CodeInvalidToken, "bad_secret")
+	// a secret that shares a prefix with the real one is as wrong
+	f("prefix secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: testSecret[:5]}, nil) }, protocol.CodeInvalidToken, "bad_secret")
+	// no secret at all
+	f("missing secret", func(r *rawCtl) { r.send(OpAuth, 1, nil, nil) }, protocol.CodeInvalidToken, "missing_secret")
+	// anything before AUTH
+	f("stats first", func(r *rawCtl) { r.send(OpStats, 1, nil, nil) }, protocol.CodeProtocolError, "no_auth")
+	f("ping first", func(r *rawCtl) { r.write(protocol.AppendEmpty(nil, protocol.OpPing, 1)) }, protocol.CodeProtocolError, "no_auth")
+	// AUTH whose JSON is broken
+	f("malformed AUTH", func(r *rawCtl) {
+		r.write(protocol.AppendFrame(nil, protocol.Header{Op: OpAuth, Seq: 1}, []byte{0, 3, '{', '"', 's'}))
+	}, protocol.CodeProtocolError, "malformed")
+	// a pre-auth frame above 4 KiB is refused from its length prefix alone
+	f("oversized AUTH", func(r *rawCtl) { r.write(binary.BigEndian.AppendUint32(nil, 1<<20)) }, protocol.CodeFrameTooLarge, "protocol_error")
+	// silence
+	f("timeout", func(r *rawCtl) {}, protocol.CodeAuthTimeout, "timeout")
+
+	// The SDK reports a refused secret as a terminal *CloseError.
+	_, err := service.Dial(ctxTimeout(t, 5*time.Second), g.port.Addr().String(), service.Options{Secret: "nope"})
+	var ce *service.CloseError
+	if !errors.As(err, &ce) || ce.Code != protocol.CodeInvalidToken || !ce.Terminal() {
+		t.Fatalf("Dial with a wrong secret = %v, want CloseError INVALID_TOKEN", err)
+	}
+	if v := g.metric(`tether_control_closes_total{code="3500",reason="INVALID_TOKEN"}`); v != 4 {
+		t.Fatalf("INVALID_TOKEN closes = %v, want 4", v)
+	}
+}
+
+// Malformed requests are answered FAIL with the request's seq and a defined code; the
+// connection stays usable.
+func TestBadRequests(t *testing.T) {
+	g := startGateway(t, nil)
+	r := g.raw()
+	r.auth()
+	f := func(seq uint32, frame []byte, code protocol.Code) {
+		t.Helper()
+		r.write(frame)
+		r.expectFail(seq, code)
+	}
+	frame := func(op protocol.Opcode, seq uint32, body []byte) []byte {
+		return protocol.AppendFrame(nil, protocol.Header{Op: op, Seq: seq}, body)
+	}
+	js := func(s string) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(s))), s...) }
+
+	f(2, frame(OpPush, 2, js(`{"users":`)), protocol.CodeBadRequest)                     // truncated JSON
+	f(3, frame(OpPush, 3, js(`["alice"]`)), protocol.CodeBadRequest)                     // not an object
+	f(4, frame(OpPush, 4, js(`{"users":"alice"}`)), protocol.CodeBadRequest)             // wrong type
+	f(5, frame(OpPush, 5, []byte{0, 200, '{', '}'}), protocol.CodeBadRequest)            // json_len past the body
+	f(6, frame(OpPush, 6, []byte{0}), protocol.CodeBadRequest)                           // no room for json_len
+	f(7, frame(OpPush, 7, js(`{"users":["a"],"all":true}`)), protocol.CodeBadRequest)    // two targets
+	f(8, frame(OpPush, 8, js(`{"room":"r","qos":1}`)), protocol.CodeBadRequest)          // qos on a room
+	f(9, frame(OpKick, 9, js(`{}`)), protocol.CodeBadRequest)                            // no target
+	f(10, frame(0x7F, 10, nil), protocol.CodeUnknownOpcode)                              // unassigned control opcode
+	f(11, frame(OpResult, 11, nil), protocol.CodeUnknownOpcode)                          // a gateway-to-service opcode
+	f(12, frame(protocol.OpSend, 12, nil), protocol.CodeUnknownOpcode)                   // a client-port opcode
+	f(13, frame(0x80, 13, nil), protocol.CodeUnknownOpcode)                              // extension range
+	f(14, frame(OpAuth, 14, js(`{"secret":"`+testSecret+`"}`)), protocol.CodeBadRequest) // AUTH twice
+	f(15, frame(OpReply, 15, js(`{"id":`)), protocol.CodeBadRequest)                     // malformed REPLY
+
+	// Still open: a PING is answered and so is a valid request.
+	r.write(protocol.AppendEmpty(nil, protocol.OpPing, 16))
+	r.expect(protocol.OpPong, 16)
+	r.send(OpStats, 17, nil, nil)
+	var st wire.StatsResult
+	if _, err := wire.DecodeBody(r.expect(OpResult, 17).Body, &st); err != nil || st.Services != 1 {
+		t.Fatalf("stats after bad input: %+v, %v", st, err)
+	}
+	// A REPLY for an unknown uplink is dropped silently and counted.
+	r.send(OpReply, 0, &wire.Reply{ID: 12345}, []byte("x"))
+	g.waitMetric("tether_control_replies_unknown_total", 1)
+
+	if v := g.metric(`tether_control_fails_total{code="4000",reason="BAD_REQUEST"}`); v != 10 {
+		t.Fatalf("BAD_REQUEST fails = %v, want 10", v)
+	}
+	if v := g.metric(`tether_control_fails_total{code="4006",reason="UNKNOWN_OPCODE"}`); v != 4 {
+		t.Fatalf("UNKNOWN_OPCODE fails = %v, want 4", v)
+	}
+}
+
+// A frame above the control max frame closes that connection with FRAME_TOO_LARGE, as
+// soon as its length prefix arrives; other services and clients carry on.
+func TestOversizedFrame(t *testing.T) {
+	g := startGateway(t, func(o *Options) { o.MaxFrame = 128 << 10 })
+	other := echoService(g, "ok:", []string{"echo"}, nil)
+	c := g.client("alice", "d1")
+	r := g.raw()
+	r.auth()
+	// The prefix alone: the gateway must not wait for the megabyte behind it.
+	r.write(append(binary.BigEndian.AppendUint32(nil, 1<<20), 1, byte(OpPush), 0, 0, 0, 0, 0, 2))
+	r.expectClosed(protocol.CodeFrameTooLarge)
+	g.waitMetric(`tether_control_closes_total{code="3505",reason="FRAME_TOO_LARGE"}`, 1)
+
+	// The SDK refuses to send an oversized request instead of getting closed.
+	_, err := other.Broadcast(context.Background(), make([]byte, 200<<10))
+	if !errors.Is(err, service.ErrTooLarge) {
+		t.Fatalf("oversized Broadcast = %v, want ErrTooLarge", err)
+	}
+	if got, err := c.Send(ctxTimeout(t, 5*time.Second), "echo", []byte("x")); err != nil || string(got) != "ok:x" {
+		t.Fatalf("client after the oversized frame: %q, %v", got, err)
+	}
+	// A push larger than the clients' max frame fails without hurting anyone.
+	_, err = other.Broadcast(context.Background(), make([]byte, 64<<10))
+	serviceErr(t, err, protocol.CodeBadRequest)
+	if res, err := other.Broadcast(context.Background(), []byte("fine")); err != nil || res.Delivered != 1 {
+		t.Fatalf("Broadcast after: %+v, %v", res, err)
+	}
+}
+
+// stuckService authenticates a raw control connection with a tiny receive buffer,
+// sends what subscribe asks for, and then never reads.
+func stuckService(g *gateway, sub *wire.Subscription) *rawCtl {
+	g.t.Helper()
+	r := g.raw()
+	if err := r.c.(*net.TCPConn).SetReadBuffer(1024); err != nil {
+		g.t.Fatal(err)
+	}
+	r.auth()
+	if sub != nil {
+		r.send(OpSubscribe, 2, sub, nil)
+		r.expect(OpResult, 2)
+	}
+	return r
+}
+
+// A service that never reads its results is closed as a slow consumer once its queue
+// stays full; meanwhile other services and the clients are unaffected.
+func TestServiceNeverReads(t *testing.T) {
+	g := startGateway(t, func(o *Options) {
+		o.MaxQueueBytes = 16 << 10
+		o.WriteTimeout = 300 * time.Millisecond
+	})
+	healthy := echoService(g, "ok:", []string{"echo"}, nil)
+	c := g.client("alice", "d1")
+	stuck := stuckService(g, &wire.Subscription{Events: true})
+	// Big results fill the socket buffers sooner: a user with many devices.
+	for i := range 20 {
+		g.client("crowd", fmt.Sprint(i))
+	}
+
+	// Pipeline requests without reading a single result.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		req, _ := wire.AppendFrame(nil, OpPresence, 3, &wire.Presence{Users: []string{"crowd"}}, nil)
+		batch := bytes.Repeat(req, 1000)
+		for {
+			stuck.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := stuck.c.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	// While it is stuck, everybody else works.
+	for i := 0; g.metric("tether_control_slow_service_closes_total") < 1; i++ {
+		if got, err := c.Send(ctxTimeout(t, 5*time.Second), "echo", []byte("x")); err != nil || string(got) != "ok:x" {
+			t.Fatalf("uplink while a service is stuck: %q, %v", got, err)
+		}
+		if res, err := healthy.PushUsers(context.Background(), []string{"alice"}, []byte("p"), service.PushOptions{}); err != nil || res.Delivered != 1 {
+			t.Fatalf("push while a service is stuck: %+v, %v", res, err)
+		}
+		nextPush(t, c)
+		if i > 10000 {
+			t.Fatal("stuck service never closed")
+		}
+	}
+	wg.Wait() // its writes fail once the gateway closed it
+	g.waitMetric(`tether_control_closes_total{code="3002",reason="SLOW_CONSUMER"}`, 1)
+	waitFor(t, "stuck service gone", func() bool { return g.port.services() == 1 })
+	if st, err := healthy.Stats(context.Background()); err != nil || st.Services != 1 || st.EventSubscribers != 0 {
+		t.Fatalf("stats after the slow close: %+v, %v", st, err)
+	}
+	// Events still flow to the healthy service's peers: connecting a client works.
+	g.client("bob", "d1")
+}
+
+// A client's uplink to a route whose only service has a full queue gets ERROR BUSY;
+// other routes keep working.
+func TestUplinkBusy(t *testing.T) {
+	g := startGateway(t, func(o *Options) {
+		o.MaxQueueBytes = 64 << 10
+		o.WriteTimeout = 30 * time.Second // keep it connected: this is about BUSY
+		o.UplinkTimeout = 2 * time.Second
+	})
+	stuckService(g, &wire.Subscription{Routes: []string{"hog"}})
+	echoService(g, "ok:", []string{"echo"}, nil)
+	big := make([]byte, 60<<10)
+	busy := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i := range 8 {
+		c := g.client("user", string(rune('a'+i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 30 {
+				_, err := c.Send(ctxTimeout(t, 10*time.Second), "hog", big)
+				if isCode(err, protocol.CodeBusy) {
+					once.Do(func() { close(busy) })
+					return
+				}
+				select {
+				case <-busy:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	select {
+	case <-busy:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no ERROR BUSY while the only subscriber's queue is full")
+	}
+	c := g.client("other", "d1")
+	if got, err := c.Send(ctxTimeout(t, 5*time.Second), "echo", []byte("x")); err != nil || string(got) != "ok:x" {
+		t.Fatalf("uplink on another route: %q, %v", got, err)
+	}
+	g.waitMetric(`tether_control_uplinks_total{result="busy"}`, 1)
+	wg.Wait()
+}
+
+// The metrics pass promtool's checks, when promtool is installed.
+func TestMetricsPromtool(t *testing.T) {
+	g := startGateway(t, nil)
+	g.raw().send(OpAuth, 1, &wire.Auth{Secret: "bad"}, nil)
+	g.waitMetric(`tether_control_auth_failures_total{reason="bad_secret"}`, 1)
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed")
+	}
+	var buf bytes.Buffer
+	g.port.WriteMetrics(&buf)
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = &buf
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}

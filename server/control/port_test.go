@@ -1,0 +1,78 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/protocol"
+)
+
+func TestOptionsValidation(t *testing.T) {
+	f := func(name string, o Options, want string) {
+		t.Helper()
+		_, err := New(o)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Fatalf("%s: err = %v, want %q", name, err, want)
+		}
+	}
+	f("no secret", Options{}, "Secret is required")
+	f("secret and insecure", Options{Secret: "x", Insecure: true}, "exclude each other")
+	f("tiny max frame", Options{Secret: "x", MaxFrame: 100}, "MaxFrame")
+	f("negative timeout", Options{Secret: "x", WriteTimeout: -1}, "negative")
+	f("defaults", Options{Secret: "x"}, "")
+	f("insecure", Options{Insecure: true}, "")
+}
+
+func TestStartErrors(t *testing.T) {
+	g := startGateway(t, nil)
+	if err := g.port.Start(g.srv); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	p, _ := New(Options{Insecure: true, Addr: "0.0.0.0:0"})
+	if err := p.Start(g.srv); !errors.Is(err, ErrInsecureAddr) {
+		t.Fatalf("insecure public Start = %v, want ErrInsecureAddr", err)
+	}
+	p.Close()
+	if err := p.Start(g.srv); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
+	}
+	// An insecure loopback port accepts any secret, including none.
+	p, _ = New(Options{Insecure: true, Addr: "127.0.0.1:0", Logger: testLogger()})
+	if err := p.Start(g.srv); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	svc, err := service.Dial(context.Background(), p.Addr().String(), service.Options{})
+	if err != nil {
+		t.Fatalf("insecure port refused an empty secret: %v", err)
+	}
+	svc.Close()
+}
+
+// Closing the port answers the uplinks waiting for a reply and closes the services
+// with GOING_AWAY.
+func TestCloseWithPendingUplinks(t *testing.T) {
+	g := startGateway(t, nil)
+	held := make(chan *service.Uplink, 1)
+	svc := g.service(func(o *service.Options) { o.OnUplink = func(u *service.Uplink) { held <- u } })
+	if _, err := svc.Subscribe(context.Background(), service.Subscription{Routes: []string{"r"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := g.client("alice", "d1")
+	errs := make(chan error, 1)
+	go func() { _, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil); errs <- err }()
+	<-held
+	g.port.Close()
+	clientErr(t, <-errs, protocol.CodeNoRoute)
+	<-svc.Done()
+	var ce *service.CloseError
+	if !errors.As(svc.Err(), &ce) || ce.Code != protocol.CodeGoingAway {
+		t.Fatalf("service ended with %v, want CLOSE GOING_AWAY", svc.Err())
+	}
+	_, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil)
+	clientErr(t, err, protocol.CodeNoRoute)
+}

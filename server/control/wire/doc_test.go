@@ -1,0 +1,162 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// protocolDoc is the normative document whose control-port worked frames must match
+// the encoder byte for byte.
+const protocolDoc = "../../../docs/PROTOCOL.md"
+
+type docFrame struct {
+	op      protocol.Opcode
+	seq     uint32
+	hdr     any
+	payload string
+}
+
+// controlFrames are the worked frames of PROTOCOL.md §15, keyed by the name in each
+// block's <!-- control-frame: NAME --> marker, in the document's order.
+var controlFrames = []struct {
+	name string
+	f    docFrame
+}{
+	{"auth", docFrame{OpAuth, 1, &Auth{Secret: "s3cret", Name: "chat"}, ""}},
+	{"auth_result", docFrame{OpResult, 1, &AuthResult{Session: 1, MaxFrame: 1 << 20, UplinkTimeoutMs: 10000}, ""}},
+	{"push_users", docFrame{OpPush, 2, &Push{Users: []string{"alice"}}, "hi"}},
+	{"push_result", docFrame{OpResult, 2, &PushResult{Delivered: 2, Offline: 0}, ""}},
+	{"push_room_fail", docFrame{OpFail, 3, &Fail{Code: protocol.CodeNotFound, Message: "no such room"}, ""}},
+	{"subscribe", docFrame{OpSubscribe, 4, &Subscription{Prefixes: []string{"chat."}, Events: true}, ""}},
+	{"uplink", docFrame{OpUplink, 0, &Uplink{ID: 7, Conn: 42, User: "alice", Route: "chat.send"}, "hi"}},
+	{"reply", docFrame{OpReply, 0, &Reply{ID: 7}, "ok"}},
+	{"event_offline", docFrame{OpEvent, 0, &Event{Type: EventOffline, Conn: 42, User: "alice", Code: protocol.CodeKicked, Reason: "KICKED"}, ""}},
+	{"stats", docFrame{OpStats, 5, nil, ""}},
+}
+
+var (
+	docFrameRE = regexp.MustCompile("(?s)<!-- control-frame: ([a-z_]+) -->\\s*```text\\n(.*?)```\\s*One line: `([0-9a-f ]+)`")
+	hexByteRE  = regexp.MustCompile(`^[0-9a-f]{2}$`)
+)
+
+func (d docFrame) encode(t testing.TB) []byte {
+	b, err := AppendFrame(nil, d.op, d.seq, d.hdr, []byte(d.payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dumpBytes collects the hex bytes that start each line of an annotated dump.
+func dumpBytes(dump string) []byte {
+	var out []byte
+	for _, line := range strings.Split(dump, "\n") {
+		for _, tok := range strings.Fields(line) {
+			if !hexByteRE.MatchString(tok) {
+				break
+			}
+			b, _ := hex.DecodeString(tok)
+			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+func spaced(b []byte) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = fmt.Sprintf("%02x", c)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestControlDocFrames(t *testing.T) {
+	doc, err := os.ReadFile(protocolDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	for _, cf := range controlFrames {
+		want[cf.name] = cf.f.encode(t)
+	}
+	found := map[string]bool{}
+	for _, m := range docFrameRE.FindAllStringSubmatch(string(doc), -1) {
+		name, dump, oneLine := m[1], m[2], m[3]
+		frame, ok := want[name]
+		if !ok {
+			t.Errorf("PROTOCOL.md control frame %q has no Go counterpart", name)
+			continue
+		}
+		found[name] = true
+		if got := dumpBytes(dump); !bytes.Equal(got, frame) {
+			t.Errorf("PROTOCOL.md control frame %q dump:\n got % x\nwant % x", name, got, frame)
+		}
+		if got := strings.TrimSpace(oneLine); got != spaced(frame) {
+			t.Errorf("PROTOCOL.md control frame %q one-line hex:\n got %s\nwant %s", name, got, spaced(frame))
+		}
+	}
+	for name := range want {
+		if !found[name] {
+			t.Errorf("control frame %q missing from PROTOCOL.md", name)
+		}
+	}
+	// Every opcode appears in the opcode table.
+	for op := OpAuth; op <= OpEvent; op++ {
+		row := fmt.Sprintf("| `0x%02X` | %s |", uint8(op), OpName(op))
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("PROTOCOL.md lacks control opcode row starting %q", row)
+		}
+	}
+}
+
+// TestPrintControlFrames prints the annotated dumps for PROTOCOL.md when
+// TETHER_PRINT_FRAMES is set.
+func TestPrintControlFrames(t *testing.T) {
+	if os.Getenv("TETHER_PRINT_FRAMES") == "" {
+		t.Skip("set TETHER_PRINT_FRAMES=1 to print the worked frames")
+	}
+	for _, cf := range controlFrames {
+		fmt.Printf("<!-- control-frame: %s -->\n```text\n%s```\nOne line: `%s`\n\n", cf.name, annotate(cf.f.encode(t)), spaced(cf.f.encode(t)))
+	}
+}
+
+// annotate renders a control frame one field per line, as PROTOCOL.md §14 does.
+func annotate(b []byte) string {
+	var sb strings.Builder
+	line := func(bytes []byte, field, meaning string) {
+		sb.WriteString(strings.TrimRight(fmt.Sprintf("%-24s %-15s %s", spaced(bytes), field, meaning), " "))
+		sb.WriteByte('\n')
+	}
+	length := binary.BigEndian.Uint32(b)
+	op := protocol.Opcode(b[5])
+	line(b[0:4], "length", fmt.Sprintf("%d = 8 + %d-byte body", length, length-8))
+	line(b[4:5], "version", "1")
+	line(b[5:6], "opcode", fmt.Sprintf("0x%02X %s", uint8(op), OpName(op)))
+	line(b[6:7], "flags", "none")
+	line(b[7:8], "reserved", "0")
+	line(b[8:12], "seq", fmt.Sprint(binary.BigEndian.Uint32(b[8:12])))
+	body := b[12:]
+	n := int(binary.BigEndian.Uint16(body))
+	line(body[0:2], "json_len", fmt.Sprint(n))
+	js := body[2 : 2+n]
+	for i := 0; i < len(js); i += 8 {
+		end := min(i+8, len(js))
+		field, meaning := "", ""
+		if i == 0 {
+			field, meaning = "json", string(js)
+		}
+		line(js[i:end], field, meaning)
+	}
+	if p := body[2+n:]; len(p) > 0 {
+		line(p, "payload", fmt.Sprintf("%d bytes %q", len(p), p))
+	}
+	return sb.String()
+}
