@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cloudwego/netpoll"
 
@@ -50,6 +51,9 @@ type Conn struct {
 	user *user
 	// acked is the highest message id the client acknowledged (cumulative).
 	acked atomic.Uint64
+	// goingAway is set once GOAWAY was sent: the timer then holds the grace deadline,
+	// which inbound frames no longer extend, and its expiry closes with CodeGoingAway.
+	goingAway atomic.Bool
 
 	// who is the identity, published once by the auth task before the state becomes
 	// stateAuthed; nil before.
@@ -150,6 +154,29 @@ func (c *Conn) Push(payload []byte) error {
 		return err
 	}
 	c.srv.metrics.framesOut(protocol.OpPush, len(frame))
+	return nil
+}
+
+// GoAway tells the client to reconnect, to this node or another, after retryAfter: it
+// sends GOAWAY and, if the client has not left after grace, closes the connection with
+// CodeGoingAway. Operators use it to move load off a node; Shutdown does the same for
+// every connection. It returns ErrNotReady before AUTH_OK and ErrConnClosed once closed.
+func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
+	if !c.ready.Load() {
+		return ErrNotReady
+	}
+	frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: reason}).AppendFrame(nil, 0, 0)
+	if err != nil {
+		return err
+	}
+	if err := c.write(frame); err != nil {
+		return err
+	}
+	c.srv.metrics.framesOut(protocol.OpGoAway, len(frame))
+	c.goingAway.Store(true)
+	if c.state.Load() == stateAuthed {
+		c.srv.wheel.Schedule(&c.timer, c.srv.wheel.Clock()+int64(grace)+int64(c.srv.opts.Tick))
+	}
 	return nil
 }
 

@@ -257,3 +257,23 @@ func TestServerOutboundBudget(t *testing.T) {
 	}
 	waitFor(t, "budget released", func() bool { return s.backlogBytes.Load() == 0 && s.Stats().Connections == 0 })
 }
+
+// TestConnGoAway: GOAWAY to one connection carries the retry-after; a client that keeps
+// talking instead of leaving is closed with GoingAway after the grace period, and the
+// heartbeat does not extend it.
+func TestConnGoAway(t *testing.T) {
+	s := startServer(t, nil)
+	c := dialRaw(t, s)
+	c.hello("mover", "a", "ios")
+	sc := s.UserConns("mover")[0]
+	if err := sc.GoAway(1500*time.Millisecond, 300*time.Millisecond, "rebalancing"); err != nil {
+		t.Fatal(err)
+	}
+	f := c.expect(protocol.OpGoAway)
+	var g protocol.GoAway
+	if err := g.Decode(f.Body); err != nil || g.RetryAfterMs != 1500 || g.Reason != "rebalancing" {
+		t.Fatalf("GOAWAY %+v %v", g, err)
+	}
+	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 1)) // still talking: no extension
+	c.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
+}

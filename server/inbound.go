@@ -67,7 +67,7 @@ func (c *Conn) onBytes(p []byte) {
 			return
 		}
 		maxFrame = protocol.PreAuthMaxFrame
-	} else {
+	} else if !c.goingAway.Load() {
 		// Any inbound byte proves liveness: push the heartbeat deadline out with one CAS.
 		c.timer.Touch(s.wheel.Clock() + s.hbTimeout)
 	}

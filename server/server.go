@@ -210,6 +210,10 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 		case stateNew, stateAuthenticating:
 			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed", true)
 		case stateAuthed:
+			if c.goingAway.Load() {
+				c.closeWith(protocol.CodeGoingAway, "did not leave after GOAWAY", true)
+				continue
+			}
 			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals", true)
 		}
 	}
