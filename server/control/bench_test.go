@@ -92,18 +92,37 @@ func benchClients(b *testing.B, srv *server.Server, n int, got *atomic.Int64) (s
 // second of wall time, including the wait until the last one arrived.
 //
 //	go test -run '^$' -bench BenchmarkControlPush -benchtime 2s ./server/control
+//
+// Each case runs twice: via=control (a service on the control port) and via=goapi (the
+// same push through the gateway's Go API in-process), the baseline that isolates the
+// control port's own cost from the fan-out's.
 func BenchmarkControlPush(b *testing.B) {
 	payload := make([]byte, 64)
 	for _, n := range []int{100, 1000} {
 		for _, mode := range []string{"all", "room", "users100"} {
-			b.Run(fmt.Sprintf("%s/clients=%d", mode, n), func(b *testing.B) {
-				benchPush(b, n, mode, payload)
-			})
+			for _, via := range []string{"control", "goapi"} {
+				b.Run(fmt.Sprintf("%s/clients=%d/via=%s", mode, n, via), func(b *testing.B) {
+					benchPush(b, n, mode, via, payload)
+				})
+			}
 		}
 	}
 }
 
-func benchPush(b *testing.B, n int, mode string, payload []byte) {
+// goAPIPush is the baseline path: the same push through the server's Go API.
+func goAPIPush(srv *server.Server, mode string, users []string, payload []byte) (int, error) {
+	switch mode {
+	case "all":
+		return srv.Broadcast(payload)
+	case "room":
+		return srv.PushRoom("bench", payload)
+	default:
+		res, err := srv.PushUsers(users, payload, server.PushOptions{})
+		return res.Delivered, err
+	}
+}
+
+func benchPush(b *testing.B, n int, mode, via string, payload []byte) {
 	p, err := New(Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)
@@ -139,6 +158,9 @@ func benchPush(b *testing.B, n int, mode string, payload []byte) {
 			b.Fatal(err)
 		}
 	}
+	if via == "goapi" {
+		svc.Close()
+	}
 	// perOp is how many clients one request reaches; users100 spreads its batches
 	// of 100 users round the whole population.
 	perOp := n
@@ -151,6 +173,13 @@ func benchPush(b *testing.B, n int, mode string, payload []byte) {
 	start := time.Now()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if via == "goapi" {
+			off := (i * perOp) % n
+			if d, err := goAPIPush(srv, mode, users[off:off+perOp], payload); err != nil || d != perOp {
+				b.Fatalf("push %d: delivered %d, %v", i, d, err)
+			}
+			continue
+		}
 		var res service.PushResult
 		switch mode {
 		case "all":
