@@ -3,12 +3,11 @@ package server
 import (
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/internal/testkit"
 )
 
 // TestAdminEndpoints: /metrics carries the tether series and passes `promtool check
@@ -47,7 +46,7 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	promtool(t, body)
+	testkit.Promtool(t, body)
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}
@@ -61,24 +60,5 @@ func TestAdminEndpoints(t *testing.T) {
 	s.draining.Store(false)
 	if code, _ := get("/debug/pprof/"); code != 200 {
 		t.Fatalf("/debug/pprof/ %d", code)
-	}
-}
-
-// promtool runs `promtool check metrics` on the exposition. CI installs promtool (the
-// prometheus package); without it the test fails under CI and skips loudly elsewhere.
-func promtool(t *testing.T, exposition string) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed: .ci/run must install the prometheus package")
-		}
-		t.Skip("SKIPPING promtool check: promtool not installed (apt-get install prometheus)")
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = strings.NewReader(exposition)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
 	}
 }

@@ -74,7 +74,7 @@ type Conn struct {
 	// Requests for the worker pool, in arrival order, guarded by qmu; running is set
 	// while a pool task drains the queue.
 	qmu      sync.Mutex
-	queue    []request
+	reqs     []request
 	running  bool
 	inflight atomic.Int32
 }

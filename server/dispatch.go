@@ -30,16 +30,25 @@ type request struct {
 	code protocol.Code
 }
 
-// enqueueRequest queues a client request (counted in inflight by the caller).
-func (c *Conn) enqueueRequest(req request) {
+// queue appends req to the connection's queue and reports whether the caller must start
+// the pool task that drains it (none is running).
+func (c *Conn) queue(req request) (start bool) {
 	c.qmu.Lock()
-	c.queue = append(c.queue, req)
+	defer c.qmu.Unlock()
+	c.reqs = append(c.reqs, req)
 	if c.running {
-		c.qmu.Unlock()
-		return
+		return false
 	}
 	c.running = true
-	c.qmu.Unlock()
+	return true
+}
+
+// enqueueRequest queues a client request (counted in inflight by the caller); if the
+// pool refuses the task, the queued requests are answered Busy.
+func (c *Conn) enqueueRequest(req request) {
+	if !c.queue(req) {
+		return
+	}
 	if err := c.srv.pool.Submit(c.drain); err != nil {
 		c.srv.metrics.poolRejected.Inc()
 		c.failQueued()
@@ -50,16 +59,8 @@ func (c *Conn) enqueueRequest(req request) {
 // inflight and are never refused: if the pool is full they run on a goroutine of their
 // own.
 func (c *Conn) enqueueControl(req request) {
-	c.qmu.Lock()
-	c.queue = append(c.queue, req)
-	if c.running {
-		c.qmu.Unlock()
-		return
-	}
-	c.running = true
-	c.qmu.Unlock()
-	if err := c.srv.pool.Submit(c.drain); err != nil {
-		go c.drain()
+	if c.queue(req) {
+		c.releaseQueue()
 	}
 }
 
@@ -67,7 +68,7 @@ func (c *Conn) enqueueControl(req request) {
 // so later requests wait behind req until releaseQueue.
 func (c *Conn) holdQueue(req request) {
 	c.qmu.Lock()
-	c.queue = append(c.queue, req)
+	c.reqs = append(c.reqs, req)
 	c.running = true
 	c.qmu.Unlock()
 }
@@ -83,8 +84,8 @@ func (c *Conn) releaseQueue() {
 // connection's task; connect/disconnect notifications still run.
 func (c *Conn) failQueued() {
 	c.qmu.Lock()
-	q := c.queue
-	c.queue = nil
+	q := c.reqs
+	c.reqs = nil
 	var keep []request
 	for _, req := range q {
 		if req.kind == reqConnect || req.kind == reqDisconnect {
@@ -104,7 +105,7 @@ func (c *Conn) failQueued() {
 		c.qmu.Unlock()
 		return
 	}
-	c.queue = keep
+	c.reqs = keep
 	c.qmu.Unlock()
 	go c.drain()
 }
@@ -113,15 +114,15 @@ func (c *Conn) failQueued() {
 func (c *Conn) drain() {
 	for {
 		c.qmu.Lock()
-		if len(c.queue) == 0 {
+		if len(c.reqs) == 0 {
 			c.running = false
-			c.queue = nil
+			c.reqs = nil
 			c.qmu.Unlock()
 			return
 		}
-		req := c.queue[0]
-		c.queue[0] = request{}
-		c.queue = c.queue[1:]
+		req := c.reqs[0]
+		c.reqs[0] = request{}
+		c.reqs = c.reqs[1:]
 		c.qmu.Unlock()
 		c.process(req)
 	}

@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/internal/testkit"
 )
 
 // emfileChildEnv makes the test binary act as a gateway process with a tiny file limit.
@@ -58,7 +58,7 @@ func TestEMFILE(t *testing.T) {
 	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
+	var stderr testkit.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -147,24 +147,6 @@ func TestEMFILE(t *testing.T) {
 	waitFor(t, "waiting connections served after descriptors were freed", func() bool {
 		return authed() >= min(len(conns), first)
 	})
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func isTimeout(err error) bool {

@@ -2,25 +2,18 @@ package server
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/internal/testkit"
 )
 
 // testLogger is quiet unless TETHER_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("TETHER_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return testkit.Logger() }
 
 // startServer starts a gateway on a loopback port with test-friendly timings, applies
 // mutate to the options first, and closes it when the test ends.
@@ -60,30 +53,21 @@ var testAuth = AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Ident
 
 // rawConn is a test client speaking frames by hand.
 type rawConn struct {
-	t   *testing.T
-	c   net.Conn
-	dec protocol.Decoder
-	buf []protocol.Frame
-	err error
+	*testkit.FrameConn
+	t *testing.T
+	c net.Conn
 }
 
 func dialRaw(t *testing.T, s *Server) *rawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr().String(), 2*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawConn{t: t, c: c, dec: protocol.Decoder{MaxFrame: protocol.MaxFrameLimit}}
+	fc := testkit.DialFrames(t, s.Addr().String())
+	return &rawConn{FrameConn: fc, t: t, c: fc.Conn}
 }
 
 // write sends raw bytes.
 func (r *rawConn) write(b []byte) {
 	r.t.Helper()
-	r.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	if _, err := r.c.Write(b); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
+	r.Write(b)
 }
 
 // send encodes and sends a message frame.
@@ -100,32 +84,7 @@ func (r *rawConn) send(m interface {
 
 // next returns the next frame, or an error (io.EOF when the server closed) if none
 // arrives within timeout.
-func (r *rawConn) next(timeout time.Duration) (protocol.Frame, error) {
-	deadline := time.Now().Add(timeout)
-	p := make([]byte, 64<<10)
-	for len(r.buf) == 0 {
-		if r.err != nil {
-			return protocol.Frame{}, r.err
-		}
-		r.c.SetReadDeadline(deadline)
-		n, err := r.c.Read(p)
-		if n > 0 {
-			if derr := r.dec.Decode(p[:n], func(f protocol.Frame) error {
-				r.buf = append(r.buf, f.Clone())
-				return nil
-			}); derr != nil {
-				r.err = derr
-			}
-		}
-		if err != nil && len(r.buf) == 0 {
-			r.err = err
-			return protocol.Frame{}, err
-		}
-	}
-	f := r.buf[0]
-	r.buf = r.buf[1:]
-	return f, nil
-}
+func (r *rawConn) next(timeout time.Duration) (protocol.Frame, error) { return r.Next(timeout) }
 
 // expect returns the next frame and fails unless it has opcode op.
 func (r *rawConn) expect(op protocol.Opcode) protocol.Frame {
@@ -160,7 +119,7 @@ func (r *rawConn) expectClosed(op protocol.Opcode, code protocol.Code) {
 	for {
 		f, err := r.next(10 * time.Second)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !isConnReset(err) {
+			if !testkit.IsClosed(err) {
 				r.t.Fatalf("waiting for close %v: %v", code, err)
 			}
 			break
@@ -190,26 +149,13 @@ func (r *rawConn) expectClosed(op protocol.Opcode, code protocol.Code) {
 	}
 }
 
-func isConnReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne) && !ne.Timeout()
-}
+func isConnReset(err error) bool { return testkit.IsClosed(err) }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 // ctxTimeout returns a context that ends after d.
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxTimeout(t *testing.T, d time.Duration) context.Context { return testkit.Context(t, d) }

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,17 +17,13 @@ import (
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control/wire"
+	"github.com/tether-gw/tether/server/internal/testkit"
 )
 
 const testSecret = "s3cret-for-tests"
 
 // testLogger is quiet unless TETHER_TEST_LOG is set.
-func testLogger() *slog.Logger {
-	if os.Getenv("TETHER_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
+func testLogger() *slog.Logger { return testkit.Logger() }
 
 // gateway is a running gateway with its control port.
 type gateway struct {
@@ -54,6 +48,9 @@ func startGateway(t *testing.T, mutate func(o *Options)) *gateway {
 	srv, err := server.New(server.Options{
 		Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Handler: p, Logger: testLogger(),
 		Tick: 5 * time.Millisecond, Heartbeat: 2 * time.Second, MaxConnsPerIP: -1, ConnectRate: -1,
+		// Room for a whole test stream: a loaded machine may stall a client past the
+		// default 256 messages, and the stream tests are about no loss within the window.
+		ResumeBuffer: 4096,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -168,29 +165,20 @@ func noPush(t *testing.T, c *client.Client) {
 
 // rawCtl is a control connection speaking frames by hand.
 type rawCtl struct {
-	t   *testing.T
-	c   net.Conn
-	dec protocol.Decoder
-	buf []protocol.Frame
-	err error
+	*testkit.FrameConn
+	t *testing.T
+	c net.Conn
 }
 
 func (g *gateway) raw() *rawCtl {
 	g.t.Helper()
-	c, err := net.DialTimeout("tcp", g.port.Addr().String(), 2*time.Second)
-	if err != nil {
-		g.t.Fatalf("dial control: %v", err)
-	}
-	g.t.Cleanup(func() { c.Close() })
-	return &rawCtl{t: g.t, c: c, dec: protocol.Decoder{MaxFrame: protocol.MaxFrameLimit}}
+	fc := testkit.DialFrames(g.t, g.port.Addr().String())
+	return &rawCtl{FrameConn: fc, t: g.t, c: fc.Conn}
 }
 
 func (r *rawCtl) write(b []byte) {
 	r.t.Helper()
-	r.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	if _, err := r.c.Write(b); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
+	r.Write(b)
 }
 
 // send encodes and sends a control frame.
@@ -211,34 +199,8 @@ func (r *rawCtl) auth() {
 }
 
 // next returns the next frame, or the read error.
-func (r *rawCtl) next(timeout time.Duration) (protocol.Frame, error) {
-	deadline := time.Now().Add(timeout)
-	p := make([]byte, 64<<10)
-	for len(r.buf) == 0 {
-		if r.err != nil {
-			return protocol.Frame{}, r.err
-		}
-		r.c.SetReadDeadline(deadline)
-		n, err := r.c.Read(p)
-		if n > 0 {
-			if derr := r.dec.Decode(p[:n], func(f protocol.Frame) error {
-				r.buf = append(r.buf, f.Clone())
-				return nil
-			}); derr != nil {
-				r.err = derr
-			}
-		}
-		if err != nil && len(r.buf) == 0 {
-			r.err = err
-			return protocol.Frame{}, err
-		}
-	}
-	f := r.buf[0]
-	r.buf = r.buf[1:]
-	return f, nil
-}
+func (r *rawCtl) next(timeout time.Duration) (protocol.Frame, error) { return r.Next(timeout) }
 
-// expect returns the next frame and fails unless it has op and seq.
 func (r *rawCtl) expect(op protocol.Opcode, seq uint32) protocol.Frame {
 	r.t.Helper()
 	f, err := r.next(5 * time.Second)
@@ -295,21 +257,11 @@ func (r *rawCtl) expectClosed(code protocol.Code) {
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 // ctxTimeout returns a context that ends after d.
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxTimeout(t *testing.T, d time.Duration) context.Context { return testkit.Context(t, d) }
 
 // serviceErr asserts that err is a *service.Error with code.
 func serviceErr(t *testing.T, err error, code protocol.Code) *service.Error {

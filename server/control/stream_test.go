@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/internal/testkit"
 )
 
 // TestQoS1StreamSurvivesCuts is the hard way: a backend service pushes a
@@ -31,7 +31,7 @@ func TestQoS1StreamSurvivesCuts(t *testing.T) {
 	type sink struct {
 		mu     sync.Mutex
 		got    []uint32
-		dialer cutDialer
+		dialer testkit.CutDialer
 	}
 	sinks := make([]*sink, users)
 	for i := range users {
@@ -42,7 +42,7 @@ func TestQoS1StreamSurvivesCuts(t *testing.T) {
 			DeviceID:   "phone",
 			BackoffMin: time.Millisecond,
 			BackoffMax: 20 * time.Millisecond,
-			Dialer:     sk.dialer.dial,
+			Dialer:     sk.dialer.Dial,
 			OnPush: func(p client.Push) {
 				sk.mu.Lock()
 				sk.got = append(sk.got, binary.BigEndian.Uint32(p.Payload))
@@ -77,7 +77,7 @@ func TestQoS1StreamSurvivesCuts(t *testing.T) {
 				}
 			}
 		case 1: // the client's socket dies under it
-			sinks[i].dialer.cut()
+			sinks[i].dialer.Cut()
 			cuts["client"]++
 		case 2: // the server asks it to move
 			if cs := g.srv.UserConns(streamUser(i)); len(cs) > 0 && cs[0].GoAway(0, 100*time.Millisecond, "move") == nil {
@@ -119,29 +119,3 @@ func TestQoS1StreamSurvivesCuts(t *testing.T) {
 }
 
 func streamUser(i int) string { return "streamer-" + string(rune('a'+i)) }
-
-// cutDialer dials loopback and can close the latest connection under the client.
-type cutDialer struct {
-	mu   sync.Mutex
-	last net.Conn
-}
-
-func (d *cutDialer) dial(ctx context.Context, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	c, err := nd.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	d.last = c
-	d.mu.Unlock()
-	return c, nil
-}
-
-func (d *cutDialer) cut() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.last != nil {
-		d.last.Close()
-	}
-}

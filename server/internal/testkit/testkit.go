@@ -1,0 +1,189 @@
+// Package testkit holds what the gateway's test suites share: a frame-level loopback
+// client, a dialer that can cut its connection under a client, condition polling with a
+// deadline, a quiet logger, a locked buffer for child-process output, and the promtool
+// check of a /metrics exposition. It is test support only; nothing in the gateway
+// imports it.
+package testkit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// Logger returns a logger that discards everything unless TETHER_TEST_LOG is set, in
+// which case it logs at debug level to stderr.
+func Logger() *slog.Logger {
+	if os.Getenv("TETHER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// WaitFor polls cond every 2 ms until it holds, failing the test after 10 s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Context returns a context that ends after d or with the test.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// FrameConn is a loopback TCP connection read frame by frame, for tests that speak the
+// protocol by hand. Its methods are for the test's goroutine only.
+type FrameConn struct {
+	// Conn is the underlying connection; tests close it to simulate a client leaving.
+	Conn net.Conn
+	t    testing.TB
+	dec  protocol.Decoder
+	buf  []protocol.Frame
+	err  error
+}
+
+// DialFrames connects to addr; the connection is closed when the test ends.
+func DialFrames(t testing.TB, addr string) *FrameConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &FrameConn{Conn: c, t: t, dec: protocol.Decoder{MaxFrame: protocol.MaxFrameLimit}}
+}
+
+// Write sends raw bytes, failing the test on error.
+func (f *FrameConn) Write(b []byte) {
+	f.t.Helper()
+	f.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	if _, err := f.Conn.Write(b); err != nil {
+		f.t.Fatalf("write: %v", err)
+	}
+}
+
+// Next returns the next frame (a copy), or the read error (io.EOF when the peer closed,
+// a timeout when nothing arrives within timeout).
+func (f *FrameConn) Next(timeout time.Duration) (protocol.Frame, error) {
+	deadline := time.Now().Add(timeout)
+	p := make([]byte, 64<<10)
+	for len(f.buf) == 0 {
+		if f.err != nil {
+			return protocol.Frame{}, f.err
+		}
+		f.Conn.SetReadDeadline(deadline)
+		n, err := f.Conn.Read(p)
+		if n > 0 {
+			if derr := f.dec.Decode(p[:n], func(fr protocol.Frame) error {
+				f.buf = append(f.buf, fr.Clone())
+				return nil
+			}); derr != nil {
+				f.err = derr
+			}
+		}
+		if err != nil && len(f.buf) == 0 {
+			f.err = err
+			return protocol.Frame{}, err
+		}
+	}
+	fr := f.buf[0]
+	f.buf = f.buf[1:]
+	return fr, nil
+}
+
+// IsClosed reports whether err means the peer closed the connection (EOF or a reset),
+// as opposed to a timeout.
+func IsClosed(err error) bool {
+	if errors.Is(err, io.EOF) {
+		return true
+	}
+	var ne *net.OpError
+	return errors.As(err, &ne) && !ne.Timeout()
+}
+
+// CutDialer dials TCP and can close the latest connection under the client that dialed
+// it, to simulate the network dropping. It is safe for concurrent use.
+type CutDialer struct {
+	mu   sync.Mutex
+	last net.Conn
+}
+
+// Dial connects to addr and remembers the connection.
+func (d *CutDialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.last = c
+	d.mu.Unlock()
+	return c, nil
+}
+
+// Cut closes the latest connection.
+func (d *CutDialer) Cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last != nil {
+		d.last.Close()
+	}
+}
+
+// LockedBuffer collects output written by one goroutine while another reads it.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write implements io.Writer.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Promtool runs `promtool check metrics` on a Prometheus exposition and fails the test
+// on any finding. CI installs promtool (.ci/run), so there a missing promtool fails the
+// test; elsewhere the check is skipped with a loud log line.
+func Promtool(t testing.TB, exposition string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not installed: .ci/run must install the prometheus package")
+		}
+		t.Log("SKIPPING promtool check: promtool not installed (apt-get install prometheus)")
+		return
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(exposition)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
+	}
+}
