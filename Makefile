@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 20s
 PKGS      := ./...
 
-.PHONY: all build run test unit fuzz bench lint tidy clean
+.PHONY: all build run test unit fuzz bench bench-quick lint tidy clean
 
 all: build
 
@@ -26,8 +26,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s ./server/control/wire
 
+# bench: the micro-benchmarks, then the standard load suite (tether-bench suite: floor
+# probe, connect/idle/echo/pipelined/push/room/churn, tether-memtest), about 8 minutes on
+# the 2-core reference machine. Raw results go to bench/results/, tables to the generated
+# section of BENCHMARKS.md.
+BENCHTIME ?= 200ms
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	@mkdir -p $(BIN) bench/results
+	$(GO) build -o $(BIN)/ ./cmd/tetherd ./cmd/tether-bench ./cmd/tether-memtest
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./timingwheel | tee bench/results/micro.txt
+	$(BIN)/tether-bench suite -results bench/results -md BENCHMARKS.md -micro bench/results/micro.txt \
+		-tetherd $(BIN)/tetherd -memtest $(BIN)/tether-memtest
+
+# bench-quick: the same suite scaled down 20 times (about a minute), into a scratch
+# directory, to check the tooling rather than measure.
+bench-quick:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/tetherd ./cmd/tether-bench ./cmd/tether-memtest
+	$(BIN)/tether-bench suite -scale 20 -results /tmp/tether-bench-quick -md - -tetherd $(BIN)/tetherd -memtest $(BIN)/tether-memtest
 
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
