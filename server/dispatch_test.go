@@ -90,13 +90,13 @@ func (h *blockingHandler) OnMessage(m *Message) ([]byte, error) {
 func TestPoolSaturation(t *testing.T) {
 	h := &blockingHandler{entered: make(chan struct{}, 10), release: make(chan struct{})}
 	s := startServer(t, func(o *Options) { o.Handler = h; o.Workers = 1 })
+	idle := func() { waitFor(t, "idle pool", func() bool { return s.pool.Running() == 0 }) }
 	a := dialRaw(t, s)
 	a.hello("p1", "a", "ios")
+	idle() // the single worker may still run a's OnConnect: b's auth would be refused
 	b := dialRaw(t, s)
 	b.hello("p2", "b", "ios")
-	// Auth tasks have finished once AUTH_OK arrived, but OnConnect may still hold the
-	// single worker: wait until the pool is idle.
-	waitFor(t, "idle pool", func() bool { return s.pool.Running() == 0 })
+	idle()
 	a.send(&protocol.Send{Route: "slow"}, 1, 0)
 	<-h.entered
 	b.send(&protocol.Send{Route: "slow"}, 2, 0)
