@@ -1,0 +1,209 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv makes the test binary act as tether-bench, so the scenarios can start it
+// as their serve and load children.
+const childEnv = "TETHER_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// testLog passes the children's output to t.Log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// smoke runs cfg at a tiny size with this test binary as the children and returns
+// one result per server. The embedded gateway (tether) stands in for tetherd, which
+// would have to be built first.
+func smoke(t *testing.T, cfg RunConfig) []*Result {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	t.Parallel()
+	cfg.Exe = os.Args[0]
+	cfg.Env = append(os.Environ(), childEnv+"=1")
+	cfg.Timeout = time.Minute
+	cfg.Log = testLog{t}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 200 * time.Millisecond
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(cfg.Impls) {
+		t.Fatalf("got %d results, want %d", len(res), len(cfg.Impls))
+	}
+	rep := NewReport(cfg, res)
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatalf("report does not encode: %v", err)
+	}
+	for _, r := range res {
+		if r.Connected != int64(cfg.N) || r.Failed != 0 || r.Lost != 0 {
+			t.Errorf("%s: %d connected, %d failed, %d lost of %d (%v)", r.Impl, r.Connected, r.Failed, r.Lost, cfg.N, r.Failures)
+		}
+		if r.ConnectRate <= 0 || r.ConnectLat.P50 <= 0 {
+			t.Errorf("%s: connect rate %v, connect p50 %v µs", r.Impl, r.ConnectRate, r.ConnectLat.P50)
+		}
+	}
+	return res
+}
+
+func TestConnectSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioConnect, Impls: []string{ImplTether, ImplBare}, N: 20, Src: "127.0.10.2"})
+	for _, r := range res {
+		if r.RSSAfter <= 0 || r.RSSBefore <= 0 || r.ConnectSeconds <= 0 {
+			t.Errorf("%s: RSS %d -> %d, connect time %vs", r.Impl, r.RSSBefore, r.RSSAfter, r.ConnectSeconds)
+		}
+	}
+	dir := t.TempDir()
+	files, err := NewReport(RunConfig{Scenario: ScenarioConnect, N: 20}, res).Plots(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 {
+		t.Errorf("plots %v, want the memory plot", files)
+	}
+}
+
+func TestIdleSmoke(t *testing.T) {
+	// A 200ms heartbeat makes every connection PING five times a second.
+	res := smoke(t, RunConfig{Scenario: ScenarioIdle, Impls: []string{ImplTether, ImplBaseline}, N: 20, Heartbeat: 200 * time.Millisecond,
+		Src: "127.0.11.2"})
+	for _, r := range res {
+		if r.Heartbeats < 20 || r.Seconds <= 0 || r.CPUPerBeat < 0 {
+			t.Errorf("%s: %d heartbeats in %vs, %v µs each", r.Impl, r.Heartbeats, r.Seconds, r.CPUPerBeat)
+		}
+	}
+}
+
+func TestEchoSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioEcho, Impls: []string{ImplTether, ImplBare}, N: 20, MsgRate: 20, Src: "127.0.12.2"})
+	for _, r := range res {
+		if r.Replies < 100 || r.Errors != 0 || r.Throughput <= 0 {
+			t.Errorf("%s: %d replies, %d errors, %v/s", r.Impl, r.Replies, r.Errors, r.Throughput)
+		}
+		if l := r.Lat; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.P999 || l.P999 > l.Max || l.Count != r.Replies {
+			t.Errorf("%s: latency summary %+v for %d replies", r.Impl, l, r.Replies)
+		}
+	}
+	dir := t.TempDir()
+	if files, err := NewReport(RunConfig{Scenario: ScenarioEcho, N: 20}, res).Plots(dir); err != nil || len(files) != 1 {
+		t.Errorf("plots %v, %v; want the latency CDF", files, err)
+	}
+}
+
+func TestEchoPipelinedSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioEcho, Impls: []string{ImplTether, ImplBaseline}, N: 4, Window: 4, Src: "127.0.13.2"})
+	for _, r := range res {
+		if r.Replies < 100 || r.Errors != 0 || r.Lat.P50 <= 0 {
+			t.Errorf("%s: %d replies, %d errors, p50 %d µs", r.Impl, r.Replies, r.Errors, r.Lat.P50)
+		}
+	}
+}
+
+func TestPushSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioPush, Impls: []string{ImplTether}, N: 20, Batch: 5, MsgRate: 200, Src: "127.0.14.2"})
+	r := res[0]
+	if r.Delivered < 50 || r.DeliveredPS <= 0 || r.Lat.P50 <= 0 || r.Errors != 0 {
+		t.Errorf("delivered %d (%v/s), p50 %d µs, %d failed requests", r.Delivered, r.DeliveredPS, r.Lat.P50, r.Errors)
+	}
+}
+
+func TestRoomSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioRoom, Impls: []string{ImplTether}, N: 20, Broadcasts: 3, Src: "127.0.15.2"})
+	r := res[0]
+	if r.Members != 20 || len(r.LastMember) != 3 || r.Delivered != 60 || r.DeliveredPS <= 0 {
+		t.Errorf("%d members, last-member times %v, %d delivered (%v/s); want 20, 3 times, 60", r.Members, r.LastMember, r.Delivered, r.DeliveredPS)
+	}
+	for _, lm := range r.LastMember {
+		if lm <= 0 {
+			t.Errorf("last-member time %v ms", lm)
+		}
+	}
+}
+
+func TestChurnSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioChurn, Impls: []string{ImplTether}, N: 20, ChurnRate: 10, MsgRate: 100,
+		Duration: 2 * time.Second, Src: "127.0.16.2"})
+	r := res[0]
+	if r.Expected < 50 || r.Reconnects < 5 || r.ReconnectLat.P50 <= 0 {
+		t.Errorf("%d messages accepted, %d reconnects (p50 %d µs); want a real churn", r.Expected, r.Reconnects, r.ReconnectLat.P50)
+	}
+	if r.Missing != 0 || r.Duplicates != 0 || r.Unexpected != 0 || r.Received != r.Expected {
+		t.Errorf("received %d of %d: %d missing, %d duplicated, %d unexpected", r.Received, r.Expected, r.Missing, r.Duplicates, r.Unexpected)
+	}
+}
+
+func TestHistJSON(t *testing.T) {
+	h := NewHist()
+	for _, v := range []int64{10, 20, 30, 1000, 0, 1 << 40} {
+		h.Record(v)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g Hist
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Summary() != h.Summary() {
+		t.Errorf("round trip changed the summary: %+v, want %+v", g.Summary(), h.Summary())
+	}
+	if s := h.Summary(); s.Min != 1 || s.Max < histMax || s.Count != 6 {
+		t.Errorf("out-of-range values not clamped: %+v", s)
+	}
+}
+
+func TestUpdateMarkdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "B.md")
+	f := func(before, section, want string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := updateMarkdown(path, section); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	// No markers: appended at the end.
+	f("# Bench\nprose\n", "x\n", "# Bench\nprose\n\n"+MarkBegin+"\nx\n"+MarkEnd+"\n")
+	// Markers: only the section between them changes.
+	f("a\n"+MarkBegin+"\nold\n"+MarkEnd+"\nb\n", "new\n", "a\n"+MarkBegin+"\nnew\n"+MarkEnd+"\nb\n")
+	// An empty file gets just the section.
+	f("", "x\n", MarkBegin+"\nx\n"+MarkEnd+"\n")
+}

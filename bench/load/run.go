@@ -1,0 +1,594 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Scenarios.
+const (
+	ScenarioConnect = "connect"
+	ScenarioIdle    = "idle"
+	ScenarioEcho    = "echo"
+	ScenarioPush    = "push"
+	ScenarioRoom    = "room"
+	ScenarioChurn   = "churn"
+)
+
+// RunConfig configures one scenario run over one or more servers. The zero value
+// keeps the defaults in each field's doc; Defaults fills them per scenario.
+type RunConfig struct {
+	// Scenario is one of the Scenario constants. Required.
+	Scenario string
+	// Impls are the servers measured one after the other; the first is the subject,
+	// the others its baselines. Default per scenario.
+	Impls []string
+	// N is the number of client connections. Default per scenario.
+	N int
+	// Loaders is the minimum number of load processes; more are used when N does
+	// not fit PerLoader. Default 1.
+	Loaders int
+	// PerLoader caps the connections of one load process, below the open-files
+	// limit. Default min(10,000, hard limit - 256).
+	PerLoader int
+	// Src is the first loader's source address; each loader of each server gets the
+	// next one. Default 127.0.0.2.
+	Src string
+	// Rate caps new connections per second, across loaders; 0 means unthrottled.
+	Rate float64
+	// Concurrency caps handshakes in progress per loader. Default 256.
+	Concurrency int
+	// Heartbeat is the interval the servers announce and the loaders PING at.
+	// Default 5s for connect and idle, 60s otherwise (so PINGs stay out of the way).
+	Heartbeat time.Duration
+	// Warmup runs the load before the measured window. Default 2s.
+	Warmup time.Duration
+	// Duration is the measured window. Default 10s.
+	Duration time.Duration
+	// MsgRate is SENDs per second per connection for echo, or pushes per second
+	// (messages, across users) for push and churn; 0 for echo or push means as fast
+	// as the window or concurrency allows. Default per scenario.
+	MsgRate float64
+	// Window is the SENDs each echo connection keeps in flight; 0 means rate-driven
+	// (MsgRate). Default 0.
+	Window int
+	// Size is the payload size in bytes. Default 32 (at least 16 for pushes).
+	Size int
+	// Batch is the users per push request. Default 100 (1 for churn).
+	Batch int
+	// QoS1 makes push scenario pushes acknowledged.
+	QoS1 bool
+	// Broadcasts is how many room broadcasts are timed one by one, and then sent
+	// back to back for the CPU figure. Default 10.
+	Broadcasts int
+	// ChurnRate is connections dropped and reconnected per second. Default N/20.
+	ChurnRate float64
+	// Tetherd is the tetherd binary; empty means build ./cmd/tetherd with go build.
+	Tetherd string
+	// Exe is the binary started as serve and load children. Default: this one.
+	Exe string
+	// Env is the children's environment. Default os.Environ().
+	Env []string
+	// Timeout bounds each server's measurement. Default 3m.
+	Timeout time.Duration
+	// ProfileDir, when set, receives a 5-second CPU profile of the subject server
+	// (tetherd or tether) taken in the measured window.
+	ProfileDir string
+	// Log receives progress and children's output. Default: discard.
+	Log io.Writer
+	// TTY shows a live progress line on Log.
+	TTY bool
+}
+
+// Defaults returns c with the scenario's defaults filled in, or an error.
+func (c RunConfig) Defaults() (RunConfig, error) {
+	switch c.Scenario {
+	case ScenarioConnect, ScenarioIdle, ScenarioEcho, ScenarioPush, ScenarioRoom, ScenarioChurn:
+	default:
+		return c, fmt.Errorf("unknown scenario %q (want connect, idle, echo, push, room or churn)", c.Scenario)
+	}
+	if len(c.Impls) == 0 {
+		switch c.Scenario {
+		case ScenarioConnect, ScenarioIdle:
+			c.Impls = []string{ImplTetherd, ImplBaseline, ImplBare}
+		case ScenarioEcho:
+			c.Impls = []string{ImplTether, ImplBaseline, ImplBare}
+		default:
+			c.Impls = []string{ImplTetherd}
+		}
+	}
+	for _, impl := range c.Impls {
+		switch impl {
+		case ImplTetherd, ImplTether, ImplBaseline, ImplBare:
+		default:
+			return c, fmt.Errorf("unknown server %q (want tetherd, tether, baseline or bare)", impl)
+		}
+		if impl != ImplTetherd && impl != ImplTether && (c.Scenario == ScenarioPush || c.Scenario == ScenarioRoom || c.Scenario == ScenarioChurn) {
+			return c, fmt.Errorf("the %s scenario needs the control port, which only %s and %s have", c.Scenario, ImplTetherd, ImplTether)
+		}
+	}
+	if c.N <= 0 {
+		switch c.Scenario {
+		case ScenarioEcho:
+			c.N = 10_000
+			if c.Window > 0 {
+				c.N = 64
+			}
+		case ScenarioChurn:
+			c.N = 2000
+		default:
+			c.N = 19_000
+		}
+	}
+	if c.Loaders <= 0 {
+		c.Loaders = 1
+	}
+	_, hard := FileLimit()
+	if c.PerLoader <= 0 {
+		c.PerLoader = min(10_000, int(hard)-256)
+	}
+	if c.PerLoader > int(hard)-64 {
+		return c, fmt.Errorf("%d connections per loader need more descriptors than the open-files limit of %d", c.PerLoader, hard)
+	}
+	// The server holds every connection in one process: that cannot be spread.
+	if c.N+64 > int(hard) {
+		return c, fmt.Errorf("%d connections need %d descriptors in the server process, over its hard open-files limit of %d; "+
+			"run at most %d per server", c.N, c.N+64, hard, int(hard)-64)
+	}
+	c.Loaders = max(c.Loaders, (c.N+c.PerLoader-1)/c.PerLoader)
+	if c.Src == "" {
+		c.Src = "127.0.0.2"
+	}
+	if _, err := netip.ParseAddr(c.Src); err != nil {
+		return c, fmt.Errorf("bad source address: %w", err)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 60 * time.Second
+		if c.Scenario == ScenarioIdle || c.Scenario == ScenarioConnect {
+			c.Heartbeat = 5 * time.Second
+		}
+	}
+	if c.Warmup <= 0 {
+		c.Warmup = 2 * time.Second
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.MsgRate <= 0 {
+		switch c.Scenario {
+		case ScenarioEcho:
+			if c.Window == 0 {
+				c.MsgRate = 1
+			}
+		case ScenarioChurn:
+			c.MsgRate = float64(c.N)
+		}
+	}
+	if c.Size <= 0 {
+		c.Size = 32
+	}
+	if c.Scenario != ScenarioEcho {
+		c.Size = max(c.Size, 16)
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+		if c.Scenario == ScenarioChurn {
+			c.Batch = 1
+		}
+	}
+	if c.Broadcasts <= 0 {
+		c.Broadcasts = 10
+	}
+	if c.ChurnRate <= 0 {
+		c.ChurnRate = float64(c.N) / 20
+	}
+	if c.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("cannot find own executable: %w", err)
+		}
+		c.Exe = exe
+	}
+	if c.Env == nil {
+		c.Env = os.Environ()
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 3 * time.Minute
+	}
+	return c, nil
+}
+
+// Plan says how a run spreads its connections, for people: the file limit and what
+// the tool does about it.
+func (c RunConfig) Plan() string {
+	soft, hard := FileLimit()
+	return fmt.Sprintf("open files: limit %d (soft, raised from the hard limit %d) per process; %d connections -> %d loader process(es) "+
+		"of at most %d, each from its own loopback source address starting at %s (IP_BIND_ADDRESS_NO_PORT); the server holds all %d in one process",
+		soft, hard, c.N, c.Loaders, c.PerLoader, c.Src, c.N)
+}
+
+// runner carries what the servers of one run share.
+type runner struct {
+	cfg     RunConfig
+	log     *logger
+	srcMu   sync.Mutex
+	src     netip.Addr
+	binOnce sync.Once
+	bin     string
+	binErr  error
+	binDir  string
+}
+
+func newRunner(cfg RunConfig) *runner {
+	return &runner{cfg: cfg, log: &logger{w: cfg.Log, tty: cfg.TTY}, src: netip.MustParseAddr(cfg.Src)}
+}
+
+func (r *runner) close() {
+	if r.binDir != "" {
+		os.RemoveAll(r.binDir)
+	}
+}
+
+// nextSrc returns a fresh loopback source address.
+func (r *runner) nextSrc() string {
+	r.srcMu.Lock()
+	defer r.srcMu.Unlock()
+	a := r.src
+	r.src = r.src.Next()
+	return a.String()
+}
+
+// tetherd returns the tetherd binary, building it on first use.
+func (r *runner) tetherd(ctx context.Context) (string, error) {
+	r.binOnce.Do(func() {
+		if r.cfg.Tetherd != "" {
+			r.bin = r.cfg.Tetherd
+			return
+		}
+		dir, err := os.MkdirTemp("", "tether-bench-")
+		if err != nil {
+			r.binErr = fmt.Errorf("cannot build tetherd: %w", err)
+			return
+		}
+		r.binDir = dir
+		r.bin = filepath.Join(dir, "tetherd")
+		r.log.printf("building tetherd: go build -o %s github.com/tether-gw/tether/cmd/tetherd", r.bin)
+		out, err := exec.CommandContext(ctx, goTool(), "build", "-o", r.bin, "github.com/tether-gw/tether/cmd/tetherd").CombinedOutput()
+		if err != nil {
+			r.binErr = fmt.Errorf("cannot build tetherd: %w: %s", err, out)
+		}
+	})
+	return r.bin, r.binErr
+}
+
+// goTool returns the go command: the one on PATH, else the one this binary was built
+// with.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// session is one server with its loaders and connections.
+type session struct {
+	r         *runner
+	name      string
+	srv       *serverProc
+	loaders   []*child
+	counts    []int // connections per loader
+	users     [][]string
+	mu        sync.Mutex
+	progress  []*Stats
+	phase     string
+	stopTick  chan struct{}
+	rssSeries []MemPoint
+	rssBefore int64
+	// cpuStart and cpuConnected are the server's CPU seconds before the first
+	// connection and after the last authenticated.
+	cpuStart, cpuConnected float64
+}
+
+// MemPoint is one sample of the server's RSS while connections were being opened.
+type MemPoint struct {
+	Conns int64
+	RSS   int64
+}
+
+// open starts impl and n connections to it, and returns once every connection has
+// authenticated or failed.
+func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*session, error) {
+	cfg := r.cfg
+	s := &session{r: r, name: cfg.Scenario + " " + impl, stopTick: make(chan struct{})}
+	srv, err := startServer(ctx, r, impl, cfg.Heartbeat, control)
+	if err != nil {
+		return nil, err
+	}
+	s.srv = srv
+	time.Sleep(200 * time.Millisecond) // let the fresh process settle before the first RSS reading
+	s.rssBefore, _ = ProcRSS(srv.pid)
+	s.cpuStart = s.cpu()
+	loaders := max(cfg.Loaders, (n+cfg.PerLoader-1)/cfg.PerLoader)
+	s.progress = make([]*Stats, loaders)
+	for i := range loaders {
+		cnt := n / loaders
+		if i < n%loaders {
+			cnt++
+		}
+		src := r.nextSrc()
+		args := []string{"load", "-addr", srv.addr, "-n", strconv.Itoa(cnt), "-src", src, "-id", strconv.Itoa(i),
+			"-rate", strconv.FormatFloat(cfg.Rate/float64(loaders), 'f', -1, 64), "-concurrency", strconv.Itoa(cfg.Concurrency),
+			"-max-lifetime", cfg.Timeout.String()}
+		if impl == ImplBare {
+			args = append(args, "-bare", "-ping-interval", cfg.Heartbeat.String())
+		}
+		c, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, r.log)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.loaders = append(s.loaders, c)
+		s.counts = append(s.counts, cnt)
+		us := make([]string, cnt)
+		for j := range us {
+			us[j] = fmt.Sprintf("u%d-%d", i, j)
+		}
+		s.users = append(s.users, us)
+	}
+	r.log.printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, loaders, srv.pid, srv.addr)
+	go s.ticker()
+	s.setPhase("connecting")
+	if _, err := s.await(ctx, 2*time.Minute, "connected"); err != nil {
+		s.close()
+		return nil, err
+	}
+	s.cpuConnected = s.cpu()
+	return s, nil
+}
+
+// ticker shows the live progress line and samples the server's RSS.
+func (s *session) ticker() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopTick:
+			s.r.log.endStatus()
+			return
+		case <-t.C:
+			sum := s.sum()
+			s.mu.Lock()
+			phase := s.phase
+			s.mu.Unlock()
+			if phase == "connecting" {
+				if rss, err := ProcRSS(s.srv.pid); err == nil {
+					s.mu.Lock()
+					s.rssSeries = append(s.rssSeries, MemPoint{Conns: sum.Open, RSS: rss - s.rssBefore})
+					s.mu.Unlock()
+				}
+			}
+			elapsed := time.Since(time.Unix(0, max(sum.FirstDial, 1))).Seconds()
+			rate := 0.0
+			if sum.FirstDial > 0 && elapsed > 0 {
+				rate = float64(sum.Authed) / elapsed
+			}
+			s.r.log.status(fmt.Sprintf("[%s] %s: conns %d/%d open, %.0f/s, failed %d, lost %d | rx replies %d pongs %d pushes %d errors %d",
+				s.name, phase, sum.Open, sumInts(s.counts), rate, sum.Failed, sum.Lost, sum.Replies, sum.Pongs, sum.Pushes, sum.Errors))
+		}
+	}
+}
+
+func (s *session) setPhase(p string) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+	s.r.log.printf("   %s: %s", s.name, p)
+}
+
+// sum adds up the loaders' latest progress.
+func (s *session) sum() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t Stats
+	for _, p := range s.progress {
+		if p == nil {
+			continue
+		}
+		t.Dialed += p.Dialed
+		t.Authed += p.Authed
+		t.Failed += p.Failed
+		t.Open += p.Open
+		t.Lost += p.Lost
+		t.Replies += p.Replies
+		t.Pongs += p.Pongs
+		t.Pushes += p.Pushes
+		t.Errors += p.Errors
+		if p.FirstDial > 0 && (t.FirstDial == 0 || p.FirstDial < t.FirstDial) {
+			t.FirstDial = p.FirstDial
+		}
+	}
+	return t
+}
+
+// await waits for an event of kind from every loader and returns their stats.
+func (s *session) await(ctx context.Context, timeout time.Duration, kind string) ([]*Stats, error) {
+	out := make([]*Stats, len(s.loaders))
+	errs := make([]error, len(s.loaders))
+	var wg sync.WaitGroup
+	for i, c := range s.loaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev, err := c.await(timeout, func(ev Event) {
+				s.mu.Lock()
+				s.progress[i] = ev.Stats
+				s.mu.Unlock()
+			}, kind)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			out[i] = ev.Stats
+			if ev.Stats != nil && kind != "report" && kind != "stopped" {
+				s.mu.Lock()
+				s.progress[i] = ev.Stats
+				s.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, ctx.Err()
+}
+
+// all sends cmd to every loader and waits for the answer kind.
+func (s *session) all(ctx context.Context, cmd Command, kind string, timeout time.Duration) ([]*Stats, error) {
+	for _, c := range s.loaders {
+		if err := c.send(cmd); err != nil {
+			return nil, err
+		}
+	}
+	if kind == "" {
+		return nil, nil
+	}
+	return s.await(ctx, timeout, kind)
+}
+
+// split divides a total rate among the loaders by their share of connections.
+func (s *session) split(total float64, i int) float64 {
+	return total * float64(s.counts[i]) / float64(sumInts(s.counts))
+}
+
+// each sends every loader its own command.
+func (s *session) each(cmd func(i int) Command) error {
+	for i, c := range s.loaders {
+		if err := c.send(cmd(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpu returns the server's CPU seconds so far.
+func (s *session) cpu() float64 {
+	v, _ := ProcCPU(s.srv.pid)
+	return v
+}
+
+// loaderCPU returns the loaders' CPU seconds so far.
+func (s *session) loaderCPU() float64 {
+	var t float64
+	for _, c := range s.loaders {
+		v, _ := ProcCPU(c.pid())
+		t += v
+	}
+	return t
+}
+
+// close stops the loaders, then the server.
+func (s *session) close() {
+	select {
+	case <-s.stopTick:
+	default:
+		close(s.stopTick)
+	}
+	var wg sync.WaitGroup
+	for _, c := range s.loaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.stop(30 * time.Second)
+		}()
+	}
+	wg.Wait()
+	if s.srv != nil {
+		s.srv.stop()
+	}
+}
+
+func sumInts(v []int) int {
+	t := 0
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
+
+// merge adds up loader stats: counters, histograms and broadcast records.
+func merge(all []*Stats) *Stats {
+	t := &Stats{Lat: NewHist(), ConnectLat: NewHist(), ReconnectLat: NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
+		Bcasts: map[uint64]BcastStat{}, Users: map[string]UserStat{}}
+	for _, s := range all {
+		if s == nil {
+			continue
+		}
+		t.Dialed += s.Dialed
+		t.Authed += s.Authed
+		t.Failed += s.Failed
+		t.Open += s.Open
+		t.Lost += s.Lost
+		t.Pongs += s.Pongs
+		t.Sent += s.Sent
+		t.Replies += s.Replies
+		t.Errors += s.Errors
+		t.Skipped += s.Skipped
+		t.Pushes += s.Pushes
+		t.Dups += s.Dups
+		t.AppDups += s.AppDups
+		t.Reconnects += s.Reconnects
+		t.NotRecovered += s.NotRecovered
+		t.Subscribed += s.Subscribed
+		t.CPU += s.CPU
+		if s.FirstDial > 0 && (t.FirstDial == 0 || s.FirstDial < t.FirstDial) {
+			t.FirstDial = s.FirstDial
+		}
+		t.LastAuth = max(t.LastAuth, s.LastAuth)
+		for k, v := range s.Failures {
+			t.Failures[k] += v
+		}
+		for k, v := range s.ErrorCodes {
+			t.ErrorCodes[k] += v
+		}
+		t.Lat.Merge(s.Lat)
+		t.ConnectLat.Merge(s.ConnectLat)
+		t.ReconnectLat.Merge(s.ReconnectLat)
+		for id, b := range s.Bcasts {
+			o := t.Bcasts[id]
+			o.N += b.N
+			o.Last = max(o.Last, b.Last)
+			t.Bcasts[id] = o
+		}
+		for u, st := range s.Users {
+			t.Users[u] = st
+		}
+	}
+	return t
+}
+
+// joinReasons renders failure counts as "reason: n, ...".
+func joinReasons(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, v))
+	}
+	return strings.Join(parts, ", ")
+}
