@@ -110,11 +110,37 @@ func (c *Conn) failQueued() {
 	go c.drain()
 }
 
-// drain runs the connection's queued requests in order until the queue is empty.
+// Reply batching: the answers a drain pass produces are written together, one writev
+// for a burst of pipelined requests instead of one write(2) per reply. An answer waits
+// only while the next queued requests run, and never longer than maxReplyDelay, so a
+// slow handler does not hold back the answers before it.
+const (
+	maxReplyBatch = 64
+	maxReplyDelay = 200 * time.Microsecond
+)
+
+// drain runs the connection's queued requests in order until the queue is empty,
+// writing their answers in batches.
 func (c *Conn) drain() {
+	var out [][]byte
+	var first time.Time // when the oldest unwritten answer was produced
+	flush := func() {
+		if len(out) > 0 {
+			_ = c.writeFrames(false, out...)
+			clear(out)
+			out = out[:0]
+		}
+	}
 	for {
 		c.qmu.Lock()
 		if len(c.reqs) == 0 {
+			if len(out) > 0 {
+				// Write before giving up the queue, then look again: requests that
+				// arrived meanwhile are this pass's to run, after these answers.
+				c.qmu.Unlock()
+				flush()
+				continue
+			}
 			c.running = false
 			c.reqs = nil
 			c.qmu.Unlock()
@@ -124,12 +150,24 @@ func (c *Conn) drain() {
 		c.reqs[0] = request{}
 		c.reqs = c.reqs[1:]
 		c.qmu.Unlock()
-		c.process(req)
+		if len(out) > 0 && time.Since(first) > maxReplyDelay {
+			flush()
+		}
+		if f := c.process(req); f != nil {
+			if len(out) == 0 {
+				first = time.Now()
+			}
+			out = append(out, f)
+			if len(out) >= maxReplyBatch {
+				flush()
+			}
+		}
 	}
 }
 
-// process runs one request, recovering a handler panic.
-func (c *Conn) process(req request) {
+// process runs one request, recovering a handler panic, and returns the answer frame to
+// write, if any.
+func (c *Conn) process(req request) (answer []byte) {
 	s := c.srv
 	h := s.opts.Handler
 	start := time.Now()
@@ -139,10 +177,10 @@ func (c *Conn) process(req request) {
 			s.log.Error("handler panicked", "conn", c.id, "user", c.UserID(), "panic", fmt.Sprint(p))
 			switch req.kind {
 			case reqMessage:
-				_ = req.msg.Fail(protocol.CodeInternal, "internal error")
+				answer, _ = req.msg.failFrame(protocol.CodeInternal, "internal error")
 			case reqSubscribe, reqUnsubscribe:
 				c.inflightDone()
-				_ = c.writeError(req.seq, protocol.CodeInternal, "internal error")
+				answer = c.errorFrame(req.seq, protocol.CodeInternal, "internal error")
 			}
 		}
 	}()
@@ -152,59 +190,58 @@ func (c *Conn) process(req request) {
 	case reqDisconnect:
 		h.OnDisconnect(c, req.code)
 	case reqMessage:
-		c.handleMessage(h, req.msg)
+		answer = c.handleMessage(h, req.msg)
 	case reqSubscribe:
-		c.handleSubscribe(h, req)
+		answer = c.handleSubscribe(h, req)
 	case reqUnsubscribe:
 		s.leave(c, req.room)
 		h.OnUnsubscribe(c, req.room)
 		c.inflightDone()
-		c.writeOK(req.seq)
+		answer = c.okFrame(req.seq)
 	}
 	s.metrics.handlerDuration.UpdateDuration(start)
+	return answer
 }
 
-// handleMessage runs OnMessage and answers unless the handler deferred the answer.
-func (c *Conn) handleMessage(h Handler, m *Message) {
+// handleMessage runs OnMessage and returns its answer, or nil if the handler deferred it.
+func (c *Conn) handleMessage(h Handler, m *Message) []byte {
 	c.srv.metrics.messagesUp.Inc()
 	reply, err := h.OnMessage(m)
+	var frame []byte
 	switch {
 	case err == ErrDeferReply:
-		return
 	case err != nil:
 		code, msg := errorReply(err)
-		_ = m.Fail(code, msg)
+		frame, _ = m.failFrame(code, msg)
 	default:
-		_ = m.Reply(reply)
+		frame, _ = m.answer(reply)
 	}
+	return frame
 }
 
-// handleSubscribe asks the handler, joins the room and answers OK or ERROR.
-func (c *Conn) handleSubscribe(h Handler, req request) {
+// handleSubscribe asks the handler, joins the room and returns OK or ERROR.
+func (c *Conn) handleSubscribe(h Handler, req request) []byte {
 	defer c.inflightDone()
 	if err := h.OnSubscribe(c, req.room); err != nil {
 		code, msg := protocol.CodeDenied, "subscription denied"
 		if re, ok := err.(*ReplyError); ok {
 			code, msg = re.Code, re.Message
 		}
-		_ = c.writeError(req.seq, code, msg)
-		return
+		return c.errorFrame(req.seq, code, msg)
 	}
 	if err := c.srv.join(c, req.room); err != nil {
 		code := protocol.CodeBadRequest
 		if err == ErrTooManyRooms {
 			code = protocol.CodeTooManyRooms
 		}
-		_ = c.writeError(req.seq, code, err.Error())
-		return
+		return c.errorFrame(req.seq, code, err.Error())
 	}
-	c.writeOK(req.seq)
+	return c.okFrame(req.seq)
 }
 
-// writeOK answers seq with OK.
-func (c *Conn) writeOK(seq uint32) {
+// okFrame encodes (and counts) an OK answering seq.
+func (c *Conn) okFrame(seq uint32) []byte {
 	frame := protocol.AppendEmpty(nil, protocol.OpOK, seq)
-	if c.write(frame) == nil {
-		c.srv.metrics.framesOut(protocol.OpOK, len(frame))
-	}
+	c.srv.metrics.framesOut(protocol.OpOK, len(frame))
+	return frame
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tether-gw/tether/protocol"
 )
@@ -90,15 +91,31 @@ func (h *blockingHandler) OnMessage(m *Message) ([]byte, error) {
 func TestPoolSaturation(t *testing.T) {
 	h := &blockingHandler{entered: make(chan struct{}, 10), release: make(chan struct{})}
 	s := startServer(t, func(o *Options) { o.Handler = h; o.Workers = 1 })
-	idle := func() { waitFor(t, "idle pool", func() bool { return s.pool.Running() == 0 }) }
 	a := dialRaw(t, s)
 	a.hello("p1", "a", "ios")
-	idle() // the single worker may still run a's OnConnect: b's auth would be refused
-	b := dialRaw(t, s)
-	b.hello("p2", "b", "ios")
-	idle()
-	a.send(&protocol.Send{Route: "slow"}, 1, 0)
-	<-h.entered
+	// The single worker may still run a's OnConnect, and then b's login is refused with
+	// SERVER_BUSY, a reconnect code: b reconnects, as a client would.
+	var b *rawConn
+	waitFor(t, "b logged in", func() bool {
+		b = dialRaw(t, s)
+		b.send(&protocol.Hello{Token: "p2#b", DeviceID: "b"}, 1, 0)
+		f, err := b.next(5 * time.Second)
+		return err == nil && f.Op == protocol.OpAuthOK
+	})
+	// b's OnConnect may hold the worker too: then a's SEND is answered BUSY, and a sends
+	// it again until the handler holds the worker.
+	for seq := uint32(1); ; seq++ {
+		a.send(&protocol.Send{Route: "slow"}, seq, 0)
+		select {
+		case <-h.entered:
+		case <-time.After(2 * time.Second):
+			if f := a.expect(protocol.OpError); f.Seq != seq {
+				t.Fatalf("ERROR seq %d, want %d", f.Seq, seq)
+			}
+			continue
+		}
+		break
+	}
 	b.send(&protocol.Send{Route: "slow"}, 2, 0)
 	f := b.expect(protocol.OpError)
 	var e protocol.Error
@@ -194,5 +211,54 @@ func TestHandlerPanicAndReplies(t *testing.T) {
 	}
 	if got := s.metrics.handlerPanics.Get(); got != 1 {
 		t.Fatalf("panics counted %d", got)
+	}
+}
+
+// gateHandler holds the first SEND until released, then echoes.
+type gateHandler struct {
+	NopHandler
+	once    sync.Once
+	release chan struct{}
+}
+
+func (h *gateHandler) OnMessage(m *Message) ([]byte, error) {
+	h.once.Do(func() { <-h.release })
+	return m.Payload, nil
+}
+
+// TestRepliesBatched: the answers to a burst of pipelined SENDs go out in a few writev
+// calls, not one write per reply, and still in order; a client keeping exactly
+// MaxInflight requests outstanding is never refused, because a slot is freed when its
+// answer is built.
+func TestRepliesBatched(t *testing.T) {
+	h := &gateHandler{release: make(chan struct{})}
+	const n = 64
+	s := startServer(t, func(o *Options) { o.Handler = h; o.MaxInflight = n })
+	c := dialRaw(t, s)
+	c.hello("batch", "a", "ios")
+	sc := s.UserConns("batch")[0]
+	var burst []byte
+	for seq := uint32(1); seq <= n; seq++ {
+		burst, _ = (&protocol.Send{Route: "r", Payload: []byte{byte(seq)}}).AppendFrame(burst, seq, 0)
+	}
+	c.write(burst)
+	waitFor(t, "all queued", func() bool { return sc.inflight.Load() == n })
+	before := s.metrics.writeCalls.Get()
+	close(h.release)
+	for seq := uint32(1); seq <= n; seq++ {
+		if f := c.expect(protocol.OpSendReply); f.Seq != seq {
+			t.Fatalf("reply seq %d, want %d", f.Seq, seq)
+		}
+	}
+	if w := s.metrics.writeCalls.Get() - before; w > n/4 {
+		t.Fatalf("%d write calls for %d replies: not batched", w, n)
+	}
+	// Exactly MaxInflight outstanding, answered one by one, never draws BUSY.
+	for round := 0; round < 200; round++ {
+		seq := uint32(1000 + round)
+		c.send(&protocol.Send{Route: "r"}, seq, 0)
+		if f := c.expect(protocol.OpSendReply); f.Seq != seq {
+			t.Fatalf("round %d: got %v seq %d", round, f.Op, f.Seq)
+		}
 	}
 }

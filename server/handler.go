@@ -81,12 +81,36 @@ type Message struct {
 // when the connection has gone, and ErrPayloadTooLarge (after answering ERROR Internal)
 // when the reply would exceed Options.MaxFrame.
 func (m *Message) Reply(payload []byte) error {
-	if !m.answered.CompareAndSwap(false, true) {
-		return ErrAlreadyReplied
+	frame, err := m.answer(payload)
+	return m.send(frame, err)
+}
+
+// Fail answers the message with ERROR code and msg. Like Reply it answers once.
+func (m *Message) Fail(code protocol.Code, msg string) error {
+	frame, err := m.failFrame(code, msg)
+	return m.send(frame, err)
+}
+
+// send writes an answer frame built by answer or failFrame.
+func (m *Message) send(frame []byte, err error) error {
+	if frame != nil {
+		if werr := m.Conn.write(frame); werr != nil && err == nil {
+			err = werr
+		}
 	}
-	defer m.Conn.inflightDone()
+	return err
+}
+
+// answer marks m answered, frees its in-flight slot (before the reply is written, so a
+// client that keeps exactly MaxInflight requests outstanding is never refused), and
+// returns the SEND_REPLY frame, or nil when the client asked for none.
+func (m *Message) answer(payload []byte) ([]byte, error) {
+	if !m.answered.CompareAndSwap(false, true) {
+		return nil, ErrAlreadyReplied
+	}
+	m.Conn.inflightDone()
 	if m.NoReply {
-		return nil
+		return nil, nil
 	}
 	frame, err := (&protocol.SendReply{Payload: payload}).AppendFrame(nil, m.Seq, 0)
 	if err == nil && len(frame)-protocol.LengthSize > m.Conn.srv.opts.MaxFrame {
@@ -94,24 +118,20 @@ func (m *Message) Reply(payload []byte) error {
 	}
 	if err != nil {
 		// The client still gets an answer to its seq.
-		_ = m.Conn.writeError(m.Seq, protocol.CodeInternal, "reply too large")
-		return err
-	}
-	if err := m.Conn.write(frame); err != nil {
-		return err
+		return m.Conn.errorFrame(m.Seq, protocol.CodeInternal, "reply too large"), err
 	}
 	m.Conn.srv.metrics.framesOut(protocol.OpSendReply, len(frame))
-	return nil
+	return frame, nil
 }
 
-// Fail answers the message with ERROR code and msg. Like Reply it answers once.
-func (m *Message) Fail(code protocol.Code, msg string) error {
+// failFrame is answer for an ERROR.
+func (m *Message) failFrame(code protocol.Code, msg string) ([]byte, error) {
 	if !m.answered.CompareAndSwap(false, true) {
-		return ErrAlreadyReplied
+		return nil, ErrAlreadyReplied
 	}
-	defer m.Conn.inflightDone()
+	m.Conn.inflightDone()
 	if m.NoReply {
-		return nil
+		return nil, nil
 	}
-	return m.Conn.writeError(m.Seq, code, msg)
+	return m.Conn.errorFrame(m.Seq, code, msg), nil
 }

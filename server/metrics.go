@@ -24,6 +24,7 @@ type serverMetrics struct {
 	protocolErrors  *metrics.Counter
 	slowConsumers   *metrics.Counter
 	backlogs        *metrics.Counter
+	writeCalls      *metrics.Counter
 	busy            *metrics.Counter
 	poolRejected    *metrics.Counter
 	handlerPanics   *metrics.Counter
@@ -61,6 +62,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.protocolErrors = set.NewCounter("tether_protocol_errors_total")
 	m.slowConsumers = set.NewCounter("tether_slow_consumer_closes_total")
 	m.backlogs = set.NewCounter("tether_write_backlogs_total")
+	m.writeCalls = set.NewCounter("tether_write_calls_total")
 	m.busy = set.NewCounter("tether_busy_replies_total")
 	m.poolRejected = set.NewCounter("tether_pool_rejected_total")
 	m.handlerPanics = set.NewCounter("tether_handler_panics_total")

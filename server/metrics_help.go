@@ -43,6 +43,7 @@ var metricHelp = map[string]string{
 	"tether_timers_pending":             "Deadlines pending on the timing wheel (one per connection).",
 	"tether_uplink_messages_total":      "SEND messages passed to the handler.",
 	"tether_users":                      "Users with at least one authenticated connection.",
+	"tether_write_calls_total":          "write/writev calls on client sockets; against tether_frames_out_total it shows how well writes batch.",
 	"tether_write_backlogs_total":       "Times a socket's send buffer filled and writes went to a backlog.",
 	"tether_written_bytes_total":        "Bytes of frames written or queued to client sockets.",
 }

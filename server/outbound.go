@@ -34,12 +34,18 @@ func (c *Conn) writeCopy(b []byte) error {
 
 // writeError sends an ERROR frame answering seq.
 func (c *Conn) writeError(seq uint32, code protocol.Code, msg string) error {
-	frame, err := (&protocol.Error{Code: code, Message: msg}).AppendFrame(nil, seq, 0)
-	if err != nil {
-		return err
+	return c.write(c.errorFrame(seq, code, msg))
+}
+
+// errorFrame encodes (and counts) an ERROR frame answering seq; an over-long message is
+// cut to fit the protocol's string limit.
+func (c *Conn) errorFrame(seq uint32, code protocol.Code, msg string) []byte {
+	if len(msg) > protocol.MaxStringLen {
+		msg = msg[:protocol.MaxStringLen]
 	}
+	frame, _ := (&protocol.Error{Code: code, Message: msg}).AppendFrame(nil, seq, 0)
 	c.srv.metrics.framesOut(protocol.OpError, len(frame))
-	return c.write(frame)
+	return frame
 }
 
 // writeFinal makes a best-effort attempt to put a last frame (CLOSE, AUTH_FAIL) on the
@@ -89,6 +95,7 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		total += len(f)
 	}
 	n, err := sockWritev(c.fd, frames)
+	c.srv.metrics.writeCalls.Inc()
 	if n == total {
 		c.wmu.Unlock()
 		return nil
