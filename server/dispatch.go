@@ -122,8 +122,9 @@ const (
 // drain runs the connection's queued requests in order until the queue is empty,
 // writing their answers in batches.
 func (c *Conn) drain() {
-	var out [][]byte
-	var first time.Time // when the oldest unwritten answer was produced
+	var arr [maxReplyBatch][]byte
+	out := arr[:0]
+	var first int64 // when the oldest unwritten answer was produced (monotonic ns)
 	flush := func() {
 		if len(out) > 0 {
 			_ = c.writeFrames(false, out...)
@@ -131,6 +132,7 @@ func (c *Conn) drain() {
 			out = out[:0]
 		}
 	}
+	now := monotime()
 	for {
 		c.qmu.Lock()
 		if len(c.reqs) == 0 {
@@ -150,27 +152,29 @@ func (c *Conn) drain() {
 		c.reqs[0] = request{}
 		c.reqs = c.reqs[1:]
 		c.qmu.Unlock()
-		if len(out) > 0 && time.Since(first) > maxReplyDelay {
+		if len(out) > 0 && now-first > int64(maxReplyDelay) {
 			flush()
 		}
-		if f := c.process(req); f != nil {
+		// One clock read per request: its end is the next one's start.
+		f, end := c.process(req, now)
+		now = end
+		if f != nil {
 			if len(out) == 0 {
-				first = time.Now()
+				first = now
 			}
 			out = append(out, f)
-			if len(out) >= maxReplyBatch {
+			if len(out) == maxReplyBatch {
 				flush()
 			}
 		}
 	}
 }
 
-// process runs one request, recovering a handler panic, and returns the answer frame to
-// write, if any.
-func (c *Conn) process(req request) (answer []byte) {
+// process runs one request that started at start (monotonic ns), recovering a handler
+// panic, and returns the answer frame to write, if any, and when it ended.
+func (c *Conn) process(req request, start int64) (answer []byte, end int64) {
 	s := c.srv
 	h := s.opts.Handler
-	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			s.metrics.handlerPanics.Inc()
@@ -182,6 +186,7 @@ func (c *Conn) process(req request) (answer []byte) {
 				c.inflightDone()
 				answer = c.errorFrame(req.seq, protocol.CodeInternal, "internal error")
 			}
+			end = monotime()
 		}
 	}()
 	switch req.kind {
@@ -199,9 +204,16 @@ func (c *Conn) process(req request) (answer []byte) {
 		c.inflightDone()
 		answer = c.okFrame(req.seq)
 	}
-	s.metrics.handlerDuration.UpdateDuration(start)
-	return answer
+	end = monotime()
+	s.metrics.handlerLatency.observe(float64(end-start) / 1e9)
+	return answer, end
 }
+
+// monotime returns a monotonic clock reading in nanoseconds.
+func monotime() int64 { return int64(time.Since(clockBase)) }
+
+// clockBase anchors monotime.
+var clockBase = time.Now()
 
 // handleMessage runs OnMessage and returns its answer, or nil if the handler deferred it.
 func (c *Conn) handleMessage(h Handler, m *Message) []byte {

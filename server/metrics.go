@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"sync/atomic"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -41,14 +40,7 @@ type serverMetrics struct {
 	framesOutByOp   [256]*metrics.Counter
 	bytesOutByOp    [256]*metrics.Counter
 	handlerLatency  *histogram
-	handlerDuration durationObserver
 }
-
-// durationObserver records how long something took since start.
-type durationObserver struct{ h *histogram }
-
-// UpdateDuration records time.Since(start) in seconds.
-func (d durationObserver) UpdateDuration(start time.Time) { d.h.observe(time.Since(start).Seconds()) }
 
 func newServerMetrics(s *Server) *serverMetrics {
 	// TYPE and HELP lines make /metrics pass promtool; the setting is process-wide.
@@ -122,7 +114,6 @@ func newServerMetrics(s *Server) *serverMetrics {
 	}
 	m.handlerLatency = newHistogram("tether_handler_duration_seconds",
 		[]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
-	m.handlerDuration = durationObserver{m.handlerLatency}
 	set.RegisterMetricsWriter(m.handlerLatency.write)
 	return m
 }
