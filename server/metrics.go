@@ -35,11 +35,11 @@ type serverMetrics struct {
 	resumeFailed    *metrics.Counter
 	resumeReplayed  *metrics.Counter
 
-	framesInByOp    [256]*metrics.Counter
-	bytesInByOp     [256]*metrics.Counter
-	framesOutByOp   [256]*metrics.Counter
-	bytesOutByOp    [256]*metrics.Counter
-	handlerLatency  *histogram
+	framesInByOp   [256]*metrics.Counter
+	bytesInByOp    [256]*metrics.Counter
+	framesOutByOp  [256]*metrics.Counter
+	bytesOutByOp   [256]*metrics.Counter
+	handlerLatency *histogram
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
