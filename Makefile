@@ -15,16 +15,18 @@ build:
 run: build
 	@if [ -x $(BIN)/tetherd ]; then $(BIN)/tetherd -dev; else echo "server not built yet: cmd/tetherd lands with the gateway issue"; fi
 
-# test: the race-enabled unit and integration tests, then every fuzz target for a bounded time.
+# test: the race-enabled unit and integration tests, then every fuzz target for a bounded
+# time. Minimizing a new interesting input is capped at 5 s (default 60 s) so the budget
+# goes to exploring.
 test: lint unit fuzz
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStream$$' -fuzztime $(FUZZTIME) ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s ./server/control/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStream$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s -fuzzminimizetime 5s ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s -fuzzminimizetime 5s ./server/control/wire
 
 # bench: the micro-benchmarks, then the standard load suite (tether-bench suite: floor
 # probe, connect/idle/echo/pipelined/push/room/churn, tether-memtest), about 8 minutes on
