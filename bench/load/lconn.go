@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -82,10 +83,7 @@ func (c *lconn) closeConn() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.nc != nil {
-		if tc, ok := c.nc.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		_ = c.nc.Close()
+		_ = kit.CloseReset(c.nc)
 		c.nc = nil
 	}
 }
@@ -137,9 +135,8 @@ func (c *lconn) run(ctx context.Context) {
 // dial connects and sends HELLO, resuming the user stream when there is a cursor.
 func (c *lconn) dial(ctx context.Context) (net.Conn, error) {
 	l := c.l
-	d := net.Dialer{LocalAddr: l.src, Timeout: l.cfg.HandshakeTimeout, Control: bindAddressNoPort}
 	l.firstDial.CompareAndSwap(0, time.Now().UnixNano())
-	nc, err := d.DialContext(ctx, "tcp", l.cfg.Addr)
+	nc, err := l.dial.DialContext(ctx, "tcp", l.cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +266,7 @@ func (c *lconn) serve(ctx context.Context, nc net.Conn, authedFirst func()) erro
 				ack = a
 			}
 		case protocol.OpAuthFail, protocol.OpClose, protocol.OpGoAway:
-			closeErr = fmt.Errorf("%v %s", f.Op, describeClose(f))
+			closeErr = fmt.Errorf("%v %s", f.Op, kit.DescribeClose(f))
 		}
 		return nil
 	}
@@ -385,20 +382,4 @@ func reason(phase string, err error) string {
 		return phase + ": closed by server"
 	}
 	return fmt.Sprintf("%s: %v", phase, err)
-}
-
-// describeClose renders the code and reason of an AUTH_FAIL, CLOSE or GOAWAY frame.
-func describeClose(f protocol.Frame) string {
-	if f.Op == protocol.OpGoAway {
-		var g protocol.GoAway
-		if g.Decode(f.Body) == nil {
-			return g.Code.String()
-		}
-	} else {
-		var m protocol.Close // AUTH_FAIL has the same layout
-		if m.Decode(f.Body) == nil {
-			return m.Code.String()
-		}
-	}
-	return "undecodable"
 }

@@ -13,9 +13,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -79,7 +79,7 @@ const histShards = 8
 // every figure, since they share the machine with the server.
 type loader struct {
 	cfg   LoadConfig
-	src   *net.TCPAddr
+	dial  *net.Dialer
 	ew    *eventWriter
 	conns []*lconn
 	sem   chan struct{}
@@ -118,10 +118,10 @@ func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load: bad source address: %w", err)
 	}
-	FileLimit()
+	kit.FileLimit()
 	l := &loader{
 		cfg:          cfg,
-		src:          net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
+		dial:         kit.Dialer(src, cfg.HandshakeTimeout),
 		ew:           &eventWriter{w: out},
 		sem:          make(chan struct{}, cfg.Concurrency),
 		connectLat:   NewHist(),
@@ -213,26 +213,10 @@ func (l *loader) command(ctx context.Context, c Command) error {
 
 // dialAll starts the initial connections at the configured rate and concurrency.
 func (l *loader) dialAll(ctx context.Context) {
-	start := time.Now()
-	for i, c := range l.conns {
-		if l.cfg.Rate > 0 {
-			due := start.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
-			if wait := time.Until(due); wait > time.Millisecond {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case l.sem <- struct{}{}:
-		}
+	kit.Launch(ctx, len(l.conns), l.cfg.Rate, l.sem, func(i int) {
 		l.wg.Add(1)
-		go c.run(ctx)
-	}
+		go l.conns[i].run(ctx)
+	})
 }
 
 // initialDone marks one initial connection attempt finished, and says so when it is
@@ -274,7 +258,7 @@ func (l *loader) stats(full, users bool) *Stats {
 		Pushes: l.pushes.Load(), Dups: l.dups.Load(), AppDups: l.appDups.Load(),
 		Reconnects: l.reconnects.Load(), NotRecovered: l.notRecovered.Load(), Subscribed: l.subOKs.Load(),
 	}
-	s.CPU, _ = ProcCPU(os.Getpid())
+	s.CPU, _ = kit.ProcCPU(os.Getpid())
 	l.fmu.Lock()
 	if len(l.failures) > 0 {
 		s.Failures = make(map[string]int64, len(l.failures))
@@ -551,21 +535,3 @@ func (l *loader) recordBcast(id uint64, now int64) {
 	b.Last = max(b.Last, now)
 	l.bmu.Unlock()
 }
-
-// bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to a
-// source address, so the kernel picks its port at connect by the whole 4-tuple
-// instead of searching the address's free ports at bind, which with ten thousand in
-// use costs seconds of system CPU (measured by bench/memtest).
-func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h.
-const ipBindAddressNoPort = 24

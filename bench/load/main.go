@@ -2,8 +2,6 @@ package load
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/tools/floor"
 )
 
 const usage = `usage: tether-bench <scenario|command> [flags]
@@ -38,6 +39,7 @@ Other commands:
   suite    the standard suite behind make bench: every scenario, the floor probe,
            raw results under bench/results and the tables in BENCHMARKS.md
   floor    the kernel floor probe (tools/floor) in a process of its own
+  floor-peer  the probe's peer process (started by floor)
   serve    a server child (started by the scenarios)
   load     a load child (started by the scenarios)
 
@@ -50,43 +52,22 @@ Run "tether-bench <scenario> -h" for the flags. Example:
 // status. cmd/tether-bench is a thin wrapper around it; the children the scenarios
 // start are the same binary called with "serve" and "load".
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	var cmds []kit.Command
+	for _, sc := range []string{ScenarioConnect, ScenarioIdle, ScenarioEcho, ScenarioPush, ScenarioRoom, ScenarioChurn} {
+		cmds = append(cmds, kit.Command{Name: sc, Run: func(a []string) error { return mainScenario(sc, a, stdout, stderr) }})
 	}
-	var err error
-	switch args[0] {
-	case ScenarioConnect, ScenarioIdle, ScenarioEcho, ScenarioPush, ScenarioRoom, ScenarioChurn:
-		err = mainScenario(args[0], args[1:], stdout, stderr)
-	case "suite":
-		err = mainSuite(args[1:], stdout, stderr)
-	case "floor":
-		err = mainFloor(args[1:], stdout, stderr)
-	case "serve":
-		err = mainServe(args[1:], stdin, stdout, stderr)
-	case "load":
-		err = mainLoad(args[1:], stdin, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "tether-bench: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "tether-bench %s: %v\n", args[0], err)
-		return 1
-	}
-	return 0
+	cmds = append(cmds,
+		kit.Command{Name: "suite", Run: func(a []string) error { return mainSuite(a, stdout, stderr) }},
+		kit.Command{Name: "floor", Run: func(a []string) error { return mainFloor(a, stdout, stderr) }},
+		kit.Command{Name: floorPeerCmd, Run: func(a []string) error { return floor.PeerMain(a, stdin, stdout, stderr) }},
+		kit.Command{Name: "serve", Run: func(a []string) error { return mainServe(a, stdin, stdout, stderr) }},
+		kit.Command{Name: "load", Run: func(a []string) error { return mainLoad(a, stdin, stdout, stderr) }},
+	)
+	return kit.Main("tether-bench", usage, cmds, args, stdout, stderr)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tether-bench "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return kit.FlagSet("tether-bench", name, stderr)
 }
 
 // scenarioFlags binds the flags of a scenario to cfg.
@@ -160,7 +141,7 @@ func mainScenario(name string, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *jsonOut != "" {
-		return writeJSON(*jsonOut, rep, stdout)
+		return kit.WriteJSON(*jsonOut, rep, stdout)
 	}
 	return nil
 }
@@ -194,23 +175,6 @@ func (r *Report) Plots(dir string) ([]string, error) {
 		}
 	}
 	return files, nil
-}
-
-func writeJSON(path string, v any, stdout io.Writer) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("cannot encode JSON: %w", err)
-	}
-	b = append(b, '\n')
-	if path == "-" {
-		_, err = stdout.Write(b)
-	} else {
-		err = os.WriteFile(path, b, 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write JSON: %w", err)
-	}
-	return nil
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -3,36 +3,16 @@ package load
 import (
 	"fmt"
 	"io"
-	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // Env describes the machine and toolchain of a run.
-type Env struct {
-	GoVersion  string
-	GOOS       string
-	GOARCH     string
-	NumCPU     int
-	GOMAXPROCS int
-	CPUModel   string
-	Kernel     string
-	NoFile     uint64
-	Started    time.Time
-}
-
-// CurrentEnv returns this machine's Env.
-func CurrentEnv() Env {
-	_, hard := FileLimit()
-	return Env{
-		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, NumCPU: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), CPUModel: cpuModel(), Kernel: kernelRelease(), NoFile: hard,
-		Started: time.Now().UTC().Truncate(time.Second),
-	}
-}
+type Env = kit.Env
 
 // Report is the outcome of one scenario: the machine, the parameters, and each
 // server's result.
@@ -58,52 +38,46 @@ type ReportConfig struct {
 
 // NewReport wraps results with the machine and cfg.
 func NewReport(cfg RunConfig, results []*Result) *Report {
-	return &Report{Env: CurrentEnv(), Results: results, Config: ReportConfig{
+	return &Report{Env: kit.CurrentEnv(), Results: results, Config: ReportConfig{
 		Scenario: cfg.Scenario, N: cfg.N, Loaders: cfg.Loaders, PerLoader: cfg.PerLoader, Src: cfg.Src, Rate: cfg.Rate,
 		Heartbeat: cfg.Heartbeat, Warmup: cfg.Warmup, Duration: cfg.Duration, MsgRate: cfg.MsgRate, Window: cfg.Window,
 		Size: cfg.Size, Batch: cfg.Batch, Broadcasts: cfg.Broadcasts, QoS1: cfg.QoS1, ChurnRate: cfg.ChurnRate, Plan: cfg.Plan(),
 	}}
 }
 
+// pct renders cpu seconds over wall seconds as a percentage of one core.
+func pct(cpu, wall float64) string {
+	if wall <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", 100*cpu/wall)
+}
+
 // ms renders microseconds as milliseconds.
 func ms(us int64) string { return fmt.Sprintf("%.3f", float64(us)/1000) }
-
-// formatBytes renders a byte count with a binary unit.
-func formatBytes(b float64) string {
-	abs := math.Abs(b)
-	switch {
-	case abs >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", b/(1<<30))
-	case abs >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case abs >= 1<<10:
-		return fmt.Sprintf("%.2f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
-}
 
 // WriteText writes the report as a table with the ratios to the baselines.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	c := r.Config
 	fmt.Fprintf(&b, "tether-bench %s: %d connections, %s\n", c.Scenario, c.N, r.params())
-	fmt.Fprintf(&b, "machine: %s, nproc %d, GOMAXPROCS %d, %s %s/%s, kernel %s, open files %d\n",
-		r.Env.CPUModel, r.Env.NumCPU, r.Env.GOMAXPROCS, r.Env.GoVersion, r.Env.GOOS, r.Env.GOARCH, r.Env.Kernel, r.Env.NoFile)
+	fmt.Fprintf(&b, "machine: %s\n", r.Env.Machine())
 	fmt.Fprintf(&b, "started: %s\n\n", r.Env.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	switch c.Scenario {
 	case ScenarioConnect:
-		row("server", "conns", "failed", "conn/s", "connect p50 ms", "p99 ms", "CPU/conn µs", "RSS/conn", "RSS before", "RSS after")
+		row("server", "conns", "failed", "conn/s", "connect p50 ms", "p99 ms", "CPU/conn µs", "server CPU %", "loader CPU %", "RSS/conn", "RSS before", "RSS after")
 		for _, x := range r.Results {
 			row(x.Impl, fmt.Sprint(x.Connected), fmt.Sprint(x.Failed), fmt.Sprintf("%.0f", x.ConnectRate), ms(x.ConnectLat.P50), ms(x.ConnectLat.P99),
-				fmt.Sprintf("%.1f", x.CPUPerConnect), formatBytes(x.RSSPerConn), formatBytes(float64(x.RSSBefore)), formatBytes(float64(x.RSSAfter)))
+				fmt.Sprintf("%.1f", x.CPUPerConnect), pct(x.ConnectServerCPU, x.ConnectSeconds), pct(x.ConnectLoaderCPU, x.ConnectSeconds),
+				kit.FormatBytes(x.RSSPerConn), kit.FormatBytes(float64(x.RSSBefore)), kit.FormatBytes(float64(x.RSSAfter)))
 		}
 	case ScenarioIdle:
 		row("server", "conns", "heartbeats", "window s", "server CPU s", "CPU %", "CPU/heartbeat µs", "loader CPU s", "RSS/conn")
 		for _, x := range r.Results {
 			row(x.Impl, fmt.Sprint(x.Connected), fmt.Sprint(x.Heartbeats), fmt.Sprintf("%.1f", x.Seconds), fmt.Sprintf("%.2f", x.ServerCPU),
-				fmt.Sprintf("%.1f", 100*x.ServerCPU/x.Seconds), fmt.Sprintf("%.2f", x.CPUPerBeat), fmt.Sprintf("%.2f", x.LoaderCPU), formatBytes(x.RSSPerConn))
+				fmt.Sprintf("%.1f", 100*x.ServerCPU/x.Seconds), fmt.Sprintf("%.2f", x.CPUPerBeat), fmt.Sprintf("%.2f", x.LoaderCPU), kit.FormatBytes(x.RSSPerConn))
 		}
 	case ScenarioEcho:
 		row("server", "conns", "replies", "errors", "skipped", "replies/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "CPU/req µs", "server CPU %", "loader CPU %")
@@ -146,6 +120,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if len(x.ErrorCodes) > 0 {
 			fmt.Fprintf(&b, "%s ERROR answers: %s\n", x.Impl, joinReasons(x.ErrorCodes))
+		}
+		if x.ProfiledRate > 0 {
+			fmt.Fprintf(&b, "%s second pass, under the profiler: %.0f conn/s, server CPU %s%%, loader CPU %s%%\n", x.Impl, x.ProfiledRate,
+				pct(x.ProfiledServerCPU, x.ProfiledSeconds), pct(x.ProfiledLoaderCPU, x.ProfiledSeconds))
 		}
 		if x.Profile != "" {
 			fmt.Fprintf(&b, "%s CPU profile: %s\n", x.Impl, x.Profile)

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // Scenarios.
@@ -134,7 +134,7 @@ func (c RunConfig) Defaults() (RunConfig, error) {
 	if c.Loaders <= 0 {
 		c.Loaders = 1
 	}
-	_, hard := FileLimit()
+	_, hard := kit.FileLimit()
 	if c.PerLoader <= 0 {
 		c.PerLoader = min(10_000, int(hard)-256)
 	}
@@ -196,15 +196,9 @@ func (c RunConfig) Defaults() (RunConfig, error) {
 	if c.ChurnRate <= 0 {
 		c.ChurnRate = float64(c.N) / 20
 	}
-	if c.Exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return c, fmt.Errorf("cannot find own executable: %w", err)
-		}
-		c.Exe = exe
-	}
-	if c.Env == nil {
-		c.Env = os.Environ()
+	var err error
+	if c.Exe, c.Env, err = kit.SelfExe(c.Exe, c.Env); err != nil {
+		return c, err
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 3 * time.Minute
@@ -215,7 +209,7 @@ func (c RunConfig) Defaults() (RunConfig, error) {
 // Plan says how a run spreads its connections, for people: the file limit and what
 // the tool does about it.
 func (c RunConfig) Plan() string {
-	soft, hard := FileLimit()
+	soft, hard := kit.FileLimit()
 	return fmt.Sprintf("open files: limit %d (soft, raised from the hard limit %d) per process; %d connections -> %d loader process(es) "+
 		"of at most %d, each from its own loopback source address starting at %s (IP_BIND_ADDRESS_NO_PORT); the server holds all %d in one process",
 		soft, hard, c.N, c.Loaders, c.PerLoader, c.Src, c.N)
@@ -265,23 +259,10 @@ func (r *runner) tetherd(ctx context.Context) (string, error) {
 			return
 		}
 		r.binDir = dir
-		r.bin = filepath.Join(dir, "tetherd")
-		r.log.printf("building tetherd: go build -o %s github.com/tether-gw/tether/cmd/tetherd", r.bin)
-		out, err := exec.CommandContext(ctx, goTool(), "build", "-o", r.bin, "github.com/tether-gw/tether/cmd/tetherd").CombinedOutput()
-		if err != nil {
-			r.binErr = fmt.Errorf("cannot build tetherd: %w: %s", err, out)
-		}
+		r.log.printf("building tetherd: go build -o %s github.com/tether-gw/tether/cmd/tetherd", filepath.Join(dir, "tetherd"))
+		r.bin, r.binErr = kit.BuildTetherd(ctx, dir)
 	})
 	return r.bin, r.binErr
-}
-
-// goTool returns the go command: the one on PATH, else the one this binary was built
-// with.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // session is one server with its loaders and connections.
@@ -289,7 +270,7 @@ type session struct {
 	r         *runner
 	name      string
 	srv       *serverProc
-	loaders   []*child
+	loaders   []child
 	counts    []int // connections per loader
 	users     [][]string
 	mu        sync.Mutex
@@ -299,8 +280,9 @@ type session struct {
 	rssSeries []MemPoint
 	rssBefore int64
 	// cpuStart and cpuConnected are the server's CPU seconds before the first
-	// connection and after the last authenticated.
-	cpuStart, cpuConnected float64
+	// connection and after the last authenticated; loaderCPUConnected is the
+	// loaders' CPU seconds then (they start with the first connection).
+	cpuStart, cpuConnected, loaderCPUConnected float64
 }
 
 // MemPoint is one sample of the server's RSS while connections were being opened.
@@ -320,44 +302,78 @@ func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*s
 	}
 	s.srv = srv
 	time.Sleep(200 * time.Millisecond) // let the fresh process settle before the first RSS reading
-	s.rssBefore, _ = ProcRSS(srv.pid)
+	s.rssBefore, _ = kit.ProcRSS(srv.pid)
 	s.cpuStart = s.cpu()
-	loaders := max(cfg.Loaders, (n+cfg.PerLoader-1)/cfg.PerLoader)
-	s.progress = make([]*Stats, loaders)
-	for i := range loaders {
-		cnt := n / loaders
-		if i < n%loaders {
-			cnt++
-		}
-		src := r.nextSrc()
-		args := []string{"load", "-addr", srv.addr, "-n", strconv.Itoa(cnt), "-src", src, "-id", strconv.Itoa(i),
-			"-rate", strconv.FormatFloat(cfg.Rate/float64(loaders), 'f', -1, 64), "-concurrency", strconv.Itoa(cfg.Concurrency),
-			"-max-lifetime", cfg.Timeout.String()}
-		if impl == ImplBare {
-			args = append(args, "-bare", "-ping-interval", cfg.Heartbeat.String())
-		}
-		c, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, r.log)
-		if err != nil {
-			s.close()
-			return nil, err
-		}
-		s.loaders = append(s.loaders, c)
-		s.counts = append(s.counts, cnt)
-		us := make([]string, cnt)
-		for j := range us {
-			us[j] = fmt.Sprintf("u%d-%d", i, j)
-		}
-		s.users = append(s.users, us)
+	if err := s.startLoaders(ctx, impl, n); err != nil {
+		s.close()
+		return nil, err
 	}
-	r.log.printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, loaders, srv.pid, srv.addr)
+	r.log.printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, len(s.loaders), srv.pid, srv.addr)
 	go s.ticker()
 	s.setPhase("connecting")
 	if _, err := s.await(ctx, 2*time.Minute, "connected"); err != nil {
 		s.close()
 		return nil, err
 	}
-	s.cpuConnected = s.cpu()
+	s.cpuConnected, s.loaderCPUConnected = s.cpu(), s.loaderCPU()
 	return s, nil
+}
+
+// startLoaders starts the load processes for n connections to impl, each from a
+// fresh source address; they start connecting at once.
+func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
+	cfg := s.r.cfg
+	loaders := max(cfg.Loaders, (n+cfg.PerLoader-1)/cfg.PerLoader)
+	s.mu.Lock()
+	s.progress = make([]*Stats, loaders)
+	s.mu.Unlock()
+	s.loaders = nil
+	var counts []int
+	var users [][]string
+	defer func() {
+		s.mu.Lock()
+		s.counts, s.users = counts, users
+		s.mu.Unlock()
+	}()
+	for i := range loaders {
+		cnt := n / loaders
+		if i < n%loaders {
+			cnt++
+		}
+		src := s.r.nextSrc()
+		args := []string{"load", "-addr", s.srv.addr, "-n", strconv.Itoa(cnt), "-src", src, "-id", strconv.Itoa(i),
+			"-rate", strconv.FormatFloat(cfg.Rate/float64(loaders), 'f', -1, 64), "-concurrency", strconv.Itoa(cfg.Concurrency),
+			"-max-lifetime", cfg.Timeout.String()}
+		if impl == ImplBare {
+			args = append(args, "-bare", "-ping-interval", cfg.Heartbeat.String())
+		}
+		c, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, s.r.log)
+		if err != nil {
+			return err
+		}
+		s.loaders = append(s.loaders, c)
+		counts = append(counts, cnt)
+		us := make([]string, cnt)
+		for j := range us {
+			us[j] = fmt.Sprintf("u%d-%d", i, j)
+		}
+		users = append(users, us)
+	}
+	return nil
+}
+
+// stopLoaders stops the load processes, which closes their connections.
+func (s *session) stopLoaders() {
+	var wg sync.WaitGroup
+	for _, c := range s.loaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Stop(30 * time.Second)
+		}()
+	}
+	wg.Wait()
+	s.loaders = nil
 }
 
 // ticker shows the live progress line and samples the server's RSS.
@@ -375,7 +391,7 @@ func (s *session) ticker() {
 			phase := s.phase
 			s.mu.Unlock()
 			if phase == "connecting" {
-				if rss, err := ProcRSS(s.srv.pid); err == nil {
+				if rss, err := kit.ProcRSS(s.srv.pid); err == nil {
 					s.mu.Lock()
 					s.rssSeries = append(s.rssSeries, MemPoint{Conns: sum.Open, RSS: rss - s.rssBefore})
 					s.mu.Unlock()
@@ -386,8 +402,11 @@ func (s *session) ticker() {
 			if sum.FirstDial > 0 && elapsed > 0 {
 				rate = float64(sum.Authed) / elapsed
 			}
+			s.mu.Lock()
+			want := sumInts(s.counts)
+			s.mu.Unlock()
 			s.r.log.status(fmt.Sprintf("[%s] %s: conns %d/%d open, %.0f/s, failed %d, lost %d | rx replies %d pongs %d pushes %d errors %d",
-				s.name, phase, sum.Open, sumInts(s.counts), rate, sum.Failed, sum.Lost, sum.Replies, sum.Pongs, sum.Pushes, sum.Errors))
+				s.name, phase, sum.Open, want, rate, sum.Failed, sum.Lost, sum.Replies, sum.Pongs, sum.Pushes, sum.Errors))
 		}
 	}
 }
@@ -487,7 +506,7 @@ func (s *session) each(cmd func(i int) Command) error {
 
 // cpu returns the server's CPU seconds so far.
 func (s *session) cpu() float64 {
-	v, _ := ProcCPU(s.srv.pid)
+	v, _ := kit.ProcCPU(s.srv.pid)
 	return v
 }
 
@@ -495,7 +514,7 @@ func (s *session) cpu() float64 {
 func (s *session) loaderCPU() float64 {
 	var t float64
 	for _, c := range s.loaders {
-		v, _ := ProcCPU(c.pid())
+		v, _ := kit.ProcCPU(c.PID())
 		t += v
 	}
 	return t
@@ -508,15 +527,7 @@ func (s *session) close() {
 	default:
 		close(s.stopTick)
 	}
-	var wg sync.WaitGroup
-	for _, c := range s.loaders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.stop(30 * time.Second)
-		}()
-	}
-	wg.Wait()
+	s.stopLoaders()
 	if s.srv != nil {
 		s.srv.stop()
 	}

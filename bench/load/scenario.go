@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/client/service"
 )
 
@@ -31,6 +33,15 @@ type Result struct {
 	ConnectRate       float64
 	ConnectLat        Summary
 	CPUPerConnect     float64
+	// ConnectServerCPU and ConnectLoaderCPU are the CPU seconds the server and the
+	// loaders used in the connection phase: they share the machine's cores.
+	ConnectServerCPU, ConnectLoaderCPU float64
+	// The connect scenario's second, profiled pass: the first pass's connections
+	// closed, as many again connect from fresh source addresses while the server's
+	// CPU profile is taken. Its rate and CPU seconds show the run-to-run spread.
+	ProfiledRate                         float64 `json:",omitempty"`
+	ProfiledServerCPU, ProfiledLoaderCPU float64 `json:",omitempty"`
+	ProfiledSeconds                      float64 `json:",omitempty"`
 	// Server RSS when listening, after holding every connection, and the growth
 	// per connection; MemSeries samples it while connections were opened.
 	RSSBefore, RSSAfter int64
@@ -71,8 +82,11 @@ type Result struct {
 	// Lost counts connections that died without being dropped on purpose.
 	Lost int64
 
-	// Profile is a CPU profile of the server taken in the window, if requested.
-	Profile string `json:",omitempty"`
+	// Profile is a CPU profile of the server taken in the window, if requested;
+	// ProfileShares groups its samples by what they were doing (the suite fills
+	// it).
+	Profile       string     `json:",omitempty"`
+	ProfileShares []CPUShare `json:",omitempty"`
 
 	hist *Hist
 }
@@ -156,6 +170,7 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 	if t.Authed > 0 {
 		res.CPUPerConnect = (s.cpuConnected - s.cpuStart) / float64(t.Authed) * 1e6
 	}
+	res.ConnectServerCPU, res.ConnectLoaderCPU = s.cpuConnected-s.cpuStart, s.loaderCPUConnected
 	res.RSSBefore = s.rssBefore
 	s.mu.Lock()
 	res.MemSeries = slices.Clone(s.rssSeries)
@@ -209,7 +224,7 @@ func (s *session) profile(res *Result, d time.Duration) {
 	}
 	path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("cpu-%s-%s.pprof", name, s.srv.impl))
 	s.setPhase(fmt.Sprintf("profiling %v", d))
-	if err := fetchProfile(s.srv.admin, path, max(int(d.Seconds()), 1)); err != nil {
+	if err := kit.FetchProfile(context.Background(), s.srv.admin, path, max(int(d.Seconds()), 1)); err != nil {
 		s.r.log.printf("   profile: %v", err)
 		return
 	}
@@ -222,7 +237,7 @@ func (s *session) connect(ctx context.Context, res *Result) error {
 	if err := sleep(ctx, s.r.cfg.Duration); err != nil {
 		return err
 	}
-	rss, err := ProcRSS(s.srv.pid)
+	rss, err := kit.ProcRSS(s.srv.pid)
 	if err != nil {
 		return err
 	}
@@ -230,6 +245,48 @@ func (s *session) connect(ctx context.Context, res *Result) error {
 	if res.Connected > 0 {
 		res.RSSPerConn = float64(rss-res.RSSBefore) / float64(res.Connected)
 	}
+	if s.r.cfg.ProfileDir != "" && s.srv.admin != "" {
+		return s.profiledConnect(ctx, res)
+	}
+	return nil
+}
+
+// profiledConnect closes the connections and opens as many again from fresh source
+// addresses while a CPU profile of the server covers the connection phase. The
+// profile runs in a pass of its own so that it cannot disturb the measured one.
+func (s *session) profiledConnect(ctx context.Context, res *Result) error {
+	cfg := s.r.cfg
+	s.setPhase("closing, for a second connect pass under the profiler")
+	s.stopLoaders()
+	if err := sleep(ctx, 2*time.Second); err != nil { // the server closes its ends
+		return err
+	}
+	path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("cpu-connect-%s.pprof", s.srv.impl))
+	secs := max(1, int(math.Ceil(res.ConnectSeconds)))
+	profiled := make(chan error, 1)
+	cpu0, t0 := s.cpu(), time.Now()
+	go func() { profiled <- kit.FetchProfile(ctx, s.srv.admin, path, secs) }()
+	s.setPhase(fmt.Sprintf("connecting again, profiling %ds", secs))
+	if err := s.startLoaders(ctx, s.srv.impl, res.N); err != nil {
+		return err
+	}
+	st, err := s.await(ctx, 2*time.Minute, "connected")
+	if err != nil {
+		return err
+	}
+	res.ProfiledServerCPU, res.ProfiledLoaderCPU = s.cpu()-cpu0, s.loaderCPU()
+	t := merge(st)
+	if t.LastAuth > t.FirstDial && t.FirstDial > 0 {
+		res.ProfiledSeconds = float64(t.LastAuth-t.FirstDial) / 1e9
+		res.ProfiledRate = float64(t.Authed) / res.ProfiledSeconds
+	} else {
+		res.ProfiledSeconds = time.Since(t0).Seconds()
+	}
+	if err := <-profiled; err != nil {
+		s.r.log.printf("   profile: %v", err)
+		return nil
+	}
+	res.Profile = path
 	return nil
 }
 
@@ -243,7 +300,7 @@ func (s *session) idle(ctx context.Context, res *Result) error {
 	if t.Pongs > 0 {
 		res.CPUPerBeat = res.ServerCPU / float64(t.Pongs) * 1e6
 	}
-	rss, err := ProcRSS(s.srv.pid)
+	rss, err := kit.ProcRSS(s.srv.pid)
 	if err == nil {
 		res.RSSAfter = rss
 		res.RSSPerConn = float64(rss-res.RSSBefore) / float64(res.Connected)

@@ -3,21 +3,16 @@ package load
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
 
 	"github.com/tether-gw/tether/bench/baseline"
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control"
 )
@@ -66,27 +61,18 @@ func Serve(cfg ServeConfig, in io.Reader, out io.Writer) error {
 	if cfg.MaxLifetime <= 0 {
 		cfg.MaxLifetime = 15 * time.Minute
 	}
-	FileLimit()
+	kit.FileLimit()
 	ev := Event{Kind: "listening", PID: os.Getpid()}
 	var stop func()
 	switch cfg.Impl {
 	case ImplTether:
-		port, err := control.New(control.Options{Addr: "127.0.0.1:0", Insecure: true,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+		port, err := control.New(control.Options{Addr: "127.0.0.1:0", Insecure: true, Logger: kit.ErrorLogger()})
 		if err != nil {
 			return fmt.Errorf("cannot create control port: %w", err)
 		}
-		s, err := server.New(server.Options{
-			Addr:          "127.0.0.1:0",
-			AdminAddr:     "127.0.0.1:0",
-			Authenticator: server.InsecureAuthenticator{},
-			Handler:       echoHandler{port},
-			Heartbeat:     cfg.Heartbeat,
-			MaxConnsPerIP: -1,
-			ConnectRate:   -1,
-			MaxConns:      100_000,
-			Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		})
+		opts := kit.ServerOptions("127.0.0.1:0", "127.0.0.1:0", cfg.Heartbeat)
+		opts.Handler = echoHandler{port}
+		s, err := server.New(opts)
 		if err != nil {
 			return fmt.Errorf("cannot create tether server: %w", err)
 		}
@@ -197,133 +183,25 @@ func startServer(ctx context.Context, r *runner, impl string, heartbeat time.Dur
 	}
 	ev, err := c.await(30*time.Second, nil, "listening")
 	if err != nil {
-		c.stop(5 * time.Second)
+		_ = c.Stop(5 * time.Second)
 		return nil, err
 	}
-	return &serverProc{impl: impl, pid: c.pid(), addr: ev.Addr, admin: ev.Admin, control: ev.Control, stop: func() { c.stop(10 * time.Second) },
-		exited: c.exited}, nil
+	return &serverProc{impl: impl, pid: c.PID(), addr: ev.Addr, admin: ev.Admin, control: ev.Control, stop: func() { _ = c.Stop(10 * time.Second) },
+		exited: c.Exited()}, nil
 }
 
-// startTetherd runs the tetherd binary on free loopback ports in development mode
-// (any token is its user id; the control port needs no secret), with the per-IP and
-// connect-rate limits lifted because every connection comes from a handful of
-// loopback addresses, and waits until it is healthy.
+// startTetherd runs the tetherd binary (see kit.StartTetherd) and waits until it is
+// healthy.
 func startTetherd(ctx context.Context, r *runner, heartbeat time.Duration, control bool) (*serverProc, error) {
 	bin, err := r.tetherd(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	t, err := kit.StartTetherd(ctx, kit.TetherdConfig{Bin: bin, Heartbeat: heartbeat, Control: control, Out: r.log.prefixed("tetherd")})
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-dev", "-addr", ports[0], "-admin", ports[1], "-heartbeat", heartbeat.String(),
-		"-max-conns-per-ip", "-1", "-connect-rate", "-1", "-max-conns", "100000", "-log-level", "warn", "-drain-timeout", "1s"}
-	if control {
-		args = append(args, "-control", ports[2])
-	} else {
-		args = append(args, "-control", "-")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = r.log.prefixed("tetherd"), r.log.prefixed("tetherd")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start %s: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	sp := &serverProc{impl: ImplTetherd, pid: cmd.Process.Pid, addr: ports[0], admin: ports[1], exited: exited,
-		stop: func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		}}
-	if control {
-		sp.control = ports[2]
-	}
-	hc := http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Get("http://" + sp.admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return sp, nil
-			}
-		}
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("tetherd exited at startup (%v); flags %q", cmd.ProcessState, args)
-		case <-ctx.Done():
-			sp.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			sp.stop()
-			return nil, fmt.Errorf("tetherd not healthy on %s within 30s: %v", sp.admin, err)
-		}
-	}
-}
-
-// freePorts returns n loopback addresses whose ports were free a moment ago. Another
-// process could take one before the server binds it; the server then fails to start,
-// loudly.
-func freePorts(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("cannot find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
-}
-
-// tetherdHasControl reports whether the tetherd binary knows -control.
-func tetherdHasControl(bin string) bool {
-	out, _ := exec.Command(bin, "-help").CombinedOutput()
-	return strings.Contains(string(out), "-control")
-}
-
-// fetchProfile saves a CPU profile of seconds from the server's admin port.
-func fetchProfile(admin, path string, seconds int) error {
-	if admin == "" {
-		return errors.New("server has no admin port")
-	}
-	hc := http.Client{Timeout: time.Duration(seconds+30) * time.Second}
-	resp, err := hc.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds))
-	if err != nil {
-		return fmt.Errorf("cannot fetch CPU profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("CPU profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return &serverProc{impl: ImplTetherd, pid: t.PID(), addr: t.Addr, admin: t.Admin, control: t.Control, exited: t.Exited(), stop: t.Stop}, nil
 }
 
 // prefixed returns a writer that logs each line it gets with a prefix.

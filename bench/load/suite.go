@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/tools/floor"
 )
 
@@ -105,6 +106,9 @@ type Target struct {
 	Name, Want, Got string
 	Met             bool
 	Note            string
+	// Limit says, for a missed target, what the server's CPU profile (or the
+	// heap profile) shows it spending the time (or memory) on.
+	Limit string `json:",omitempty"`
 }
 
 func mainSuite(args []string, stdout, stderr io.Writer) error {
@@ -157,10 +161,15 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 			return nil, fmt.Errorf("cannot create %s: %w", d, err)
 		}
 	}
-	sr := &SuiteResult{Env: CurrentEnv(), Reports: map[string]*Report{}, Scale: cfg.Scale}
+	sr := &SuiteResult{Env: kit.CurrentEnv(), Reports: map[string]*Report{}, Scale: cfg.Scale}
 	if only("floor") {
 		log.printf("== floor probe")
-		f, err := floor.Probe(floor.Config{N: max(5000/cfg.Scale, 100)})
+		peer, err := floorPeer()
+		if err != nil {
+			return sr, err
+		}
+		f, err := floor.Probe(floor.Config{N: max(5000/cfg.Scale, 100), Peer: peer, Conns: max(19000/cfg.Scale, 100), Src: "127.0.5.2",
+			Window: floorWindow(cfg.Scale), Log: func(s string) { log.printf("%s", s) }})
 		if err != nil {
 			return sr, err
 		}
@@ -202,7 +211,14 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 		for _, x := range results {
 			if x.Profile != "" {
 				topFile := filepath.Join(cfg.Results, fmt.Sprintf("profile-%s-%s.txt", st.name, x.Impl))
-				if err := pprofTop(x.Profile, topFile, st.cmd); err != nil {
+				what := "the measured window of: " + st.cmd
+				if st.name == "connect" {
+					what = "a second connect pass of: " + st.cmd + " (the first pass's connections closed, as many again connecting)"
+				}
+				if err := pprofTop(x.Profile, topFile, what); err != nil {
+					log.printf("   %v", err)
+				}
+				if x.ProfileShares, err = profileShares(x.Profile); err != nil {
 					log.printf("   %v", err)
 				}
 			}
@@ -269,14 +285,11 @@ func runMemtest(ctx context.Context, cfg SuiteConfig, log *logger) (*MemtestFigu
 	return m, nil
 }
 
-// pprofTop writes `go tool pprof -top` of a CPU profile, under a header.
-func pprofTop(profile, path, cmd string) error {
-	out, err := exec.Command(goTool(), "tool", "pprof", "-top", "-nodecount=30", profile).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("cannot run go tool pprof on %s: %w: %s", profile, err, out)
-	}
-	header := fmt.Sprintf("# CPU profile of the server during the measured window of: %s\n# go tool pprof -top -nodecount=30 %s\n\n", cmd, profile)
-	return os.WriteFile(path, append([]byte(header), out...), 0o644)
+// pprofTop writes `go tool pprof -top` of a CPU profile, under a header saying what
+// it was taken during.
+func pprofTop(profile, path, what string) error {
+	header := fmt.Sprintf("# CPU profile of the server during %s\n# go tool pprof -top -nodecount=30 %s\n\n", what, profile)
+	return kit.PprofTop(profile, path, header, "-nodecount=30")
 }
 
 // writeBoth writes text to base.txt and v as JSON to base.json.
@@ -322,16 +335,39 @@ func updateMarkdown(path, section string) error {
 	return os.WriteFile(path, []byte(s), 0o644)
 }
 
+// floorWindow is the fair heartbeat floor's window in the suite.
+func floorWindow(scale int) time.Duration {
+	return max(10*time.Second/time.Duration(scale), time.Second)
+}
+
+// floorPeerCmd is the subcommand that runs the floor probe's peer process.
+const floorPeerCmd = "floor-peer"
+
+// floorPeer returns the command line of the floor probe's peer: this binary.
+func floorPeer() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find own executable: %w", err)
+	}
+	return []string{exe, floorPeerCmd}, nil
+}
+
 func mainFloor(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("floor", stderr)
 	var cfg floor.Config
-	fs.IntVar(&cfg.N, "n", 5000, "The number of loopback socket pairs.")
-	fs.IntVar(&cfg.Rounds, "rounds", 10, "How many times every socket is written to or read from.")
-	fs.IntVar(&cfg.Size, "size", 60, "The size in bytes of the message of the write floor.")
-	fs.IntVar(&cfg.Accepts, "accepts", 10000, "The connections the bare accept loop accepts.")
+	cfg.Flags(fs)
 	jsonOut := fs.String("json", "", "Also write the result as JSON to this file; - means stdout.")
+	inProcess := fs.Bool("in-process", false, "Measure only the in-process floor, without the peer process.")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !*inProcess {
+		peer, err := floorPeer()
+		if err != nil {
+			return err
+		}
+		cfg.Peer = peer
+		cfg.Log = func(s string) { fmt.Fprintln(stderr, s) }
 	}
 	res, err := floor.Probe(cfg)
 	if err != nil {
@@ -339,7 +375,7 @@ func mainFloor(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, res.Text())
 	if *jsonOut != "" {
-		return writeJSON(*jsonOut, res, stdout)
+		return kit.WriteJSON(*jsonOut, res, stdout)
 	}
 	return nil
 }

@@ -12,9 +12,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -74,7 +74,7 @@ func (c LoadConfig) withDefaults() LoadConfig {
 // simplest client that keeps a connection alive by the protocol's rules.
 type loader struct {
 	cfg    LoadConfig
-	src    *net.TCPAddr
+	dial   *net.Dialer
 	lw     *lineWriter
 	sem    chan struct{}
 	wg     sync.WaitGroup
@@ -99,10 +99,10 @@ func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
 		return fmt.Errorf("load: bad source address: %w", err)
 	}
 	l := &loader{
-		cfg: cfg,
-		src: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)),
-		lw:  &lineWriter{w: out},
-		sem: make(chan struct{}, cfg.Concurrency),
+		cfg:  cfg,
+		dial: kit.Dialer(src, cfg.HandshakeTimeout),
+		lw:   &lineWriter{w: out},
+		sem:  make(chan struct{}, cfg.Concurrency),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxLifetime)
 	defer cancel()
@@ -118,9 +118,8 @@ func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
 	}()
 	go l.reportProgress(ctx)
 
-	start := time.Now()
 	l.lw.emit("started", "n", cfg.N, "src", cfg.Src, "pid", os.Getpid())
-	l.dialAll(ctx, start)
+	l.dialAll(ctx)
 	<-ctx.Done()
 	l.wg.Wait()
 	l.emitProgress("done")
@@ -128,24 +127,11 @@ func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
 }
 
 // dialAll starts the connections at the configured rate and concurrency.
-func (l *loader) dialAll(ctx context.Context, start time.Time) {
-	for i := range l.cfg.N {
-		due := start.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
-		if wait := time.Until(due); wait > time.Millisecond {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case l.sem <- struct{}{}:
-		}
+func (l *loader) dialAll(ctx context.Context) {
+	kit.Launch(ctx, l.cfg.N, l.cfg.Rate, l.sem, func(i int) {
 		l.wg.Add(1)
 		go l.conn(ctx, i)
-	}
+	})
 }
 
 func (l *loader) reportProgress(ctx context.Context) {
@@ -192,8 +178,7 @@ func (l *loader) conn(ctx context.Context, i int) {
 			<-l.sem
 		}
 	}()
-	d := net.Dialer{LocalAddr: l.src, Timeout: l.cfg.HandshakeTimeout, Control: bindAddressNoPort}
-	nc, err := d.DialContext(ctx, "tcp", l.cfg.Addr)
+	nc, err := l.dial.DialContext(ctx, "tcp", l.cfg.Addr)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.fail(i, fmt.Errorf("cannot dial %s from %s: %w", l.cfg.Addr, l.cfg.Src, err))
@@ -205,12 +190,7 @@ func (l *loader) conn(ctx context.Context, i int) {
 	// ends; AfterFunc does that without a goroutine per connection. The close resets
 	// the connection (linger 0) rather than leaving its port in TIME_WAIT for a
 	// minute, where it would slow the port search of the next run's loaders.
-	stop := context.AfterFunc(ctx, func() {
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		nc.Close()
-	})
+	stop := context.AfterFunc(ctx, func() { _ = kit.CloseReset(nc) })
 	defer stop()
 	l.dialed.Add(1)
 
@@ -248,7 +228,7 @@ func (l *loader) conn(ctx context.Context, i int) {
 			_, err := nc.Write(protocol.AppendEmpty(nil, protocol.OpPong, f.Seq))
 			return err
 		case protocol.OpAuthFail, protocol.OpClose, protocol.OpGoAway:
-			st.closed = fmt.Errorf("server sent %v: %s", f.Op, describeClose(f))
+			st.closed = fmt.Errorf("server sent %v: %s", f.Op, kit.DescribeClose(f))
 		}
 		return nil
 	}
@@ -319,27 +299,6 @@ func (l *loader) conn(ctx context.Context, i int) {
 	}
 }
 
-// bindAddressNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to a
-// source address, so the kernel picks its port at connect, by the whole 4-tuple,
-// instead of at bind. Without it every bind searches the source address's ports for
-// one that is free, which with ten thousand in use (and more in TIME_WAIT from the
-// previous implementation's loaders) costs the loaders seconds of system CPU and
-// slowed the connection rate to a quarter.
-func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h, which package
-// syscall does not define.
-const ipBindAddressNoPort = 24
-
 // interval is the time between PINGs for a server announcing heartbeat hb.
 func (l *loader) interval(hb time.Duration) time.Duration {
 	if l.cfg.PingInterval > 0 {
@@ -349,18 +308,4 @@ func (l *loader) interval(hb time.Duration) time.Duration {
 		return protocol.DefaultHeartbeatMs * time.Millisecond
 	}
 	return hb
-}
-
-// describeClose renders the code and reason of an AUTH_FAIL, CLOSE or GOAWAY frame.
-func describeClose(f protocol.Frame) string {
-	var m protocol.Close // AUTH_FAIL has the same layout
-	if f.Op == protocol.OpGoAway {
-		var g protocol.GoAway
-		if g.Decode(f.Body) == nil {
-			return fmt.Sprintf("%v %s", g.Code, g.Reason)
-		}
-	} else if m.Decode(f.Body) == nil {
-		return fmt.Sprintf("%v %s", m.Code, m.Reason)
-	}
-	return "undecodable body"
 }

@@ -2,8 +2,6 @@ package memtest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 const usage = `usage: tether-memtest <command> [flags]
@@ -33,39 +33,15 @@ Run "tether-memtest <command> -h" for the command's flags. Example:
 // status. cmd/tether-memtest is a thin wrapper around it; the children Run starts are
 // the same binary called with "serve" and "load".
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = mainRun(args[1:], stdout, stderr)
-	case "serve":
-		err = mainServe(args[1:], stdin, stdout, stderr)
-	case "load":
-		err = mainLoad(args[1:], stdin, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "tether-memtest: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "tether-memtest %s: %v\n", args[0], err)
-		return 1
-	}
-	return 0
+	return kit.Main("tether-memtest", usage, []kit.Command{
+		{Name: "run", Run: func(a []string) error { return mainRun(a, stdout, stderr) }},
+		{Name: "serve", Run: func(a []string) error { return mainServe(a, stdin, stdout, stderr) }},
+		{Name: "load", Run: func(a []string) error { return mainLoad(a, stdin, stdout, stderr) }},
+	}, args, stdout, stderr)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tether-memtest "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return kit.FlagSet("tether-memtest", name, stderr)
 }
 
 func mainRun(args []string, stdout, stderr io.Writer) error {
@@ -107,19 +83,7 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *jsonOut != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return fmt.Errorf("cannot encode report: %w", err)
-		}
-		b = append(b, '\n')
-		if *jsonOut == "-" {
-			_, err = stdout.Write(b)
-		} else {
-			err = os.WriteFile(*jsonOut, b, 0o644)
-		}
-		if err != nil {
-			return fmt.Errorf("cannot write JSON report: %w", err)
-		}
+		return kit.WriteJSON(*jsonOut, rep, stdout)
 	}
 	return nil
 }

@@ -7,27 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit/kittest"
 )
 
 // childEnv makes the test binary act as the tether-memtest binary, so Run can start
 // it as its serve and load children.
 const childEnv = "TETHER_MEMTEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
-
-// testLog passes the children's output to t.Log, line by line.
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func TestMain(m *testing.M) { kittest.ChildMain(m, childEnv, Main) }
 
 // TestMemtestSmoke runs the whole tool at a tiny N: both servers in child processes,
 // one loader, heap profiles. It checks the plumbing, not the figures: at 50
@@ -42,7 +30,7 @@ func TestMemtestSmoke(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, RunConfig{
 		Exe:     os.Args[0],
-		Env:     append(os.Environ(), childEnv+"=1"),
+		Env:     kittest.ChildEnv(childEnv),
 		Impls:   []string{ImplTether, ImplBaseline},
 		N:       n,
 		Loaders: 1,
@@ -52,7 +40,7 @@ func TestMemtestSmoke(t *testing.T) {
 		PingInterval: 100 * time.Millisecond,
 		Timeout:      time.Minute,
 		HeapDir:      dir,
-		Log:          testLog{t},
+		Log:          kittest.Log{T: t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +77,7 @@ func TestMemtestSmoke(t *testing.T) {
 	if err := rep.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"go version:", "GOMAXPROCS", "baseline/tether RSS per connection:", "RSS/conn"} {
+	for _, want := range []string{"machine:", "GOMAXPROCS", "baseline/tether RSS per connection:", "RSS/conn"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -108,7 +96,7 @@ func TestMemtestTetherd(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, RunConfig{
 		Exe:     os.Args[0],
-		Env:     append(os.Environ(), childEnv+"=1"),
+		Env:     kittest.ChildEnv(childEnv),
 		Impls:   []string{ImplTetherd},
 		N:       n,
 		Loaders: 1,
@@ -117,7 +105,7 @@ func TestMemtestTetherd(t *testing.T) {
 		Heartbeat:    2 * time.Second,
 		PingInterval: 100 * time.Millisecond,
 		Timeout:      time.Minute,
-		Log:          testLog{t},
+		Log:          kittest.Log{T: t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -168,22 +156,6 @@ func TestEmitRoundTrip(t *testing.T) {
 	l, ok := parseLine(strings.TrimSuffix(b.String(), "\n"))
 	if !ok || l.kind != "fail" || l.int64("conn") != 3 || l.fields["err"] != `read tcp 127.0.0.2:4000: i/o "timeout"` || l.fields["empty"] != "" {
 		t.Fatalf("round trip of %q gave %+v, %v", b.String(), l, ok)
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	for _, c := range []struct {
-		in   float64
-		want string
-	}{
-		{512, "512 B"},
-		{3.5 * 1024, "3.50 KiB"},
-		{-2048, "-2.00 KiB"}, // RSS can shrink at tiny N
-		{12.3 * (1 << 20), "12.3 MiB"},
-	} {
-		if got := formatBytes(c.in); got != c.want {
-			t.Errorf("formatBytes(%v) = %q, want %q", c.in, got, c.want)
-		}
 	}
 }
 

@@ -3,35 +3,21 @@ package memtest
 import (
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-// formatBytes renders a byte count with a binary unit: "3.42 KiB".
-func formatBytes(b float64) string {
-	abs := math.Abs(b)
-	switch {
-	case abs >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", b/(1<<30))
-	case abs >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case abs >= 1<<10:
-		return fmt.Sprintf("%.2f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
-}
+	"github.com/tether-gw/tether/bench/kit"
+)
 
 // WriteText writes the report as a header and a table, for people.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	e := r.Env
 	fmt.Fprintf(&b, "tether-memtest: server RSS growth per authenticated, heartbeating connection\n")
-	fmt.Fprintf(&b, "go version:  %s %s/%s\n", e.GoVersion, e.GOOS, e.GOARCH)
-	fmt.Fprintf(&b, "cpu:         %s, nproc %d, GOMAXPROCS %d (servers: %s)\n", e.CPUModel, e.NumCPU, e.GOMAXPROCS, r.serverProcs())
-	fmt.Fprintf(&b, "kernel:      %s, open files limit %d\n", e.Kernel, e.NoFile)
+	fmt.Fprintf(&b, "machine:     %s\n", e.Machine())
+	fmt.Fprintf(&b, "servers:     GOMAXPROCS %s\n", r.serverProcs())
 	c := r.Config
 	ping := "heartbeat"
 	if c.PingInterval > 0 {
@@ -46,9 +32,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, res := range r.Results {
 		fmt.Fprintf(tw, "%s\t%d\t%v\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
 			res.Impl, res.After.Authed, res.ConnectTime.Round(10*time.Millisecond), res.ReadyTime.Round(10*time.Millisecond),
-			formatBytes(float64(res.Before.RSS)), formatBytes(float64(res.After.RSS)),
-			formatBytes(res.RSSPerConn), formatBytes(res.RSSPerConnRaw), formatBytes(res.AnonPerConn),
-			formatBytes(res.HeapPerConn), formatBytes(res.StackPerConn), res.After.Goroutines)
+			kit.FormatBytes(float64(res.Before.RSS)), kit.FormatBytes(float64(res.After.RSS)),
+			kit.FormatBytes(res.RSSPerConn), kit.FormatBytes(res.RSSPerConnRaw), kit.FormatBytes(res.AnonPerConn),
+			kit.FormatBytes(res.HeapPerConn), kit.FormatBytes(res.StackPerConn), res.After.Goroutines)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -7,14 +7,14 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // RunConfig configures a measurement run. The zero value keeps the defaults in each
@@ -63,15 +63,9 @@ type RunConfig struct {
 }
 
 func (c RunConfig) withDefaults() (RunConfig, error) {
-	if c.Exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return c, fmt.Errorf("cannot find own executable: %w", err)
-		}
-		c.Exe = exe
-	}
-	if c.Env == nil {
-		c.Env = os.Environ()
+	var err error
+	if c.Exe, c.Env, err = kit.SelfExe(c.Exe, c.Env); err != nil {
+		return c, err
 	}
 	if len(c.Impls) == 0 {
 		c.Impls = []string{ImplTether, ImplBaseline}
@@ -166,17 +160,7 @@ type Result struct {
 }
 
 // Env describes the machine and toolchain of a run.
-type Env struct {
-	GoVersion  string
-	GOOS       string
-	GOARCH     string
-	NumCPU     int
-	GOMAXPROCS int
-	CPUModel   string
-	Kernel     string
-	NoFile     uint64
-	Started    time.Time
-}
+type Env = kit.Env
 
 // Report is the outcome of Run.
 type Report struct {
@@ -211,22 +195,6 @@ func (r *Report) Ratio(a, b string) float64 {
 	return ra / rb
 }
 
-func currentEnv() Env {
-	var rl syscall.Rlimit
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
-	return Env{
-		GoVersion:  runtime.Version(),
-		GOOS:       runtime.GOOS,
-		GOARCH:     runtime.GOARCH,
-		NumCPU:     runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel:   cpuModel(),
-		Kernel:     kernelRelease(),
-		NoFile:     rl.Max,
-		Started:    time.Now().UTC().Truncate(time.Second),
-	}
-}
-
 // Run measures each implementation in cfg.Impls in turn and returns the report. It
 // starts and stops every process itself; nothing outlives it.
 func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
@@ -235,7 +203,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{
-		Env: currentEnv(),
+		Env: kit.CurrentEnv(),
 		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval,
 			Rate: cfg.Rate, Src: cfg.Src},
 	}
@@ -245,10 +213,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			return nil, fmt.Errorf("cannot build tetherd: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		cfg.Tetherd = filepath.Join(dir, "tetherd")
-		out, err := exec.CommandContext(ctx, goTool(), "build", "-o", cfg.Tetherd, "github.com/tether-gw/tether/cmd/tetherd").CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("cannot build tetherd: %w: %s", err, out)
+		if cfg.Tetherd, err = kit.BuildTetherd(ctx, dir); err != nil {
+			return nil, err
 		}
 	}
 	for k, impl := range cfg.Impls {
@@ -278,7 +244,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 		return nil, err
 	}
 	defer func() {
-		if serr := srv.stop(30 * time.Second); serr != nil && err == nil {
+		if serr := srv.Stop(30 * time.Second); serr != nil && err == nil {
 			err = serr
 		}
 	}()
@@ -295,7 +261,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 	loaders, err := startLoaders(ctx, cfg, addr, srcOffset)
 	defer func() {
 		for _, l := range loaders {
-			if lerr := l.stop(30 * time.Second); lerr != nil && err == nil {
+			if lerr := l.Stop(30 * time.Second); lerr != nil && err == nil {
 				err = lerr
 			}
 		}
@@ -350,7 +316,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 }
 
 // sample sends cmd ("stats" or "gc") to the server and reads its memory.
-func sample(srv *child, pid int, cmd string) (Sample, error) {
+func sample(srv child, pid int, cmd string) (Sample, error) {
 	if err := srv.send(cmd); err != nil {
 		return Sample{}, err
 	}
@@ -358,12 +324,12 @@ func sample(srv *child, pid int, cmd string) (Sample, error) {
 	if err != nil {
 		return Sample{}, err
 	}
-	pm, err := readProcMem(pid)
+	pm, err := kit.ProcMem(pid)
 	if err != nil {
 		return Sample{}, err
 	}
 	return Sample{
-		RSS: pm.RSS, RSSAnon: pm.RSSAnon, RSSFile: pm.RSSFile,
+		RSS: pm.RSS, RSSAnon: pm.Anon, RSSFile: pm.File,
 		HeapAlloc: l.int64("heap_alloc"), HeapInuse: l.int64("heap_inuse"), HeapSys: l.int64("heap_sys"),
 		StackInuse: l.int64("stack_inuse"), Sys: l.int64("sys"),
 		Goroutines: l.int64("goroutines"), Conns: l.int64("conns"), Authed: l.int64("authed"),
@@ -373,12 +339,12 @@ func sample(srv *child, pid int, cmd string) (Sample, error) {
 // startLoaders starts cfg.Loaders load children sharing cfg.N connections, each from
 // its own source address, starting srcOffset addresses after cfg.Src. On error it
 // returns the loaders already started, for the caller to stop.
-func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int) ([]*child, error) {
+func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int) ([]child, error) {
 	src := netip.MustParseAddr(cfg.Src)
 	for range srcOffset {
 		src = src.Next()
 	}
-	var loaders []*child
+	var loaders []child
 	for i := range cfg.Loaders {
 		n := cfg.N / cfg.Loaders
 		if i < cfg.N%cfg.Loaders {
@@ -409,7 +375,7 @@ type loaderLine struct {
 // awaitReady waits until every loader reports all its connections authenticated and
 // ready, and returns the times since the call when the last did each. Any failure,
 // exit or ctx's end is an error.
-func awaitReady(ctx context.Context, cfg RunConfig, loaders []*child, srv *child) (connect, ready time.Duration, err error) {
+func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) (connect, ready time.Duration, err error) {
 	start := time.Now()
 	lines := make(chan loaderLine)
 	fwdCtx, stopFwd := context.WithCancel(ctx)
@@ -420,7 +386,7 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []*child, srv *child
 				select {
 				case <-fwdCtx.Done():
 					return
-				case ln, ok := <-l.lines:
+				case ln, ok := <-l.Events():
 					select {
 					case lines <- loaderLine{i, ln, ok}:
 					case <-fwdCtx.Done():
@@ -442,13 +408,13 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []*child, srv *child
 		select {
 		case <-ctx.Done():
 			return 0, 0, fmt.Errorf("loaders not ready: %w (%s)", ctx.Err(), summarize(progress))
-		case _, ok := <-srv.lines:
+		case _, ok := <-srv.Events():
 			if !ok {
 				return 0, 0, errors.New("server exited during the load")
 			}
 		case ll := <-lines:
 			if !ll.ok {
-				return 0, 0, fmt.Errorf("%s exited before its connections were ready (%s)", loaders[ll.i].name, summarize(progress))
+				return 0, 0, fmt.Errorf("%s exited before its connections were ready (%s)", loaders[ll.i].Name(), summarize(progress))
 			}
 			switch ll.l.kind {
 			case "authed":
@@ -464,7 +430,7 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []*child, srv *child
 			case "progress":
 				progress[ll.i] = ll.l
 			case "fail":
-				return 0, 0, fmt.Errorf("%s: connection %s failed: %s", loaders[ll.i].name, ll.l.fields["conn"], ll.l.fields["err"])
+				return 0, 0, fmt.Errorf("%s: connection %s failed: %s", loaders[ll.i].Name(), ll.l.fields["conn"], ll.l.fields["err"])
 			}
 		case <-tick.C:
 			log.raw("   " + summarize(progress))
@@ -489,25 +455,9 @@ func summarize(progress []line) string {
 // writeHeapTop writes `go tool pprof -top -sample_index=inuse_space` of profile to
 // path, under a header saying what it is.
 func writeHeapTop(profile, path string, res *Result) error {
-	out, err := exec.Command(goTool(), "tool", "pprof", "-top", "-sample_index=inuse_space", profile).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("cannot run go tool pprof on %s: %w: %s", profile, err, out)
-	}
 	header := fmt.Sprintf("# Heap of the %s server holding %d authenticated connections (live objects after GC).\n"+
 		"# Live heap grew %s per connection; RSS grew %s per connection (settled).\n"+
 		"# Command: go tool pprof -top -sample_index=inuse_space %s\n\n",
-		res.Impl, res.N, formatBytes(res.HeapPerConn), formatBytes(res.RSSPerConn), filepath.Base(profile))
-	if err := os.WriteFile(path, append([]byte(header), out...), 0o644); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
-}
-
-// goTool returns the go command: the one on PATH, else the one this binary was built
-// with.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+		res.Impl, res.N, kit.FormatBytes(res.HeapPerConn), kit.FormatBytes(res.RSSPerConn), filepath.Base(profile))
+	return kit.PprofTop(profile, path, header, "-sample_index=inuse_space")
 }

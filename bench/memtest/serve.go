@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/baseline"
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/server"
 )
 
@@ -138,16 +138,7 @@ type tetherTarget struct {
 // startTether runs the gateway in this process with the options tetherd -dev would
 // use, minus the limits that would refuse a load test from a handful of addresses.
 func startTether(cfg ServeConfig) (target, error) {
-	s, err := server.New(server.Options{
-		Addr:          cfg.Addr,
-		AdminAddr:     "-",
-		Authenticator: server.InsecureAuthenticator{},
-		Heartbeat:     cfg.Heartbeat,
-		MaxConnsPerIP: -1,
-		ConnectRate:   -1,
-		MaxConns:      100_000,
-		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	s, err := server.New(kit.ServerOptions(cfg.Addr, "-", cfg.Heartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create tether server: %w", err)
 	}

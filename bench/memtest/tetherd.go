@@ -2,17 +2,17 @@ package memtest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // The tetherd target runs the real gateway binary as a grandchild and measures that
@@ -24,80 +24,29 @@ import (
 // sampled at Go's default rate (512 KiB) rather than ServeConfig.MemProfileRate.
 
 type tetherdTarget struct {
-	cmd    *exec.Cmd
-	done   chan struct{}
-	listen string
-	admin  string
+	*kit.Tetherd
 	client http.Client
 }
 
-// startTetherd starts cfg.Tetherd on free loopback ports with the insecure
-// authenticator and the connection limits lifted, and waits until it is healthy.
+// startTetherd starts cfg.Tetherd (see kit.StartTetherd: -dev, limits lifted, no
+// control port) and waits until it is healthy.
 func startTetherd(cfg ServeConfig) (target, error) {
 	if cfg.Tetherd == "" {
 		return nil, errors.New("impl tetherd needs the path of a tetherd binary (-tetherd)")
 	}
-	addr, err := freePort()
+	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Out: os.Stderr})
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(cfg.Tetherd,
-		"-auth", "insecure", "-addr", addr, "-admin", admin, "-heartbeat", cfg.Heartbeat.String(),
-		"-max-conns-per-ip", "-1", "-connect-rate", "-1", "-max-conns", "100000",
-		"-log-level", "warn", "-drain-timeout", "2s")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cannot start %s: %w", cfg.Tetherd, err)
-	}
-	t := &tetherdTarget{cmd: cmd, done: make(chan struct{}), listen: addr, admin: admin,
-		client: http.Client{Timeout: time.Minute}}
-	go func() {
-		_ = cmd.Wait()
-		close(t.done)
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := t.client.Get("http://" + admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return t, nil
-			}
-		}
-		select {
-		case <-t.done:
-			return nil, fmt.Errorf("tetherd exited at startup: %v", cmd.ProcessState)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.close()
-			return nil, fmt.Errorf("tetherd not healthy on %s within 30s: %v", admin, err)
-		}
-	}
+	return &tetherdTarget{Tetherd: t, client: http.Client{Timeout: time.Minute}}, nil
 }
 
-// freePort returns a loopback address with a port that was free a moment ago. Another
-// process could take it before tetherd binds it; tetherd then fails to start, loudly.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func (t *tetherdTarget) addr() string { return t.listen }
-func (t *tetherdTarget) pid() int     { return t.cmd.Process.Pid }
+func (t *tetherdTarget) addr() string { return t.Addr }
+func (t *tetherdTarget) pid() int     { return t.PID() }
 
 // stats reads the Go runtime and tether gauges from /metrics.
 func (t *tetherdTarget) stats() (goStats, error) {
-	resp, err := t.client.Get("http://" + t.admin + "/metrics")
+	resp, err := t.client.Get("http://" + t.Admin + "/metrics")
 	if err != nil {
 		return goStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
 	}
@@ -160,7 +109,7 @@ func (t *tetherdTarget) writeHeap(path string) error {
 // heapProfile fetches a heap profile taken after a GC, which is also how a GC is
 // forced from outside.
 func (t *tetherdTarget) heapProfile(w io.Writer) error {
-	resp, err := t.client.Get("http://" + t.admin + "/debug/pprof/heap?gc=1")
+	resp, err := t.client.Get("http://" + t.Admin + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return fmt.Errorf("cannot get tetherd heap profile: %w", err)
 	}
@@ -175,12 +124,4 @@ func (t *tetherdTarget) heapProfile(w io.Writer) error {
 }
 
 // close asks tetherd to drain and exit, and kills it if it has not within 10s.
-func (t *tetherdTarget) close() {
-	_ = t.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-t.done:
-	case <-time.After(10 * time.Second):
-		_ = t.cmd.Process.Kill()
-		<-t.done
-	}
-}
+func (t *tetherdTarget) close() { t.Stop() }

@@ -4,25 +4,38 @@
 // read plus one write per socket (the floor of answering a heartbeat), and a bare
 // accept loop (the floor of accepting connections).
 //
-// Everything runs on one locked OS thread issuing raw system calls, and the CPU time
-// charged is that thread's own (getrusage RUSAGE_THREAD), so the client ends of the
-// sockets, which the probe also drives, are not counted. On loopback a write also
-// runs the receiving side's TCP processing in the writer's context; that is part of
-// the floor, because a server's writes pay it too. What it leaves out is everything
-// above the system call: event loop, parsing, bookkeeping, and the epoll_wait that a
-// real server needs to learn which sockets are readable (measured separately as
-// EpollReadWrite).
+// It measures two ways. In process: everything runs on one locked OS thread issuing
+// raw system calls, and the CPU time charged is that thread's own (getrusage
+// RUSAGE_THREAD), so the client ends of the sockets, which the probe also drives,
+// are not counted. On loopback a write also runs the receiving side's TCP processing
+// in the writer's context; that is part of the floor, because a server's writes pay
+// it too. What it leaves out is everything above the system call, and the wakeup of
+// a receiver: nobody is blocked reading the client ends, so no write has a sleeping
+// thread to wake.
+//
+// Fair (when Config.Peer names a peer process): the client ends are in a separate
+// process that reads them with goroutines blocked in Go's netpoller, as the load
+// suite's loaders do, so every write pays the receiver's wakeup as a server's does;
+// the heartbeat floor answers PINGs the peer paces with an epoll loop, so it pays
+// epoll_wait too; and the CPU charged is this whole process's utime+stime from
+// /proc/self/stat, read exactly as the load suite reads a server's. The fair
+// figures are the ones to divide a server's CPU by; the in-process ones show what
+// the wakeups cost.
 package floor
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // Config sizes a probe. The zero value keeps the defaults in each field's doc.
@@ -36,6 +49,26 @@ type Config struct {
 	Size int
 	// Accepts is how many connections the accept loop takes. Default 10000.
 	Accepts int
+
+	// Peer is the command line that starts the fair variants' peer process: an
+	// executable and the arguments that make it call PeerMain (tether-bench:
+	// [its own path, "floor-peer"]). Empty skips the fair variants.
+	Peer []string
+	// PeerEnv is the peer's environment. Default os.Environ().
+	PeerEnv []string
+	// Conns is the number of connections of the fair variants. Default 19000, the
+	// load suite's, capped by the open-files limit.
+	Conns int
+	// Src is the peer's source address. Default 127.0.0.1.
+	Src string
+	// Heartbeat is the fair heartbeat floor's interval: the peer PINGs every
+	// connection once per Heartbeat. Default 5s, the idle scenario's.
+	Heartbeat time.Duration
+	// Window is how long the fair heartbeat floor is measured, after a second of
+	// warm-up. Default 10s.
+	Window time.Duration
+	// Log receives the peer's stderr and stray output. Default: discarded.
+	Log func(string)
 }
 
 func (c Config) withDefaults() Config {
@@ -50,6 +83,23 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Accepts <= 0 {
 		c.Accepts = 10_000
+	}
+	_, hard := kit.FileLimit()
+	if c.Conns <= 0 {
+		c.Conns = 19_000
+	}
+	c.Conns = min(c.Conns, int(hard)-256)
+	if c.PeerEnv == nil {
+		c.PeerEnv = os.Environ()
+	}
+	if c.Src == "" {
+		c.Src = "127.0.0.1"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Window <= 0 {
+		c.Window = 10 * time.Second
 	}
 	return c
 }
@@ -69,9 +119,29 @@ type Result struct {
 	// on a blocking listener; AcceptRate is the loop's connections per second with
 	// four goroutines of this process connecting.
 	Accept, AcceptRate float64
+
+	// The fair variants (zero when Config.Peer is empty), in nanoseconds of CPU of
+	// this whole process (utime+stime from /proc, 10 ms resolution) per operation.
+	// Conns is their number of connections.
+	Conns int `json:",omitempty"`
+	// FairWrite is one write(2) of Size bytes to a socket whose peer process
+	// reads it; FairWriteWall the wall time, FairWritePeer the peer's CPU per
+	// message read.
+	FairWrite, FairWriteWall, FairWritePeer float64 `json:",omitempty"`
+	// FairHeartbeat is one PING answered by an epoll loop: its share of
+	// epoll_wait, a read(2) and a write(2); FairHeartbeatPeer is the peer's CPU per
+	// PING sent and PONG read. FairHeartbeats were answered in the window, at
+	// FairHeartbeatRate a second, FairEventsPerWait ready sockets per epoll_wait
+	// that returned some.
+	FairHeartbeat, FairHeartbeatPeer float64 `json:",omitempty"`
+	FairHeartbeats                   int64   `json:",omitempty"`
+	FairHeartbeatRate                float64 `json:",omitempty"`
+	FairEventsPerWait                float64 `json:",omitempty"`
 }
 
-// Probe measures the floor. It needs 2*cfg.N+16 free descriptors.
+// Probe measures the floor: the in-process variants, then, when cfg.Peer is set, the
+// fair ones. It needs 2*cfg.N+16 free descriptors, and cfg.Conns+16 for the fair
+// variants, whose peer process holds as many again.
 func Probe(cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	runtime.LockOSThread()
@@ -173,6 +243,12 @@ func Probe(cfg Config) (*Result, error) {
 
 	if res.Accept, res.AcceptRate, err = acceptLoop(cfg.Accepts); err != nil {
 		return nil, err
+	}
+	if len(cfg.Peer) > 0 {
+		res.Conns = cfg.Conns
+		if err := probeFair(cfg, res); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -303,4 +379,16 @@ func threadCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Flags binds c's sizes to flags of fs, for the commands that run the probe.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.N, "n", 5000, "The number of loopback socket pairs of the in-process floor.")
+	fs.IntVar(&c.Rounds, "rounds", 10, "How many times every socket is written to or read from.")
+	fs.IntVar(&c.Size, "size", 60, "The size in bytes of the message of the write floor.")
+	fs.IntVar(&c.Accepts, "accepts", 10000, "The connections the bare accept loop accepts.")
+	fs.IntVar(&c.Conns, "conns", 19000, "The connections of the fair floor, whose client ends a peer process reads.")
+	fs.StringVar(&c.Src, "src", "127.0.0.1", "The fair floor's peer's source address.")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 5*time.Second, "The fair heartbeat floor's interval: the peer PINGs every connection once per heartbeat.")
+	fs.DurationVar(&c.Window, "window", 10*time.Second, "How long the fair heartbeat floor is measured.")
 }

@@ -1,4 +1,4 @@
-package load
+package kit
 
 import (
 	"bufio"
@@ -14,8 +14,8 @@ import (
 const clockTick = 100
 
 // ProcCPU returns the user and system CPU seconds process pid has used, with all its
-// threads, living or exited. Its resolution is 10 ms, so phases are sized to use
-// seconds of CPU.
+// threads, living or exited (utime+stime of /proc/PID/stat). Its resolution is 10 ms,
+// so whatever it measures is sized to use seconds of CPU.
 func ProcCPU(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -40,24 +40,58 @@ func ProcCPU(pid int) (float64, error) {
 	return float64(ut+st) / clockTick, nil
 }
 
-// ProcRSS returns VmRSS of process pid in bytes.
-func ProcRSS(pid int) (int64, error) {
+// Mem is a process's resident memory from /proc/PID/status, in bytes.
+type Mem struct {
+	RSS  int64 // VmRSS: everything resident
+	Anon int64 // RssAnon: heap, stacks and other anonymous mappings
+	File int64 // RssFile: mapped files, mostly the binary's text
+}
+
+// ProcMem reads the resident memory of process pid.
+func ProcMem(pid int) (Mem, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("cannot read memory of process %d: %w", pid, err)
+		return Mem{}, fmt.Errorf("cannot read memory of process %d: %w", pid, err)
 	}
 	defer f.Close()
+	var m Mem
+	found := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("cannot parse VmRSS of process %d: %q", pid, v)
-			}
-			return kb << 10, nil
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
 		}
+		var dst *int64
+		switch key {
+		case "VmRSS":
+			dst, found = &m.RSS, true
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
+		default:
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return Mem{}, fmt.Errorf("cannot parse %s of process %d: %q", key, pid, val)
+		}
+		*dst = kb << 10
 	}
-	return 0, fmt.Errorf("no VmRSS for process %d (exited?)", pid)
+	if err := sc.Err(); err != nil {
+		return Mem{}, fmt.Errorf("cannot read memory of process %d: %w", pid, err)
+	}
+	if !found {
+		return Mem{}, fmt.Errorf("no VmRSS for process %d (exited?)", pid)
+	}
+	return m, nil
+}
+
+// ProcRSS returns VmRSS of process pid in bytes.
+func ProcRSS(pid int) (int64, error) {
+	m, err := ProcMem(pid)
+	return m.RSS, err
 }
 
 // FileLimit raises this process's soft open-files limit to the hard one, which its

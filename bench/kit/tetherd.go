@@ -1,0 +1,155 @@
+package kit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// TetherdConfig says how to start a tetherd under test.
+type TetherdConfig struct {
+	// Bin is the tetherd binary. Required.
+	Bin string
+	// Heartbeat is the interval tetherd announces. Default: tetherd's.
+	Heartbeat time.Duration
+	// Control opens the control port (no secret: -dev on loopback).
+	Control bool
+	// Out receives tetherd's stdout and stderr. Default: discarded.
+	Out io.Writer
+}
+
+// Tetherd is a tetherd process under test.
+type Tetherd struct {
+	cmd *exec.Cmd
+	// Addr, Admin and Control are its client port, admin listener and control
+	// port (empty unless TetherdConfig.Control), all host:port on loopback.
+	Addr, Admin, Control string
+	exited               chan struct{}
+}
+
+// StartTetherd runs cfg.Bin on free loopback ports in development mode (any token is
+// its user id), with the per-IP and connect-rate limits lifted because every
+// connection comes from a handful of loopback addresses, and waits until its
+// /healthz answers. The kernel kills it if this process dies.
+func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
+	ports, err := FreePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-dev", "-addr", ports[0], "-admin", ports[1], "-max-conns-per-ip", "-1", "-connect-rate", "-1",
+		"-max-conns", "100000", "-log-level", "warn", "-drain-timeout", "1s"}
+	if cfg.Heartbeat > 0 {
+		args = append(args, "-heartbeat", cfg.Heartbeat.String())
+	}
+	control := "-"
+	if cfg.Control {
+		control = ports[2]
+	}
+	args = append(args, "-control", control)
+	cmd := exec.Command(cfg.Bin, args...)
+	cmd.Stdout, cmd.Stderr = cfg.Out, cfg.Out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot start %s: %w", cfg.Bin, err)
+	}
+	t := &Tetherd{cmd: cmd, Addr: ports[0], Admin: ports[1], exited: make(chan struct{})}
+	if cfg.Control {
+		t.Control = ports[2]
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(t.exited)
+	}()
+	hc := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := hc.Get("http://" + t.Admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return t, nil
+			}
+		}
+		select {
+		case <-t.exited:
+			return nil, fmt.Errorf("tetherd exited at startup (%v); flags %q", cmd.ProcessState, args)
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Stop()
+			return nil, fmt.Errorf("tetherd not healthy on %s within 30s: %v", t.Admin, err)
+		}
+	}
+}
+
+// PID returns tetherd's process id.
+func (t *Tetherd) PID() int { return t.cmd.Process.Pid }
+
+// Exited is closed when tetherd has exited.
+func (t *Tetherd) Exited() <-chan struct{} { return t.exited }
+
+// Stop asks tetherd to drain and exit (SIGTERM) and kills it if it has not within
+// 10 s.
+func (t *Tetherd) Stop() {
+	_ = t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.exited:
+	case <-time.After(10 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-t.exited
+	}
+}
+
+// FreePorts returns n loopback addresses whose ports were free a moment ago. Another
+// process could take one before the server binds it; the server then fails to start,
+// loudly.
+func FreePorts(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("cannot find a free port: %w", err)
+		}
+		lns = append(lns, ln)
+		out = append(out, "127.0.0.1:"+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return out, nil
+}
+
+// FetchProfile saves a CPU profile of seconds from the admin listener's
+// /debug/pprof/profile to path.
+func FetchProfile(ctx context.Context, admin, path string, seconds int) error {
+	hc := http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot fetch CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: %s", resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("cannot read CPU profile: %w", err)
+	}
+	return writeFile(path, b)
+}
