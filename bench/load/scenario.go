@@ -362,6 +362,15 @@ func payload(size int, seq uint64) []byte {
 	return p
 }
 
+// allUsers returns every loader's user ids in one list.
+func (s *session) allUsers() []string {
+	var users []string
+	for _, us := range s.users {
+		users = append(users, us...)
+	}
+	return users
+}
+
 // pushConcurrency is how many push requests the service keeps in flight: enough
 // to keep the gateway's control session busy while one is on the wire.
 const pushConcurrency = 4
@@ -375,10 +384,7 @@ func (s *session) push(ctx context.Context, res *Result) error {
 		return err
 	}
 	defer svc.Close()
-	var users []string
-	for _, us := range s.users {
-		users = append(users, us...)
-	}
+	users := s.allUsers()
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var next, pushErrs atomic.Int64
@@ -553,10 +559,7 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 		return err
 	}
 	defer svc.Close()
-	var users []string
-	for _, us := range s.users {
-		users = append(users, us...)
-	}
+	users := s.allUsers()
 	// Each user belongs to one pusher goroutine, which numbers its messages 1, 2,
 	// ... and moves to the next number only once the gateway has taken one into
 	// the user's stream, so the expected set per user is exactly 1..expected[u].
