@@ -117,6 +117,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		cursorEpoch:  o.ResumeEpoch,
 		cursorLastID: o.ResumeLastID,
 	}
+	if o.randN != nil {
+		c.randN = o.randN
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if o.OnPush == nil {
 		c.pushes = make(chan Push, o.PushBuffer)

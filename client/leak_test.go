@@ -54,8 +54,8 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 
 	// Sleeping out an hour's backoff after the server went away.
 	f("backoff", func(t *testing.T, fs *fakeServer) *Client {
-		c, fc, _ := dialFake(t, fs, Options{BackoffMin: time.Hour, BackoffMax: time.Hour}, protocol.AuthOK{})
-		c.randN = func(n int64) int64 { return n - 1 }
+		c, fc, _ := dialFake(t, fs, Options{BackoffMin: time.Hour, BackoffMax: time.Hour,
+			randN: func(n int64) int64 { return n - 1 }}, protocol.AuthOK{})
 		_ = fc.nc.Close()
 		waitFor(t, "reconnecting", func() bool { return c.State() == StateReconnecting })
 		return c

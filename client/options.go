@@ -86,6 +86,10 @@ type Options struct {
 	// Dialer opens the TCP connection; tests use it to count or fail dials.
 	// Default: a net.Dialer dialing "tcp".
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+	// randN, when set, replaces the backoff's jitter source (tests set it before Dial
+	// starts the client's goroutine). It must be uniform in [0, n).
+	randN func(n int64) int64
 }
 
 // Option defaults.
