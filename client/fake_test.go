@@ -174,8 +174,11 @@ func TestGoAwayRetryAfter(t *testing.T) {
 	fs := newFakeServer(t)
 	var tr transitions
 	// A backoff of up to an hour would time the test out: the reconnect must
-	// use the GOAWAY's retry-after instead.
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Hour, BackoffMax: time.Hour}, protocol.AuthOK{})
+	// use the GOAWAY's retry-after instead. That holds after a stable session
+	// (after a short one, see TestGoAwayAfterShortSession): with StableAfter
+	// 1ns every session is one.
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Hour, BackoffMax: time.Hour,
+		StableAfter: time.Nanosecond}, protocol.AuthOK{})
 
 	// A request in flight when GOAWAY arrives still gets its answer.
 	type result struct {
