@@ -57,10 +57,10 @@
 //
 //	connection ended by                      client action
 //	CLOSE, AUTH_FAIL or GOAWAY, 3500–3999    stop: StateClosed with the *CloseError,
-//	(e.g. 3503 REPLACED, 3502 KICKED)         which requests then wrap in ErrClosed
-//	GOAWAY with another code                  drain, then wait its retry-after
-//	any other code (3002 SLOW_CONSUMER,       reconnect after the backoff, resume
-//	3000, 1000 not asked for), or no code     the cursor, rejoin the rooms
+//	(e.g. 3503 REPLACED, 3502 KICKED)        which requests then wrap in ErrClosed
+//	GOAWAY with another code                 drain, then wait its retry-after
+//	any other code (3002 SLOW_CONSUMER,      reconnect after the backoff, resume
+//	3000, 1000 not asked for), or no code    the cursor, rejoin the rooms
 //
 // The backoff is full jitter: after n consecutive failed attempts the client
 // waits a random duration in [0, min(BackoffMax, BackoffMin·2ⁿ)]. An attempt
