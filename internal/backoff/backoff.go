@@ -52,7 +52,10 @@ type Policy struct {
 // so far): min(Max, Min·2ⁿ), without overflow for any n.
 func (p Policy) Ceiling(n int) time.Duration {
 	ceil := p.Min
-	for i := 0; i < n && ceil < p.Max; i++ {
+	for i := 0; i < n && ceil > 0 && ceil < p.Max; i++ {
+		if ceil > p.Max/2 { // doubling would pass Max, or overflow
+			return p.Max
+		}
 		ceil *= 2
 	}
 	return max(0, min(ceil, p.Max))
@@ -119,6 +122,6 @@ func (s *Schedule) Next(e Ending) time.Duration {
 	return s.Delay(s.n)
 }
 
-// maxFailures bounds the counter: past it the ceiling is Max for any Min > 0
-// that is at least a nanosecond, and the counter cannot wrap.
+// maxFailures bounds the counter, so that it cannot wrap: Min·2⁶⁴ is past any
+// Max for Min ≥ 1ns.
 const maxFailures = 64

@@ -1,6 +1,7 @@
 package backoff
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -35,6 +36,12 @@ func TestCeilingAndJitterBounds(t *testing.T) {
 	f(3, 2*time.Second)        //
 	f(7, 30*time.Second)       // 250ms·2⁷ = 32s, capped
 	f(1000, 30*time.Second)    // no overflow for huge n
+	if got := (Policy{Min: time.Nanosecond, Max: math.MaxInt64}).Ceiling(maxFailures); got != math.MaxInt64 {
+		t.Errorf("Ceiling near the int64 limit = %v, want the cap (no overflow)", got)
+	}
+	if got := (Policy{Min: 3, Max: math.MaxInt64}).Ceiling(1 << 40); got != math.MaxInt64 {
+		t.Errorf("Ceiling(2⁴⁰) with Max = MaxInt64 is %v, want MaxInt64", got)
+	}
 	if got := (Policy{Rand: never}).Delay(5); got != 0 {
 		t.Errorf("zero Policy waits %v, want 0 without drawing", got)
 	}
