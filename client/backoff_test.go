@@ -155,3 +155,23 @@ func TestKickLoopBacksOff(t *testing.T) {
 		t.Fatalf("waits %v, want %v", got, want)
 	}
 }
+
+// Issue 8 §3's measurement, against the real gateway: two clients sharing a
+// user and a device id replace each other at every login. Whether the server
+// ends the replaced connection with EOF (reconnect) or with 3503 REPLACED
+// (terminal), the pair must not swap at full speed. Counted over a fixed
+// window: with the old rule (every session stable: StableAfter 1ns) this
+// makes 338 logins in 2s under -race; with the default it made 15-17.
+func TestSharedDeviceDoesNotSwapAtFullSpeed(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.ConnectRate = -1 })
+	o := Options{Token: userName(t), DeviceID: "shared", BackoffMin: 10 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+	a := dial(t, s.Addr().String(), o)
+	b := dial(t, s.Addr().String(), o)
+	const window = 2 * time.Second
+	time.Sleep(window) // the measurement window itself, not a wait for a condition
+	n := a.attempts.Load() + b.attempts.Load()
+	t.Logf("%d logins in %v", n, window)
+	if n > 40 {
+		t.Fatalf("%d logins in %v from two clients sharing a device id, want at most 40", n, window)
+	}
+}
