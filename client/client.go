@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -65,9 +64,9 @@ type Client struct {
 	seq    atomic.Uint32 // last request seq used
 	pushes chan Push     // nil when Options.OnPush is set
 
-	// Read goroutine only.
-	timer *time.Timer         // backoff sleeps
-	randN func(n int64) int64 // uniform in [0, n); swapped by tests
+	// Read goroutine only (and Dial's, before it starts the read goroutine).
+	timer   *time.Timer // backoff sleeps
+	upSince time.Time   // when the current connection was attached, by Options.now
 
 	// Counters for logs and white-box tests.
 	attempts atomic.Int64 // connection attempts, Dial's included
@@ -112,13 +111,9 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		done:  make(chan struct{}),
 		ready: make(chan struct{}),
 		rooms: make(map[string]struct{}),
-		randN: rand.Int64N,
 
 		cursorEpoch:  o.ResumeEpoch,
 		cursorLastID: o.ResumeLastID,
-	}
-	if o.randN != nil {
-		c.randN = o.randN
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if o.OnPush == nil {
@@ -252,6 +247,7 @@ func (c *Client) attach(cn *conn) bool {
 	}
 	c.cur = cn
 	c.auth = cn.auth
+	c.upSince = c.opts.now() // before StateConnected: tests that see it may move the clock
 	if !c.readyClosed {
 		close(c.ready)
 		c.readyClosed = true

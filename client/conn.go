@@ -79,14 +79,6 @@ func newConn(c *Client, nc net.Conn) *conn {
 // heartbeat arithmetic uses these durations so wall-clock jumps do not matter.
 func (cn *conn) now() time.Duration { return time.Since(cn.base) }
 
-// upFor returns how long the connection was authenticated.
-func (cn *conn) upFor() time.Duration {
-	if !cn.authed {
-		return 0
-	}
-	return cn.now() - cn.authAt
-}
-
 // connect makes one connection attempt: token, dial, HELLO, AUTH_OK. ctx
 // aborts every step.
 func (c *Client) connect(ctx context.Context) (*conn, error) {

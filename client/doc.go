@@ -50,6 +50,31 @@
 // (msg_id != 0) whose id is not above the last one delivered on their channel
 // are dropped as duplicates (still acknowledged), following PROTOCOL.md §11.
 //
+// # Reconnecting
+//
+// After Dial has succeeded, a lost connection is re-established by the read
+// goroutine unless Options.NoReconnect is set, following PROTOCOL.md §13:
+//
+//	connection ended by                      client action
+//	CLOSE, AUTH_FAIL or GOAWAY, 3500–3999    stop: StateClosed with the *CloseError,
+//	(e.g. 3503 REPLACED, 3502 KICKED)        which requests then wrap in ErrClosed
+//	GOAWAY with another code                 drain, then wait its retry-after
+//	any other code (3002 SLOW_CONSUMER,      reconnect after the backoff, resume
+//	3000, 1000 not asked for), or no code    the cursor, rejoin the rooms
+//
+// The backoff is full jitter: after n consecutive failed attempts the client
+// waits a random duration in [0, min(BackoffMax, BackoffMin·2ⁿ)]. An attempt
+// fails when it does not reach AUTH_OK, and also when its connection ends,
+// whatever the code, within Options.StableAfter (10 s) of AUTH_OK; only a
+// connection that lived that long starts the count over. So a server, or a
+// second login on the same device id, that keeps closing fresh connections is
+// redialled ever more slowly, not at full speed. A GOAWAY's retry-after
+// replaces the backoff; if the connection it ended counts as failed, the client
+// waits the longer of the two.
+//
+// AUTH_OK and AUTH_FAIL are taken as the answer to the one HELLO whatever
+// their seq (servers before the seq echo sent 0).
+//
 // # What it trades away
 //
 // Simplicity over footprint: a goroutine, a read buffer and a timer per

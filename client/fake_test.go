@@ -174,8 +174,11 @@ func TestGoAwayRetryAfter(t *testing.T) {
 	fs := newFakeServer(t)
 	var tr transitions
 	// A backoff of up to an hour would time the test out: the reconnect must
-	// use the GOAWAY's retry-after instead.
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Hour, BackoffMax: time.Hour}, protocol.AuthOK{})
+	// use the GOAWAY's retry-after instead. That holds after a stable session
+	// (after a short one, see TestGoAwayAfterShortSession): with StableAfter
+	// 1ns every session is one.
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Hour, BackoffMax: time.Hour,
+		StableAfter: time.Nanosecond}, protocol.AuthOK{})
 
 	// A request in flight when GOAWAY arrives still gets its answer.
 	type result struct {
@@ -382,4 +385,110 @@ func TestRejoinBeforeRequestsAndRefusal(t *testing.T) {
 	fc2.write(protocol.AppendEmpty(nil, protocol.OpOK, joined["a"]))
 	fc2.send(&protocol.Error{Code: protocol.CodeDenied, Message: "banned"}, joined["b"], 0)
 	waitFor(t, "room b to be dropped", func() bool { return slices.Equal(c.Rooms(), []string{"a"}) })
+}
+
+// TestServerCloseCodes checks the reaction to each class of code a server
+// ends an authenticated connection with (PROTOCOL.md §7, §8, §13): terminal
+// codes stop the client and reach the application; everything else
+// reconnects with backoff and resumes.
+func TestServerCloseCodes(t *testing.T) {
+	f := func(name string, end protocol.Message, code protocol.Code, terminal bool) {
+		t.Run(name, func(t *testing.T) {
+			fs := newFakeServer(t)
+			var tr transitions
+			var w waits
+			c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Millisecond,
+				BackoffMax: time.Millisecond, onWait: w.record}, protocol.AuthOK{Epoch: 1})
+			fc.push(4, "", "x", 0)
+			recv(t, c.Pushes())
+			fc.send(end, 0, 0)
+			if terminal {
+				select {
+				case <-c.done:
+				case <-time.After(waitTimeout):
+					t.Fatal("client still running after a terminal code")
+				}
+				x, ok := tr.find(StateClosed, closeCode(code))
+				var ce *CloseError
+				if !ok || !errors.As(x.err, &ce) || ce.Local || ce.Op != end.Opcode() || !ce.Terminal() {
+					t.Fatalf("transitions %s", tr.dump())
+				}
+				if _, err := c.Send(context.Background(), "r", nil); !errors.Is(err, ErrClosed) || !closeCode(code)(err) {
+					t.Fatalf("Send after %s = %v, want ErrClosed wrapping the CloseError", name, err)
+				}
+				// The read goroutine has ended: no reconnect can follow.
+				if len(w.get()) != 0 || len(fs.conns) != 0 {
+					t.Fatalf("client reconnected after %s (%d waits)", name, len(w.get()))
+				}
+				return
+			}
+			h := fs.next().accept(protocol.AuthOK{Resume: protocol.ResumeRecovered, Epoch: 1})
+			if h.ResumeEpoch != 1 || h.ResumeLastID != 4 {
+				t.Fatalf("HELLO after %s resumes %d/%d, want 1/4", name, h.ResumeEpoch, h.ResumeLastID)
+			}
+			if _, ok := tr.find(StateReconnecting, closeCode(code)); !ok {
+				t.Fatalf("transitions %s", tr.dump())
+			}
+			// The session was short: the wait counted it as a failure.
+			if got := w.get(); len(got) != 1 || got[0].failures != 1 {
+				t.Fatalf("waits %v, want one after one failure", got)
+			}
+		})
+	}
+	closeWith := func(code protocol.Code) protocol.Message { return &protocol.Close{Code: code, Reason: "r"} }
+	// 3503: a newer login on the same device took over. Reconnecting would
+	// replace it in turn: the flapping of issue 8.
+	f("REPLACED", closeWith(protocol.CodeReplaced), protocol.CodeReplaced, true)
+	f("KICKED", closeWith(protocol.CodeKicked), protocol.CodeKicked, true)
+	f("TOKEN_EXPIRED", closeWith(protocol.CodeTokenExpired), protocol.CodeTokenExpired, true)
+	f("unknown terminal 3999", closeWith(3999), 3999, true)
+	f("GOAWAY with a terminal code", &protocol.GoAway{Code: protocol.CodeReplaced}, protocol.CodeReplaced, true)
+	// 3002: the server's send budget overflowed; reconnect and resume.
+	f("SLOW_CONSUMER", closeWith(protocol.CodeSlowConsumer), protocol.CodeSlowConsumer, false)
+	f("GOING_AWAY", closeWith(protocol.CodeGoingAway), protocol.CodeGoingAway, false)
+	f("NORMAL not asked for", closeWith(protocol.CodeNormal), protocol.CodeNormal, false)
+	f("unassigned 5000", closeWith(5000), 5000, false)
+}
+
+// AUTH_OK and AUTH_FAIL echo the HELLO's seq (PROTOCOL.md §6.2, §6.3); servers
+// before that revision sent 0. The client takes the answer to its one HELLO
+// either way.
+func TestAuthReplySeq(t *testing.T) {
+	f := func(name string, echo bool, reply func(fc *fakeConn, seq uint32), wantErr protocol.Code) {
+		t.Run(name, func(t *testing.T) {
+			fs := newFakeServer(t)
+			res := make(chan error, 1)
+			go func() {
+				c, err := Dial(context.Background(), fs.addr(), Options{Token: "u1", NoReconnect: true})
+				if err == nil {
+					_ = c.Close()
+				}
+				res <- err
+			}()
+			fc := fs.next()
+			seq := fc.expect(protocol.OpHello).Seq
+			if seq == 0 {
+				t.Fatal("HELLO with seq 0")
+			}
+			if !echo {
+				seq = 0
+			}
+			reply(fc, seq)
+			err := <-res
+			switch {
+			case wantErr == 0 && err != nil:
+				t.Fatalf("Dial = %v", err)
+			case wantErr != 0 && !closeCode(wantErr)(err):
+				t.Fatalf("Dial = %v, want a CloseError %v", err, wantErr)
+			}
+		})
+	}
+	ok := func(fc *fakeConn, seq uint32) { fc.send(&protocol.AuthOK{HeartbeatMs: 10_000}, seq, 0) }
+	fail := func(fc *fakeConn, seq uint32) {
+		fc.send(&protocol.AuthFail{Code: protocol.CodeInvalidToken, Reason: "no"}, seq, 0)
+	}
+	f("AUTH_OK echoing seq", true, ok, 0)
+	f("AUTH_OK with seq 0", false, ok, 0)
+	f("AUTH_FAIL echoing seq", true, fail, protocol.CodeInvalidToken)
+	f("AUTH_FAIL with seq 0", false, fail, protocol.CodeInvalidToken)
 }

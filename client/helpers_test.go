@@ -314,6 +314,13 @@ func (fc *fakeConn) accept(auth protocol.AuthOK) protocol.Hello {
 	return h
 }
 
+// refuse reads HELLO and answers AUTH_FAIL with code, echoing its seq.
+func (fc *fakeConn) refuse(code protocol.Code) {
+	fc.t.Helper()
+	f := fc.expect(protocol.OpHello)
+	fc.send(&protocol.AuthFail{Code: code, Reason: "refused"}, f.Seq, 0)
+}
+
 // push sends a PUSH.
 func (fc *fakeConn) push(id uint64, channel, payload string, flags protocol.Flags) {
 	fc.t.Helper()

@@ -55,11 +55,22 @@ type Options struct {
 	// it ended with a terminal code (3500–3999).
 	NoReconnect bool
 	// BackoffMin is the base of the exponential backoff between reconnect
-	// attempts: before attempt n the client sleeps a random duration in
-	// [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter"). Default 250ms.
+	// attempts: after n consecutive failed attempts the client sleeps a random
+	// duration in [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter"). An
+	// attempt fails when it does not reach AUTH_OK, or when its connection
+	// ends within StableAfter of AUTH_OK. After a GOAWAY the client waits its
+	// retry-after instead, or the backoff if that is longer and the connection
+	// it ended counts as failed. Default 250ms.
 	BackoffMin time.Duration
 	// BackoffMax caps the backoff. Default 30s.
 	BackoffMax time.Duration
+	// StableAfter is how long a connection must stay authenticated for the
+	// backoff to start over. A connection that ends sooner after its AUTH_OK,
+	// whatever the code (and also after a GOAWAY), counts as a failed attempt:
+	// n grows, so a server or a second login that keeps closing a fresh
+	// connection is redialled ever more slowly instead of at full speed.
+	// Default 10s.
+	StableAfter time.Duration
 
 	// OnPush, when set, receives every push synchronously on the read
 	// goroutine; nothing more is read until it returns, so it must not block
@@ -87,9 +98,14 @@ type Options struct {
 	// Default: a net.Dialer dialing "tcp".
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
-	// randN, when set, replaces the backoff's jitter source (tests set it before Dial
-	// starts the client's goroutine). It must be uniform in [0, n).
-	randN func(n int64) int64
+	// Test hooks, set before Dial starts the client's goroutine. randN, when
+	// set, replaces the backoff's jitter source (uniform in [0, n)); now
+	// replaces time.Now for measuring how long a connection stayed up; onWait
+	// is told, on the read goroutine, of every reconnect wait and the count of
+	// failed attempts it was drawn for.
+	randN  func(n int64) int64
+	now    func() time.Time
+	onWait func(wait time.Duration, failures int)
 }
 
 // Option defaults.
@@ -100,6 +116,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultBackoffMin       = 250 * time.Millisecond
 	DefaultBackoffMax       = 30 * time.Second
+	DefaultStableAfter      = 10 * time.Second
 	DefaultPushBuffer       = 1024
 	DefaultPlatform         = "go"
 )
@@ -118,6 +135,7 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.WriteTimeout, DefaultWriteTimeout)
 	setDur(&o.BackoffMin, DefaultBackoffMin)
 	setDur(&o.BackoffMax, DefaultBackoffMax)
+	setDur(&o.StableAfter, DefaultStableAfter)
 	if o.PushBuffer == 0 {
 		o.PushBuffer = DefaultPushBuffer
 	}
@@ -127,6 +145,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	if o.Dialer == nil {
 		var d net.Dialer
 		o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) {
@@ -134,8 +155,8 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	switch {
-	case o.DialTimeout < 0, o.HandshakeTimeout < 0, o.RequestTimeout < 0, o.WriteTimeout < 0:
-		return o, errors.New("client: timeouts must not be negative")
+	case o.DialTimeout < 0, o.HandshakeTimeout < 0, o.RequestTimeout < 0, o.WriteTimeout < 0, o.StableAfter < 0:
+		return o, errors.New("client: timeouts and StableAfter must not be negative")
 	case o.BackoffMin < 0 || o.BackoffMax < o.BackoffMin:
 		return o, errors.New("client: need 0 <= BackoffMin <= BackoffMax")
 	case o.PushBuffer < 0:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tether-gw/tether/internal/backoff"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -11,33 +12,38 @@ import (
 // when it ends, sleeps and reconnects until Close, a terminal code, or a lost
 // connection with reconnecting disabled.
 //
-// Reconnect policy (PROTOCOL.md §13): after a GOAWAY the wait is its
-// retry-after, taken as is and not counted as a failure; otherwise attempt n
-// (from 0) waits backoff(n). n grows with every attempt that does not reach
-// AUTH_OK and returns to 0 once a connection has stayed up for a heartbeat
-// interval, so a flapping server does not get a storm of instant reconnects.
+// The waits follow internal/backoff's schedule (PROTOCOL.md §13): full jitter
+// over a counter of consecutive failed attempts, where an attempt fails if it
+// does not reach AUTH_OK or if its connection ends, whatever the code, within
+// Options.StableAfter of AUTH_OK. Only a connection that lived StableAfter
+// resets the counter, so a server, or a second login on the same device id,
+// that keeps closing fresh connections is redialled ever more slowly. After a
+// GOAWAY the wait is its retry-after (the longer of it and the backoff when
+// the connection counts as failed).
 func (c *Client) run(cn *conn) {
-	attempt := 0
+	sched := backoff.Schedule{
+		Policy:      backoff.Policy{Min: c.opts.BackoffMin, Max: c.opts.BackoffMax, Rand: c.opts.randN},
+		StableAfter: c.opts.StableAfter,
+	}
 	for {
 		end := cn.serve()
+		lived := c.opts.now().Sub(c.upSince)
 		c.unready(cn, true)
 		cn.failPending()
 		if c.ctx.Err() != nil {
 			c.finish(nil)
 			return
 		}
-		c.log.Info("disconnected", "conn", cn.auth.ConnID, "err", end.err)
+		c.log.Info("disconnected", "conn", cn.auth.ConnID, "err", end.err, "lived", lived)
 		if end.terminal || c.opts.NoReconnect {
 			c.finish(end.err)
 			return
 		}
-		if cn.upFor() >= cn.hb {
-			attempt = 0
-		}
+		e := backoff.Ending{Authenticated: true, Lived: lived, GoAway: end.goaway, RetryAfter: end.retryAfter}
 		for {
-			wait := end.retryAfter
-			if !end.goaway {
-				wait = backoff(attempt, c.opts.BackoffMin, c.opts.BackoffMax, c.randN)
+			wait := sched.Next(e)
+			if f := c.opts.onWait; f != nil {
+				f(wait, sched.Failures())
 			}
 			c.setState(StateReconnecting, end.err)
 			if !c.sleep(wait) {
@@ -54,15 +60,13 @@ func (c *Client) run(cn *conn) {
 				c.finish(nil)
 				return
 			}
-			c.log.Info("reconnect failed", "attempt", attempt, "err", err)
+			c.log.Info("reconnect failed", "failures", sched.Failures(), "err", err)
 			end = endingOf(err)
 			if end.terminal {
 				c.finish(err)
 				return
 			}
-			if !end.goaway {
-				attempt++
-			}
+			e = backoff.Ending{GoAway: end.goaway, RetryAfter: end.retryAfter}
 		}
 		if !c.attach(cn) {
 			c.finish(nil)
@@ -90,21 +94,6 @@ func endingOf(err error) ending {
 		return e
 	}
 	return ending{err: err}
-}
-
-// backoff returns the wait before reconnect attempt n (from 0): uniform in
-// [0, min(hi, lo·2ⁿ)] ("full jitter"), so that clients dropped together do
-// not come back together. randN(k) must be uniform in [0, k).
-func backoff(n int, lo, hi time.Duration, randN func(int64) int64) time.Duration {
-	ceil := lo
-	for i := 0; i < n && ceil < hi; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, hi)
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(randN(int64(ceil) + 1))
 }
 
 // sleep waits d on the client's timer; it reports false if the client was

@@ -31,9 +31,13 @@
 //
 // With Options.Reconnect, a lost connection is re-established with jittered exponential
 // backoff, and the routes, prefixes and events subscribed so far are subscribed again.
+// A connection lost within Options.StableAfter (10 s) of its AUTH result counts as a
+// failed attempt, so the backoff keeps growing against a gateway that accepts and at
+// once drops the service; only a connection that lived that long starts it over.
 // Requests made meanwhile wait for the new connection (within their timeout). A request
 // whose connection drops before its answer fails with ErrDisconnected: its outcome is
 // unknown. Uplinks received on a lost connection can no longer be answered (the gateway
 // re-dispatches them to another subscriber). The gateway closing with a terminal code
-// (a wrong secret: 3500–3999) ends the Service.
+// (3500–3999, e.g. a wrong secret), on the connection or in answer to a reconnect's
+// AUTH, ends the Service; Err returns the *CloseError.
 package service

@@ -19,6 +19,7 @@ const (
 	DefaultMaxConcurrentUplinks = 64
 	DefaultBackoffMin           = 100 * time.Millisecond
 	DefaultBackoffMax           = 5 * time.Second
+	DefaultStableAfter          = 10 * time.Second
 )
 
 // Options configures a Service. The zero value of every field keeps the default given
@@ -58,8 +59,24 @@ type Options struct {
 	// what was subscribed. Default false: a lost connection ends the Service (Done).
 	Reconnect bool
 	// BackoffMin and BackoffMax bound the jittered exponential backoff between
-	// reconnect attempts. Defaults 100ms and 5s.
+	// reconnect attempts: after n consecutive failed attempts the Service waits
+	// a random duration in [0, min(BackoffMax, BackoffMin·2ⁿ)] ("full jitter").
+	// Defaults 100ms and 5s.
 	BackoffMin, BackoffMax time.Duration
+	// StableAfter is how long a connection must stay authenticated for the
+	// backoff to start over. A connection lost sooner after its AUTH result,
+	// whatever the reason, counts as a failed attempt, like a failed dial, so a
+	// gateway that keeps closing fresh connections is redialled ever more
+	// slowly. Default 10s.
+	StableAfter time.Duration
+
+	// Test hooks of the reconnect loop, set before Dial: randN replaces the
+	// backoff's jitter source (uniform in [0, n)), now replaces time.Now for
+	// measuring how long a connection stayed up, and onWait is told of every
+	// reconnect wait and the count of failed attempts it was drawn for.
+	randN  func(n int64) int64
+	now    func() time.Time
+	onWait func(wait time.Duration, failures int)
 
 	// MaxFrame is the largest frame accepted from the gateway. Default
 	// protocol.MaxFrameLimit.
@@ -90,6 +107,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BackoffMax == 0 {
 		o.BackoffMax = DefaultBackoffMax
 	}
+	if o.StableAfter == 0 {
+		o.StableAfter = DefaultStableAfter
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	if o.MaxFrame == 0 {
 		o.MaxFrame = protocol.MaxFrameLimit
 	}
@@ -98,7 +121,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	if o.DialTimeout < 0 || o.RequestTimeout < 0 || o.WriteTimeout < 0 || o.MaxConcurrentUplinks < 0 ||
-		o.BackoffMin < 0 || o.BackoffMax < o.BackoffMin {
+		o.BackoffMin < 0 || o.BackoffMax < o.BackoffMin || o.StableAfter < 0 {
 		return o, errors.New("service: negative timeout or limit, or BackoffMax below BackoffMin")
 	}
 	return o, nil

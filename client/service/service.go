@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/backoff"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server/control/wire"
 )
@@ -70,7 +70,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Service, error) {
 	}
 	s.setConn(c)
 	s.wg.Add(1)
-	go s.run(c)
+	go s.run(c, s.opts.now())
 	return s, nil
 }
 
@@ -112,10 +112,21 @@ func (s *Service) setConn(c *conn) {
 	s.mu.Unlock()
 }
 
-// run supervises the connection: when it ends, it reconnects (Options.Reconnect) or
-// ends the Service.
-func (s *Service) run(c *conn) {
+// run supervises the connection c, up since since: when it ends, it reconnects
+// (Options.Reconnect) or ends the Service.
+//
+// The waits follow internal/backoff's schedule, shared with package client: full
+// jitter over a counter of consecutive failed attempts, where a connection lost
+// within Options.StableAfter of its AUTH result counts as failed like a failed dial,
+// and only a connection that lived StableAfter resets the counter. A terminal code
+// (3500–3999), on the connection or in answer to a reconnect's AUTH, ends the
+// Service with its *CloseError.
+func (s *Service) run(c *conn, since time.Time) {
 	defer s.wg.Done()
+	sched := backoff.Schedule{
+		Policy:      backoff.Policy{Min: s.opts.BackoffMin, Max: s.opts.BackoffMax, Rand: s.opts.randN},
+		StableAfter: s.opts.StableAfter,
+	}
 	for {
 		select {
 		case <-c.done:
@@ -125,6 +136,7 @@ func (s *Service) run(c *conn) {
 			s.end(ErrClosed)
 			return
 		}
+		lived := s.opts.now().Sub(since)
 		err := c.failure()
 		s.mu.Lock()
 		s.cur = nil
@@ -135,28 +147,41 @@ func (s *Service) run(c *conn) {
 			s.end(err)
 			return
 		}
-		s.log.Warn("control connection lost; reconnecting", "err", err)
-		if c = s.reconnect(); c == nil {
-			s.end(ErrClosed)
+		s.log.Warn("control connection lost; reconnecting", "err", err, "lived", lived)
+		if c, since, err = s.reconnect(&sched, lived); c == nil {
+			s.end(err)
 			return
 		}
 	}
 }
 
-// reconnect dials with backoff until it succeeds (and has subscribed again) or the
-// Service is closed (nil).
-func (s *Service) reconnect() *conn {
+// reconnect dials with backoff until it succeeds (and has subscribed again),
+// returning the connection and when it was set up; or until the Service is closed
+// (ErrClosed) or a reconnect is refused with a terminal code (its *CloseError).
+// lived is how long the lost connection had been up.
+func (s *Service) reconnect(sched *backoff.Schedule, lived time.Duration) (*conn, time.Time, error) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	<-t.C
-	for attempt := 0; ; attempt++ {
-		t.Reset(backoff(attempt, s.opts.BackoffMin, s.opts.BackoffMax))
+	e := backoff.Ending{Authenticated: true, Lived: lived}
+	for {
+		wait := sched.Next(e)
+		e = backoff.Ending{} // from now on, failed attempts
+		if f := s.opts.onWait; f != nil {
+			f(wait, sched.Failures())
+		}
+		t.Reset(wait)
 		select {
 		case <-t.C:
 		case <-s.stop:
-			return nil
+			return nil, time.Time{}, ErrClosed
 		}
 		c, err := s.connect(s.ctx)
+		var ce *CloseError
+		if errors.As(err, &ce) && ce.Terminal() {
+			s.log.Warn("reconnect refused with a terminal code", "err", err)
+			return nil, time.Time{}, err
+		}
 		if err == nil {
 			if err = s.resubscribe(c); err != nil {
 				c.close()
@@ -164,12 +189,14 @@ func (s *Service) reconnect() *conn {
 			}
 		}
 		if err != nil {
-			s.log.Warn("reconnect failed", "attempt", attempt, "err", err)
+			s.log.Warn("reconnect failed", "failures", sched.Failures(), "err", err)
 			continue
 		}
+		// Taken before setConn publishes c: a test that sees c may then move the clock.
+		since := s.opts.now()
 		s.setConn(c)
 		s.log.Info("control connection re-established", "session", s.session.Load())
-		return c
+		return c, since, nil
 	}
 }
 
@@ -191,19 +218,6 @@ func (s *Service) resubscribe(c *conn) error {
 	defer cancel()
 	var res wire.SubscribeResult
 	return s.roundTrip(ctx, c, wire.OpSubscribe, &sub, nil, &res)
-}
-
-// backoff returns a random wait in [0, min(hi, lo·2ⁿ)] ("full jitter").
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	ceil := lo
-	for i := 0; i < n && ceil < hi; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, hi)
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
 }
 
 // end records why the Service ended and releases Done.
