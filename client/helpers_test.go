@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
@@ -34,7 +34,7 @@ func startServer(t *testing.T, set func(*server.Options)) *server.Server {
 		Heartbeat:     testHeartbeat,
 		Tick:          10 * time.Millisecond,
 		DrainSpread:   50 * time.Millisecond,
-		Logger:        slog.New(slog.DiscardHandler),
+		Logger:        testkit.Logger(),
 	}
 	if set != nil {
 		set(&o)
@@ -73,16 +73,10 @@ func dial(t *testing.T, addr string, o Options) *Client {
 	return c
 }
 
-// waitFor polls cond until it holds or waitTimeout passes.
+// waitFor polls cond until it holds (testkit.WaitFor).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 // recv receives one push or fails the test.
@@ -174,7 +168,7 @@ func (fs *fakeServer) accept() {
 		if err != nil {
 			return
 		}
-		fc := &fakeConn{t: fs.t, nc: nc, buf: make([]byte, 4096)}
+		fc := &fakeConn{t: fs.t, nc: nc, fr: testkit.NewFrameConn(fs.t, nc)}
 		fs.mu.Lock()
 		fs.all = append(fs.all, fc)
 		fs.mu.Unlock()
@@ -216,35 +210,13 @@ func (fs *fakeServer) close() {
 // fakeConn is one connection of the fake server, used by the test goroutine
 // only.
 type fakeConn struct {
-	t      *testing.T
-	nc     net.Conn
-	dec    protocol.Decoder
-	buf    []byte
-	frames []protocol.Frame
+	t  *testing.T
+	nc net.Conn
+	fr *testkit.FrameConn
 }
 
 // readErr returns the next frame from the client, or the read error.
-func (fc *fakeConn) readErr() (protocol.Frame, error) {
-	for len(fc.frames) == 0 {
-		_ = fc.nc.SetReadDeadline(time.Now().Add(waitTimeout))
-		n, err := fc.nc.Read(fc.buf)
-		if n > 0 {
-			derr := fc.dec.Decode(fc.buf[:n], func(f protocol.Frame) error {
-				fc.frames = append(fc.frames, f.Clone())
-				return nil
-			})
-			if derr != nil {
-				return protocol.Frame{}, derr
-			}
-		}
-		if err != nil && len(fc.frames) == 0 {
-			return protocol.Frame{}, err
-		}
-	}
-	f := fc.frames[0]
-	fc.frames = fc.frames[1:]
-	return f, nil
-}
+func (fc *fakeConn) readErr() (protocol.Frame, error) { return fc.fr.Next(waitTimeout) }
 
 // expect returns the next frame with opcode op, skipping heartbeat PINGs.
 func (fc *fakeConn) expect(op protocol.Opcode) protocol.Frame {
@@ -291,9 +263,7 @@ func (fc *fakeConn) send(m protocol.Message, seq uint32, flags protocol.Flags) {
 
 func (fc *fakeConn) write(b []byte) {
 	fc.t.Helper()
-	if _, err := fc.nc.Write(b); err != nil {
-		fc.t.Fatalf("fake server: write: %v", err)
-	}
+	fc.fr.Write(b)
 }
 
 // accept reads HELLO and answers auth (defaults filled in) with its seq.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // TestAdminEndpoints: /metrics carries the tether series and passes `promtool check

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // emfileChildEnv makes the test binary act as a gateway process with a tiny file limit.

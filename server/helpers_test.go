@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // testLogger is quiet unless TETHER_TEST_LOG is set.

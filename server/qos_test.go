@@ -10,7 +10,7 @@ import (
 
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // expectQoS1 reads the next frame and checks it is a QoS1 PUSH with id and payload.

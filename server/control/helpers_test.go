@@ -17,7 +17,7 @@ import (
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control/wire"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 const testSecret = "s3cret-for-tests"

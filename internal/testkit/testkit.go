@@ -68,6 +68,12 @@ func DialFrames(t testing.TB, addr string) *FrameConn {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return NewFrameConn(t, c)
+}
+
+// NewFrameConn wraps an accepted (or otherwise established) connection, for test servers
+// that speak the protocol by hand. The caller closes c.
+func NewFrameConn(t testing.TB, c net.Conn) *FrameConn {
 	return &FrameConn{Conn: c, t: t, dec: protocol.Decoder{MaxFrame: protocol.MaxFrameLimit}}
 }
 
