@@ -54,7 +54,7 @@ func TestAutoAck(t *testing.T) {
 
 	fc.push(9, "", "qos1", protocol.FlagAckRequested)
 	p := recv(t, c.Pushes())
-	if p.MsgID != 9 || !p.Acked || string(p.Payload) != "qos1" {
+	if p.MsgID != 9 || !p.AckRequested || string(p.Payload) != "qos1" {
 		t.Fatalf("push = %+v", p)
 	}
 	var ack protocol.Ack
@@ -68,7 +68,7 @@ func TestAutoAck(t *testing.T) {
 		t.Fatalf("ACK of duplicate = %+v, %v", ack, err)
 	}
 	fc.push(10, "", "next", 0) // QoS0: no ACK
-	if p := recv(t, c.Pushes()); p.MsgID != 10 || p.Acked {
+	if p := recv(t, c.Pushes()); p.MsgID != 10 || p.AckRequested {
 		t.Fatalf("push = %+v", p)
 	}
 	select {
