@@ -105,7 +105,9 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	// goes out in the same write.
 	frames := [][]byte{frame}
 	if start < u.lastID {
-		frames = s.pumpLocked(u, c, c.inflightLocked(u, start), frames)
+		w := c.inflightLocked(u, start)
+		frames = s.pumpLocked(u, c, w, frames)
+		s.settleLocked(u, c, w) // nothing was for this connection
 		s.metrics.resumeReplayed.Add(len(frames) - 1)
 	}
 	if c.writeFirst(frames) == nil {

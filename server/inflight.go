@@ -112,10 +112,10 @@ func (s *Server) countPushes(frames [][]byte) {
 // ignored.
 func (s *Server) onAck(c *Conn, msgID uint64) {
 	s.metrics.acks.Inc()
-	u := c.user
-	if u == nil {
-		return
+	if !c.ready.Load() {
+		return // nothing was sent yet; and c.user is published by ready
 	}
+	u := c.user
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	w := c.qos
@@ -145,14 +145,23 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 	if w.n > 0 {
 		s.armAckTimer(w) // progress: the timeout counts from this ACK
 	} else {
-		// A timer that already fired finds nothing in flight (or no window).
-		s.wheel.Cancel(&w.timer)
-		w.due = 0
-		if w.sent == u.lastID {
-			c.qos = nil // caught up, nothing in flight: an idle connection holds no window
-		}
+		s.settleLocked(u, c, w)
 	}
 	u.trimLocked()
+}
+
+// settleLocked frees c's window w once nothing is in flight and c is caught up with the
+// stream, so an idle connection holds no window. A timer that already fired finds
+// nothing in flight, or no window. u.mu is held.
+func (s *Server) settleLocked(u *user, c *Conn, w *window) {
+	if w.n > 0 {
+		return
+	}
+	s.wheel.Cancel(&w.timer)
+	w.due = 0
+	if w.sent == u.lastID {
+		c.qos = nil
+	}
 }
 
 // onAckTimeout runs on the wheel's dispatcher when c's ack timer fires: if no ACK
@@ -176,8 +185,17 @@ func (s *Server) onAckTimeout(c *Conn) {
 			frames = append(frames, dupFrame(u.buf[i].frame))
 		}
 	}
-	if len(frames) > 0 && c.writeFrames(false, frames...) == nil {
-		s.countPushes(frames)
+	if len(frames) == 0 {
+		// What was in flight left the buffer (acknowledged by another connection of
+		// the device, or evicted, which closed this one).
+		w.n = 0
+		s.settleLocked(u, c, w)
+		return
 	}
+	if c.writeFrames(false, frames...) != nil {
+		w.due = 0 // closed: stop the timer
+		return
+	}
+	s.countPushes(frames)
 	s.armAckTimer(w)
 }

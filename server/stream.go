@@ -104,7 +104,9 @@ func (s *Server) evictLocked(u *user, now int64) {
 		return
 	}
 	gone := u.buf[:drop]
-	for _, c := range s.hub.userConns(u.id, nil) {
+	buf := connSlices.Get().(*[]*Conn)
+	cs := s.hub.userConns(u.id, (*buf)[:0])
+	for _, c := range cs {
 		q := c.qos
 		if q == nil {
 			continue // caught up and acknowledged
@@ -117,6 +119,9 @@ func (s *Server) evictLocked(u *user, now int64) {
 			}
 		}
 	}
+	clear(cs)
+	*buf = cs[:0]
+	connSlices.Put(buf)
 	u.lost = gone[drop-1].id
 	u.dropped = u.lost
 	u.dropFront(drop)
