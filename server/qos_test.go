@@ -603,3 +603,64 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 }
 
 func userName(i int) string { return "stream-" + string(rune('a'+i)) }
+
+// TestResumeDecision is PROTOCOL.md §11's resume table, row by row, on a stream at epoch
+// 7 with latest id 10, where the bounds evicted up to 3 (E) and acknowledgements trimmed
+// up to 6 (D); device "known" acknowledged 5, device "behind" 2.
+func TestResumeDecision(t *testing.T) {
+	s, err := New(Options{Authenticator: testAuth, AdminAddr: "-", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := func(dev string, epoch, last uint64, want protocol.ResumeResult, wantLast uint64) {
+		t.Helper()
+		u := &user{id: "rd", epoch: 7, lastID: 10, lost: 3, dropped: 6,
+			devices: []*device{{id: "known", acked: 5}, {id: "behind", acked: 2}}}
+		for id := uint64(7); id <= 10; id++ {
+			u.buf = append(u.buf, queued{id: id, at: time.Now().UnixNano()})
+		}
+		c := &Conn{srv: s, id: 1}
+		c.who.Store(&identity{userID: "rd", deviceID: dev})
+		u.mu.Lock()
+		res, start := s.resumeLocked(u, c, epoch, last)
+		d, _ := u.deviceLocked(dev)
+		u.mu.Unlock()
+		if res != want || start != wantLast {
+			t.Fatalf("%q (%d, %d): %v at %d, want %v at %d", dev, epoch, last, res, start, want, wantLast)
+		}
+		if dev != "" && d.acked != start {
+			t.Fatalf("%q (%d, %d): device acknowledgement %d, want %d", dev, epoch, last, d.acked, start)
+		}
+	}
+	f("known", 0, 0, protocol.ResumeNone, 5)           // no cursor: what the device did not acknowledge
+	f("behind", 0, 0, protocol.ResumeNotRecovered, 10) // ... of which some was evicted
+	f("new", 0, 0, protocol.ResumeNone, 10)            // unknown device: nothing owed
+	f("", 0, 0, protocol.ResumeNone, 10)               // no device id: nothing owed
+	f("known", 8, 4, protocol.ResumeNotRecovered, 10)  // another epoch
+	f("known", 7, 11, protocol.ResumeNotRecovered, 10) // ahead of the stream
+	f("known", 7, 4, protocol.ResumeRecovered, 5)      // the device's ACK is ahead of the cursor
+	f("known", 7, 7, protocol.ResumeRecovered, 7)      // the cursor is ahead of the ACK
+	f("behind", 7, 2, protocol.ResumeNotRecovered, 10) // max(2, 2) < E
+	f("new", 7, 6, protocol.ResumeRecovered, 6)        // unknown device: D decides
+	f("new", 7, 5, protocol.ResumeNotRecovered, 10)    // 6 was trimmed, maybe unseen by it
+	f("", 7, 6, protocol.ResumeRecovered, 6)           // no device id: D decides
+	f("", 7, 4, protocol.ResumeNotRecovered, 10)
+}
+
+// TestQoS1TwoDevicesLive: on live connections too, one device acknowledging does not stop
+// the other's redelivery after the ack timeout.
+func TestQoS1TwoDevicesLive(t *testing.T) {
+	s := startServer(t, func(o *Options) { o.AckTimeout = 50 * time.Millisecond })
+	phone, tablet := dialRaw(t, s), dialRaw(t, s)
+	okP := phone.helloDevice("twl", "phone", 0, 0)
+	tablet.helloDevice("twl", "tablet", 0, 0)
+	pushN(t, s, "twl", 1)
+	phone.expectPushes(1, 1, 0)
+	phone.ack(1)
+	waitFor(t, "phone's window freed", func() bool { _, w := streamState(s, "twl", okP.ConnID); return !w })
+	tablet.expectPushes(1, 1, 0)
+	tablet.expectPushes(1, 1, 1) // the phone's ACK was not the tablet's
+	tablet.ack(1)
+	waitFor(t, "buffer trimmed", func() bool { buf, _ := streamState(s, "twl", 0); return len(buf) == 0 })
+}
