@@ -248,7 +248,7 @@ func TestPushCallback(t *testing.T) {
 		t.Fatalf("PushUser = %d, %v", n, err)
 	}
 	p := recv(t, got)
-	if p.MsgID != 0 || p.Channel != "" || string(p.Payload) != "hello" || p.Acked {
+	if p.MsgID != 0 || p.Channel != "" || string(p.Payload) != "hello" || p.AckRequested {
 		t.Fatalf("push = %+v", p)
 	}
 }

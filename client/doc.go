@@ -49,6 +49,11 @@
 // after OnPush returns or the push is queued on the channel. Sequenced pushes
 // (msg_id != 0) whose id is not above the last one delivered on their channel
 // are dropped as duplicates (still acknowledged), following PROTOCOL.md §11.
+// The server redelivers what the device did not acknowledge, on a reconnect
+// (with or without a resume cursor: set Options.DeviceID so it can tell this
+// device's connections apart) and after its ack timeout on a live
+// connection; such pushes carry FlagDup, which Push.Redelivered reports when
+// this client had not delivered the message already.
 //
 // # Reconnecting
 //

@@ -54,7 +54,7 @@ func TestAutoAck(t *testing.T) {
 
 	fc.push(9, "", "qos1", protocol.FlagAckRequested)
 	p := recv(t, c.Pushes())
-	if p.MsgID != 9 || !p.Acked || string(p.Payload) != "qos1" {
+	if p.MsgID != 9 || !p.AckRequested || string(p.Payload) != "qos1" {
 		t.Fatalf("push = %+v", p)
 	}
 	var ack protocol.Ack
@@ -68,9 +68,41 @@ func TestAutoAck(t *testing.T) {
 		t.Fatalf("ACK of duplicate = %+v, %v", ack, err)
 	}
 	fc.push(10, "", "next", 0) // QoS0: no ACK
-	if p := recv(t, c.Pushes()); p.MsgID != 10 || p.Acked {
+	if p := recv(t, c.Pushes()); p.MsgID != 10 || p.AckRequested {
 		t.Fatalf("push = %+v", p)
 	}
+	select {
+	case p := <-c.Pushes():
+		t.Fatalf("unexpected push %+v", p)
+	default:
+	}
+}
+
+// TestRedelivered: a redelivery (FlagDup) of a message already delivered is dropped and
+// acknowledged again; one of a message this client never delivered (it lost its cursor,
+// say) reaches the application once, marked Redelivered.
+func TestRedelivered(t *testing.T) {
+	fs := newFakeServer(t)
+	c, fc, _ := dialFake(t, fs, Options{}, protocol.AuthOK{Epoch: 1, LastID: 4})
+	var ack protocol.Ack
+	expectAck := func(id uint64) {
+		t.Helper()
+		if err := ack.Decode(fc.expect(protocol.OpAck).Body); err != nil || ack.MsgID != id {
+			t.Fatalf("ACK = %+v, %v; want %d", ack, err, id)
+		}
+	}
+	fc.push(5, "", "five", protocol.FlagAckRequested|protocol.FlagDup)
+	if p := recv(t, c.Pushes()); p.MsgID != 5 || !p.AckRequested || !p.Redelivered || string(p.Payload) != "five" {
+		t.Fatalf("push = %+v, want 5 redelivered", p)
+	}
+	expectAck(5)
+	fc.push(5, "", "five", protocol.FlagAckRequested|protocol.FlagDup) // seen: dropped
+	expectAck(5)
+	fc.push(6, "", "six", protocol.FlagAckRequested)
+	if p := recv(t, c.Pushes()); p.MsgID != 6 || p.Redelivered {
+		t.Fatalf("push = %+v, want 6 first delivery", p)
+	}
+	expectAck(6)
 	select {
 	case p := <-c.Pushes():
 		t.Fatalf("unexpected push %+v", p)

@@ -21,7 +21,10 @@ type Options struct {
 	// and a reconnect counts it as a failed attempt and backs off.
 	TokenFunc func(ctx context.Context) (string, error)
 	// DeviceID identifies the device or installation; the server's multi-device
-	// policy keys on it. Default "".
+	// policy keys on it, and so does QoS1: the server redelivers to the next
+	// connection of a device what the device did not acknowledge, even when
+	// that connection carries no resume cursor (PROTOCOL.md §11). Keep it
+	// stable across restarts. Default "": each connection stands alone.
 	DeviceID string
 	// Platform names the client platform, e.g. "ios", "android", "web".
 	// Default "go".

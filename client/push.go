@@ -17,10 +17,16 @@ type Push struct {
 	Channel string
 	// Payload is the message. It is a copy owned by the receiver.
 	Payload []byte
-	// Acked reports that the server asked for an acknowledgement (QoS1). The
-	// client sends the ACK itself, right after OnPush returns or the push is
-	// queued on the Pushes channel; the application has nothing to do.
-	Acked bool
+	// AckRequested reports that the server asked for an acknowledgement
+	// (QoS1: at-least-once). The client sends the ACK itself, right after
+	// OnPush returns or the push is queued on the Pushes channel; the
+	// application has nothing to do.
+	AckRequested bool
+	// Redelivered reports that the server had sent this message to the
+	// device before (FlagDup): the application may have seen it already,
+	// for example before a restart that lost the resume cursor. Copies this
+	// client already delivered are dropped, never handed over again.
+	Redelivered bool
 }
 
 // errClosing aborts a push delivery blocked on a full channel when the client
@@ -36,13 +42,14 @@ func (cn *conn) onPush(f protocol.Frame) error {
 	}
 	qos1 := f.Flags.Has(protocol.FlagAckRequested)
 	if cn.fresh(m.Channel, m.MsgID) {
-		p := Push{MsgID: m.MsgID, Channel: m.Channel, Payload: bytes.Clone(m.Payload), Acked: qos1}
+		p := Push{MsgID: m.MsgID, Channel: m.Channel, Payload: bytes.Clone(m.Payload),
+			AckRequested: qos1, Redelivered: f.Flags.Has(protocol.FlagDup)}
 		if !cn.c.deliver(p) {
 			return errClosing
 		}
 		cn.advance(m.Channel, m.MsgID)
 	} else {
-		cn.c.log.Debug("dropping duplicate push", "msg_id", m.MsgID, "channel", m.Channel)
+		cn.c.log.Debug("dropping duplicate push", "msg_id", m.MsgID, "channel", m.Channel, "flags", f.Flags.String())
 	}
 	if qos1 && m.MsgID != 0 {
 		return cn.writeMsg(&protocol.Ack{MsgID: m.MsgID}, 0, 0)

@@ -15,6 +15,11 @@ const (
 	// FlagNoReply on a SEND makes it fire-and-forget: the server sends no
 	// SEND_REPLY and no ERROR for it.
 	FlagNoReply Flags = 1 << 1
+
+	// FlagDup on a QoS1 PUSH says the server sent this msg_id to the
+	// client's device before (a redelivery, like MQTT's DUP); the client
+	// deduplicates by msg_id as for any push.
+	FlagDup Flags = 1 << 2
 )
 
 // Has reports whether every bit of x is set in f.
@@ -36,7 +41,10 @@ func (f Flags) String() string {
 	if f.Has(FlagNoReply) {
 		parts = append(parts, "NO_REPLY")
 	}
-	if rest := f &^ (FlagAckRequested | FlagNoReply); rest != 0 {
+	if f.Has(FlagDup) {
+		parts = append(parts, "DUP")
+	}
+	if rest := f &^ (FlagAckRequested | FlagNoReply | FlagDup); rest != 0 {
 		parts = append(parts, "0x"+hexByte(uint8(rest)))
 	}
 	return strings.Join(parts, "|")

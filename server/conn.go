@@ -49,8 +49,9 @@ type Conn struct {
 	ready atomic.Bool
 	// user is the user's hub entry, set when the connection joins it.
 	user *user
-	// acked is the highest message id the client acknowledged (cumulative).
-	acked atomic.Uint64
+	// qos is the connection's QoS1 in-flight window (inflight.go), nil while it has
+	// nothing unacknowledged; guarded by user.mu.
+	qos *window
 	// goingAway is set once GOAWAY was sent: the timer then holds the grace deadline,
 	// which inbound frames no longer extend, and its expiry closes with CodeGoingAway.
 	goingAway atomic.Bool

@@ -83,7 +83,7 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	// handler can push from it; requests the client pipelines queue behind it.
 	c.holdQueue(request{kind: reqConnect})
 
-	resume, replay := s.resumeLocked(u, h.ResumeEpoch, h.ResumeLastID)
+	resume, start := s.resumeLocked(u, c, h.ResumeEpoch, h.ResumeLastID)
 	ok2 := protocol.AuthOK{
 		ConnID:       c.id,
 		HeartbeatMs:  uint32(s.opts.Heartbeat / time.Millisecond),
@@ -91,7 +91,7 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		ServerTimeMs: time.Now().UnixMilli(),
 		Resume:       resume,
 		Epoch:        u.epoch,
-		LastID:       u.lastID,
+		LastID:       start,
 		UserID:       who.userID,
 	}
 	frame, err := ok2.AppendFrame(nil, 0, 0)
@@ -100,13 +100,19 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		c.releaseQueue() // OnConnect and OnDisconnect still run
 		return
 	}
-	// Pushes reach the connection only from here on, and never ahead of AUTH_OK.
-	frames := append([][]byte{frame}, replay...)
+	// Pushes reach the connection only from here on, and never ahead of AUTH_OK: the
+	// resume replay (what the device has not acknowledged, within the in-flight window)
+	// goes out in the same write.
+	frames := [][]byte{frame}
+	if start < u.lastID {
+		w := c.inflightLocked(u, start)
+		frames = s.pumpLocked(u, c, w, frames)
+		s.settleLocked(u, c, w) // nothing was for this connection
+		s.metrics.resumeReplayed.Add(len(frames) - 1)
+	}
 	if c.writeFirst(frames) == nil {
 		s.metrics.framesOut(protocol.OpAuthOK, len(frame))
-		for _, f := range replay {
-			s.metrics.framesOut(protocol.OpPush, len(f))
-		}
+		s.countPushes(frames[1:])
 	}
 	c.releaseQueue()
 	s.metrics.authOK.Inc()

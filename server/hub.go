@@ -44,7 +44,7 @@ type victim struct {
 }
 
 func newHub() *hub {
-	h := &hub{seed: maphash.MakeSeed(), epochBase: uint64(time.Now().UnixNano())}
+	h := &hub{seed: maphash.MakeSeed(), epochBase: uint64(time.Now().UnixMicro())}
 	for i := range h.conns {
 		h.conns[i].m = make(map[uint64]*Conn)
 		h.users[i].m = make(map[string]*user)
@@ -90,7 +90,7 @@ func (h *hub) user(uid string, create bool) *user {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if u = sh.m[uid]; u == nil {
-		u = &user{id: uid, epoch: h.epochBase + h.epochs.Add(1)}
+		u = &user{id: uid, epoch: h.nextEpoch()}
 		sh.m[uid] = u
 	}
 	return u

@@ -127,6 +127,16 @@ type Options struct {
 	// missed. Default 5m.
 	ResumeWindow time.Duration
 
+	// QoS1Window bounds the QoS1 messages sent to one connection and not yet
+	// acknowledged; the next wait in the user's resume buffer and go out as ACKs arrive.
+	// Default 32.
+	QoS1Window int
+	// AckTimeout is how long a connection may leave QoS1 messages unacknowledged with no
+	// ACK making progress before the server sends them again (with FlagDup) on the same
+	// connection. Default 20s; negative disables redelivery on a live connection (a
+	// reconnect of the device still gets them).
+	AckTimeout time.Duration
+
 	// DrainSpread is the window over which Shutdown spreads the clients' GOAWAY
 	// retry-after, so they do not all reconnect at once. Default 5s.
 	DrainSpread time.Duration
@@ -157,6 +167,8 @@ const (
 	defaultDrainSpread      = 5 * time.Second
 	defaultResumeBuffer     = 256
 	defaultResumeWindow     = 5 * time.Minute
+	defaultQoS1Window       = 32
+	defaultAckTimeout       = 20 * time.Second
 	defaultReadBufferSize   = 256
 )
 
@@ -189,6 +201,7 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.WriteTimeout, defaultWriteTimeout)
 	setDur(&o.DrainSpread, defaultDrainSpread)
 	setDur(&o.ResumeWindow, defaultResumeWindow)
+	setDur(&o.AckTimeout, defaultAckTimeout)
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -204,6 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 	setInt(&o.MaxInflight, defaultMaxInflight)
 	setInt(&o.ReadBufferSize, defaultReadBufferSize)
 	setInt(&o.ResumeBuffer, defaultResumeBuffer)
+	setInt(&o.QoS1Window, defaultQoS1Window)
 	if o.MaxTotalOutbound == 0 {
 		o.MaxTotalOutbound = defaultMaxTotalOutbound
 	}
@@ -221,7 +235,7 @@ func (o Options) withDefaults() (Options, error) {
 	case o.MaxFrame < protocol.HeaderSize || o.MaxFrame > protocol.MaxFrameLimit:
 		return o, fmt.Errorf("server: max frame %d outside [%d, %d]", o.MaxFrame, protocol.HeaderSize, protocol.MaxFrameLimit)
 	case o.MaxTotalOutbound < 0 || o.PreAuthBudget < 0 || o.MaxConns < 0 || o.MaxRoomsPerConn < 0 || o.MaxOutboundBytes < 0 ||
-		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0 || o.ResumeBuffer < 0:
+		o.Workers < 0 || o.MaxInflight < 0 || o.ReadBufferSize < 0 || o.ResumeBuffer < 0 || o.QoS1Window < 0:
 		return o, fmt.Errorf("server: sizes and counts must not be negative")
 	case o.DevicePolicy > DevicesOnePerUser:
 		return o, fmt.Errorf("server: unknown device policy %d", o.DevicePolicy)

@@ -11,6 +11,33 @@ import (
 // holds up a fan-out. The counts returned are connections the frame was written or
 // queued to.
 
+// PushOptions modifies a push to users or connections.
+type PushOptions struct {
+	// QoS1 requests at-least-once delivery (PROTOCOL.md §11): each targeted user's
+	// message gets the user's next message id, is kept in the user's resume buffer, and
+	// is sent with the ACK_REQUESTED flag, within each connection's in-flight window
+	// (Options.QoS1Window), until the device acknowledges it. A device that reconnects
+	// within the resume window is sent what it did not acknowledge. Users with no recent
+	// connection are counted offline and get nothing.
+	QoS1 bool
+	// Exclude lists connection ids that must not receive the push. With QoS1 an excluded
+	// connection's device (or, without a device id, the connection) is never sent the
+	// message, on this connection or a later one.
+	Exclude []uint64
+}
+
+// PushResult says what a push reached.
+type PushResult struct {
+	// Delivered counts connections the frame was written or queued to; a QoS1 message
+	// waiting for room in a connection's in-flight window counts as queued.
+	Delivered int
+	// Offline counts targeted users (or connections) with no live connection.
+	Offline int
+	// MsgIDs holds, for a QoS1 push, the message id each reachable user got: always
+	// below 2^53, so exact as a JSON number.
+	MsgIDs map[string]uint64
+}
+
 // encodePush encodes a PUSH frame once for a fan-out, refusing payloads that would
 // exceed the max frame size announced to clients.
 func (s *Server) encodePush(channel string, payload []byte) ([]byte, error) {
@@ -171,7 +198,7 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 	if opts.QoS1 {
 		res.MsgIDs = make(map[string]uint64, len(users))
 		for _, uid := range users {
-			id, n, ok, err := s.pushQoS1(uid, 0, payload, ex)
+			id, n, ok, err := s.pushQoS1(uid, nil, payload, ex)
 			if err != nil {
 				return res, err
 			}
@@ -205,8 +232,10 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 }
 
 // PushConns sends payload to each listed connection. With opts.QoS1 the message gets the
-// id of the connection's user stream and is acked by the client, but it is not replayed
-// to other connections of the user. Unknown or not-yet-ready connections count as Offline.
+// next id of the connection's user stream and is for the connection's device: a later
+// connection of the same device (same user and device id) is sent it if the device did
+// not acknowledge it, other devices never are; a connection without a device id keeps it
+// to itself. Unknown or not-yet-ready connections count as Offline.
 func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (PushResult, error) {
 	var res PushResult
 	ex := excludeSet(opts.Exclude)
@@ -231,7 +260,7 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 			continue
 		}
 		if opts.QoS1 {
-			mid, n, _, err := s.pushQoS1(c.UserID(), id, payload, nil)
+			mid, n, _, err := s.pushQoS1(c.UserID(), c, payload, nil)
 			if err != nil {
 				return res, err
 			}

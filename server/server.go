@@ -36,9 +36,6 @@ type Server struct {
 	limits  *limits
 	metrics *serverMetrics
 
-	// ackHook receives clients' ACKs; the QoS1 delivery tracking plugs in here.
-	ackHook atomic.Pointer[func(c *Conn, msgID uint64)]
-
 	mu       sync.Mutex
 	started  bool
 	el       netpoll.EventLoop
@@ -206,6 +203,10 @@ func (s *Server) refuse(c *Conn, code protocol.Code, reason string) {
 func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 	for _, t := range batch {
 		c := t.Owner()
+		if t != &c.timer {
+			s.onAckTimeout(c) // the QoS1 ack timer (inflight.go)
+			continue
+		}
 		switch c.state.Load() {
 		case stateNew, stateAuthenticating:
 			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed", true)
@@ -216,20 +217,6 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 			}
 			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals", true)
 		}
-	}
-}
-
-// onAck passes a client's ACK to the ack hook.
-func (s *Server) onAck(c *Conn, msgID uint64) {
-	s.metrics.acks.Inc()
-	for {
-		prev := c.acked.Load()
-		if msgID <= prev || c.acked.CompareAndSwap(prev, msgID) {
-			break
-		}
-	}
-	if h := s.ackHook.Load(); h != nil {
-		(*h)(c, msgID)
 	}
 }
 

@@ -1,176 +1,319 @@
 package server
 
 import (
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
 )
 
-// QoS1 delivery and resume. Every user with a recent connection has an entry holding a
-// message stream: an epoch unique to the entry and, for QoS1 pushes, monotonically
-// increasing message ids and a buffer of the encoded frames, bounded by
-// Options.ResumeBuffer messages and Options.ResumeWindow of age. A client reconnecting
-// with the (epoch, last id) it last saw gets exactly the buffered messages after that id,
-// in order, right after AUTH_OK; if the buffer no longer reaches back that far, or the
-// epoch is not the entry's (the process restarted, or the entry was swept), AUTH_OK says
-// "not recovered" and the app re-syncs from its backend.
+// QoS1 delivery and resume (PROTOCOL.md §11). Every user with a recent connection has an
+// entry (user.go) holding a message stream: an epoch unique to the entry, increasing
+// message ids, and a buffer of the encoded frames bounded by Options.ResumeBuffer
+// messages and Options.ResumeWindow of age. A message leaves the buffer early once every
+// device that needs it acknowledged it.
 //
-// The entry's mutex serializes QoS1 pushes with resuming connections: a connection joins
-// the user's connections, gets AUTH_OK and its replay under the same lock a QoS1 push
-// takes to assign an id and write, so no message is missed or reordered in between.
-// Entries outlive their last connection by the resume window, then the sweeper drops
-// them.
-
-// user is one user's hub entry.
-type user struct {
-	id string
-	// conns are the user's authenticated connections; guarded by the user shard lock,
-	// like left.
-	conns []*Conn
-	// left is when the last connection closed (unix ns), 0 while connected.
-	left int64
-
-	// mu guards the stream and dead.
-	mu     sync.Mutex
-	dead   bool // swept: look the entry up again
-	epoch  uint64
-	lastID uint64
-	floor  uint64 // the highest id no longer buffered (evicted or never kept)
-	buf    []queued
-}
+// Each device (a device id of the user) has a record with its cumulative ACK, which
+// survives its connections: a new connection of the device, with or without a cursor,
+// is sent what the device has not acknowledged. Each live connection has an in-flight
+// window (inflight.go) of at most Options.QoS1Window unacknowledged messages; the rest
+// wait in the buffer and go out as ACKs open the window. A message that leaves the
+// buffer before a live connection that needs it was sent it and acknowledged it closes
+// that connection with CodeSlowConsumer, so its resume says "not recovered": nothing is
+// dropped silently.
+//
+// The entry's mutex serializes everything: QoS1 pushes, ACKs, ack timeouts, and a
+// connection joining the user, getting AUTH_OK and its replay, so no message is missed
+// or reordered in between.
 
 // queued is one buffered QoS1 message.
 type queued struct {
 	id    uint64
-	at    int64 // unix ns
-	conn  uint64
-	frame []byte
+	at    int64   // unix ns
+	to    *target // nil: every connection of the user
+	frame []byte  // the PUSH without FlagDup
 }
 
-// PushOptions modifies a push to users or connections.
-type PushOptions struct {
-	// QoS1 requests at-least-once delivery: each targeted user's message gets the user's
-	// next message id, is kept in the user's resume buffer, and is sent with the
-	// ACK_REQUESTED flag. A client that reconnects within the resume window receives
-	// what it missed. Users with no recent connection are counted offline and get nothing.
-	QoS1 bool
-	// Exclude lists connection ids that must not receive the push.
-	Exclude []uint64
+// target narrows who a buffered message is for.
+type target struct {
+	// device is the one device the message is for (a QoS1 push to a connection that
+	// has a device id); conn the one connection (a push to a connection without one).
+	device string
+	conn   uint64
+	// skipDevices and skipConns are excluded: devices for the excluded connections
+	// that have a device id, connections for those that have none.
+	skipDevices []string
+	skipConns   []uint64
 }
 
-// PushResult says what a push reached.
-type PushResult struct {
-	// Delivered counts connections the frame was written or queued to.
-	Delivered int
-	// Offline counts targeted users (or connections) with no live connection.
-	Offline int
-	// MsgIDs holds, for a QoS1 push, the message id each reachable user got.
-	MsgIDs map[string]uint64
-}
-
-// Epoch of a user's stream, with the latest message id: what AUTH_OK announces.
-func (u *user) cursor() (epoch, last uint64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.epoch, u.lastID
-}
-
-// lockUser returns the user's live entry, locked. With create unset it returns nil when
-// the user has none.
-func (s *Server) lockUser(uid string, create bool) *user {
-	for {
-		u := s.hub.user(uid, create)
-		if u == nil {
-			return nil
-		}
-		u.mu.Lock()
-		if !u.dead {
-			return u
-		}
-		u.mu.Unlock()
+// forConn reports whether q is for connection c of device dev ("" for none).
+func (q *queued) forConn(c *Conn, dev string) bool {
+	t := q.to
+	switch {
+	case t == nil:
+		return true
+	case t.conn != 0:
+		return t.conn == c.id
+	case t.device != "":
+		return t.device == dev
 	}
+	if dev != "" {
+		return !slices.Contains(t.skipDevices, dev)
+	}
+	return !slices.Contains(t.skipConns, c.id)
 }
 
-// evictLocked drops buffered messages past the count or age bound. u.mu is held.
+// forDevice reports whether q is for device dev (non-empty) on any of its connections.
+func (q *queued) forDevice(dev string) bool {
+	t := q.to
+	switch {
+	case t == nil:
+		return true
+	case t.conn != 0:
+		return false
+	case t.device != "":
+		return t.device == dev
+	}
+	return !slices.Contains(t.skipDevices, dev)
+}
+
+// search returns the index of the first buffered message with an id above id.
+func (u *user) search(id uint64) int {
+	i, _ := slices.BinarySearchFunc(u.buf, id+1, func(q queued, id uint64) int {
+		switch {
+		case q.id < id:
+			return -1
+		case q.id > id:
+			return 1
+		}
+		return 0
+	})
+	return i
+}
+
+// evictLocked drops buffered messages past the count or age bound, and closes the live
+// connections that still needed one of them. u.mu is held.
 func (s *Server) evictLocked(u *user, now int64) {
 	drop := 0
 	over := len(u.buf) - s.opts.ResumeBuffer
 	oldest := now - int64(s.opts.ResumeWindow)
 	for drop < len(u.buf) && (drop < over || u.buf[drop].at < oldest) {
-		u.floor = u.buf[drop].id
-		u.buf[drop] = queued{}
 		drop++
 	}
-	if drop > 0 {
-		u.buf = append(u.buf[:0], u.buf[drop:]...)
-		if len(u.buf) == 0 {
-			u.buf = nil
+	if drop == 0 {
+		return
+	}
+	gone := u.buf[:drop]
+	buf := connSlices.Get().(*[]*Conn)
+	cs := s.hub.userConns(u.id, (*buf)[:0])
+	for _, c := range cs {
+		q := c.qos
+		if q == nil {
+			continue // caught up and acknowledged
 		}
+		dev := c.ident().deviceID
+		for i := range gone {
+			if gone[i].id > q.acked && gone[i].forConn(c, dev) {
+				c.closeAsync(protocol.CodeSlowConsumer, "unacknowledged QoS1 messages left the resume buffer", true)
+				break
+			}
+		}
+	}
+	clear(cs)
+	*buf = cs[:0]
+	connSlices.Put(buf)
+	u.lost = gone[drop-1].id
+	u.dropped = u.lost
+	u.dropFront(drop)
+}
+
+// dropFront removes the first n buffered messages.
+func (u *user) dropFront(n int) {
+	clear(u.buf[:n])
+	u.buf = u.buf[n:]
+	if len(u.buf) == 0 {
+		u.buf = nil
 	}
 }
 
-// pushQoS1 assigns the user's next message id, buffers the frame and writes it to the
-// user's ready connections (or only to conn, when not 0). It returns the id and the
-// connections reached; ok is false if the user has no entry (offline, nothing kept).
-func (s *Server) pushQoS1(uid string, conn uint64, payload []byte, ex map[uint64]struct{}) (id uint64, n int, ok bool, err error) {
+// trimLocked drops the buffered messages at the front that every device needing them
+// acknowledged. u.mu is held.
+func (u *user) trimLocked() {
+	if u.noTrim {
+		return
+	}
+	n := 0
+	for n < len(u.buf) && u.ackedByAll(&u.buf[n]) {
+		n++
+	}
+	if n > 0 {
+		u.dropped = u.buf[n-1].id
+		u.dropFront(n)
+	}
+}
+
+// ackedByAll reports whether every device record that q is for acknowledged it.
+func (u *user) ackedByAll(q *queued) bool {
+	if q.to != nil && q.to.conn != 0 {
+		return false // for a connection without a device id; noTrim is set anyway
+	}
+	for _, d := range u.devices {
+		if d.acked < q.id && q.forDevice(d.id) {
+			return false
+		}
+	}
+	return true
+}
+
+// pushQoS1 assigns the user's next message id, buffers the frame and sends it to the
+// user's ready connections it is for (only to the connection conn, and its device, when
+// conn is not nil), within each one's in-flight window. It returns the id and the
+// connections the message was sent or queued to; ok is false if the user has no entry
+// (offline, nothing kept).
+func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]struct{}) (id uint64, n int, ok bool, err error) {
 	u := s.lockUser(uid, false)
 	if u == nil {
 		return 0, 0, false, nil
 	}
 	defer u.mu.Unlock()
-	frame, err := (&protocol.Push{MsgID: u.lastID + 1, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)
+	if u.lastID >= maxMsgID {
+		s.renewLocked(u)
+	}
+	id = u.lastID + 1
+	frame, err := (&protocol.Push{MsgID: id, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)
 	if err != nil {
 		return 0, 0, true, err
 	}
 	if len(frame)-protocol.LengthSize > s.opts.MaxFrame {
 		return 0, 0, true, ErrPayloadTooLarge
 	}
-	u.lastID++
-	now := time.Now().UnixNano()
-	u.buf = append(u.buf, queued{id: u.lastID, at: now, conn: conn, frame: frame})
-	s.evictLocked(u, now)
-	s.metrics.qos1Buffered.Inc()
+	q := queued{id: id, at: time.Now().UnixNano(), frame: frame}
 
 	buf := connSlices.Get().(*[]*Conn)
 	cs := s.hub.userConns(uid, (*buf)[:0])
-	if conn != 0 {
-		kept := cs[:0]
+	switch {
+	case conn != nil:
+		if dev := conn.ident().deviceID; dev != "" {
+			q.to = &target{device: dev}
+		} else {
+			q.to = &target{conn: conn.id}
+		}
+	case len(ex) > 0:
+		t := &target{}
 		for _, c := range cs {
-			if c.id == conn {
-				kept = append(kept, c)
+			if _, skip := ex[c.id]; skip {
+				if dev := c.ident().deviceID; dev != "" {
+					t.skipDevices = append(t.skipDevices, dev)
+				} else {
+					t.skipConns = append(t.skipConns, c.id)
+				}
 			}
 		}
-		cs = kept
+		if len(t.skipDevices)+len(t.skipConns) > 0 {
+			q.to = t
+		}
 	}
-	n = s.fanOut(cs, frame, ex)
+	u.lastID = id
+	u.buf = append(u.buf, q)
+	s.metrics.qos1Buffered.Inc()
+
+	var out [1][]byte
+	for _, c := range cs {
+		if !c.ready.Load() {
+			continue
+		}
+		dev := c.ident().deviceID
+		if !q.forConn(c, dev) {
+			if c.qos != nil && c.qos.sent == id-1 {
+				c.qos.sent = id // caught up: nothing to send, nothing to skip later
+			}
+			continue
+		}
+		n++
+		f := s.pumpLocked(u, c, c.inflightLocked(u, id-1), out[:0])
+		if len(f) > 0 && c.writeFrames(false, f...) == nil {
+			s.countPushes(f)
+		}
+	}
 	clear(cs)
 	*buf = cs[:0]
 	connSlices.Put(buf)
-	return u.lastID, n, true, nil
+	s.evictLocked(u, q.at)
+	return id, n, true, nil
 }
 
-// resumeLocked decides a resuming connection's result and returns the frames to replay
-// after AUTH_OK. u.mu is held.
-func (s *Server) resumeLocked(u *user, epoch, last uint64) (protocol.ResumeResult, [][]byte) {
-	if epoch == 0 && last == 0 {
-		return protocol.ResumeNone, nil
-	}
+// resumeLocked decides where the delivery of the user's stream to c starts after the
+// AUTH_OK answering a HELLO with cursor (epoch, last): the id after which c is sent the
+// messages for it, and the resume outcome AUTH_OK reports (PROTOCOL.md §11). u.mu is
+// held.
+func (s *Server) resumeLocked(u *user, c *Conn, epoch, last uint64) (protocol.ResumeResult, uint64) {
 	s.evictLocked(u, time.Now().UnixNano())
-	if epoch != u.epoch || last > u.lastID || last < u.floor {
-		s.metrics.resumeFailed.Inc()
-		return protocol.ResumeNotRecovered, nil
+	var d *device
+	known := false
+	if dev := c.ident().deviceID; dev != "" {
+		d, known = u.deviceLocked(dev)
+	} else {
+		u.noTrim = true
 	}
-	var frames [][]byte
-	for _, q := range u.buf {
-		// Messages aimed at one connection are not replayed to another.
-		if q.id > last && q.conn == 0 {
-			frames = append(frames, q.frame)
+	res, start := protocol.ResumeNone, u.lastID
+	cursor := epoch != 0 || last != 0
+	switch {
+	case cursor && (epoch != u.epoch || last > u.lastID):
+		res = protocol.ResumeNotRecovered
+	case cursor:
+		// The cursor says what the client has; the device's ACKs may say more. A device
+		// seen before in this epoch only needs what the bounds did not evict; anyone
+		// else also what acknowledgements trimmed.
+		start, floor := last, u.dropped
+		if known {
+			start, floor = max(last, d.acked), u.lost
+		}
+		if start < floor {
+			res, start = protocol.ResumeNotRecovered, u.lastID
+		} else {
+			res = protocol.ResumeRecovered
+		}
+		return s.resumed(res, start, d)
+	case known:
+		// No cursor, a known device: send what it has not acknowledged.
+		start = d.acked
+		if start < u.lost {
+			res, start = protocol.ResumeNotRecovered, u.lastID
 		}
 	}
-	s.metrics.resumeRecovered.Inc()
-	s.metrics.resumeReplayed.Add(len(frames))
-	return protocol.ResumeRecovered, frames
+	return s.resumed(res, start, d)
+}
+
+// resumed records a resume decision: counts it and moves the device's position to start
+// (everything up to it is the client's, or given up as not recovered).
+func (s *Server) resumed(res protocol.ResumeResult, start uint64, d *device) (protocol.ResumeResult, uint64) {
+	switch res {
+	case protocol.ResumeRecovered:
+		s.metrics.resumeRecovered.Inc()
+	case protocol.ResumeNotRecovered:
+		s.metrics.resumeFailed.Inc()
+	}
+	if d != nil {
+		d.acked = max(d.acked, start)
+	}
+	return res, start
+}
+
+// renewLocked starts a new epoch for a stream whose ids are exhausted (2^53-1 messages:
+// never in practice, but ids must stay exact as JSON numbers). The user's connections
+// are closed with a reconnect code; their resume names the old epoch and is not
+// recovered. u.mu is held.
+func (s *Server) renewLocked(u *user) {
+	for _, c := range s.hub.userConns(u.id, nil) {
+		if q := c.qos; q != nil {
+			s.wheel.Cancel(&q.timer)
+			c.qos = nil
+		}
+		c.closeAsync(protocol.CodeGoingAway, "message ids exhausted: the stream starts a new epoch", true)
+	}
+	clear(u.buf)
+	u.buf, u.devices, u.noTrim = nil, nil, false
+	u.epoch, u.lastID, u.lost, u.dropped = s.hub.nextEpoch(), 0, 0, 0
 }
 
 // sweep drops the entries of users who have had no connection for the resume window,

@@ -82,7 +82,7 @@ func TestPushConnsQoSAndBroadcast(t *testing.T) {
 	if err != nil || res.Delivered != 1 || res.MsgIDs["alice"] == 0 {
 		t.Fatalf("QoS1 push = %+v, %v; want delivered 1 and a msg id", res, err)
 	}
-	if p := nextPush(t, a); !p.Acked || p.MsgID != res.MsgIDs["alice"] || string(p.Payload) != "qos" {
+	if p := nextPush(t, a); !p.AckRequested || p.MsgID != res.MsgIDs["alice"] || string(p.Payload) != "qos" {
 		t.Fatalf("QoS1 push arrived as %+v, want acked msg %d", p, res.MsgIDs["alice"])
 	}
 
