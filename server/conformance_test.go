@@ -170,7 +170,7 @@ func runVector(t *testing.T, s *Server, v vector) {
 			failf("want CLOSE %d, got %v", want.code, err)
 		}
 		if f.Op != protocol.OpClose {
-			failf("want CLOSE %d, got %v %x", want.code, f.Op, f.Body)
+			failf("want CLOSE %d, got %v %x", want.code, f.Op, short(f.Body))
 		}
 		var m protocol.Close
 		if err := m.Decode(f.Body); err != nil {
@@ -193,7 +193,7 @@ func runVector(t *testing.T, s *Server, v vector) {
 		op := map[string]protocol.Opcode{"ERROR": protocol.OpError, "OK": protocol.OpOK, "PONG": protocol.OpPong,
 			"AUTH_OK": protocol.OpAuthOK, "SEND_REPLY": protocol.OpSendReply}[want.kind]
 		if f.Op != op || f.Seq != want.seq {
-			failf("got %v seq %d (body %x); want %s seq %d", f.Op, f.Seq, f.Body, want.kind, want.seq)
+			failf("got %v seq %d (body %x); want %s seq %d", f.Op, f.Seq, short(f.Body), want.kind, want.seq)
 		}
 		if op == protocol.OpError {
 			var m protocol.Error
@@ -213,7 +213,7 @@ func runVector(t *testing.T, s *Server, v vector) {
 		failf("connection did not stay open: probe PING: %v", err)
 	}
 	if f.Op != protocol.OpPong || f.Seq != probeSeq {
-		failf("probe PING answered by %v seq %d (body %x); want PONG seq %d first", f.Op, f.Seq, f.Body, probeSeq)
+		failf("probe PING answered by %v seq %d (body %x); want PONG seq %d first", f.Op, f.Seq, short(f.Body), probeSeq)
 	}
 }
 
@@ -222,12 +222,15 @@ func expectEOF(t *testing.T, r *rawConn, v vector, when string) {
 	t.Helper()
 	f, err := r.next(10 * time.Second)
 	if err == nil {
-		t.Fatalf("%s\nwant the connection closed %s, got %v seq %d (body %x)", v.source, when, f.Op, f.Seq, f.Body)
+		t.Fatalf("%s\nwant the connection closed %s, got %v seq %d (body %x)", v.source, when, f.Op, f.Seq, short(f.Body))
 	}
 	if !testkit.IsClosed(err) {
 		t.Fatalf("%s\nwant the connection closed %s, got %v", v.source, when, err)
 	}
 }
+
+// short cuts a body to its first 32 bytes for a failure message.
+func short(b []byte) []byte { return b[:min(len(b), 32)] }
 
 // The decisions below are spec rules outside the vector table, checked the same way.
 
