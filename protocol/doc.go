@@ -19,14 +19,17 @@
 //
 //	length uint32 | version uint8 | opcode uint8 | flags uint8 | reserved uint8 | seq uint32 | body
 //
-// Three readers cover the ways bytes arrive:
+// Two readers cover the ways bytes arrive:
 //
 //   - Parse parses one frame at the start of a byte slice.
 //   - Decoder is a resumable streaming decoder for a byte stream read in
 //     arbitrary chunks (net.Conn reads).
-//   - NextFrame reads one frame from a cloudwego/netpoll Reader without copying.
 //
-// All three check the length prefix against a caller-supplied limit as soon
+// (server.NextFrame reads frames from a cloudwego/netpoll Reader; it lives
+// there so that this package, and the client SDK that imports it, depend on
+// the standard library only.)
+//
+// Both check the length prefix against a caller-supplied limit as soon
 // as its 4 bytes are available, before allocating or waiting for the body, so
 // a peer cannot make the reader buffer more than the limit.
 //
@@ -37,8 +40,11 @@
 // buffer stays valid. Callers that keep a payload longer must copy it
 // (Frame.Clone, or bytes.Clone on the field). Text fields (tokens, routes,
 // rooms, reasons) are decoded into strings, which copies them: they are short
-// and routinely outlive the read buffer as map keys. Text is not checked for
-// valid UTF-8 on either side.
+// and routinely outlive the read buffer as map keys. Decoders reject text
+// that is not valid UTF-8 (ErrInvalidUTF8, wrapped with ErrMalformedBody), at
+// the cost of one utf8.Valid pass over each string; encoders do not check it,
+// so a sender that builds strings from untrusted bytes must clean them
+// (strings.ToValidUTF8) itself.
 //
 // Encoding appends to a caller-owned slice and allocates nothing when the
 // slice has room, so a hot path can reuse one buffer per connection. An

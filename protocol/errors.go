@@ -22,10 +22,16 @@ var (
 	// available, before the body is buffered.
 	ErrUnsupportedVersion = errors.New("protocol: unsupported version")
 
-	// ErrMalformedBody reports a body too short for the fields of its opcode.
-	// The wrapping error names the opcode and the field, e.g.
+	// ErrMalformedBody reports a body too short for the fields of its opcode,
+	// or a text field that is not valid UTF-8 (then the error also wraps
+	// ErrInvalidUTF8). The wrapping error names the opcode and the field, e.g.
 	// "protocol: malformed body: HELLO: device_id: need 2 bytes, have 1".
 	ErrMalformedBody = errors.New("protocol: malformed body")
+
+	// ErrInvalidUTF8 reports a decoded text field whose bytes are not valid
+	// UTF-8. It is always wrapped together with ErrMalformedBody, so a
+	// receiver reacts to it as to any malformed body (PROTOCOL.md section 6).
+	ErrInvalidUTF8 = errors.New("protocol: invalid UTF-8")
 
 	// ErrFieldTooLong reports a text field longer than MaxStringLen bytes
 	// given to a message encoder.
@@ -69,6 +75,10 @@ func errVersion(v uint8) error {
 
 func errMalformed(op Opcode, field string, need, have int) error {
 	return fmt.Errorf("%w: %s: %s: need %d bytes, have %d", ErrMalformedBody, op, field, need, have)
+}
+
+func errUTF8(op Opcode, field string) error {
+	return fmt.Errorf("%w: %s: %s: %w", ErrMalformedBody, op, field, ErrInvalidUTF8)
 }
 
 func errFieldTooLong(op Opcode, field string, n int) error {

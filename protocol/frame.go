@@ -28,7 +28,7 @@ const (
 // wire is LengthSize bytes longer.
 const (
 	// MaxFrameLimit is the absolute ceiling on the length field (16 MiB).
-	// Limits passed to Parse, NextFrame or a Decoder are clamped to it, and
+	// Limits passed to Parse or a Decoder are clamped to it, and
 	// message encoders refuse to produce a larger frame.
 	MaxFrameLimit = 16 << 20
 
@@ -61,7 +61,7 @@ type Header struct {
 // Frame is one decoded frame. Body aliases the buffer the frame was decoded
 // from: it is valid only as long as that buffer, as stated by the function
 // that returned the Frame (Parse: as long as its input; Decoder: during the
-// callback; NextFrame: until the netpoll Reader is released). Use Clone to
+// callback; server.NextFrame: until the netpoll Reader is released). Use Clone to
 // keep a frame longer. Body's capacity is clipped to its length, so appending
 // to it never overwrites the next frame in the buffer.
 type Frame struct {

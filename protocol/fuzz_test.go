@@ -5,13 +5,12 @@ import (
 	"errors"
 	"reflect"
 	"testing"
-
-	"github.com/cloudwego/netpoll"
 )
 
-// FuzzDecodeStream checks that the three frame readers agree on any input:
-// the Decoder fed in fuzzer-chosen chunks, and a netpoll Reader loop, give
-// exactly the frames and error of a Parse loop over the whole input. It
+// FuzzDecodeStream checks that the two frame readers agree on any input:
+// the Decoder fed in fuzzer-chosen chunks gives exactly the frames and error
+// of a Parse loop over the whole input (server.FuzzNextFrame does the same
+// for the netpoll reader). It
 // also checks that every parsed frame re-encodes to its original bytes.
 //
 // stream is the byte stream; chunks gives the chunk sizes (each byte b is a
@@ -66,31 +65,6 @@ func FuzzDecodeStream(f *testing.F) {
 			t.Fatalf("Decoder buffered %d bytes; Parse loop left %d", d.Buffered(), len(rest))
 		}
 
-		// NextFrame over a netpoll LinkBuffer holding the whole stream.
-		lb := netpoll.NewLinkBuffer()
-		if _, err := lb.WriteBinary(stream); err != nil {
-			t.Fatal(err)
-		}
-		if err := lb.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		got, gotErr = nil, nil
-		for {
-			f, ok, err := NextFrame(lb, maxFrame)
-			if err != nil || !ok {
-				gotErr = err
-				break
-			}
-			got = append(got, f.Clone())
-		}
-		if !framesEqual(got, want) || errText(gotErr) != errText(wantErr) {
-			t.Fatalf("NextFrame: %d frames, err %v; Parse loop: %d frames, err %v", len(got), gotErr, len(want), wantErr)
-		}
-		if lb.Len() != len(stream)-consumed(want) {
-			t.Fatalf("NextFrame left %d bytes; want %d", lb.Len(), len(stream)-consumed(want))
-		}
-		_ = lb.Release()
-
 		// Re-encoding the frames reproduces the input, reserved byte zeroed.
 		var enc []byte
 		for _, f := range want {
@@ -106,15 +80,6 @@ func FuzzDecodeStream(f *testing.F) {
 			t.Fatalf("re-encoded frames %x differ from input %x", enc, orig)
 		}
 	})
-}
-
-// consumed is the wire size of frames.
-func consumed(frames []Frame) int {
-	n := 0
-	for _, f := range frames {
-		n += f.Size()
-	}
-	return n
 }
 
 // bodyMessages returns a zero message of every type.

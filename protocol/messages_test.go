@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestRoundTripEveryOpcode(t *testing.T) {
@@ -108,6 +107,78 @@ func TestDecodeMalformedExamples(t *testing.T) {
 	f(&AuthOK{}, nil, "protocol: malformed body: AUTH_OK: conn_id: need 8 bytes, have 0")
 	f(&GoAway{}, []byte{0x0b, 0xb8}, "protocol: malformed body: GOAWAY: retry_after_ms: need 4 bytes, have 0")
 	f(&Error{}, []byte{0x0f, 0xa1, 0}, "protocol: malformed body: ERROR: message: need 2 bytes, have 1")
+}
+
+func TestDecodeRejectsInvalidUTF8(t *testing.T) {
+	// Every text field of every message is checked: a body whose string is
+	// not UTF-8 fails with an error wrapping both ErrMalformedBody (so the
+	// receiver's reaction is that of any malformed body) and ErrInvalidUTF8,
+	// naming the field, and leaves the message unchanged.
+	bad := []string{
+		"\xff",         // never valid in UTF-8
+		"ok\xc3",       // a 2-byte sequence cut short
+		"\xc3\x28",     // a lead byte followed by a non-continuation byte
+		"\xed\xa0\x80", // an encoded UTF-16 surrogate
+		"\xc0\xaf",     // an overlong encoding of '/'
+	}
+	f := func(name string, m Message, field string, set func(string)) {
+		t.Helper()
+		for _, s := range bad {
+			set(s)
+			frame, err := m.AppendFrame(nil, 1, 0) // encoders do not check UTF-8
+			if err != nil {
+				t.Fatalf("%s: encode: %v", name, err)
+			}
+			got := NewMessage(m.Opcode())
+			before := fmt.Sprintf("%+v", got)
+			err = got.Decode(frame[Overhead:])
+			if !errors.Is(err, ErrMalformedBody) || !errors.Is(err, ErrInvalidUTF8) {
+				t.Fatalf("%s %q: Decode err %v; want ErrMalformedBody and ErrInvalidUTF8", name, s, err)
+			}
+			want := "protocol: malformed body: " + m.Opcode().String() + ": " + field + ": protocol: invalid UTF-8"
+			if err.Error() != want {
+				t.Fatalf("%s %q: error %q; want %q", name, s, err, want)
+			}
+			if fmt.Sprintf("%+v", got) != before {
+				t.Fatalf("%s: failed Decode changed the message to %+v", name, got)
+			}
+		}
+	}
+	h := &Hello{Token: "t", DeviceID: "d", Platform: "p", ClientVersion: "v"}
+	f("hello token", h, "token", func(s string) { *h = Hello{Token: s} })
+	f("hello device", h, "device_id", func(s string) { *h = Hello{DeviceID: s} })
+	f("hello platform", h, "platform", func(s string) { *h = Hello{Platform: s} })
+	f("hello version", h, "client_version", func(s string) { *h = Hello{ClientVersion: s} })
+	send := &Send{}
+	f("send route", send, "route", func(s string) { send.Route = s })
+	sub := &Subscribe{}
+	f("subscribe room", sub, "room", func(s string) { sub.Room = s })
+	unsub := &Unsubscribe{}
+	f("unsubscribe room", unsub, "room", func(s string) { unsub.Room = s })
+	ok := &AuthOK{}
+	f("auth_ok user", ok, "user_id", func(s string) { ok.UserID = s })
+	fail := &AuthFail{}
+	f("auth_fail reason", fail, "reason", func(s string) { fail.Reason = s })
+	push := &Push{}
+	f("push channel", push, "channel", func(s string) { push.Channel = s })
+	ga := &GoAway{}
+	f("goaway reason", ga, "reason", func(s string) { ga.Reason = s })
+	cl := &Close{}
+	f("close reason", cl, "reason", func(s string) { cl.Reason = s })
+	e := &Error{}
+	f("error message", e, "message", func(s string) { e.Message = s })
+
+	// Valid multi-byte text and opaque payloads are not affected.
+	for _, m := range []Message{
+		&Send{Route: "chat.發送", Payload: []byte{0xff, 0xfe}},
+		&Push{Channel: "салон", Payload: []byte{0xc3}},
+		&SendReply{Payload: []byte{0xff}},
+	} {
+		frame := encode(t, m, 1, 0)
+		if err := NewMessage(m.Opcode()).Decode(frame[Overhead:]); err != nil {
+			t.Fatalf("%s: valid UTF-8 or binary payload rejected: %v", m.Opcode(), err)
+		}
+	}
 }
 
 func TestDecodeIgnoresTrailingBytes(t *testing.T) {
@@ -285,14 +356,5 @@ func TestCloseCodeFor(t *testing.T) {
 		if got := CloseCodeFor(tc.err); got != tc.want {
 			t.Errorf("CloseCodeFor(%v) = %s; want %s", tc.err, got, tc.want)
 		}
-	}
-}
-
-func TestTimeouts(t *testing.T) {
-	if got := ServerIdleTimeout(DefaultHeartbeatMs); got != 37500*time.Millisecond {
-		t.Fatalf("ServerIdleTimeout = %v", got)
-	}
-	if got := ClientDeadTimeout(DefaultHeartbeatMs); got != 50*time.Second {
-		t.Fatalf("ClientDeadTimeout = %v", got)
 	}
 }

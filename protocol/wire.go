@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"math"
+	"unicode/utf8"
 )
 
 // MaxStringLen is the longest text field a body can carry: its length is a
@@ -74,13 +75,21 @@ func (r *bodyReader) u64(field string) uint64 {
 	return 0
 }
 
-// str reads a str field and copies it into a string.
+// str reads a str field and copies it into a string. Bytes that are not valid
+// UTF-8 record an error wrapping ErrMalformedBody and ErrInvalidUTF8: a peer
+// that sends them broke PROTOCOL.md section 2, and rejecting them here keeps
+// them out of map keys, logs and JSON events.
 func (r *bodyReader) str(field string) string {
 	n := r.u16(field)
-	if p := r.take(field, int(n)); len(p) > 0 {
-		return string(p)
+	p := r.take(field, int(n))
+	if len(p) == 0 {
+		return ""
 	}
-	return ""
+	if !utf8.Valid(p) {
+		r.err = errUTF8(r.op, field)
+		return ""
+	}
+	return string(p)
 }
 
 // rest returns every remaining byte, aliasing the body with its capacity

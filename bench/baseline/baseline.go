@@ -57,7 +57,7 @@ func (o Options) withDefaults() Options {
 		o.Heartbeat = protocol.DefaultHeartbeatMs * time.Millisecond
 	}
 	if o.AuthTimeout <= 0 {
-		o.AuthTimeout = protocol.DefaultAuthTimeoutMs * time.Millisecond
+		o.AuthTimeout = 10 * time.Second
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
@@ -226,7 +226,7 @@ func (c *conn) serve() {
 	defer c.nc.Close()
 	br := bufio.NewReaderSize(c.nc, s.opts.ReadBufferSize)
 	for {
-		limit, timeout := s.opts.MaxFrame, protocol.ServerIdleTimeout(uint32(s.opts.Heartbeat/time.Millisecond))
+		limit, timeout := s.opts.MaxFrame, s.opts.Heartbeat*3/2
 		if !c.authed {
 			limit, timeout = protocol.PreAuthMaxFrame, s.opts.AuthTimeout
 		}

@@ -275,7 +275,7 @@ func (l *loader) conn(ctx context.Context, i int) {
 			}
 			// The read deadline is the ping timer.
 			now := time.Now()
-			if st.pending && now.Sub(st.sentAt) > protocol.ClientDeadTimeout(uint32(st.hb/time.Millisecond)) {
+			if st.pending && now.Sub(st.sentAt) > 2*st.hb {
 				l.lost.Add(1)
 				l.reason.Do(func() { l.lw.emit("fail", "conn", i, "err", "no PONG within 2 heartbeats") })
 				return

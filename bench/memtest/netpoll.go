@@ -10,6 +10,7 @@ import (
 	"github.com/cloudwego/netpoll"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
 // The netpoll target is the floor under tether: the same event loop with the same
@@ -93,7 +94,7 @@ func (t *netpollTarget) onRequest(ctx context.Context, nc netpoll.Connection) er
 		if !c.authed.Load() {
 			limit = protocol.PreAuthMaxFrame
 		}
-		f, ok, err := protocol.NextFrame(r, limit)
+		f, ok, err := server.NextFrame(r, limit)
 		if err != nil {
 			return nc.Close()
 		}
