@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // The negative conformance vectors of docs/PROTOCOL.md section 17, parsed from the
