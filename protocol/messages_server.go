@@ -25,8 +25,11 @@ type AuthOK struct {
 	ServerTimeMs int64
 	// Resume reports the outcome of the resume requested in HELLO.
 	Resume ResumeResult
-	// Epoch and LastID identify the user's message sequence: the epoch
-	// changes when ids restart, LastID is the user's latest msg_id.
+
+	// Epoch identifies the user's message sequence (it changes when ids
+	// restart); LastID is where this connection's delivery starts: the
+	// server then sends the QoS1 messages due to it with msg_id > LastID
+	// (PROTOCOL.md §6.2, §11).
 	Epoch  uint64
 	LastID uint64
 	// UserID is the authenticated user.
