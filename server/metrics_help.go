@@ -39,6 +39,7 @@ var metricHelp = map[string]string{
 	"tether_resumes_total":              "Reconnects that asked to resume, by result.",
 	"tether_resume_replayed_total":      "QoS1 messages replayed to resuming connections.",
 	"tether_rooms":                      "Non-empty rooms.",
+	"tether_source_bans_total":          "Sources banned for flapping (too many failed logins or over-rate connects within the flap window).",
 	"tether_slow_consumer_closes_total": "Connections closed because they stopped reading (outbound budget or write timeout exceeded).",
 	"tether_timers_pending":             "Deadlines pending on the timing wheel (one per connection).",
 	"tether_uplink_messages_total":      "SEND messages passed to the handler.",
