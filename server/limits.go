@@ -36,7 +36,12 @@ type limits struct {
 	last   time.Time
 }
 
+// newLimits returns the limits of o, which has had its defaults applied.
 func newLimits(o *Options) *limits {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	l := &limits{
 		maxConns: o.MaxConns,
 		perIP:    o.MaxConnsPerIP,
@@ -44,11 +49,11 @@ func newLimits(o *Options) *limits {
 		byIP:     make(map[netip.Addr]int32),
 		tokens:   o.ConnectRate,
 		sources:  newSources(o),
-		log:      o.Logger,
-		authLog: loglimit.New(o.Logger, loglimit.Options{
+		log:      log,
+		authLog: loglimit.New(log, loglimit.Options{
 			Summary: "authentication failures not logged (rate-limited; tether_auth_failures_total counts every one)",
 		}),
-		banLog: loglimit.New(o.Logger, loglimit.Options{
+		banLog: loglimit.New(log, loglimit.Options{
 			Summary: "source bans not logged (rate-limited; tether_source_bans_total counts every one)",
 		}),
 	}
