@@ -158,8 +158,8 @@ type Options struct {
 	// not banned is forgotten. Default DefaultSourceTableSize (16,384).
 	SourceTableSize int
 	// AdminToken, if set, must be presented as "Authorization: Bearer <token>" to
-	// /metrics and /debug/pprof/ (/healthz and /readyz stay open for probes). Default
-	// "" (none).
+	// /metrics and /debug/pprof/ (/healthz and /readyz stay open for probes); at least
+	// 16 bytes. Default "" (none).
 	AdminToken string
 	// AdminPprofPublic serves /debug/pprof/ without AdminToken on an admin address that
 	// is not loopback. Default false: there, pprof answers 403 unless AdminToken is set.
@@ -258,6 +258,9 @@ func (o Options) withDefaults() (Options, error) {
 	setInt(&o.SourceTableSize, DefaultSourceTableSize)
 	if o.FlapWindow < 0 || o.FlapBan < 0 || o.SourceTableSize < 0 {
 		return o, fmt.Errorf("server: flap window, flap ban and source table size must not be negative")
+	}
+	if o.AdminToken != "" && len(o.AdminToken) < adminTokenMinLen {
+		return o, fmt.Errorf("server: admin token must be at least %d bytes", adminTokenMinLen)
 	}
 	// end of abuse limits
 
