@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,4 +391,102 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 			t.Errorf("metrics: %s missing or zero", want)
 		}
 	}
+}
+
+// TestMeasureBadTokenFlood measures how many valid logins from other sources succeed
+// during a bad-token flood from 127.0.0.2, with the library's default limits. It is a
+// measurement, not a test, and runs only when asked:
+//
+//	TETHER_MEASURE_FLOOD=on  go test -count=1 -run TestMeasureBadTokenFlood -v ./server/
+//	TETHER_MEASURE_FLOOD=off go test ...   # per-source limits and ban off: the old behaviour
+//
+// The flood is 64 dialers for 15 s; 280 valid logins come from 127.0.0.3-127.0.0.30,
+// one every 40 ms, while it runs.
+func TestMeasureBadTokenFlood(t *testing.T) {
+	mode := os.Getenv("TETHER_MEASURE_FLOOD")
+	if mode == "" {
+		t.Skip("a measurement: set TETHER_MEASURE_FLOOD=on (or off)")
+	}
+	auth := AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
+		if strings.HasPrefix(req.Token, "bad") {
+			return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad token"}
+		}
+		return Identity{UserID: req.Token}, nil
+	})
+	s := startServer(t, func(o *Options) {
+		o.Authenticator = auth
+		o.MaxConnsPerIP, o.ConnectRate, o.SourceConnectRate, o.FlapThreshold = 0, 0, 0, 0 // library defaults
+		if mode == "off" {
+			o.SourceConnectRate, o.FlapThreshold = -1, -1
+		}
+	})
+	addr := s.Addr().String()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var flood, dialErrs atomic.Int64
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hello, _ := (&protocol.Hello{Token: "bad"}).AppendFrame(nil, 1, 0)
+			buf := make([]byte, 256)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := dialFrom("127.0.0.2", addr)
+				if err != nil {
+					dialErrs.Add(1)
+					continue
+				}
+				c.Write(hello)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.Read(buf) // the refusal or AUTH_FAIL
+				c.Close()
+				flood.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	var ok, limited, other int
+	tick := time.NewTicker(40 * time.Millisecond)
+	for i := 0; i < 280; i++ {
+		<-tick.C
+		c, err := dialFrom(fmt.Sprintf("127.0.0.%d", 3+i%28), addr)
+		if err != nil {
+			other++
+			continue
+		}
+		op, code := firstAnswer(t, c, fmt.Sprintf("user%d", i))
+		c.Close()
+		switch {
+		case op == protocol.OpAuthOK:
+			ok++
+		case code == protocol.CodeRateLimited:
+			limited++
+		default:
+			other++
+		}
+	}
+	tick.Stop()
+	for time.Since(start) < 15*time.Second {
+		time.Sleep(100 * time.Millisecond) // let the flood run its full 15 s
+	}
+	close(stop)
+	wg.Wait()
+	elapsed := time.Since(start)
+	var m strings.Builder
+	s.WriteMetrics(&m)
+	var refusals []string
+	for _, ln := range strings.Split(m.String(), "\n") {
+		if strings.HasPrefix(ln, "tether_connections_refused_total{") || strings.HasPrefix(ln, "tether_source_bans_total ") ||
+			strings.HasPrefix(ln, `tether_auth_failures_total{reason="INVALID_TOKEN"}`) {
+			refusals = append(refusals, ln)
+		}
+	}
+	t.Logf("mode %s: valid logins %d/280 AUTH_OK, %d RATE_LIMITED, %d other; flood %d connects in %v (%.0f/s), %d dial errors\n%s",
+		mode, ok, limited, other, flood.Load(), elapsed.Round(time.Millisecond), float64(flood.Load())/elapsed.Seconds(),
+		dialErrs.Load(), strings.Join(refusals, "\n"))
 }
