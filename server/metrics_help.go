@@ -10,7 +10,7 @@ import (
 // metricHelp is the HELP text of every tether metric family, so that /metrics passes
 // `promtool check metrics` and dashboards show what each series means.
 var metricHelp = map[string]string{
-	"tether_accept_fd_exhausted_total":  "Accept failures because the process ran out of file descriptors (EMFILE/ENFILE); accepting pauses and retries.",
+	"tether_accept_fd_exhausted_total":  "Accept failures because the process ran out of file descriptors (EMFILE/ENFILE): the waiting client is refused SERVER_FULL on the reserved descriptor, or, without one, accepting pauses and retries.",
 	"tether_acks_total":                 "ACK frames received from clients.",
 	"tether_auth_failures_total":        "Failed authentications by close code.",
 	"tether_auth_success_total":         "Successful authentications.",
