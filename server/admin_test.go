@@ -2,7 +2,9 @@ package server
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -60,5 +62,80 @@ func TestAdminEndpoints(t *testing.T) {
 	s.draining.Store(false)
 	if code, _ := get("/debug/pprof/"); code != 200 {
 		t.Fatalf("/debug/pprof/ %d", code)
+	}
+}
+
+// TestAdminExposure: the admin routes on a non-loopback address. Without a token
+// /debug/pprof/ is refused and /metrics stays open (with a warning); with a token both
+// need it as a bearer token and the probes do not; AdminPprofPublic serves pprof
+// without one. The routes are driven in-process, so nothing listens off loopback.
+func TestAdminExposure(t *testing.T) {
+	const token = "0123456789abcdef-admin"
+	type req struct {
+		path, auth string
+		want       int
+	}
+	for _, tc := range []struct {
+		name   string
+		public bool
+		mutate func(o *Options)
+		warn   string // in the start-up warning; "" for none
+		reqs   []req
+	}{
+		{"loopback, no token: all open", false, nil, "", []req{
+			{"/debug/pprof/", "", 200}, {"/metrics", "", 200}, {"/healthz", "", 200},
+		}},
+		{"public, no token: pprof refused", true, nil, "/debug/pprof/ is refused", []req{
+			{"/debug/pprof/", "", 403}, {"/debug/pprof/heap", "", 403}, {"/metrics", "", 200}, {"/readyz", "", 200},
+		}},
+		{"public, pprof allowed explicitly", true, func(o *Options) { o.AdminPprofPublic = true }, "are open to anyone", []req{
+			{"/debug/pprof/", "", 200}, {"/metrics", "", 200},
+		}},
+		{"public, token", true, func(o *Options) { o.AdminToken = token }, "require the admin bearer token", []req{
+			{"/debug/pprof/", "", 401},
+			{"/debug/pprof/", "Bearer wrong-token-of-some-length", 401},
+			{"/debug/pprof/", "Bearer " + token[:len(token)-1], 401}, // a prefix is not the token
+			{"/debug/pprof/", token, 401},                            // no "Bearer " scheme
+			{"/debug/pprof/", "Bearer " + token, 200},
+			{"/metrics", "", 401},
+			{"/metrics", "Bearer " + token, 200},
+			{"/healthz", "", 200},
+			{"/readyz", "", 200},
+		}},
+		{"loopback, token: still required", false, func(o *Options) { o.AdminToken = token }, "", []req{
+			{"/metrics", "", 401}, {"/metrics", "Bearer " + token, 200}, {"/healthz", "", 200},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs testkit.LockedBuffer
+			o := Options{AdminAddr: "-", Authenticator: testAuth, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			if tc.mutate != nil {
+				tc.mutate(&o)
+			}
+			s, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.warnAdminExposure(tc.public, "192.0.2.1:7002")
+			if tc.warn == "" && logs.String() != "" || !strings.Contains(logs.String(), tc.warn) {
+				t.Errorf("start-up log %q, want %q", logs.String(), tc.warn)
+			}
+			mux := s.adminMux(tc.public)
+			for _, r := range tc.reqs {
+				hr := httptest.NewRequest("GET", r.path, nil)
+				if r.auth != "" {
+					hr.Header.Set("Authorization", r.auth)
+				}
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, hr)
+				if rec.Code != r.want {
+					t.Errorf("GET %s (Authorization %q) = %d, want %d: %s", r.path, r.auth, rec.Code, r.want, rec.Body.String())
+				}
+			}
+		})
+	}
+	if _, err := (Options{Authenticator: testAuth, AdminToken: "short"}).withDefaults(); err == nil {
+		t.Error("a 5-byte admin token was accepted")
 	}
 }

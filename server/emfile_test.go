@@ -48,8 +48,8 @@ func TestEMFILEChild(t *testing.T) {
 }
 
 // TestEMFILE: a gateway that runs out of file descriptors keeps serving the connections
-// it has, logs the condition, and accepts the waiting connections once descriptors are
-// freed.
+// it has, answers new clients CLOSE SERVER_FULL instead of leaving them hanging, logs
+// the condition, and serves new clients normally once descriptors are freed.
 func TestEMFILE(t *testing.T) {
 	if os.Getenv(emfileChildEnv) != "" {
 		return
@@ -78,74 +78,96 @@ func TestEMFILE(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stdout)
 
-	// Dial more connections than the child has descriptors; the kernel completes the
-	// handshakes, the child accepts what it can.
-	type conn struct {
-		c    net.Conn
-		dec  protocol.Decoder
-		done bool
-	}
-	const total = 30
-	conns := make([]*conn, 0, total)
-	for i := 0; i < total; i++ {
+	// login dials, sends HELLO and returns the connection with the first frame's opcode
+	// and code (AUTH_OK, or CLOSE with its code).
+	login := func(i int) (net.Conn, protocol.Opcode, protocol.Code) {
+		t.Helper()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
-		defer c.Close()
 		hello, _ := (&protocol.Hello{Token: fmt.Sprintf("u%d", i)}).AppendFrame(nil, 1, 0)
 		c.Write(hello)
-		conns = append(conns, &conn{c: c})
-	}
-	// authed polls every connection briefly and counts those that got AUTH_OK.
-	buf := make([]byte, 256)
-	authed := func() int {
-		n := 0
-		for _, c := range conns {
-			if c.done {
-				n++
-				continue
-			}
-			c.c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
-			if k, err := c.c.Read(buf); k > 0 {
-				c.dec.Decode(buf[:k], func(f protocol.Frame) error {
-					if f.Op == protocol.OpAuthOK {
-						c.done = true
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var dec protocol.Decoder
+		buf := make([]byte, 512)
+		for {
+			n, err := c.Read(buf)
+			var op protocol.Opcode
+			var code protocol.Code
+			dec.Decode(buf[:n], func(f protocol.Frame) error {
+				if op == 0 {
+					op = f.Op
+					if f.Op == protocol.OpClose {
+						var cl protocol.Close
+						if err := cl.Decode(f.Body); err != nil {
+							t.Fatalf("bad CLOSE: %v", err)
+						}
+						code = cl.Code
 					}
-					return nil
-				})
-			} else if err != nil && !isTimeout(err) {
-				t.Fatalf("connection failed: %v", err)
+				}
+				return nil
+			})
+			if op != 0 {
+				return c, op, code
 			}
-			if c.done {
-				n++
+			if err != nil {
+				t.Fatalf("login %d: no answer to HELLO: %v", i, err)
 			}
 		}
-		return n
 	}
-	var first int
-	waitFor(t, "some connections served and the child out of descriptors", func() bool {
-		first = authed()
-		return first > 0 && strings.Contains(stderr.String(), "out of file descriptors")
-	})
-	if first == total {
-		t.Fatalf("all %d connections were served: the descriptor limit did not bite", total)
-	}
-	// Free descriptors: close the served connections; the waiting ones are accepted.
-	for _, c := range conns {
-		if c.done {
-			c.c.Close()
+
+	// Log in one client after another until the child runs out of descriptors: each
+	// gets AUTH_OK, until one is refused SERVER_FULL (not left hanging).
+	var served []net.Conn
+	defer func() {
+		for _, c := range served {
+			c.Close()
+		}
+	}()
+	refused := 0
+	for i := 0; i < 60 && refused == 0; i++ {
+		c, op, code := login(i)
+		switch {
+		case op == protocol.OpAuthOK:
+			served = append(served, c)
+		case op == protocol.OpClose && code == protocol.CodeServerFull:
+			refused++
+			c.Close()
+		default:
+			t.Fatalf("login %d: got %v code %v, want AUTH_OK or CLOSE SERVER_FULL", i, op, code)
 		}
 	}
-	rest := conns[:0]
-	for _, c := range conns {
-		if !c.done {
-			rest = append(rest, c)
+	if refused == 0 || len(served) == 0 {
+		t.Fatalf("%d served, %d refused: the descriptor limit did not bite as expected", len(served), refused)
+	}
+	// While exhausted, every new client is refused at once.
+	for i := 0; i < 3; i++ {
+		c, op, code := login(100 + i)
+		c.Close()
+		if op != protocol.OpClose || code != protocol.CodeServerFull {
+			t.Fatalf("new client while out of descriptors: got %v %v, want CLOSE SERVER_FULL", op, code)
 		}
 	}
-	conns = rest
-	waitFor(t, "waiting connections served after descriptors were freed", func() bool {
-		return authed() >= min(len(conns), first)
+	waitFor(t, "the condition logged", func() bool { return strings.Contains(stderr.String(), "out of file descriptors") })
+
+	// Free descriptors: close the served connections; new clients are served again, as
+	// many as before.
+	want := len(served)
+	for _, c := range served {
+		c.Close()
+	}
+	served = served[:0]
+	next := 200
+	waitFor(t, "new clients served after descriptors were freed", func() bool {
+		c, op, _ := login(next)
+		next++
+		if op != protocol.OpAuthOK {
+			c.Close()
+			return false // close callbacks still freeing descriptors
+		}
+		served = append(served, c)
+		return len(served) == want
 	})
 }
 

@@ -41,7 +41,7 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	}
 	if err != nil {
 		code, reason := authFailure(err)
-		s.log.Info("authentication failed", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "code", code.String(), "err", err)
+		s.authFailed(c, code, err) // flapping.go: rate-limited log line, strike against the source
 		c.failAuth(code, reason)
 		return
 	}

@@ -29,6 +29,8 @@ func startServer(t *testing.T, mutate func(o *Options)) *Server {
 		AuthTimeout:   2 * time.Second,
 		MaxConnsPerIP: -1,
 		ConnectRate:   -1,
+		// per-source limits off like the ones above; the tests of limits set them
+		SourceConnectRate: -1, FlapThreshold: -1,
 	}
 	if mutate != nil {
 		mutate(&o)

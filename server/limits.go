@@ -1,20 +1,34 @@
 package server
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/loglimit"
 	"github.com/tether-gw/tether/protocol"
 )
 
-// limits admits or refuses new connections: the total cap, the per-IP cap and the
-// connect rate. It is consulted once per accepted socket, so one mutex is enough.
+// limits admits or refuses new connections: the total cap, the per-source connect rate
+// and flapping ban (sources, in flapping.go), the global connect rate and the per-IP
+// cap. It is consulted once per accepted socket; the global bucket and the per-IP counts
+// share one mutex, the per-source state is locked per set of its table.
 type limits struct {
 	maxConns int
 	perIP    int     // < 0: unlimited
 	rate     float64 // tokens per second; < 0: unlimited
+
+	sources *sources // nil: no per-source limit and no ban
+	// authLog and banLog rate-limit the "authentication failed" and "source banned"
+	// lines (see authFailed and banned), which an attacker triggers at will.
+	log     *slog.Logger
+	authLog *loglimit.Limiter
+	banLog  *loglimit.Limiter
+	// bans counts sources banned since start (tether_source_bans_total).
+	bans atomic.Uint64
 
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int32
@@ -22,22 +36,46 @@ type limits struct {
 	last   time.Time
 }
 
+// newLimits returns the limits of o, which has had its defaults applied.
 func newLimits(o *Options) *limits {
-	return &limits{
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &limits{
 		maxConns: o.MaxConns,
 		perIP:    o.MaxConnsPerIP,
 		rate:     o.ConnectRate,
 		byIP:     make(map[netip.Addr]int32),
 		tokens:   o.ConnectRate,
+		sources:  newSources(o),
+		log:      log,
+		authLog: loglimit.New(log, loglimit.Options{
+			Summary: "authentication failures not logged (rate-limited; tether_auth_failures_total counts every one)",
+		}),
+		banLog: loglimit.New(log, loglimit.Options{
+			Summary: "source bans not logged (rate-limited; tether_source_bans_total counts every one)",
+		}),
 	}
+	return l
 }
 
 // admit decides on a connection from ip when current connections are open, at time
 // now. It returns 0 to admit (and counts ip), or the close code and the refusal's
-// metric label.
+// metric label. The per-source checks come before the global bucket, so a source over
+// its own rate (or banned) spends none of the budget other sources share.
 func (l *limits) admit(ip netip.Addr, current int64, now time.Time) (protocol.Code, string) {
 	if current >= int64(l.maxConns) {
 		return protocol.CodeServerFull, "server_full"
+	}
+	if l.sources != nil {
+		verdict, banned := l.sources.connect(ip, now)
+		if banned {
+			l.banned(ip, "connect rate")
+		}
+		if verdict != "" {
+			return protocol.CodeRateLimited, verdict
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

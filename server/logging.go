@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
+
+	"github.com/tether-gw/tether/internal/loglimit"
 )
 
 // fdExhausted counts accept failures for lack of file descriptors (EMFILE/ENFILE) in
@@ -16,22 +19,38 @@ var fdExhausted atomic.Uint64
 // logger is process-wide).
 var netpollLogger atomic.Pointer[slog.Logger]
 
+// logFor returns the logger of process-wide conditions: the first server's.
+func logFor() *slog.Logger {
+	if l := netpollLogger.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// fdLimiter rate-limits the out-of-descriptors lines, which come once per refused
+// client or accept retry for as long as the condition lasts.
+var fdLimiter = sync.OnceValue(func() *loglimit.Limiter {
+	return loglimit.New(logFor(), loglimit.Options{
+		Summary: "out-of-file-descriptor lines not logged (rate-limited; tether_accept_fd_exhausted_total counts every one)",
+	})
+})
+
 // netpollLog turns netpoll's log lines into slog records. It counts the accept failures
-// that mean the process ran out of file descriptors, and demotes the per-connection
-// noise of peers resetting their connections to debug.
+// that mean the process ran out of file descriptors (when the reserve of
+// fdreserve_linux.go could not answer them), and demotes the per-connection noise of
+// peers resetting their connections to debug.
 type netpollLog struct{}
 
 // Write implements io.Writer for netpoll.SetLoggerOutput.
 func (netpollLog) Write(p []byte) (int, error) {
-	l := netpollLogger.Load()
-	if l == nil {
-		l = slog.Default()
-	}
+	l := logFor()
 	line := string(bytes.TrimSpace(p))
 	switch {
 	case bytes.Contains(p, []byte("too many open files")):
 		fdExhausted.Add(1)
-		l.Warn("out of file descriptors: accepting is paused and retried with back-off; raise the open-files limit or spread load over more processes", "netpoll", line)
+		if fdLimiter().Allow("accept_paused") {
+			l.Warn("out of file descriptors: accepting is paused and retried with back-off; raise the open-files limit or spread load over more processes", "netpoll", line)
+		}
 	case bytes.Contains(p, []byte("reset by peer")), bytes.Contains(p, []byte("broken pipe")):
 		l.Debug("netpoll", "msg", line)
 	default:

@@ -66,6 +66,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.resumeFailed = set.NewCounter(`tether_resumes_total{result="not_recovered"}`)
 	m.resumeReplayed = set.NewCounter("tether_resume_replayed_total")
 	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
+	set.NewGauge("tether_source_bans_total", func() float64 { return float64(s.limits.bans.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })
 	set.NewGauge("tether_connections_authenticated", func() float64 { return float64(s.hub.authed.Load()) })
 	set.NewGauge("tether_users", func() float64 { return float64(s.hub.userCount()) })
@@ -109,7 +110,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	for _, c := range []protocol.Code{protocol.CodeInvalidToken, protocol.CodeTokenExpired, protocol.CodeForbidden} {
 		m.authFailedCounter(c)
 	}
-	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining"} {
+	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining", "source_rate", "banned", "fd_exhausted"} {
 		m.refusedCounter(reason)
 	}
 	m.handlerLatency = newHistogram("tether_handler_duration_seconds",

@@ -10,7 +10,7 @@ import (
 // metricHelp is the HELP text of every tether metric family, so that /metrics passes
 // `promtool check metrics` and dashboards show what each series means.
 var metricHelp = map[string]string{
-	"tether_accept_fd_exhausted_total":  "Accept failures because the process ran out of file descriptors (EMFILE/ENFILE); accepting pauses and retries.",
+	"tether_accept_fd_exhausted_total":  "Accept failures because the process ran out of file descriptors (EMFILE/ENFILE): the waiting client is refused SERVER_FULL on the reserved descriptor, or, without one, accepting pauses and retries.",
 	"tether_acks_total":                 "ACK frames received from clients.",
 	"tether_auth_failures_total":        "Failed authentications by close code.",
 	"tether_auth_success_total":         "Successful authentications.",
@@ -39,6 +39,7 @@ var metricHelp = map[string]string{
 	"tether_resumes_total":              "Reconnects that asked to resume, by result.",
 	"tether_resume_replayed_total":      "QoS1 messages replayed to resuming connections.",
 	"tether_rooms":                      "Non-empty rooms.",
+	"tether_source_bans_total":          "Sources banned for flapping (too many failed logins or over-rate connects within the flap window).",
 	"tether_slow_consumer_closes_total": "Connections closed because they stopped reading (outbound budget or write timeout exceeded).",
 	"tether_timers_pending":             "Deadlines pending on the timing wheel (one per connection).",
 	"tether_uplink_messages_total":      "SEND messages passed to the handler.",

@@ -145,41 +145,79 @@ type Options struct {
 	// input buffer; smaller saves memory per idle connection, larger saves copies for
 	// big frames. Process-wide. Default 256 bytes.
 	ReadBufferSize int
+
+	// --- abuse limits and admin exposure (flapping.go, admin.go) ---
+
+	// SourceConnectRate caps new connections per second from one source (an IPv4
+	// address, or an IPv6 /64) as a token bucket with a burst of one second's worth.
+	// It is checked before ConnectRate, so one source cannot spend the budget every
+	// client shares; beyond it new ones get CodeRateLimited. Default
+	// DefaultSourceConnectRate (1,000); negative means unlimited.
+	SourceConnectRate float64
+	// FlapThreshold bans a source with more than this many strikes within FlapWindow
+	// (a strike is a failed authentication, or a connect refused by
+	// SourceConnectRate): for FlapBan its new connections get CodeRateLimited at
+	// accept. Default DefaultFlapThreshold (100); negative disables the ban.
+	FlapThreshold int
+	// FlapWindow is the window strikes are counted in. Default DefaultFlapWindow (1m).
+	FlapWindow time.Duration
+	// FlapBan is how long a flapping source stays banned. Default DefaultFlapBan (5m).
+	FlapBan time.Duration
+	// SourceTableSize is how many sources the per-source limits remember (about 64
+	// bytes each, allocated by New); when full, the least recently seen source that is
+	// not banned is forgotten. Default DefaultSourceTableSize (16,384).
+	SourceTableSize int
+	// AdminToken, if set, must be presented as "Authorization: Bearer <token>" to
+	// /metrics and /debug/pprof/ (/healthz and /readyz stay open for probes); at least
+	// 16 bytes. Default "" (none).
+	AdminToken string
+	// AdminPprofPublic serves /debug/pprof/ without AdminToken on an admin address that
+	// is not loopback. Default false: there, pprof answers 403 unless AdminToken is set.
+	AdminPprofPublic bool
+	// --- end of abuse limits and admin exposure ---
 }
 
-// Defaults applied by withDefaults.
+// Defaults applied by withDefaults: each is the default of the Options field it is
+// named for (tetherd's flag help quotes them).
 const (
-	defaultAddr             = ":7000"
-	defaultAdminAddr        = "127.0.0.1:7002"
-	defaultAuthTimeout      = 10 * time.Second
-	defaultHeartbeat        = 25 * time.Second
-	defaultTick             = 50 * time.Millisecond
-	defaultPreAuthBudget    = 8 << 10
-	defaultMaxConns         = 1_000_000
-	defaultMaxConnsPerIP    = 1000
-	defaultConnectRate      = 10_000
-	defaultMaxRoomsPerConn  = 64
-	defaultMaxOutboundBytes = 256 << 10
-	defaultMaxTotalOutbound = 256 << 20
-	defaultWriteTimeout     = 10 * time.Second
-	defaultWorkers          = 4096
-	defaultMaxInflight      = 32
-	defaultDrainSpread      = 5 * time.Second
-	defaultResumeBuffer     = 256
-	defaultResumeWindow     = 5 * time.Minute
-	defaultQoS1Window       = 32
-	defaultAckTimeout       = 20 * time.Second
-	defaultReadBufferSize   = 256
+	DefaultAddr             = ":7000"
+	DefaultAdminAddr        = "127.0.0.1:7002"
+	DefaultAuthTimeout      = 10 * time.Second
+	DefaultHeartbeat        = 25 * time.Second
+	DefaultTick             = 50 * time.Millisecond
+	DefaultPreAuthBudget    = 8 << 10
+	DefaultMaxConns         = 1_000_000
+	DefaultMaxConnsPerIP    = 1000
+	DefaultConnectRate      = 10_000
+	DefaultMaxRoomsPerConn  = 64
+	DefaultMaxOutboundBytes = 256 << 10
+	DefaultMaxTotalOutbound = 256 << 20
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultWorkers          = 4096
+	DefaultMaxInflight      = 32
+	DefaultDrainSpread      = 5 * time.Second
+	DefaultResumeBuffer     = 256
+	DefaultResumeWindow     = 5 * time.Minute
+	DefaultQoS1Window       = 32
+	DefaultAckTimeout       = 20 * time.Second
+	DefaultReadBufferSize   = 256
+
+	// abuse limits (flapping.go)
+	DefaultSourceConnectRate = 1000
+	DefaultFlapThreshold     = 100
+	DefaultFlapWindow        = time.Minute
+	DefaultFlapBan           = 5 * time.Minute
+	DefaultSourceTableSize   = 16384
 )
 
 // withDefaults returns a copy of o with defaults filled in, or an error naming the first
 // invalid field.
 func (o Options) withDefaults() (Options, error) {
 	if o.Addr == "" {
-		o.Addr = defaultAddr
+		o.Addr = DefaultAddr
 	}
 	if o.AdminAddr == "" {
-		o.AdminAddr = defaultAdminAddr
+		o.AdminAddr = DefaultAdminAddr
 	}
 	if o.Authenticator == nil {
 		return o, ErrNoAuthenticator
@@ -195,35 +233,50 @@ func (o Options) withDefaults() (Options, error) {
 			*d = def
 		}
 	}
-	setDur(&o.AuthTimeout, defaultAuthTimeout)
-	setDur(&o.Heartbeat, defaultHeartbeat)
-	setDur(&o.Tick, defaultTick)
-	setDur(&o.WriteTimeout, defaultWriteTimeout)
-	setDur(&o.DrainSpread, defaultDrainSpread)
-	setDur(&o.ResumeWindow, defaultResumeWindow)
-	setDur(&o.AckTimeout, defaultAckTimeout)
+	setDur(&o.AuthTimeout, DefaultAuthTimeout)
+	setDur(&o.Heartbeat, DefaultHeartbeat)
+	setDur(&o.Tick, DefaultTick)
+	setDur(&o.WriteTimeout, DefaultWriteTimeout)
+	setDur(&o.DrainSpread, DefaultDrainSpread)
+	setDur(&o.ResumeWindow, DefaultResumeWindow)
+	setDur(&o.AckTimeout, DefaultAckTimeout)
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
 		}
 	}
 	setInt(&o.MaxFrame, protocol.DefaultMaxFrame)
-	setInt(&o.PreAuthBudget, defaultPreAuthBudget)
-	setInt(&o.MaxConns, defaultMaxConns)
-	setInt(&o.MaxConnsPerIP, defaultMaxConnsPerIP)
-	setInt(&o.MaxRoomsPerConn, defaultMaxRoomsPerConn)
-	setInt(&o.MaxOutboundBytes, defaultMaxOutboundBytes)
-	setInt(&o.Workers, defaultWorkers)
-	setInt(&o.MaxInflight, defaultMaxInflight)
-	setInt(&o.ReadBufferSize, defaultReadBufferSize)
-	setInt(&o.ResumeBuffer, defaultResumeBuffer)
-	setInt(&o.QoS1Window, defaultQoS1Window)
+	setInt(&o.PreAuthBudget, DefaultPreAuthBudget)
+	setInt(&o.MaxConns, DefaultMaxConns)
+	setInt(&o.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	setInt(&o.MaxRoomsPerConn, DefaultMaxRoomsPerConn)
+	setInt(&o.MaxOutboundBytes, DefaultMaxOutboundBytes)
+	setInt(&o.Workers, DefaultWorkers)
+	setInt(&o.MaxInflight, DefaultMaxInflight)
+	setInt(&o.ReadBufferSize, DefaultReadBufferSize)
+	setInt(&o.ResumeBuffer, DefaultResumeBuffer)
+	setInt(&o.QoS1Window, DefaultQoS1Window)
 	if o.MaxTotalOutbound == 0 {
-		o.MaxTotalOutbound = defaultMaxTotalOutbound
+		o.MaxTotalOutbound = DefaultMaxTotalOutbound
 	}
 	if o.ConnectRate == 0 {
-		o.ConnectRate = defaultConnectRate
+		o.ConnectRate = DefaultConnectRate
 	}
+	// abuse limits (flapping.go)
+	if o.SourceConnectRate == 0 {
+		o.SourceConnectRate = DefaultSourceConnectRate
+	}
+	setInt(&o.FlapThreshold, DefaultFlapThreshold)
+	setDur(&o.FlapWindow, DefaultFlapWindow)
+	setDur(&o.FlapBan, DefaultFlapBan)
+	setInt(&o.SourceTableSize, DefaultSourceTableSize)
+	if o.FlapWindow < 0 || o.FlapBan < 0 || o.SourceTableSize < 0 {
+		return o, fmt.Errorf("server: flap window, flap ban and source table size must not be negative")
+	}
+	if o.AdminToken != "" && len(o.AdminToken) < adminTokenMinLen {
+		return o, fmt.Errorf("server: admin token must be at least %d bytes", adminTokenMinLen)
+	}
+	// end of abuse limits
 
 	switch {
 	case o.AuthTimeout < 0 || o.Heartbeat < 0 || o.Tick < 0 || o.WriteTimeout < 0 || o.DrainSpread < 0 || o.ResumeWindow < 0:

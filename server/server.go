@@ -118,6 +118,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("server: cannot listen on %s: %w", s.opts.Addr, err)
 	}
+	ln = s.reserveFD(ln) // fdreserve_linux.go: answer SERVER_FULL while out of descriptors
 	el, err := netpoll.NewEventLoop(s.onRequest,
 		netpoll.WithOnConnect(s.onConnect),
 		netpoll.WithWriteTimeout(s.opts.WriteTimeout),

@@ -22,6 +22,9 @@ func ServerOptions(addr, admin string, heartbeat time.Duration) server.Options {
 		ConnectRate:   -1,
 		MaxConns:      100_000,
 		Logger:        ErrorLogger(),
+
+		// per-source limits off, as tetherd -dev does
+		SourceConnectRate: -1, FlapThreshold: -1,
 	}
 }
 

@@ -20,15 +20,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/internal/netutil"
+	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
 
-// settings holds every flag's value; defaults are set in newFlagSet.
+// settings holds every flag's value; defaults are set in newFlagSet. A gateway setting
+// left at its zero value means "the library's default" (server.Options), so tetherd
+// does not restate the defaults; the flag's help quotes the constant.
 type settings struct {
 	config string
 	dev    bool
 
-	addr, admin string
+	addr, admin      string
+	adminTokenFile   string
+	adminPprofPublic bool
 
 	auth, jwtAlg, jwtSecretFile, jwtPublicKey, jwtIssuer, jwtAudience string
 	jwtRequireExp                                                     bool
@@ -36,26 +42,39 @@ type settings struct {
 	mintTTL                                                           time.Duration
 
 	heartbeat, authTimeout, tick, writeTimeout time.Duration
-	drainTimeout, drainSpread                  time.Duration
+	drainTimeout, drainSpread, resumeWindow    time.Duration
 
-	maxFrame, preAuthBudget, maxConns, maxConnsPerIP, maxRooms int
-	maxOutbound, workers, maxInflight, readBuffer              int
-	maxTotalOutbound                                           int64
-	connectRate                                                float64
-	devicePolicy                                               string
+	maxFrame, preAuthBudget, maxConns, maxConnsPerIP, maxRooms  int
+	maxOutbound, workers, maxInflight, readBuffer, resumeBuffer int
+	maxTotalOutbound                                            int64
+	connectRate                                                 float64
+	devicePolicy                                                string
+
+	sourceConnectRate       float64
+	flapThreshold, srcTable int
+	flapWindow, flapBan     time.Duration
 
 	logFormat, logLevel string
 
 	control, controlSecretFile string
 }
 
+// devAddr is the client port in -dev mode when -addr is not given: loopback only, as
+// Mosquitto 2 does, because -dev accepts any token.
+const devAddr = "127.0.0.1:7000"
+
+// def is the help suffix naming a library default: " Default server.<name> (<value>)."
+func def(name string, v any) string { return fmt.Sprintf(" Default %s (%v).", name, v) }
+
 func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tetherd", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&s.config, "config", "", "Path of a JSON config file whose keys are these flag names, e.g. {\"addr\": \":7000\", \"heartbeat\": \"25s\"}. Flags and TETHER_* environment variables override it.")
-	fs.BoolVar(&s.dev, "dev", false, "Development mode: accept any token as its user id (insecure authenticator, logged loudly), allow unlimited connections per IP, and log at debug level. Never use in production.")
-	fs.StringVar(&s.addr, "addr", ":7000", "Address of the client port that apps and games connect to.")
-	fs.StringVar(&s.admin, "admin", "127.0.0.1:7002", "Address of the admin HTTP listener serving /metrics, /healthz, /readyz and /debug/pprof/; \"-\" disables it. Keep it off public networks.")
+	fs.BoolVar(&s.dev, "dev", false, "Development mode: accept any token as its user id (insecure authenticator, logged loudly), listen on "+devAddr+" unless -addr is given, lift the per-IP and per-source limits and the flapping ban, and log at debug level. Never use in production.")
+	fs.StringVar(&s.addr, "addr", "", "Address of the client port that apps and games connect to."+def("server.DefaultAddr", fmt.Sprintf("%q", server.DefaultAddr))+" With -dev the default is "+devAddr+" (loopback only).")
+	fs.StringVar(&s.admin, "admin", "", "Address of the admin HTTP listener serving /metrics, /healthz, /readyz and /debug/pprof/; \"-\" disables it."+def("server.DefaultAdminAddr", fmt.Sprintf("%q", server.DefaultAdminAddr))+" Off loopback it warns, and serves /debug/pprof/ only with an admin token or -admin-pprof-public.")
+	fs.StringVar(&s.adminTokenFile, "admin-token-file", "", "File holding the admin bearer token (at least 16 bytes; surrounding whitespace is trimmed) that /metrics and /debug/pprof/ then require as \"Authorization: Bearer <token>\"; /healthz and /readyz stay open. TETHER_ADMIN_TOKEN may hold the token itself instead.")
+	fs.BoolVar(&s.adminPprofPublic, "admin-pprof-public", false, "Serve /debug/pprof/ (heap and goroutine dumps, profiles, traces) without an admin token on a non-loopback -admin address.")
 	fs.StringVar(&s.auth, "auth", "jwt", "Authenticator: \"jwt\" (verify tokens with -jwt-*) or \"insecure\" (any token is its own user id; development only).")
 	fs.StringVar(&s.jwtAlg, "jwt-alg", "HS256", "JWT algorithm clients' tokens must use: HS256 (shared secret) or RS256 (public key). Other algorithms, including \"none\", are rejected.")
 	fs.StringVar(&s.jwtSecretFile, "jwt-secret-file", "", "File holding the HS256 secret (at least 32 bytes; surrounding whitespace is trimmed). TETHER_JWT_SECRET may hold the secret itself instead.")
@@ -65,24 +84,31 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&s.jwtRequireExp, "jwt-require-exp", true, "Reject tokens without an \"exp\" claim.")
 	fs.StringVar(&s.mintToken, "mint-token", "", "Print an HS256 token for this user id, signed with the -jwt-secret-file secret, and exit. For development and tests.")
 	fs.DurationVar(&s.mintTTL, "mint-ttl", 24*time.Hour, "Lifetime of a token printed by -mint-token.")
-	fs.DurationVar(&s.heartbeat, "heartbeat", 25*time.Second, "Heartbeat interval announced to clients; a client silent for 1.5 times this is disconnected.")
-	fs.DurationVar(&s.authTimeout, "auth-timeout", 10*time.Second, "Time a new connection has to authenticate before it is closed.")
-	fs.DurationVar(&s.tick, "tick", 50*time.Millisecond, "Resolution of the timing wheel that runs every deadline; deadlines fire at most one tick late.")
-	fs.DurationVar(&s.writeTimeout, "write-timeout", 10*time.Second, "Time a client that stopped reading may take to drain its backlog before it is closed as a slow consumer.")
+	fs.DurationVar(&s.heartbeat, "heartbeat", 0, "Heartbeat interval announced to clients; a client silent for 1.5 times this is disconnected."+def("server.DefaultHeartbeat", server.DefaultHeartbeat))
+	fs.DurationVar(&s.authTimeout, "auth-timeout", 0, "Time a new connection has to authenticate before it is closed."+def("server.DefaultAuthTimeout", server.DefaultAuthTimeout))
+	fs.DurationVar(&s.tick, "tick", 0, "Resolution of the timing wheel that runs every deadline; deadlines fire at most one tick late."+def("server.DefaultTick", server.DefaultTick))
+	fs.DurationVar(&s.writeTimeout, "write-timeout", 0, "Time a client that stopped reading may take to drain its backlog before it is closed as a slow consumer."+def("server.DefaultWriteTimeout", server.DefaultWriteTimeout))
 	fs.DurationVar(&s.drainTimeout, "drain-timeout", 30*time.Second, "On SIGTERM, how long to wait for clients to leave after GOAWAY before closing the rest.")
-	fs.DurationVar(&s.drainSpread, "drain-spread", 5*time.Second, "Window over which the GOAWAY retry-after is spread so clients do not all reconnect at once.")
-	fs.IntVar(&s.maxFrame, "max-frame", 64<<10, "Largest frame in bytes accepted from and sent to an authenticated client (announced in AUTH_OK).")
-	fs.IntVar(&s.preAuthBudget, "pre-auth-budget", 8<<10, "Bytes a connection may send before it has authenticated.")
-	fs.IntVar(&s.maxConns, "max-conns", 1_000_000, "Maximum concurrent connections; more are refused with SERVER_FULL.")
-	fs.IntVar(&s.maxConnsPerIP, "max-conns-per-ip", 1000, "Maximum concurrent connections from one IP address (-1: unlimited); more are refused with RATE_LIMITED.")
-	fs.Float64Var(&s.connectRate, "connect-rate", 10000, "Maximum new connections per second (-1: unlimited); more are refused with RATE_LIMITED.")
-	fs.IntVar(&s.maxRooms, "max-rooms", 64, "Maximum rooms one connection may be in.")
-	fs.IntVar(&s.maxOutbound, "max-outbound", 256<<10, "Bytes that may queue for a client that is not reading before it is closed as a slow consumer.")
-	fs.Int64Var(&s.maxTotalOutbound, "max-total-outbound", 256<<20, "Bytes that may queue for all clients that are not reading together; past it the client that would exceed it is closed as a slow consumer, so memory stays bounded.")
-	fs.IntVar(&s.workers, "workers", 4096, "Size of the worker pool that runs authentication and handlers.")
-	fs.IntVar(&s.maxInflight, "max-inflight", 32, "Requests one connection may have queued or running before further ones are answered BUSY.")
-	fs.IntVar(&s.readBuffer, "read-buffer", 256, "Size in bytes of each connection's smallest read-buffer node; smaller saves memory per idle connection.")
-	fs.StringVar(&s.devicePolicy, "device-policy", "many", "Multi-device policy: \"many\" devices per user, one per \"platform\", or one per \"user\"; a newer login replaces the older with code REPLACED.")
+	fs.DurationVar(&s.drainSpread, "drain-spread", 0, "Window over which the GOAWAY retry-after is spread so clients do not all reconnect at once."+def("server.DefaultDrainSpread", server.DefaultDrainSpread))
+	fs.DurationVar(&s.resumeWindow, "resume-window", 0, "How long QoS1 messages are kept for a user, and a user's stream outlives their last connection, so a client reconnecting within it gets what it missed."+def("server.DefaultResumeWindow", server.DefaultResumeWindow))
+	fs.IntVar(&s.resumeBuffer, "resume-buffer", 0, "QoS1 messages kept per user for clients that reconnect."+def("server.DefaultResumeBuffer", server.DefaultResumeBuffer))
+	fs.IntVar(&s.maxFrame, "max-frame", 0, "Largest frame in bytes accepted from and sent to an authenticated client (announced in AUTH_OK)."+def("protocol.DefaultMaxFrame", protocol.DefaultMaxFrame))
+	fs.IntVar(&s.preAuthBudget, "pre-auth-budget", 0, "Bytes a connection may send before it has authenticated."+def("server.DefaultPreAuthBudget", server.DefaultPreAuthBudget))
+	fs.IntVar(&s.maxConns, "max-conns", 0, "Maximum concurrent connections; more are refused with SERVER_FULL."+def("server.DefaultMaxConns", server.DefaultMaxConns))
+	fs.IntVar(&s.maxConnsPerIP, "max-conns-per-ip", 0, "Maximum concurrent connections from one IP address (-1: unlimited); more are refused with RATE_LIMITED."+def("server.DefaultMaxConnsPerIP", server.DefaultMaxConnsPerIP)+" -dev makes it unlimited.")
+	fs.Float64Var(&s.connectRate, "connect-rate", 0, "Maximum new connections per second from all sources together (-1: unlimited); more are refused with RATE_LIMITED."+def("server.DefaultConnectRate", server.DefaultConnectRate))
+	fs.Float64Var(&s.sourceConnectRate, "source-connect-rate", 0, "Maximum new connections per second from one source address (an IPv4 address or an IPv6 /64; -1: unlimited), checked before -connect-rate so one source cannot spend everyone's budget; more are refused with RATE_LIMITED."+def("server.DefaultSourceConnectRate", server.DefaultSourceConnectRate)+" -dev makes it unlimited.")
+	fs.IntVar(&s.flapThreshold, "flap-threshold", 0, "Ban a source with more than this many failed logins and over-rate connects within -flap-window: for -flap-ban its connections are refused with RATE_LIMITED (-1: never ban)."+def("server.DefaultFlapThreshold", server.DefaultFlapThreshold)+" -dev turns the ban off.")
+	fs.DurationVar(&s.flapWindow, "flap-window", 0, "Window in which -flap-threshold counts a source's failed logins and over-rate connects."+def("server.DefaultFlapWindow", server.DefaultFlapWindow))
+	fs.DurationVar(&s.flapBan, "flap-ban", 0, "How long a source over -flap-threshold stays banned."+def("server.DefaultFlapBan", server.DefaultFlapBan))
+	fs.IntVar(&s.srcTable, "source-table-size", 0, "How many source addresses the per-source limits remember (about 64 bytes each); when full, the least recently seen unbanned source is forgotten."+def("server.DefaultSourceTableSize", server.DefaultSourceTableSize))
+	fs.IntVar(&s.maxRooms, "max-rooms", 0, "Maximum rooms one connection may be in."+def("server.DefaultMaxRoomsPerConn", server.DefaultMaxRoomsPerConn))
+	fs.IntVar(&s.maxOutbound, "max-outbound", 0, "Bytes that may queue for a client that is not reading before it is closed as a slow consumer."+def("server.DefaultMaxOutboundBytes", server.DefaultMaxOutboundBytes))
+	fs.Int64Var(&s.maxTotalOutbound, "max-total-outbound", 0, "Bytes that may queue for all clients that are not reading together; past it the client that would exceed it is closed as a slow consumer, so memory stays bounded."+def("server.DefaultMaxTotalOutbound", server.DefaultMaxTotalOutbound))
+	fs.IntVar(&s.workers, "workers", 0, "Size of the worker pool that runs authentication and handlers."+def("server.DefaultWorkers", server.DefaultWorkers))
+	fs.IntVar(&s.maxInflight, "max-inflight", 0, "Requests one connection may have queued or running before further ones are answered BUSY."+def("server.DefaultMaxInflight", server.DefaultMaxInflight))
+	fs.IntVar(&s.readBuffer, "read-buffer", 0, "Size in bytes of each connection's smallest read-buffer node; smaller saves memory per idle connection."+def("server.DefaultReadBufferSize", server.DefaultReadBufferSize))
+	fs.StringVar(&s.devicePolicy, "device-policy", "", "Multi-device policy: \"many\" devices per user, one per \"platform\", or one per \"user\"; a newer login replaces the older with code REPLACED. Default \"many\" (server.DevicesMany).")
 	fs.StringVar(&s.logFormat, "log-format", "text", "Log format: text or json.")
 	fs.StringVar(&s.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	addControlFlags(fs, s)
@@ -194,38 +220,61 @@ func newLogger(st *settings, w io.Writer) (*slog.Logger, error) {
 	return l, nil
 }
 
-// serverOptions maps settings onto server.Options.
+// serverOptions maps settings onto server.Options. Settings left at zero stay zero, so
+// the library applies its defaults; -dev changes only settings that were not given.
 func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string) (server.Options, error) {
 	policy, err := server.ParseDevicePolicy(st.devicePolicy)
 	if err != nil {
 		return server.Options{}, err
 	}
+	token, err := adminToken(st, getenv)
+	if err != nil {
+		return server.Options{}, err
+	}
 	o := server.Options{
-		Addr:             st.addr,
-		AdminAddr:        st.admin,
-		Logger:           logger,
-		AuthTimeout:      st.authTimeout,
-		Heartbeat:        st.heartbeat,
-		Tick:             st.tick,
-		MaxFrame:         st.maxFrame,
-		PreAuthBudget:    st.preAuthBudget,
-		MaxConns:         st.maxConns,
-		MaxConnsPerIP:    st.maxConnsPerIP,
-		ConnectRate:      st.connectRate,
-		MaxRoomsPerConn:  st.maxRooms,
-		MaxOutboundBytes: st.maxOutbound,
-		MaxTotalOutbound: st.maxTotalOutbound,
-		WriteTimeout:     st.writeTimeout,
-		Workers:          st.workers,
-		MaxInflight:      st.maxInflight,
-		DevicePolicy:     policy,
-		DrainSpread:      st.drainSpread,
-		ReadBufferSize:   st.readBuffer,
+		Addr:              st.addr,
+		AdminAddr:         st.admin,
+		AdminToken:        token,
+		AdminPprofPublic:  st.adminPprofPublic,
+		Logger:            logger,
+		AuthTimeout:       st.authTimeout,
+		Heartbeat:         st.heartbeat,
+		Tick:              st.tick,
+		MaxFrame:          st.maxFrame,
+		PreAuthBudget:     st.preAuthBudget,
+		MaxConns:          st.maxConns,
+		MaxConnsPerIP:     st.maxConnsPerIP,
+		ConnectRate:       st.connectRate,
+		SourceConnectRate: st.sourceConnectRate,
+		FlapThreshold:     st.flapThreshold,
+		FlapWindow:        st.flapWindow,
+		FlapBan:           st.flapBan,
+		SourceTableSize:   st.srcTable,
+		MaxRoomsPerConn:   st.maxRooms,
+		MaxOutboundBytes:  st.maxOutbound,
+		MaxTotalOutbound:  st.maxTotalOutbound,
+		WriteTimeout:      st.writeTimeout,
+		Workers:           st.workers,
+		MaxInflight:       st.maxInflight,
+		DevicePolicy:      policy,
+		DrainSpread:       st.drainSpread,
+		ResumeWindow:      st.resumeWindow,
+		ResumeBuffer:      st.resumeBuffer,
+		ReadBufferSize:    st.readBuffer,
 	}
 	if st.dev {
 		st.auth = "insecure"
-		if o.MaxConnsPerIP == 1000 {
-			o.MaxConnsPerIP = -1
+		if o.Addr == "" {
+			o.Addr = devAddr
+		}
+		// A developer load-tests from one machine: lift what counts per source.
+		for _, v := range []*int{&o.MaxConnsPerIP, &o.FlapThreshold} {
+			if *v == 0 {
+				*v = -1
+			}
+		}
+		if o.SourceConnectRate == 0 {
+			o.SourceConnectRate = -1
 		}
 	}
 	switch st.auth {
@@ -242,6 +291,31 @@ func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string
 	}
 	return o, nil
 }
+
+// adminToken reads the admin bearer token from -admin-token-file or TETHER_ADMIN_TOKEN,
+// trimming surrounding whitespace in both ("" when neither is set).
+func adminToken(st *settings, getenv func(string) string) (string, error) {
+	tok, from := getenv("TETHER_ADMIN_TOKEN"), "TETHER_ADMIN_TOKEN"
+	if st.adminTokenFile != "" {
+		b, err := os.ReadFile(st.adminTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("cannot read -admin-token-file: %w", err)
+		}
+		tok, from = string(b), "-admin-token-file "+st.adminTokenFile
+	}
+	if tok == "" {
+		return "", nil
+	}
+	tok = strings.TrimSpace(tok)
+	if len(tok) < adminTokenMinLen {
+		return "", fmt.Errorf("%s: the admin token must be at least %d bytes (not counting surrounding whitespace)", from, adminTokenMinLen)
+	}
+	return tok, nil
+}
+
+// adminTokenMinLen matches the server's minimum (it rejects shorter tokens too); checked
+// here to name the flag or variable in the error.
+const adminTokenMinLen = 16
 
 // jwtAuthenticator builds the JWT authenticator from the -jwt-* settings.
 func jwtAuthenticator(st *settings, getenv func(string) string) (*server.JWTAuthenticator, error) {
@@ -308,10 +382,19 @@ func mint(st *settings, stdout, stderr io.Writer, getenv func(string) string) in
 
 // printDevBanner tells a developer how to connect.
 func printDevBanner(w io.Writer, srv *server.Server) {
+	devBanner(w, srv.Addr().String(), srv.AdminAddr())
+}
+
+// devBanner writes the -dev banner for the client port addr and the admin address.
+func devBanner(w io.Writer, addr, admin string) {
+	exposure := "loopback only: other machines cannot connect (give -addr :" + portOf(addr) + " to listen on every interface)"
+	if !netutil.IsLoopback(addr) {
+		exposure = "WARNING: not loopback: anyone who can reach this address can log in as anyone"
+	}
 	fmt.Fprintf(w, `
 tether is running in DEVELOPMENT mode (insecure authenticator: any token is accepted as its user id).
 
-  client port  %s   (protocol: docs/PROTOCOL.md)
+  client port  %s   (%s; protocol: docs/PROTOCOL.md)
   admin        http://%s/metrics  /healthz  /readyz  /debug/pprof/
 
 Connect from Go:
@@ -322,7 +405,7 @@ Production mode verifies JWTs. Mint one for testing:
   bin/tetherd -jwt-secret-file secret
 
 Stop with Ctrl-C (drains: clients get GOAWAY and reconnect elsewhere).
-`, srv.Addr(), srv.AdminAddr(), portOf(srv.Addr().String()))
+`, addr, exposure, admin, portOf(addr))
 }
 
 func portOf(addr string) string {

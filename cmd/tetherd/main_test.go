@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
 // TestSettingsPrecedence: defaults < config file < TETHER_* environment < flags.
@@ -40,7 +42,160 @@ func TestSettingsPrecedence(t *testing.T) {
 	check("addr (flag over env and file)", st.addr, ":7300")
 	check("dev (file)", st.dev, true)
 	check("device-policy (file)", st.devicePolicy, "user")
-	check("auth-timeout (default)", st.authTimeout, 10*time.Second)
+	check("auth-timeout (library default)", st.authTimeout, time.Duration(0))
+}
+
+// TestFlagsDefaultToLibrary: every flag that maps to a server.Options field defaults to
+// zero ("the library's default", so tetherd does not restate it) and its help quotes the
+// exported constant with its value; with no flags the options stay zero.
+func TestFlagsDefaultToLibrary(t *testing.T) {
+	var st settings
+	fs := newFlagSet(&st, &bytes.Buffer{})
+	library := map[string]string{
+		"addr": "server.DefaultAddr (\":7000\")", "admin": "server.DefaultAdminAddr (\"127.0.0.1:7002\")",
+		"heartbeat": "server.DefaultHeartbeat (25s)", "auth-timeout": "server.DefaultAuthTimeout (10s)",
+		"tick": "server.DefaultTick (50ms)", "write-timeout": "server.DefaultWriteTimeout (10s)",
+		"drain-spread": "server.DefaultDrainSpread (5s)", "resume-window": "server.DefaultResumeWindow (5m0s)",
+		"resume-buffer": "server.DefaultResumeBuffer (256)", "max-frame": "protocol.DefaultMaxFrame (65536)",
+		"pre-auth-budget": "server.DefaultPreAuthBudget (8192)", "max-conns": "server.DefaultMaxConns (1000000)",
+		"max-conns-per-ip": "server.DefaultMaxConnsPerIP (1000)", "connect-rate": "server.DefaultConnectRate (10000)",
+		"source-connect-rate": "server.DefaultSourceConnectRate (1000)", "flap-threshold": "server.DefaultFlapThreshold (100)",
+		"flap-window": "server.DefaultFlapWindow (1m0s)", "flap-ban": "server.DefaultFlapBan (5m0s)",
+		"source-table-size": "server.DefaultSourceTableSize (16384)", "max-rooms": "server.DefaultMaxRoomsPerConn (64)",
+		"max-outbound": "server.DefaultMaxOutboundBytes (262144)", "max-total-outbound": "server.DefaultMaxTotalOutbound (268435456)",
+		"workers": "server.DefaultWorkers (4096)", "max-inflight": "server.DefaultMaxInflight (32)",
+		"read-buffer": "server.DefaultReadBufferSize (256)",
+	}
+	for name, want := range library {
+		f := fs.Lookup(name)
+		if f == nil {
+			t.Errorf("no flag -%s", name)
+			continue
+		}
+		if z := f.DefValue; z != "" && z != "0" && z != "0s" {
+			t.Errorf("-%s defaults to %q, want zero (the library default)", name, z)
+		}
+		if !strings.Contains(f.Usage, "Default "+want+".") {
+			t.Errorf("-%s help %q does not quote %q", name, f.Usage, want)
+		}
+	}
+	if err := applyLayers(fs, []string{"-auth", "insecure"}, &st.config, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	o, err := serverOptions(&st, nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Addr != "" || o.AdminAddr != "" || o.Heartbeat != 0 || o.MaxConnsPerIP != 0 || o.ConnectRate != 0 ||
+		o.SourceConnectRate != 0 || o.FlapThreshold != 0 || o.ResumeWindow != 0 || o.ResumeBuffer != 0 || o.MaxConns != 0 {
+		t.Errorf("options without flags are not zero: %+v", o)
+	}
+}
+
+// TestResumeAndAbuseFlags: the resume and per-source settings reach server.Options from
+// flags, TETHER_* variables and the config file alike.
+func TestResumeAndAbuseFlags(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "tether.json")
+	os.WriteFile(cfg, []byte(`{"resume-buffer": 64, "flap-ban": "90s", "flap-threshold": 7}`), 0o600)
+	env := map[string]string{"TETHER_RESUME_WINDOW": "2m", "TETHER_SOURCE_CONNECT_RATE": "5.5"}
+	var st settings
+	fs := newFlagSet(&st, &bytes.Buffer{})
+	args := []string{"-config", cfg, "-auth", "insecure", "-flap-window", "30s", "-source-table-size", "1024", "-admin-pprof-public"}
+	if err := applyLayers(fs, args, &st.config, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	o, err := serverOptions(&st, nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ResumeBuffer != 64 || o.ResumeWindow != 2*time.Minute || o.FlapBan != 90*time.Second || o.FlapThreshold != 7 ||
+		o.SourceConnectRate != 5.5 || o.FlapWindow != 30*time.Second || o.SourceTableSize != 1024 || !o.AdminPprofPublic {
+		t.Errorf("options %+v", o)
+	}
+}
+
+// TestDevMode: -dev listens on loopback unless -addr is given, and lifts the per-IP and
+// per-source limits unless they are given.
+func TestDevMode(t *testing.T) {
+	opts := func(args ...string) server.Options {
+		t.Helper()
+		var st settings
+		fs := newFlagSet(&st, &bytes.Buffer{})
+		if err := applyLayers(fs, args, &st.config, func(string) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+		o, err := serverOptions(&st, nil, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	o := opts("-dev")
+	if o.Addr != "127.0.0.1:7000" || o.MaxConnsPerIP != -1 || o.SourceConnectRate != -1 || o.FlapThreshold != -1 {
+		t.Errorf("-dev: addr %q per-ip %d source rate %v flap %d", o.Addr, o.MaxConnsPerIP, o.SourceConnectRate, o.FlapThreshold)
+	}
+	if _, ok := o.Authenticator.(server.InsecureAuthenticator); !ok {
+		t.Errorf("-dev authenticator %T", o.Authenticator)
+	}
+	o = opts("-dev", "-addr", ":7100", "-max-conns-per-ip", "1000", "-flap-threshold", "5")
+	if o.Addr != ":7100" || o.MaxConnsPerIP != 1000 || o.FlapThreshold != 5 {
+		t.Errorf("-dev with explicit settings: addr %q per-ip %d flap %d", o.Addr, o.MaxConnsPerIP, o.FlapThreshold)
+	}
+	var b bytes.Buffer
+	devBanner(&b, "127.0.0.1:7000", "127.0.0.1:7002")
+	if !strings.Contains(b.String(), "loopback only") || strings.Contains(b.String(), "WARNING") {
+		t.Errorf("loopback banner:\n%s", b.String())
+	}
+	b.Reset()
+	devBanner(&b, "[::]:7100", "127.0.0.1:7002")
+	if !strings.Contains(b.String(), "WARNING: not loopback") {
+		t.Errorf("non-loopback banner:\n%s", b.String())
+	}
+}
+
+// TestAdminTokenSettings: the admin token comes from -admin-token-file or
+// TETHER_ADMIN_TOKEN, trimmed, and must be at least 16 bytes.
+func TestAdminTokenSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := func(body string) string {
+		p := filepath.Join(dir, fmt.Sprintf("tok%d", len(body)))
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     string
+		want    string // token, or the error's text when err
+		wantErr bool
+	}{
+		{"none", nil, "", "", false},
+		{"file, trimmed", []string{"-admin-token-file", file("  0123456789abcdef-file\n")}, "", "0123456789abcdef-file", false},
+		{"env, trimmed", nil, " 0123456789abcdef-env ", "0123456789abcdef-env", false},
+		{"file wins over env", []string{"-admin-token-file", file("0123456789abcdef-f2")}, "0123456789abcdef-env", "0123456789abcdef-f2", false},
+		{"short file", []string{"-admin-token-file", file("short\n")}, "", "-admin-token-file", true},
+		{"blank env", nil, "   ", "TETHER_ADMIN_TOKEN", true},
+		{"missing file", []string{"-admin-token-file", filepath.Join(dir, "none")}, "", "cannot read -admin-token-file", true},
+	} {
+		var st settings
+		fs := newFlagSet(&st, &bytes.Buffer{})
+		env := func(k string) string {
+			if k == "TETHER_ADMIN_TOKEN" {
+				return tc.env
+			}
+			return ""
+		}
+		if err := applyLayers(fs, append([]string{"-auth", "insecure"}, tc.args...), &st.config, env); err != nil {
+			t.Fatal(err)
+		}
+		o, err := serverOptions(&st, nil, env)
+		switch {
+		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.want)
+		case !tc.wantErr && (err != nil || o.AdminToken != tc.want):
+			t.Errorf("%s: token %q, %v; want %q", tc.name, o.AdminToken, err, tc.want)
+		}
+	}
 }
 
 // TestSettingsErrors: bad settings fail with messages naming the culprit.
@@ -107,10 +262,17 @@ func TestRunDevAndDrain(t *testing.T) {
 	}
 	admin := aln.Addr().String()
 	aln.Close()
+	const adminTok = "dev-admin-token-0123456789"
 	var out syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run([]string{"-dev", "-addr", addr, "-admin", admin, "-control", "127.0.0.1:0", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, func(string) string { return "" })
+		env := func(k string) string {
+			if k == "TETHER_ADMIN_TOKEN" {
+				return adminTok
+			}
+			return ""
+		}
+		done <- run([]string{"-dev", "-addr", addr, "-admin", admin, "-control", "127.0.0.1:0", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, env)
 	}()
 	var c net.Conn
 	deadline := time.Now().Add(10 * time.Second)
@@ -133,8 +295,19 @@ func TestRunDevAndDrain(t *testing.T) {
 	if !strings.Contains(out.String(), "DEVELOPMENT mode") {
 		t.Errorf("no dev banner in output:\n%s", out.String())
 	}
-	// /metrics carries the gateway's and the control port's series and passes promtool.
+	// /metrics needs the admin token (TETHER_ADMIN_TOKEN), carries the gateway's and
+	// the control port's series and passes promtool.
 	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics without the admin token: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", "http://"+admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}
