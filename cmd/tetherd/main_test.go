@@ -57,6 +57,7 @@ func TestFlagsDefaultToLibrary(t *testing.T) {
 		"tick": "server.DefaultTick (50ms)", "write-timeout": "server.DefaultWriteTimeout (10s)",
 		"drain-spread": "server.DefaultDrainSpread (5s)", "resume-window": "server.DefaultResumeWindow (5m0s)",
 		"resume-buffer": "server.DefaultResumeBuffer (256)", "max-frame": "protocol.DefaultMaxFrame (65536)",
+		"qos1-window": "server.DefaultQoS1Window (32)", "ack-timeout": "server.DefaultAckTimeout (20s)",
 		"pre-auth-budget": "server.DefaultPreAuthBudget (8192)", "max-conns": "server.DefaultMaxConns (1000000)",
 		"max-conns-per-ip": "server.DefaultMaxConnsPerIP (1000)", "connect-rate": "server.DefaultConnectRate (10000)",
 		"source-connect-rate": "server.DefaultSourceConnectRate (1000)", "flap-threshold": "server.DefaultFlapThreshold (100)",
