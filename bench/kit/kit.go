@@ -1,6 +1,6 @@
 // Package kit is the plumbing that the measurement tools share: tether-bench
 // (bench/load), tether-memtest (bench/memtest) and the kernel floor probe
-// (tools/floor). Each of them runs an orchestrator that starts child processes of
+// (bench/floor). Each of them runs an orchestrator that starts child processes of
 // its own binary, talks to them in lines on stdin and stdout, reads their CPU time
 // and memory from /proc, and opens thousands of loopback connections from source
 // addresses of its choosing. Those pieces live here, once.

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/floor"
 	"github.com/tether-gw/tether/bench/kit"
-	"github.com/tether-gw/tether/tools/floor"
 )
 
 const usage = `usage: tether-bench <scenario|command> [flags]
@@ -38,7 +38,7 @@ Other commands:
 
   suite    the standard suite behind make bench: every scenario, the floor probe,
            raw results under bench/results and the tables in BENCHMARKS.md
-  floor    the kernel floor probe (tools/floor) in a process of its own
+  floor    the kernel floor probe (bench/floor) in a process of its own
   floor-peer  the probe's peer process (started by floor)
   serve    a server child (started by the scenarios)
   load     a load child (started by the scenarios)

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/floor"
 	"github.com/tether-gw/tether/bench/kit"
-	"github.com/tether-gw/tether/tools/floor"
 )
 
 // Markers delimit the section of BENCHMARKS.md that the suite writes.
