@@ -1,4 +1,11 @@
-package load
+// Package msg is the protocol between the bench's orchestrators (bench/load,
+// bench/memtest) and the child processes they start (bench/serve, bench/loadgen):
+// JSON lines, a Command on the child's stdin, an Event on its stdout. Anything else
+// a child prints is a log line, which the orchestrator relays to its own log.
+//
+// It also holds what the events carry: a load child's counters (Stats) with their
+// latency histograms (Hist), and a server's Go memory (MemStats).
+package msg
 
 import (
 	"encoding/json"
@@ -7,13 +14,9 @@ import (
 	"sync"
 )
 
-// Children and the orchestrator talk in JSON lines: commands on the child's stdin,
-// events on its stdout. Anything else a child prints goes to stderr and is relayed to
-// the orchestrator's log.
-
-// Command is one instruction to a load child.
+// Command is one instruction to a child.
 type Command struct {
-	// Op is the command:
+	// Op is the command. A load child (bench/loadgen) answers:
 	//
 	//	report     send a "report" event with the counters since the last reset
 	//	reset      zero the counters and histograms, then send "reset"
@@ -24,6 +27,14 @@ type Command struct {
 	//	subscribe  SUBSCRIBE every connection to Room, then send "subscribed"
 	//	churn      drop and reconnect Rate connections per second (0 stops)
 	//	quit       close every connection and exit
+	//
+	// A server child (bench/serve) answers:
+	//
+	//	stats  send a "stats" event with the server's Go memory and connection counts
+	//	gc     collect garbage (returning free memory to the OS where it can), then
+	//	       send "stats"
+	//	heap   collect garbage and write a heap profile to Path, then send "heap"
+	//	quit   stop the server and exit
 	Op     string  `json:"op"`
 	Rate   float64 `json:"rate,omitempty"`
 	Size   int     `json:"size,omitempty"`
@@ -32,25 +43,48 @@ type Command struct {
 	Room   string  `json:"room,omitempty"`
 	// Users asks the report for per-user delivery records (churn verification).
 	Users bool `json:"users,omitempty"`
+	// Path is the file "heap" writes.
+	Path string `json:"path,omitempty"`
 }
 
 // Event is one line from a child.
 type Event struct {
-	// Kind is what happened: "listening" (server), "started", "progress",
-	// "connected" (every connection attempt finished), "report", "reset",
-	// "stopped", "subscribed", "error".
+	// Kind is what happened. A load child sends "started", "progress" (twice a
+	// second), "authed" (every connection has authenticated once), "ready" (every
+	// connection has had its LoadConfig.Pings PONGs, when that is set),
+	// "connected" (every initial connection attempt finished, failed or not),
+	// "report", "reset", "stopped", "subscribed". A server child sends
+	// "listening", "stats", "heap". Either sends "error" when a command failed.
 	Kind string `json:"kind"`
 	// Err explains an "error" event.
 	Err string `json:"err,omitempty"`
 
-	// Server fields ("listening").
-	Addr    string `json:"addr,omitempty"`
-	Admin   string `json:"admin,omitempty"`
-	Control string `json:"control,omitempty"`
-	PID     int    `json:"pid,omitempty"`
+	// Server fields ("listening"): the client port, the admin endpoint and the
+	// control port (empty when not served), the process whose memory and CPU are
+	// measured, the implementation and its GOMAXPROCS.
+	Addr       string `json:"addr,omitempty"`
+	Admin      string `json:"admin,omitempty"`
+	Control    string `json:"control,omitempty"`
+	PID        int    `json:"pid,omitempty"`
+	Impl       string `json:"impl,omitempty"`
+	GOMAXPROCS int    `json:"gomaxprocs,omitempty"`
+	// Mem is a server's memory ("stats").
+	Mem *MemStats `json:"mem,omitempty"`
+	// Path is the heap profile written ("heap").
+	Path string `json:"path,omitempty"`
 
-	// Stats are the load child's counters.
+	// Stats are a load child's counters.
 	Stats *Stats `json:"stats,omitempty"`
+}
+
+// MemStats is a server's Go memory and connection counts. The byte counts are the
+// runtime.MemStats fields of the same names.
+type MemStats struct {
+	HeapAlloc, HeapInuse, HeapSys, HeapReleased, StackInuse, Sys int64
+	// NumGC counts completed GC cycles; Goroutines is runtime.NumGoroutine.
+	NumGC, Goroutines int64
+	// Conns and Authed are the server's open and authenticated connections.
+	Conns, Authed int64
 }
 
 // Stats are a load child's counters since its last reset (connection counts are
@@ -59,8 +93,8 @@ type Stats struct {
 	ID int `json:"id"`
 	// Dialed, Authed and Failed count connection attempts; Open is the connections
 	// currently authenticated; Lost those that died after authenticating (not on
-	// purpose).
-	Dialed, Authed, Failed, Open, Lost int64
+	// purpose); Ready those that have had their LoadConfig.Pings PONGs.
+	Dialed, Authed, Failed, Open, Lost, Ready int64
 	// Failures counts failed attempts and lost connections by reason.
 	Failures map[string]int64 `json:",omitempty"`
 	// FirstDial and LastAuth are Unix nanoseconds of the first dial and the last
@@ -110,19 +144,39 @@ type UserStat struct {
 	Distinct, Max int
 }
 
-// eventWriter writes events as JSON lines; it is safe for concurrent use.
-type eventWriter struct {
+// Writer writes events as JSON lines. It is safe for concurrent use: a line is never
+// interleaved with another.
+type Writer struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (ew *eventWriter) send(ev Event) {
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Send writes ev as one line.
+func (ew *Writer) Send(ev Event) {
 	b, err := json.Marshal(ev)
 	if err != nil {
-		panic(fmt.Sprintf("BUG: load: cannot encode event: %v", err))
+		panic(fmt.Sprintf("BUG: msg: cannot encode event: %v", err))
 	}
 	b = append(b, '\n')
 	ew.mu.Lock()
 	defer ew.mu.Unlock()
 	_, _ = ew.w.Write(b)
+}
+
+// Errorf sends an "error" event.
+func (ew *Writer) Errorf(format string, args ...any) {
+	ew.Send(Event{Kind: "error", Err: fmt.Sprintf(format, args...)})
+}
+
+// ParseEvent decodes an event line; it reports false for anything else (a line to
+// log).
+func ParseEvent(b []byte) (Event, bool) {
+	var ev Event
+	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &ev) == nil && ev.Kind != "" {
+		return ev, true
+	}
+	return Event{}, false
 }

@@ -1,14 +1,16 @@
-package memtest
+package serve
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -40,7 +42,7 @@ type npConn struct {
 	authed atomic.Bool
 }
 
-func startNetpoll(cfg ServeConfig) (target, error) {
+func startNetpoll(cfg Config) (target, error) {
 	netpollOnce.Do(func() {
 		netpoll.LinkBufferCap = netpollBufferSize
 		_ = netpoll.Configure(netpoll.Config{BufferSize: netpollBufferSize})
@@ -60,13 +62,14 @@ func startNetpoll(cfg ServeConfig) (target, error) {
 	return t, nil
 }
 
-func (t *netpollTarget) addr() string           { return t.ln.Addr().String() }
-func (t *netpollTarget) counts() (int64, int64) { return t.conns.Load(), t.authed.Load() }
-func (t *netpollTarget) close()                 { t.shutdown() }
-func (t *netpollTarget) shutdown() {
+func (t *netpollTarget) listening() msg.Event { return msg.Event{Addr: t.ln.Addr().String()} }
+func (t *netpollTarget) close()               { shutdown(t.el) }
+
+// shutdown stops an event loop, giving its connections 5s to close.
+func shutdown(el netpoll.EventLoop) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = t.el.Shutdown(ctx)
+	_ = el.Shutdown(ctx)
 }
 
 func (t *netpollTarget) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
@@ -146,3 +149,45 @@ func (t *netpollTarget) answer(c *npConn, f protocol.Frame, out []byte) []byte {
 	}
 	return out
 }
+
+// bareTarget is the bare netpoll echo server: whatever arrives is written back from
+// the read callback. netpoll's defaults are kept (8 KiB link buffers): it is the
+// throughput ceiling, not a memory figure, and it counts no connections.
+type bareTarget struct {
+	local
+	ln net.Listener
+	el netpoll.EventLoop
+}
+
+func startBare(cfg Config) (target, error) {
+	ln, err := netpoll.CreateListener("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+	}
+	el, err := netpoll.NewEventLoop(func(_ context.Context, c netpoll.Connection) error {
+		r, w := c.Reader(), c.Writer()
+		n := r.Len()
+		b, err := r.Next(n)
+		if err != nil {
+			return err
+		}
+		// One copy into the writer: netpoll's zero-copy WriteBinary would keep
+		// pointing into the read buffer after Release if the socket were full.
+		p, err := w.Malloc(n)
+		if err != nil {
+			return err
+		}
+		copy(p, b)
+		_ = r.Release()
+		return w.Flush()
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cannot create event loop: %w", err)
+	}
+	go func() { _ = el.Serve(ln) }()
+	return &bareTarget{local: local{counts: func() (int64, int64) { return 0, 0 }}, ln: ln, el: el}, nil
+}
+
+func (t *bareTarget) listening() msg.Event { return msg.Event{Addr: t.ln.Addr().String()} }
+func (t *bareTarget) close()               { shutdown(t.el) }
