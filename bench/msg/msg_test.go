@@ -47,7 +47,9 @@ func TestEventRoundTrip(t *testing.T) {
 			t.Errorf("ParseEvent(%q) = %+v, %v", line, ev, ok)
 		}
 	}
-	f(lines[0], func(ev Event) bool { return ev.Kind == "listening" && ev.Addr == "127.0.0.1:4000" && ev.PID == 7 && ev.GOMAXPROCS == 2 })
+	f(lines[0], func(ev Event) bool {
+		return ev.Kind == "listening" && ev.Addr == "127.0.0.1:4000" && ev.PID == 7 && ev.GOMAXPROCS == 2
+	})
 	f(lines[1], func(ev Event) bool { return ev.Mem != nil && ev.Mem.HeapAlloc == 10 && ev.Mem.Authed == 3 })
 	f(lines[2], func(ev Event) bool { return ev.Kind == "error" && ev.Err == `heap: cannot "write"` })
 	// A log line, JSON without a kind, and broken JSON are not events.

@@ -45,7 +45,7 @@ func startTetherd(cfg Config) (target, error) {
 func (t *tetherdTarget) listening() msg.Event {
 	return msg.Event{Addr: t.Addr, Admin: t.Admin, Control: t.Control}
 }
-func (t *tetherdTarget) pid() int     { return t.PID() }
+func (t *tetherdTarget) pid() int { return t.PID() }
 
 // stats reads the Go runtime and tether gauges from /metrics.
 func (t *tetherdTarget) stats() (msg.MemStats, error) {
