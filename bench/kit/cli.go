@@ -72,3 +72,15 @@ func WriteJSON(path string, v any, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// Parse parses a subcommand's flags and refuses positional arguments, which no
+// subcommand of these tools takes.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}

@@ -108,11 +108,8 @@ func mainScenario(name string, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")
 	plotDir := fs.String("plot", "", "Write plots (latency CDF; memory per connection for connect) as PNG into this directory.")
 	quiet := fs.Bool("q", false, "Print no progress and no child output on stderr.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *impls != "" {
 		cfg.Impls = strings.Split(*impls, ",")

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -423,21 +422,7 @@ func (s *session) sum() msg.Stats {
 	defer s.mu.Unlock()
 	var t msg.Stats
 	for _, p := range s.progress {
-		if p == nil {
-			continue
-		}
-		t.Dialed += p.Dialed
-		t.Authed += p.Authed
-		t.Failed += p.Failed
-		t.Open += p.Open
-		t.Lost += p.Lost
-		t.Replies += p.Replies
-		t.Pongs += p.Pongs
-		t.Pushes += p.Pushes
-		t.Errors += p.Errors
-		if p.FirstDial > 0 && (t.FirstDial == 0 || p.FirstDial < t.FirstDial) {
-			t.FirstDial = p.FirstDial
-		}
+		t.Add(p)
 	}
 	return t
 }
@@ -538,67 +523,4 @@ func sumInts(v []int) int {
 		t += x
 	}
 	return t
-}
-
-// merge adds up loader stats: counters, histograms and broadcast records.
-func merge(all []*msg.Stats) *msg.Stats {
-	t := &msg.Stats{Lat: msg.NewHist(), ConnectLat: msg.NewHist(), ReconnectLat: msg.NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
-		Bcasts: map[uint64]msg.BcastStat{}, Users: map[string]msg.UserStat{}}
-	for _, s := range all {
-		if s == nil {
-			continue
-		}
-		t.Dialed += s.Dialed
-		t.Authed += s.Authed
-		t.Failed += s.Failed
-		t.Open += s.Open
-		t.Lost += s.Lost
-		t.Pongs += s.Pongs
-		t.Sent += s.Sent
-		t.Replies += s.Replies
-		t.Errors += s.Errors
-		t.Skipped += s.Skipped
-		t.Pushes += s.Pushes
-		t.Dups += s.Dups
-		t.AppDups += s.AppDups
-		t.Reconnects += s.Reconnects
-		t.NotRecovered += s.NotRecovered
-		t.Subscribed += s.Subscribed
-		t.CPU += s.CPU
-		if s.FirstDial > 0 && (t.FirstDial == 0 || s.FirstDial < t.FirstDial) {
-			t.FirstDial = s.FirstDial
-		}
-		t.LastAuth = max(t.LastAuth, s.LastAuth)
-		for k, v := range s.Failures {
-			t.Failures[k] += v
-		}
-		for k, v := range s.ErrorCodes {
-			t.ErrorCodes[k] += v
-		}
-		t.Lat.Merge(s.Lat)
-		t.ConnectLat.Merge(s.ConnectLat)
-		t.ReconnectLat.Merge(s.ReconnectLat)
-		for id, b := range s.Bcasts {
-			o := t.Bcasts[id]
-			o.N += b.N
-			o.Last = max(o.Last, b.Last)
-			t.Bcasts[id] = o
-		}
-		for u, st := range s.Users {
-			t.Users[u] = st
-		}
-	}
-	return t
-}
-
-// joinReasons renders failure counts as "reason: n, ...".
-func joinReasons(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s: %d", k, v))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -158,7 +158,7 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	t := merge(st)
+	t := msg.Merge(st)
 	res.Connected, res.Failed, res.Failures = t.Authed, t.Failed, t.Failures
 	if len(res.Failures) == 0 {
 		res.Failures = nil
@@ -177,7 +177,7 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 	res.MemSeries = slices.Clone(s.rssSeries)
 	s.mu.Unlock()
 	if t.Authed == 0 {
-		return fmt.Errorf("no connection authenticated (%s)", joinReasons(t.Failures))
+		return fmt.Errorf("no connection authenticated (%s)", msg.Reasons(t.Failures))
 	}
 	return nil
 }
@@ -209,7 +209,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.S
 	if profile {
 		s.profile(res, min(5*time.Second, cfg.Duration))
 	}
-	return merge(st), nil
+	return msg.Merge(st), nil
 }
 
 // profile takes a CPU profile of the server over d with the load still running,
@@ -276,7 +276,7 @@ func (s *session) profiledConnect(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.ProfiledServerCPU, res.ProfiledLoaderCPU = s.cpu()-cpu0, s.loaderCPU()
-	t := merge(st)
+	t := msg.Merge(st)
 	if t.LastAuth > t.FirstDial && t.FirstDial > 0 {
 		res.ProfiledSeconds = float64(t.LastAuth-t.FirstDial) / 1e9
 		res.ProfiledRate = float64(t.Authed) / res.ProfiledSeconds
@@ -451,7 +451,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	members := merge(st).Subscribed
+	members := msg.Merge(st).Subscribed
 	res.Members = members
 	if members == 0 {
 		return errors.New("no connection could join the room")
@@ -476,7 +476,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	t := merge(st)
+	t := msg.Merge(st)
 	for id := uint64(1); id <= uint64(cfg.Broadcasts); id++ {
 		b := t.Bcasts[id]
 		if b.N < members {
@@ -538,7 +538,7 @@ func (s *session) waitPushes(ctx context.Context, want int64, timeout time.Durat
 		if err != nil {
 			return 0, err
 		}
-		got := merge(st).Pushes
+		got := msg.Merge(st).Pushes
 		if got >= want {
 			return got, nil
 		}
@@ -628,7 +628,7 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 		if err != nil {
 			return err
 		}
-		t = merge(st)
+		t = msg.Merge(st)
 		var got int64
 		for _, u := range t.Users {
 			got += int64(u.Distinct)

@@ -123,7 +123,7 @@ func mainSuite(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, memtest.")
 	quiet := fs.Bool("q", false, "Print no progress.")
 	render := fs.Bool("render", false, "Measure nothing: rewrite the section of -md from the suite.json in -results.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	if *render {
@@ -358,7 +358,7 @@ func mainFloor(args []string, stdout, stderr io.Writer) error {
 	cfg.Flags(fs)
 	jsonOut := fs.String("json", "", "Also write the result as JSON to this file; - means stdout.")
 	inProcess := fs.Bool("in-process", false, "Measure only the in-process floor, without the peer process.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	if !*inProcess {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // CommandName is the subcommand under which tether-bench and tether-memtest run a
@@ -64,7 +66,7 @@ func Args(cfg Config) []string {
 func Main(fs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer) error {
 	var cfg Config
 	Flags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	return Load(cfg, stdin, stdout)

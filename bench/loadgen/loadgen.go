@@ -344,44 +344,59 @@ func (l *loader) keepalive(ctx context.Context) {
 	})
 }
 
-// startEcho (re)starts the echo pacer at rate SENDs per second over all connections.
-func (l *loader) startEcho(ctx context.Context, rate float64, size int) {
+// startPacer (re)starts the pacer whose cancel function sits in slot: it stops the
+// running one, then, if rate is positive, calls visit rate times per second (see
+// kit.Pace) until stopped.
+func (l *loader) startPacer(ctx context.Context, slot *context.CancelFunc, rate float64, visit func()) {
 	l.work.Lock()
 	defer l.work.Unlock()
-	if l.echoStop != nil {
-		l.echoStop()
-		l.echoStop = nil
-	}
+	stopPacer(slot)
 	if rate <= 0 {
 		return
 	}
-	payload := make([]byte, size)
-	l.echoPayload.Store(&payload)
-	ectx, stop := context.WithCancel(ctx)
-	l.echoStop = stop
+	pctx, stop := context.WithCancel(ctx)
+	*slot = stop
 	l.pacers.Add(1)
 	go func() {
 		defer l.pacers.Done()
-		var buf []byte
-		next := 0
-		kit.Pace(ectx, func() float64 { return rate }, func(int64, time.Time) {
-			c := l.conns[next]
-			next = (next + 1) % len(l.conns)
-			if !c.authed.Load() {
-				l.skipped.Add(1)
-				return
-			}
-			// The clock starts when the request is written. The pacer is not held
-			// up by replies, so a slow server shows as latency, not as fewer
-			// requests; a loader that falls behind its schedule shows as a
-			// throughput below the target rate.
-			due := time.Now()
-			buf = c.appendSend(buf[:0], payload, due.UnixNano())
-			if buf != nil {
-				_ = c.write(buf)
-			}
-		})
+		kit.Pace(pctx, func() float64 { return rate }, func(int64, time.Time) { visit() })
 	}()
+}
+
+// stopPacer stops the pacer whose cancel function sits in slot, if one runs; the
+// caller holds l.work.
+func stopPacer(slot *context.CancelFunc) {
+	if *slot != nil {
+		(*slot)()
+		*slot = nil
+	}
+}
+
+// startEcho (re)starts the echo pacer at rate SENDs per second over all connections.
+func (l *loader) startEcho(ctx context.Context, rate float64, size int) {
+	payload := make([]byte, size)
+	if rate > 0 {
+		l.echoPayload.Store(&payload)
+	}
+	var buf []byte
+	next := 0
+	l.startPacer(ctx, &l.echoStop, rate, func() {
+		c := l.conns[next]
+		next = (next + 1) % len(l.conns)
+		if !c.authed.Load() {
+			l.skipped.Add(1)
+			return
+		}
+		// The clock starts when the request is written. The pacer is not held up by
+		// replies, so a slow server shows as latency, not as fewer requests; a
+		// loader that falls behind its schedule shows as a throughput below the
+		// target rate.
+		due := time.Now()
+		buf = c.appendSend(buf[:0], payload, due.UnixNano())
+		if buf != nil {
+			_ = c.write(buf)
+		}
+	})
 }
 
 // startPipeline keeps window SENDs in flight on each of the first n connections:
@@ -410,14 +425,8 @@ func (l *loader) startPipeline(n, window, size int) {
 // for outstanding replies.
 func (l *loader) stopWork() {
 	l.work.Lock()
-	if l.echoStop != nil {
-		l.echoStop()
-		l.echoStop = nil
-	}
-	if l.churnStop != nil {
-		l.churnStop()
-		l.churnStop = nil
-	}
+	stopPacer(&l.echoStop)
+	stopPacer(&l.churnStop)
 	l.work.Unlock()
 	for _, c := range l.conns {
 		c.pipe.Store(false)
@@ -473,29 +482,14 @@ func (l *loader) subscribe(ctx context.Context, room string) error {
 // startChurn drops rate random authenticated connections per second; each
 // reconnects at once, resuming its user stream.
 func (l *loader) startChurn(ctx context.Context, rate float64) {
-	l.work.Lock()
-	defer l.work.Unlock()
-	if l.churnStop != nil {
-		l.churnStop()
-		l.churnStop = nil
-	}
-	if rate <= 0 {
-		return
-	}
-	cctx, stop := context.WithCancel(ctx)
-	l.churnStop = stop
-	l.pacers.Add(1)
-	go func() {
-		defer l.pacers.Done()
-		kit.Pace(cctx, func() float64 { return rate }, func(int64, time.Time) {
-			for range 8 { // a few tries to find a connection that is up
-				c := l.conns[rand.IntN(len(l.conns))]
-				if c.authed.Load() && c.drop() {
-					return
-				}
+	l.startPacer(ctx, &l.churnStop, rate, func() {
+		for range 8 { // a few tries to find a connection that is up
+			c := l.conns[rand.IntN(len(l.conns))]
+			if c.authed.Load() && c.drop() {
+				return
 			}
-		})
-	}()
+		}
+	})
 }
 
 // recordBcast notes that a member got broadcast id at now (Unix ns).

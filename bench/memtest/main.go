@@ -3,7 +3,6 @@ package memtest
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -67,11 +66,8 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.HeapDir, "heap-dir", "", "The directory that receives each server's heap profile at n connections and its pprof -top text; empty means no profiles.")
 	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")
 	quiet := fs.Bool("q", false, "Do not print progress and the children's output on stderr.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.Impls = strings.Split(*impls, ",")
 	if !*quiet {

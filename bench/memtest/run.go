@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -448,7 +446,7 @@ func awaitReady(ctx context.Context, loaders []msg.Child, srv msg.Child, log *ki
 				st := le.ev.Stats
 				progress[le.i] = st
 				if st != nil && st.Failed+st.Lost > 0 {
-					return 0, 0, fmt.Errorf("%s: %d connections failed, %d lost: %s", loaders[le.i].Name(), st.Failed, st.Lost, reasons(st.Failures))
+					return 0, 0, fmt.Errorf("%s: %d connections failed, %d lost: %s", loaders[le.i].Name(), st.Failed, st.Lost, msg.Reasons(st.Failures))
 				}
 			case "error":
 				return 0, 0, fmt.Errorf("%s: %s", loaders[le.i].Name(), le.ev.Err)
@@ -464,25 +462,9 @@ func awaitReady(ctx context.Context, loaders []msg.Child, srv msg.Child, log *ki
 func summarize(progress []*msg.Stats) string {
 	var t msg.Stats
 	for _, p := range progress {
-		if p != nil {
-			t.Dialed += p.Dialed
-			t.Authed += p.Authed
-			t.Ready += p.Ready
-			t.Failed += p.Failed
-			t.Lost += p.Lost
-		}
+		t.Add(p)
 	}
 	return fmt.Sprintf("dialed=%d authed=%d ready=%d failed=%d lost=%d", t.Dialed, t.Authed, t.Ready, t.Failed, t.Lost)
-}
-
-// reasons renders failure counts as "reason: n, ..." in a stable order.
-func reasons(m map[string]int64) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // writeHeapTop writes `go tool pprof -top -sample_index=inuse_space` of profile to

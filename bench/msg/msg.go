@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -179,4 +182,101 @@ func ParseEvent(b []byte) (Event, bool) {
 		return ev, true
 	}
 	return Event{}, false
+}
+
+// Add adds o's counters, failure and error counts, histograms, broadcast and user
+// records to s; FirstDial becomes the earliest, LastAuth the latest. A nil o adds
+// nothing. Histograms are merged only where o has them.
+func (s *Stats) Add(o *Stats) {
+	if o == nil {
+		return
+	}
+	s.Dialed += o.Dialed
+	s.Authed += o.Authed
+	s.Failed += o.Failed
+	s.Open += o.Open
+	s.Lost += o.Lost
+	s.Ready += o.Ready
+	s.Pongs += o.Pongs
+	s.Sent += o.Sent
+	s.Replies += o.Replies
+	s.Errors += o.Errors
+	s.Skipped += o.Skipped
+	s.Pushes += o.Pushes
+	s.Dups += o.Dups
+	s.AppDups += o.AppDups
+	s.Reconnects += o.Reconnects
+	s.NotRecovered += o.NotRecovered
+	s.Subscribed += o.Subscribed
+	s.CPU += o.CPU
+	if o.FirstDial > 0 && (s.FirstDial == 0 || o.FirstDial < s.FirstDial) {
+		s.FirstDial = o.FirstDial
+	}
+	s.LastAuth = max(s.LastAuth, o.LastAuth)
+	s.Failures = addCounts(s.Failures, o.Failures)
+	s.ErrorCodes = addCounts(s.ErrorCodes, o.ErrorCodes)
+	s.Lat = mergeHist(s.Lat, o.Lat)
+	s.ConnectLat = mergeHist(s.ConnectLat, o.ConnectLat)
+	s.ReconnectLat = mergeHist(s.ReconnectLat, o.ReconnectLat)
+	for id, b := range o.Bcasts {
+		if s.Bcasts == nil {
+			s.Bcasts = map[uint64]BcastStat{}
+		}
+		x := s.Bcasts[id]
+		x.N += b.N
+		x.Last = max(x.Last, b.Last)
+		s.Bcasts[id] = x
+	}
+	for u, st := range o.Users {
+		if s.Users == nil {
+			s.Users = map[string]UserStat{}
+		}
+		s.Users[u] = st
+	}
+}
+
+// Merge adds up the stats of several load children. Unlike a Stats built by Add
+// alone, the result has every histogram and map, empty where nobody had any.
+func Merge(all []*Stats) *Stats {
+	t := &Stats{Lat: NewHist(), ConnectLat: NewHist(), ReconnectLat: NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
+		Bcasts: map[uint64]BcastStat{}, Users: map[string]UserStat{}}
+	for _, s := range all {
+		t.Add(s)
+	}
+	return t
+}
+
+func addCounts(dst, src map[string]int64) map[string]int64 {
+	for k, v := range src {
+		if dst == nil {
+			dst = map[string]int64{}
+		}
+		dst[k] += v
+	}
+	return dst
+}
+
+func mergeHist(dst, src *Hist) *Hist {
+	if src == nil {
+		return dst
+	}
+	if dst == nil {
+		dst = NewHist()
+	}
+	dst.Merge(src)
+	return dst
+}
+
+// Reasons renders counts by reason (Stats.Failures, Stats.ErrorCodes) as
+// "reason: n, ..." sorted by reason, or "none".
+func Reasons(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }

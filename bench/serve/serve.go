@@ -204,11 +204,8 @@ func Args(cfg Config) []string {
 func Main(fs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer) error {
 	var cfg Config
 	Flags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return Serve(cfg, stdin, stdout)
 }
