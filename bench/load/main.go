@@ -62,12 +62,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		kit.Command{Name: "suite", Run: func(a []string) error { return mainSuite(a, stdout, stderr) }},
 		kit.Command{Name: "floor", Run: func(a []string) error { return mainFloor(a, stdout, stderr) }},
 		kit.Command{Name: floorPeerCmd, Run: func(a []string) error { return floor.PeerMain(a, stdin, stdout, stderr) }},
-		kit.Command{Name: serve.CommandName, Run: func(a []string) error {
-			return serve.Main(newFlagSet(serve.CommandName, stderr), a, stdin, stdout)
-		}},
-		kit.Command{Name: loadgen.CommandName, Run: func(a []string) error {
-			return loadgen.Main(newFlagSet(loadgen.CommandName, stderr), a, stdin, stdout)
-		}},
+		serve.Command("tether-bench", stdin, stdout, stderr),
+		loadgen.Command("tether-bench", stdin, stdout, stderr),
 	)
 	return kit.Main("tether-bench", usage, cmds, args, stdout, stderr)
 }

@@ -61,13 +61,8 @@ func Args(cfg Config) []string {
 	return args
 }
 
-// Main runs a load child with the flags in args (after the subcommand name); fs is
-// the flag set to parse them with.
-func Main(fs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer) error {
-	var cfg Config
-	Flags(fs, &cfg)
-	if err := kit.Parse(fs, args); err != nil {
-		return err
-	}
-	return Load(cfg, stdin, stdout)
+// Command returns the load subcommand of the tool prog, which runs Load with the
+// flags (see Flags) on stdin and stdout.
+func Command(prog string, stdin io.Reader, stdout, stderr io.Writer) kit.Command {
+	return kit.SubCommand(prog, CommandName, stderr, Flags, func(cfg Config) error { return Load(cfg, stdin, stdout) })
 }

@@ -37,12 +37,8 @@ Run "tether-memtest <command> -h" for the command's flags. Example:
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return kit.Main("tether-memtest", usage, []kit.Command{
 		{Name: "run", Run: func(a []string) error { return mainRun(a, stdout, stderr) }},
-		{Name: serve.CommandName, Run: func(a []string) error {
-			return serve.Main(newFlagSet(serve.CommandName, stderr), a, stdin, stdout)
-		}},
-		{Name: loadgen.CommandName, Run: func(a []string) error {
-			return loadgen.Main(newFlagSet(loadgen.CommandName, stderr), a, stdin, stdout)
-		}},
+		serve.Command("tether-memtest", stdin, stdout, stderr),
+		loadgen.Command("tether-memtest", stdin, stdout, stderr),
 	}, args, stdout, stderr)
 }
 

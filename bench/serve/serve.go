@@ -199,13 +199,8 @@ func Args(cfg Config) []string {
 	return args
 }
 
-// Main runs a serve child with the flags in args (after the subcommand name); fs is
-// the flag set to parse them with.
-func Main(fs *flag.FlagSet, args []string, stdin io.Reader, stdout io.Writer) error {
-	var cfg Config
-	Flags(fs, &cfg)
-	if err := kit.Parse(fs, args); err != nil {
-		return err
-	}
-	return Serve(cfg, stdin, stdout)
+// Command returns the serve subcommand of the tool prog, which runs Serve with the
+// flags (see Flags) on stdin and stdout.
+func Command(prog string, stdin io.Reader, stdout, stderr io.Writer) kit.Command {
+	return kit.SubCommand(prog, CommandName, stderr, Flags, func(cfg Config) error { return Serve(cfg, stdin, stdout) })
 }
