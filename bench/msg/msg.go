@@ -54,7 +54,7 @@ type Command struct {
 type Event struct {
 	// Kind is what happened. A load child sends "started", "progress" (twice a
 	// second), "authed" (every connection has authenticated once), "ready" (every
-	// connection has had its LoadConfig.Pings PONGs, when that is set),
+	// connection has had its loadgen.Config.Pings PONGs, when that is set),
 	// "connected" (every initial connection attempt finished, failed or not),
 	// "report", "reset", "stopped", "subscribed". A server child sends
 	// "listening", "stats", "heap". Either sends "error" when a command failed.
@@ -96,7 +96,7 @@ type Stats struct {
 	ID int `json:"id"`
 	// Dialed, Authed and Failed count connection attempts; Open is the connections
 	// currently authenticated; Lost those that died after authenticating (not on
-	// purpose); Ready those that have had their LoadConfig.Pings PONGs.
+	// purpose); Ready those that have had their loadgen.Config.Pings PONGs.
 	Dialed, Authed, Failed, Open, Lost, Ready int64
 	// Failures counts failed attempts and lost connections by reason.
 	Failures map[string]int64 `json:",omitempty"`
