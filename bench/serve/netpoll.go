@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"sync"
@@ -96,7 +97,7 @@ func (t *netpollTarget) onRequest(ctx context.Context, nc netpoll.Connection) er
 		if !c.authed.Load() {
 			limit = protocol.PreAuthMaxFrame
 		}
-		f, ok, err := protocol.NextFrame(r, limit)
+		f, ok, err := nextFrame(r, limit)
 		if err != nil {
 			return nc.Close()
 		}
@@ -191,3 +192,35 @@ func startBare(cfg Config) (target, error) {
 
 func (t *bareTarget) listening() msg.Event { return msg.Event{Addr: t.ln.Addr().String()} }
 func (t *bareTarget) close()               { shutdown(t.el) }
+
+// nextFrame reads one frame from a netpoll Reader without copying, or reports false
+// when the Reader does not hold a whole frame yet (nothing is consumed then). A
+// length or header error is reported as soon as the bytes for it are buffered. The
+// Body aliases the Reader's buffer and is valid until r.Release. It is what the
+// server's reader does, minus its resumable decoder: the floor needs nothing more.
+func nextFrame(r netpoll.Reader, maxFrame int) (protocol.Frame, bool, error) {
+	buffered := r.Len()
+	if buffered < protocol.LengthSize {
+		return protocol.Frame{}, false, nil
+	}
+	head, err := r.Peek(min(buffered, protocol.Overhead))
+	if err != nil {
+		return protocol.Frame{}, false, fmt.Errorf("cannot peek frame header: %w", err)
+	}
+	if _, _, err := protocol.Parse(head, maxFrame); err != nil {
+		return protocol.Frame{}, false, err
+	}
+	n := protocol.LengthSize + int(binary.BigEndian.Uint32(head))
+	if buffered < n {
+		return protocol.Frame{}, false, nil
+	}
+	b, err := r.Next(n)
+	if err != nil {
+		return protocol.Frame{}, false, fmt.Errorf("cannot read %d-byte frame: %w", n, err)
+	}
+	f, m, err := protocol.Parse(b, maxFrame)
+	if err != nil || m != n {
+		panic(fmt.Sprintf("BUG: serve: reparse of %d validated bytes gave n=%d err=%v", n, m, err))
+	}
+	return f, true, nil
+}

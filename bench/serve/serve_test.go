@@ -5,10 +5,12 @@ import (
 	"flag"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/tether-gw/tether/bench/msg"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // TestArgsRoundTrip parses what Args renders with Flags.
@@ -69,11 +71,7 @@ func TestServeCommands(t *testing.T) {
 			if impl == ImplTether && (ln.Admin == "" || ln.Control == "") {
 				t.Errorf("tether with -admin -control listens on admin %q, control %q", ln.Admin, ln.Control)
 			}
-			c, err := net.DialTimeout("tcp", ln.Addr, 10*time.Second)
-			if err != nil {
-				t.Fatalf("cannot dial the address the listening event gave: %v", err)
-			}
-			c.Close()
+			handshake(t, ln.Addr, impl == ImplBare)
 			send(`{"op":"gc"}`)
 			if ev := next("stats"); ev.Mem == nil || ev.Mem.HeapAlloc <= 0 {
 				t.Errorf("stats after gc: %+v", ev.Mem)
@@ -98,5 +96,49 @@ func TestServeCommands(t *testing.T) {
 			}
 			inW.Close()
 		})
+	}
+}
+
+// handshake dials addr, sends HELLO then PING in one write, and waits for AUTH_OK and
+// PONG (for a bare echo server: the HELLO and PING themselves), which shows the
+// server speaks the protocol where the listening event said.
+func handshake(t *testing.T, addr string, bare bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("cannot dial the address the listening event gave: %v", err)
+	}
+	defer c.Close()
+	b, err := (&protocol.Hello{Token: "u0-0", DeviceID: "test"}).AppendFrame(nil, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = protocol.AppendEmpty(b, protocol.OpPing, 2)
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	want := []protocol.Opcode{protocol.OpAuthOK, protocol.OpPong}
+	if bare {
+		want = []protocol.Opcode{protocol.OpHello, protocol.OpPing}
+	}
+	var got []protocol.Opcode
+	var dec protocol.Decoder
+	buf := make([]byte, 4096)
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for len(got) < len(want) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		if err := dec.Decode(buf[:n], func(f protocol.Frame) error { got = append(got, f.Op); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The order is not checked: the gateway answers a PING at once while the HELLO
+	// is being authenticated elsewhere.
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("server answered %v, want %v", got, want)
 	}
 }
