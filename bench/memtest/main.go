@@ -58,6 +58,7 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Pings, "pings", 2, "The PING/PONG exchanges every connection completes before the measurement.")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "The time between a connection's PINGs; 0 means the heartbeat, as a real client does.")
 	fs.Float64Var(&cfg.Rate, "rate", 4000, "The total rate of new connections per second, across loaders.")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "The handshakes (dial to AUTH_OK) one loader keeps in progress at most.")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "The time limit for measuring one implementation; children exit by themselves after it.")
 	fs.StringVar(&cfg.HeapDir, "heap-dir", "", "The directory that receives each server's heap profile at n connections and its pprof -top text; empty means no profiles.")
 	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")

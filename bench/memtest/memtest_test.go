@@ -34,6 +34,12 @@ func TestMemtestSmoke(t *testing.T) {
 		Impls:   []string{ImplTether, ImplBaseline},
 		N:       n,
 		Loaders: 1,
+		// The gateway's worker pool grows to as many workers as handshakes arrive
+		// at once and keeps them for a second or two; a burst of 50 (the default
+		// allows 256) once left 50 goroutines at the sample under -race, which the
+		// goroutine check below read as one per connection. 4 at a time bound the
+		// pool's share.
+		Concurrency: 4,
 		// A PING every 100ms completes the exchanges quickly, while the 2s heartbeat
 		// leaves the server's 3s silence timeout far away even on a loaded machine.
 		Heartbeat:    2 * time.Second,

@@ -65,6 +65,9 @@ type RunConfig struct {
 	PingInterval time.Duration
 	// Rate is the total connection rate across loaders, per second. Default 4000.
 	Rate float64
+	// Concurrency caps the handshakes (dial to AUTH_OK) one loader has in progress
+	// at once. Default 256.
+	Concurrency int
 	// Timeout bounds the measurement of one implementation, start to teardown.
 	// Default 5m.
 	Timeout time.Duration
@@ -101,6 +104,9 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	}
 	if c.Rate <= 0 {
 		c.Rate = 4000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
@@ -370,7 +376,7 @@ func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int
 		// The device id keeps the HELLO (and so what the server stores per
 		// connection) as it was when the figures in BENCHMARKS.md were measured.
 		args := loadgen.Args(loadgen.Config{Addr: addr, N: n, Src: src.String(), ID: i, DeviceID: "memtest",
-			Rate: cfg.Rate / float64(cfg.Loaders), Pings: cfg.Pings, PingInterval: cfg.PingInterval, MaxLifetime: cfg.Timeout})
+			Rate: cfg.Rate / float64(cfg.Loaders), Concurrency: cfg.Concurrency, Pings: cfg.Pings, PingInterval: cfg.PingInterval, MaxLifetime: cfg.Timeout})
 		l, err := msg.StartChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, log.Line)
 		if err != nil {
 			return loaders, err
