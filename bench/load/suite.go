@@ -255,6 +255,9 @@ func runMemtest(ctx context.Context, cfg SuiteConfig, log *kit.Logger) (*Memtest
 	jsonPath := filepath.Join(cfg.Results, "memory-suite.json")
 	args := []string{"run", "-n", fmt.Sprint(n), "-loaders", "2", "-impl", "tether,tetherd,baseline,netpoll", "-ping-interval", "1s",
 		"-src", "127.0.4.2", "-json", jsonPath, "-q"}
+	if cfg.Tetherd != "" {
+		args = append(args, "-tetherd", cfg.Tetherd) // else tether-memtest builds its own
+	}
 	log.Printf("== memtest: %s %s", cfg.Memtest, strings.Join(args, " "))
 	out, err := exec.CommandContext(ctx, cfg.Memtest, args...).CombinedOutput()
 	if err != nil {
