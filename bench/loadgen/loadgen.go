@@ -123,11 +123,11 @@ type loader struct {
 func Load(cfg Config, in io.Reader, out io.Writer) error {
 	cfg = cfg.withDefaults()
 	if cfg.Addr == "" || cfg.N <= 0 {
-		return errors.New("load: need an address and a positive connection count")
+		return errors.New("loadgen: need an address and a positive connection count")
 	}
 	src, err := netip.ParseAddr(cfg.Src)
 	if err != nil {
-		return fmt.Errorf("load: bad source address: %w", err)
+		return fmt.Errorf("loadgen: bad source address: %w", err)
 	}
 	kit.FileLimit()
 	l := &loader{
@@ -169,7 +169,7 @@ func Load(cfg Config, in io.Reader, out io.Writer) error {
 				return nil
 			}
 			if err := l.command(ctx, c); err != nil {
-				l.ew.Send(msg.Event{Kind: "error", Err: fmt.Sprintf("%s: %v", c.Op, err)})
+				l.ew.Errorf("%s: %v", c.Op, err)
 			}
 		}
 	}
