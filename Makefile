@@ -28,10 +28,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s -fuzzminimizetime 5s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s -fuzzminimizetime 5s ./server/control/wire
 
-# bench: the micro-benchmarks, then the standard load suite (tether-bench suite: floor
-# probe in process and with a reading peer process, connect/idle/echo/pipelined/push/room/
-# churn with server CPU profiles, tether-memtest), about 8 minutes on the 2-core reference
-# machine. Raw results go to bench/results/, tables to the generated section of
+# bench: the micro-benchmarks, then the standard load suite (tether-bench suite: the
+# bench/floor probe in process and with a reading peer process, connect/idle/echo/
+# pipelined/push/room/churn with server CPU profiles, tether-memtest), about 8 minutes on
+# the 2-core reference machine. Raw results go to bench/results/, tables to the generated section of
 # BENCHMARKS.md.
 BENCHTIME ?= 200ms
 bench:

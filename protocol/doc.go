@@ -25,9 +25,8 @@
 //   - Decoder is a resumable streaming decoder for a byte stream read in
 //     arbitrary chunks (net.Conn reads).
 //
-// (server.NextFrame reads frames from a cloudwego/netpoll Reader; it lives
-// there so that this package, and the client SDK that imports it, depend on
-// the standard library only.)
+// The package depends on the standard library only, so the client SDK that
+// imports it links no reactor.
 //
 // Both check the length prefix against a caller-supplied limit as soon
 // as its 4 bytes are available, before allocating or waiting for the body, so

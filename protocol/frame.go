@@ -61,8 +61,7 @@ type Header struct {
 // Frame is one decoded frame. Body aliases the buffer the frame was decoded
 // from: it is valid only as long as that buffer, as stated by the function
 // that returned the Frame (Parse: as long as its input; Decoder: during the
-// callback; server.NextFrame: until the netpoll Reader is released). Use Clone to
-// keep a frame longer. Body's capacity is clipped to its length, so appending
+// callback). Use Clone to keep a frame longer. Body's capacity is clipped to its length, so appending
 // to it never overwrites the next frame in the buffer.
 type Frame struct {
 	Header

@@ -9,9 +9,7 @@ import (
 
 // FuzzDecodeStream checks that the two frame readers agree on any input:
 // the Decoder fed in fuzzer-chosen chunks gives exactly the frames and error
-// of a Parse loop over the whole input (server.FuzzNextFrame does the same
-// for the netpoll reader). It
-// also checks that every parsed frame re-encodes to its original bytes.
+// of a Parse loop over the whole input. It also checks that every parsed frame re-encodes to its original bytes.
 //
 // stream is the byte stream; chunks gives the chunk sizes (each byte b is a
 // chunk of b%64+1 bytes, cycling; empty means one chunk); limit is the

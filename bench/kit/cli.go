@@ -72,3 +72,29 @@ func WriteJSON(path string, v any, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// Parse parses a subcommand's flags and refuses positional arguments, which no
+// subcommand of these tools takes.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}
+
+// SubCommand returns subcommand name of prog: it binds its flags to a C with bind,
+// parses them (see Parse) and calls run with the result.
+func SubCommand[C any](prog, name string, stderr io.Writer, bind func(*flag.FlagSet, *C), run func(C) error) Command {
+	return Command{Name: name, Run: func(args []string) error {
+		fs := FlagSet(prog, name, stderr)
+		var cfg C
+		bind(fs, &cfg)
+		if err := Parse(fs, args); err != nil {
+			return err
+		}
+		return run(cfg)
+	}}
+}

@@ -162,27 +162,6 @@ func TestChurnSmoke(t *testing.T) {
 	}
 }
 
-func TestHistJSON(t *testing.T) {
-	h := NewHist()
-	for _, v := range []int64{10, 20, 30, 1000, 0, 1 << 40} {
-		h.Record(v)
-	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g Hist
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if g.Summary() != h.Summary() {
-		t.Errorf("round trip changed the summary: %+v, want %+v", g.Summary(), h.Summary())
-	}
-	if s := h.Summary(); s.Min != 1 || s.Max < histMax || s.Count != 6 {
-		t.Errorf("out-of-range values not clamped: %+v", s)
-	}
-}
-
 func TestUpdateMarkdown(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "B.md")
 	f := func(before, section, want string) {

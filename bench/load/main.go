@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/floor"
 	"github.com/tether-gw/tether/bench/kit"
-	"github.com/tether-gw/tether/tools/floor"
+	"github.com/tether-gw/tether/bench/loadgen"
+	"github.com/tether-gw/tether/bench/serve"
 )
 
 const usage = `usage: tether-bench <scenario|command> [flags]
@@ -38,10 +40,10 @@ Other commands:
 
   suite    the standard suite behind make bench: every scenario, the floor probe,
            raw results under bench/results and the tables in BENCHMARKS.md
-  floor    the kernel floor probe (tools/floor) in a process of its own
+  floor    the kernel floor probe (bench/floor) in a process of its own
   floor-peer  the probe's peer process (started by floor)
-  serve    a server child (started by the scenarios)
-  load     a load child (started by the scenarios)
+  serve    a server child (bench/serve, started by the scenarios)
+  load     a load child (bench/loadgen, started by the scenarios)
 
 Run "tether-bench <scenario> -h" for the flags. Example:
 
@@ -60,8 +62,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		kit.Command{Name: "suite", Run: func(a []string) error { return mainSuite(a, stdout, stderr) }},
 		kit.Command{Name: "floor", Run: func(a []string) error { return mainFloor(a, stdout, stderr) }},
 		kit.Command{Name: floorPeerCmd, Run: func(a []string) error { return floor.PeerMain(a, stdin, stdout, stderr) }},
-		kit.Command{Name: "serve", Run: func(a []string) error { return mainServe(a, stdin, stdout, stderr) }},
-		kit.Command{Name: "load", Run: func(a []string) error { return mainLoad(a, stdin, stdout, stderr) }},
+		serve.Command("tether-bench", stdin, stdout, stderr),
+		loadgen.Command("tether-bench", stdin, stdout, stderr),
 	)
 	return kit.Main("tether-bench", usage, cmds, args, stdout, stderr)
 }
@@ -102,11 +104,8 @@ func mainScenario(name string, args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")
 	plotDir := fs.String("plot", "", "Write plots (latency CDF; memory per connection for connect) as PNG into this directory.")
 	quiet := fs.Bool("q", false, "Print no progress and no child output on stderr.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *impls != "" {
 		cfg.Impls = strings.Split(*impls, ",")
@@ -185,34 +184,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func mainServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
-	var cfg ServeConfig
-	fs.StringVar(&cfg.Impl, "impl", ImplTether, "The server: tether (embedded gateway with echo handler and control port), baseline or bare.")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 25*time.Second, "The heartbeat announced in AUTH_OK.")
-	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 15*time.Minute, "The time after which the server exits even if its stdin stays open.")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return Serve(cfg, stdin, stdout)
-}
-
-func mainLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("load", stderr)
-	var cfg LoadConfig
-	fs.StringVar(&cfg.Addr, "addr", "", "The server's client port.")
-	fs.IntVar(&cfg.N, "n", 0, "The number of connections to open and hold.")
-	fs.StringVar(&cfg.Src, "src", "127.0.0.1", "The local address to connect from.")
-	fs.IntVar(&cfg.ID, "id", 0, "The loader number, used in user ids (u<id>-<i>).")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "New connections per second; 0 means as fast as -concurrency allows.")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "Handshakes in progress at most.")
-	fs.BoolVar(&cfg.Bare, "bare", false, "The server echoes bytes instead of speaking the protocol.")
-	fs.DurationVar(&cfg.PingInterval, "ping-interval", 0, "The time between a connection's PINGs; 0 means the heartbeat in AUTH_OK.")
-	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 15*time.Minute, "The time after which the loader exits even if its stdin stays open.")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return Load(cfg, stdin, stdout)
 }

@@ -326,7 +326,7 @@ How these figures are made (tether-bench, package bench/load):
   the payload to the member's read.
 - Ratios compare with baselines measured in the same run: bench/baseline (goroutine per
   connection), a bare netpoll byte echo (no protocol, no pool), and the kernel floor probe
-  (tools/floor, raw system calls on one locked thread).
+  (bench/floor, raw system calls on one locked thread).
 - Which floor each ratio uses, and why: the fan-out (room, push) and heartbeat targets divide by
   the probe's **fair** floor. Its client ends are in a peer process that reads them with
   goroutines blocked in epoll, as the loaders read the servers' connections, so each of its

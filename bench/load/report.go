@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/msg"
 )
 
 // Env describes the machine and toolchain of a run.
@@ -116,10 +117,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	tw.Flush()
 	for _, x := range r.Results {
 		if x.Failed > 0 || x.Lost > 0 {
-			fmt.Fprintf(&b, "%s failures: %s\n", x.Impl, joinReasons(x.Failures))
+			fmt.Fprintf(&b, "%s failures: %s\n", x.Impl, msg.Reasons(x.Failures))
 		}
 		if len(x.ErrorCodes) > 0 {
-			fmt.Fprintf(&b, "%s ERROR answers: %s\n", x.Impl, joinReasons(x.ErrorCodes))
+			fmt.Fprintf(&b, "%s ERROR answers: %s\n", x.Impl, msg.Reasons(x.ErrorCodes))
 		}
 		if x.ProfiledRate > 0 {
 			fmt.Fprintf(&b, "%s second pass, under the profiler: %.0f conn/s, server CPU %s%%, loader CPU %s%%\n", x.Impl, x.ProfiledRate,

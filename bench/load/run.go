@@ -8,12 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/loadgen"
+	"github.com/tether-gw/tether/bench/msg"
 )
 
 // Scenarios.
@@ -218,7 +218,7 @@ func (c RunConfig) Plan() string {
 // runner carries what the servers of one run share.
 type runner struct {
 	cfg     RunConfig
-	log     *logger
+	log     *kit.Logger
 	srcMu   sync.Mutex
 	src     netip.Addr
 	binOnce sync.Once
@@ -228,7 +228,7 @@ type runner struct {
 }
 
 func newRunner(cfg RunConfig) *runner {
-	return &runner{cfg: cfg, log: &logger{w: cfg.Log, tty: cfg.TTY}, src: netip.MustParseAddr(cfg.Src)}
+	return &runner{cfg: cfg, log: &kit.Logger{W: cfg.Log, TTY: cfg.TTY}, src: netip.MustParseAddr(cfg.Src)}
 }
 
 func (r *runner) close() {
@@ -259,7 +259,7 @@ func (r *runner) tetherd(ctx context.Context) (string, error) {
 			return
 		}
 		r.binDir = dir
-		r.log.printf("building tetherd: go build -o %s github.com/tether-gw/tether/cmd/tetherd", filepath.Join(dir, "tetherd"))
+		r.log.Printf("building tetherd: go build -o %s github.com/tether-gw/tether/cmd/tetherd", filepath.Join(dir, "tetherd"))
 		r.bin, r.binErr = kit.BuildTetherd(ctx, dir)
 	})
 	return r.bin, r.binErr
@@ -270,11 +270,11 @@ type session struct {
 	r         *runner
 	name      string
 	srv       *serverProc
-	loaders   []child
+	loaders   []msg.Child
 	counts    []int // connections per loader
 	users     [][]string
 	mu        sync.Mutex
-	progress  []*Stats
+	progress  []*msg.Stats
 	phase     string
 	stopTick  chan struct{}
 	rssSeries []MemPoint
@@ -308,7 +308,7 @@ func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*s
 		s.close()
 		return nil, err
 	}
-	r.log.printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, len(s.loaders), srv.pid, srv.addr)
+	r.log.Printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, len(s.loaders), srv.pid, srv.addr)
 	go s.ticker()
 	s.setPhase("connecting")
 	if _, err := s.await(ctx, 2*time.Minute, "connected"); err != nil {
@@ -325,7 +325,7 @@ func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 	cfg := s.r.cfg
 	loaders := max(cfg.Loaders, (n+cfg.PerLoader-1)/cfg.PerLoader)
 	s.mu.Lock()
-	s.progress = make([]*Stats, loaders)
+	s.progress = make([]*msg.Stats, loaders)
 	s.mu.Unlock()
 	s.loaders = nil
 	var counts []int
@@ -340,14 +340,12 @@ func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 		if i < n%loaders {
 			cnt++
 		}
-		src := s.r.nextSrc()
-		args := []string{"load", "-addr", s.srv.addr, "-n", strconv.Itoa(cnt), "-src", src, "-id", strconv.Itoa(i),
-			"-rate", strconv.FormatFloat(cfg.Rate/float64(loaders), 'f', -1, 64), "-concurrency", strconv.Itoa(cfg.Concurrency),
-			"-max-lifetime", cfg.Timeout.String()}
+		lc := loadgen.Config{Addr: s.srv.addr, N: cnt, Src: s.r.nextSrc(), ID: i, ClientVersion: "tether-bench",
+			Rate: cfg.Rate / float64(loaders), Concurrency: cfg.Concurrency, MaxLifetime: cfg.Timeout}
 		if impl == ImplBare {
-			args = append(args, "-bare", "-ping-interval", cfg.Heartbeat.String())
+			lc.Bare, lc.PingInterval = true, cfg.Heartbeat
 		}
-		c, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, s.r.log)
+		c, err := msg.StartChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, loadgen.Args(lc), cfg.Env, s.r.log.Line)
 		if err != nil {
 			return err
 		}
@@ -355,7 +353,7 @@ func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 		counts = append(counts, cnt)
 		us := make([]string, cnt)
 		for j := range us {
-			us[j] = fmt.Sprintf("u%d-%d", i, j)
+			us[j] = loadgen.User("u", i, j)
 		}
 		users = append(users, us)
 	}
@@ -383,7 +381,7 @@ func (s *session) ticker() {
 	for {
 		select {
 		case <-s.stopTick:
-			s.r.log.endStatus()
+			s.r.log.EndStatus()
 			return
 		case <-t.C:
 			sum := s.sum()
@@ -405,7 +403,7 @@ func (s *session) ticker() {
 			s.mu.Lock()
 			want := sumInts(s.counts)
 			s.mu.Unlock()
-			s.r.log.status(fmt.Sprintf("[%s] %s: conns %d/%d open, %.0f/s, failed %d, lost %d | rx replies %d pongs %d pushes %d errors %d",
+			s.r.log.Status(fmt.Sprintf("[%s] %s: conns %d/%d open, %.0f/s, failed %d, lost %d | rx replies %d pongs %d pushes %d errors %d",
 				s.name, phase, sum.Open, want, rate, sum.Failed, sum.Lost, sum.Replies, sum.Pongs, sum.Pushes, sum.Errors))
 		}
 	}
@@ -415,44 +413,30 @@ func (s *session) setPhase(p string) {
 	s.mu.Lock()
 	s.phase = p
 	s.mu.Unlock()
-	s.r.log.printf("   %s: %s", s.name, p)
+	s.r.log.Printf("   %s: %s", s.name, p)
 }
 
 // sum adds up the loaders' latest progress.
-func (s *session) sum() Stats {
+func (s *session) sum() msg.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var t Stats
+	var t msg.Stats
 	for _, p := range s.progress {
-		if p == nil {
-			continue
-		}
-		t.Dialed += p.Dialed
-		t.Authed += p.Authed
-		t.Failed += p.Failed
-		t.Open += p.Open
-		t.Lost += p.Lost
-		t.Replies += p.Replies
-		t.Pongs += p.Pongs
-		t.Pushes += p.Pushes
-		t.Errors += p.Errors
-		if p.FirstDial > 0 && (t.FirstDial == 0 || p.FirstDial < t.FirstDial) {
-			t.FirstDial = p.FirstDial
-		}
+		t.Add(p)
 	}
 	return t
 }
 
 // await waits for an event of kind from every loader and returns their stats.
-func (s *session) await(ctx context.Context, timeout time.Duration, kind string) ([]*Stats, error) {
-	out := make([]*Stats, len(s.loaders))
+func (s *session) await(ctx context.Context, timeout time.Duration, kind string) ([]*msg.Stats, error) {
+	out := make([]*msg.Stats, len(s.loaders))
 	errs := make([]error, len(s.loaders))
 	var wg sync.WaitGroup
 	for i, c := range s.loaders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ev, err := c.await(timeout, func(ev Event) {
+			ev, err := c.Await(timeout, func(ev msg.Event) {
 				s.mu.Lock()
 				s.progress[i] = ev.Stats
 				s.mu.Unlock()
@@ -477,9 +461,9 @@ func (s *session) await(ctx context.Context, timeout time.Duration, kind string)
 }
 
 // all sends cmd to every loader and waits for the answer kind.
-func (s *session) all(ctx context.Context, cmd Command, kind string, timeout time.Duration) ([]*Stats, error) {
+func (s *session) all(ctx context.Context, cmd msg.Command, kind string, timeout time.Duration) ([]*msg.Stats, error) {
 	for _, c := range s.loaders {
-		if err := c.send(cmd); err != nil {
+		if err := c.Do(cmd); err != nil {
 			return nil, err
 		}
 	}
@@ -495,9 +479,9 @@ func (s *session) split(total float64, i int) float64 {
 }
 
 // each sends every loader its own command.
-func (s *session) each(cmd func(i int) Command) error {
+func (s *session) each(cmd func(i int) msg.Command) error {
 	for i, c := range s.loaders {
-		if err := c.send(cmd(i)); err != nil {
+		if err := c.Do(cmd(i)); err != nil {
 			return err
 		}
 	}
@@ -539,67 +523,4 @@ func sumInts(v []int) int {
 		t += x
 	}
 	return t
-}
-
-// merge adds up loader stats: counters, histograms and broadcast records.
-func merge(all []*Stats) *Stats {
-	t := &Stats{Lat: NewHist(), ConnectLat: NewHist(), ReconnectLat: NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
-		Bcasts: map[uint64]BcastStat{}, Users: map[string]UserStat{}}
-	for _, s := range all {
-		if s == nil {
-			continue
-		}
-		t.Dialed += s.Dialed
-		t.Authed += s.Authed
-		t.Failed += s.Failed
-		t.Open += s.Open
-		t.Lost += s.Lost
-		t.Pongs += s.Pongs
-		t.Sent += s.Sent
-		t.Replies += s.Replies
-		t.Errors += s.Errors
-		t.Skipped += s.Skipped
-		t.Pushes += s.Pushes
-		t.Dups += s.Dups
-		t.AppDups += s.AppDups
-		t.Reconnects += s.Reconnects
-		t.NotRecovered += s.NotRecovered
-		t.Subscribed += s.Subscribed
-		t.CPU += s.CPU
-		if s.FirstDial > 0 && (t.FirstDial == 0 || s.FirstDial < t.FirstDial) {
-			t.FirstDial = s.FirstDial
-		}
-		t.LastAuth = max(t.LastAuth, s.LastAuth)
-		for k, v := range s.Failures {
-			t.Failures[k] += v
-		}
-		for k, v := range s.ErrorCodes {
-			t.ErrorCodes[k] += v
-		}
-		t.Lat.Merge(s.Lat)
-		t.ConnectLat.Merge(s.ConnectLat)
-		t.ReconnectLat.Merge(s.ReconnectLat)
-		for id, b := range s.Bcasts {
-			o := t.Bcasts[id]
-			o.N += b.N
-			o.Last = max(o.Last, b.Last)
-			t.Bcasts[id] = o
-		}
-		for u, st := range s.Users {
-			t.Users[u] = st
-		}
-	}
-	return t
-}
-
-// joinReasons renders failure counts as "reason: n, ...".
-func joinReasons(m map[string]int64) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, fmt.Sprintf("%s: %d", k, v))
-	}
-	return strings.Join(parts, ", ")
 }

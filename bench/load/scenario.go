@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/client/service"
 )
 
@@ -31,7 +32,7 @@ type Result struct {
 	Failures          map[string]int64 `json:",omitempty"`
 	ConnectSeconds    float64
 	ConnectRate       float64
-	ConnectLat        Summary
+	ConnectLat        msg.Summary
 	CPUPerConnect     float64
 	// ConnectServerCPU and ConnectLoaderCPU are the CPU seconds the server and the
 	// loaders used in the connection phase: they share the machine's cores.
@@ -61,7 +62,7 @@ type Result struct {
 	ErrorCodes  map[string]int64 `json:",omitempty"`
 	Throughput  float64
 	CPUPerReq   float64
-	Lat         Summary
+	Lat         msg.Summary
 	Delivered   int64
 	DeliveredPS float64
 	CPUPerMsg   float64
@@ -78,7 +79,7 @@ type Result struct {
 	Reconnects, NotRecovered, Ambiguous               int64
 	// Unexpected counts sequence numbers above what the service saw accepted.
 	Unexpected   int64
-	ReconnectLat Summary
+	ReconnectLat msg.Summary
 	// Lost counts connections that died without being dropped on purpose.
 	Lost int64
 
@@ -88,11 +89,11 @@ type Result struct {
 	Profile       string     `json:",omitempty"`
 	ProfileShares []CPUShare `json:",omitempty"`
 
-	hist *Hist
+	hist *msg.Hist
 }
 
 // Hist returns the latency histogram behind Lat, or nil.
-func (r *Result) Hist() *Hist { return r.hist }
+func (r *Result) Hist() *msg.Hist { return r.hist }
 
 // Run runs cfg.Scenario against every server in cfg.Impls and returns their results
 // in order.
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg RunConfig) ([]*Result, error) {
 	}
 	r := newRunner(cfg)
 	defer r.close()
-	r.log.printf("%s", cfg.Plan())
+	r.log.Printf("%s", cfg.Plan())
 	var out []*Result
 	for _, impl := range cfg.Impls {
 		res, err := r.runOne(ctx, impl)
@@ -153,11 +154,11 @@ func (r *runner) runOne(ctx context.Context, impl string) (*Result, error) {
 
 // connectFigures fills the connection-phase figures from the loaders' reports.
 func (s *session) connectFigures(ctx context.Context, res *Result) error {
-	st, err := s.all(ctx, Command{Op: "report"}, "report", 30*time.Second)
+	st, err := s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
 	if err != nil {
 		return err
 	}
-	t := merge(st)
+	t := msg.Merge(st)
 	res.Connected, res.Failed, res.Failures = t.Authed, t.Failed, t.Failures
 	if len(res.Failures) == 0 {
 		res.Failures = nil
@@ -176,7 +177,7 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 	res.MemSeries = slices.Clone(s.rssSeries)
 	s.mu.Unlock()
 	if t.Authed == 0 {
-		return fmt.Errorf("no connection authenticated (%s)", joinReasons(t.Failures))
+		return fmt.Errorf("no connection authenticated (%s)", msg.Reasons(t.Failures))
 	}
 	return nil
 }
@@ -184,13 +185,13 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 // window runs fn's load for the warmup, resets the loaders' counters, measures the
 // server's and loaders' CPU over the window, and returns the loaders' report taken
 // at its end.
-func (s *session) window(ctx context.Context, res *Result, profile bool) (*Stats, error) {
+func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.Stats, error) {
 	cfg := s.r.cfg
 	s.setPhase(fmt.Sprintf("warmup %v", cfg.Warmup))
 	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return nil, err
 	}
-	if _, err := s.all(ctx, Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
+	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
 		return nil, err
 	}
 	s.setPhase(fmt.Sprintf("measuring %v", cfg.Duration))
@@ -198,7 +199,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*Stats
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return nil, err
 	}
-	st, err := s.all(ctx, Command{Op: "report"}, "report", 30*time.Second)
+	st, err := s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*Stats
 	if profile {
 		s.profile(res, min(5*time.Second, cfg.Duration))
 	}
-	return merge(st), nil
+	return msg.Merge(st), nil
 }
 
 // profile takes a CPU profile of the server over d with the load still running,
@@ -225,7 +226,7 @@ func (s *session) profile(res *Result, d time.Duration) {
 	path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("cpu-%s-%s.pprof", name, s.srv.impl))
 	s.setPhase(fmt.Sprintf("profiling %v", d))
 	if err := kit.FetchProfile(context.Background(), s.srv.admin, path, max(int(d.Seconds()), 1)); err != nil {
-		s.r.log.printf("   profile: %v", err)
+		s.r.log.Printf("   profile: %v", err)
 		return
 	}
 	res.Profile = path
@@ -275,7 +276,7 @@ func (s *session) profiledConnect(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.ProfiledServerCPU, res.ProfiledLoaderCPU = s.cpu()-cpu0, s.loaderCPU()
-	t := merge(st)
+	t := msg.Merge(st)
 	if t.LastAuth > t.FirstDial && t.FirstDial > 0 {
 		res.ProfiledSeconds = float64(t.LastAuth-t.FirstDial) / 1e9
 		res.ProfiledRate = float64(t.Authed) / res.ProfiledSeconds
@@ -283,7 +284,7 @@ func (s *session) profiledConnect(ctx context.Context, res *Result) error {
 		res.ProfiledSeconds = time.Since(t0).Seconds()
 	}
 	if err := <-profiled; err != nil {
-		s.r.log.printf("   profile: %v", err)
+		s.r.log.Printf("   profile: %v", err)
 		return nil
 	}
 	res.Profile = path
@@ -312,14 +313,14 @@ func (s *session) idle(ctx context.Context, res *Result) error {
 func (s *session) echo(ctx context.Context, res *Result) error {
 	cfg := s.r.cfg
 	if cfg.Window > 0 {
-		if err := s.each(func(i int) Command {
-			return Command{Op: "pipeline", Conns: s.counts[i], Window: cfg.Window, Size: cfg.Size}
+		if err := s.each(func(i int) msg.Command {
+			return msg.Command{Op: "pipeline", Conns: s.counts[i], Window: cfg.Window, Size: cfg.Size}
 		}); err != nil {
 			return err
 		}
 	} else {
-		if err := s.each(func(i int) Command {
-			return Command{Op: "echo", Rate: s.split(float64(res.Connected)*cfg.MsgRate, i), Size: cfg.Size}
+		if err := s.each(func(i int) msg.Command {
+			return msg.Command{Op: "echo", Rate: s.split(float64(res.Connected)*cfg.MsgRate, i), Size: cfg.Size}
 		}); err != nil {
 			return err
 		}
@@ -328,7 +329,7 @@ func (s *session) echo(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.all(ctx, Command{Op: "stop"}, "stopped", 30*time.Second); err != nil {
+	if _, err := s.all(ctx, msg.Command{Op: "stop"}, "stopped", 30*time.Second); err != nil {
 		return err
 	}
 	res.Sent, res.Replies, res.Errors, res.Skipped = t.Sent, t.Replies, t.Errors, t.Skipped
@@ -405,7 +406,7 @@ func (s *session) push(ctx context.Context, res *Result) error {
 				}
 			}
 			if cfg.MsgRate > 0 {
-				pace(pctx, func() float64 { return cfg.MsgRate / float64(cfg.Batch) / pushConcurrency }, func(int64, time.Time) { send() })
+				kit.Pace(pctx, func() float64 { return cfg.MsgRate / float64(cfg.Batch) / pushConcurrency }, func(int64, time.Time) { send() })
 				return
 			}
 			for pctx.Err() == nil {
@@ -420,7 +421,7 @@ func (s *session) push(ctx context.Context, res *Result) error {
 		return err
 	}
 	if e := firstErr.Load(); e != nil {
-		s.r.log.printf("   %d push requests failed; first: %v", pushErrs.Load(), *e)
+		s.r.log.Printf("   %d push requests failed; first: %v", pushErrs.Load(), *e)
 	}
 	res.Delivered = t.Pushes
 	res.DeliveredPS = float64(t.Pushes) / res.Seconds
@@ -446,16 +447,16 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	}
 	defer svc.Close()
 	s.setPhase("subscribing")
-	st, err := s.all(ctx, Command{Op: "subscribe", Room: benchRoom}, "subscribed", 2*time.Minute)
+	st, err := s.all(ctx, msg.Command{Op: "subscribe", Room: benchRoom}, "subscribed", 2*time.Minute)
 	if err != nil {
 		return err
 	}
-	members := merge(st).Subscribed
+	members := msg.Merge(st).Subscribed
 	res.Members = members
 	if members == 0 {
 		return errors.New("no connection could join the room")
 	}
-	if _, err := s.all(ctx, Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
+	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
 		return err
 	}
 	// One by one: the time until the last member has each broadcast.
@@ -471,11 +472,11 @@ func (s *session) room(ctx context.Context, res *Result) error {
 			return err
 		}
 	}
-	st, err = s.all(ctx, Command{Op: "report"}, "report", 30*time.Second)
+	st, err = s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
 	if err != nil {
 		return err
 	}
-	t := merge(st)
+	t := msg.Merge(st)
 	for id := uint64(1); id <= uint64(cfg.Broadcasts); id++ {
 		b := t.Bcasts[id]
 		if b.N < members {
@@ -487,7 +488,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	res.Lat = t.Lat.Summary()
 
 	// Back to back: CPU per delivered message and deliveries per second.
-	if _, err := s.all(ctx, Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
+	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
 		return err
 	}
 	s.setPhase(fmt.Sprintf("%d broadcasts back to back", cfg.Broadcasts))
@@ -533,11 +534,11 @@ func (s *session) room(ctx context.Context, res *Result) error {
 func (s *session) waitPushes(ctx context.Context, want int64, timeout time.Duration) (int64, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := s.all(ctx, Command{Op: "report"}, "report", 30*time.Second)
+		st, err := s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
 		if err != nil {
 			return 0, err
 		}
-		got := merge(st).Pushes
+		got := msg.Merge(st).Pushes
 		if got >= want {
 			return got, nil
 		}
@@ -576,7 +577,7 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 				mine = append(mine, i)
 			}
 			next := 0
-			pace(pctx, func() float64 { return cfg.MsgRate / pushConcurrency }, func(int64, time.Time) {
+			kit.Pace(pctx, func() float64 { return cfg.MsgRate / pushConcurrency }, func(int64, time.Time) {
 				i := mine[next]
 				next = (next + 1) % len(mine)
 				k := uint64(expected[i] + 1)
@@ -595,7 +596,7 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 		}()
 	}
 	s.setPhase(fmt.Sprintf("churning %.0f connections/s with %.0f QoS1 pushes/s for %v", cfg.ChurnRate, cfg.MsgRate, cfg.Duration))
-	if err := s.each(func(i int) Command { return Command{Op: "churn", Rate: s.split(cfg.ChurnRate, i)} }); err != nil {
+	if err := s.each(func(i int) msg.Command { return msg.Command{Op: "churn", Rate: s.split(cfg.ChurnRate, i)} }); err != nil {
 		stop()
 		wg.Wait()
 		return err
@@ -607,7 +608,7 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.all(ctx, Command{Op: "stop"}, "stopped", 30*time.Second); err != nil {
+	if _, err := s.all(ctx, msg.Command{Op: "stop"}, "stopped", 30*time.Second); err != nil {
 		return err
 	}
 	res.Seconds = time.Since(t0).Seconds()
@@ -621,13 +622,13 @@ func (s *session) churn(ctx context.Context, res *Result) error {
 	// deliveries add up or the deadline passes.
 	s.setPhase("verifying deliveries")
 	deadline := time.Now().Add(30 * time.Second)
-	var t *Stats
+	var t *msg.Stats
 	for {
-		st, err := s.all(ctx, Command{Op: "report", Users: true}, "report", 30*time.Second)
+		st, err := s.all(ctx, msg.Command{Op: "report", Users: true}, "report", 30*time.Second)
 		if err != nil {
 			return err
 		}
-		t = merge(st)
+		t = msg.Merge(st)
 		var got int64
 		for _, u := range t.Users {
 			got += int64(u.Distinct)

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/floor"
 	"github.com/tether-gw/tether/bench/kit"
-	"github.com/tether-gw/tether/tools/floor"
 )
 
 // Markers delimit the section of BENCHMARKS.md that the suite writes.
@@ -123,7 +123,7 @@ func mainSuite(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, memtest.")
 	quiet := fs.Bool("q", false, "Print no progress.")
 	render := fs.Bool("render", false, "Measure nothing: rewrite the section of -md from the suite.json in -results.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	if *render {
@@ -152,7 +152,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 	}
 	cfg.Scale = max(cfg.Scale, 1)
 	start := time.Now()
-	log := &logger{w: cfg.Log, tty: cfg.TTY}
+	log := &kit.Logger{W: cfg.Log, TTY: cfg.TTY}
 	only := func(name string) bool { return cfg.Only == "" || slices.Contains(strings.Split(cfg.Only, ","), name) }
 	plots := filepath.Join(cfg.Results, "plots")
 	profiles := filepath.Join(cfg.Results, "profiles")
@@ -163,13 +163,13 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 	}
 	sr := &SuiteResult{Env: kit.CurrentEnv(), Reports: map[string]*Report{}, Scale: cfg.Scale}
 	if only("floor") {
-		log.printf("== floor probe")
+		log.Printf("== floor probe")
 		peer, err := floorPeer()
 		if err != nil {
 			return sr, err
 		}
 		f, err := floor.Probe(floor.Config{N: max(5000/cfg.Scale, 100), Peer: peer, Conns: max(19000/cfg.Scale, 100), Src: "127.0.5.2",
-			Window: floorWindow(cfg.Scale), Log: func(s string) { log.printf("%s", s) }})
+			Window: floorWindow(cfg.Scale), Log: func(s string) { log.Printf("%s", s) }})
 		if err != nil {
 			return sr, err
 		}
@@ -216,17 +216,17 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 					what = "a second connect pass of: " + st.cmd + " (the first pass's connections closed, as many again connecting)"
 				}
 				if err := pprofTop(x.Profile, topFile, what); err != nil {
-					log.printf("   %v", err)
+					log.Printf("   %v", err)
 				}
 				if x.ProfileShares, err = profileShares(x.Profile); err != nil {
-					log.printf("   %v", err)
+					log.Printf("   %v", err)
 				}
 			}
 		}
 		if err := writeBoth(filepath.Join(cfg.Results, "load-"+st.name), text.String(), rep); err != nil {
 			return sr, err
 		}
-		log.printf("%s", text.String())
+		log.Printf("%s", text.String())
 	}
 	if only("memtest") && cfg.Memtest != "" {
 		m, err := runMemtest(ctx, cfg, log)
@@ -250,12 +250,15 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 
 // runMemtest runs tether-memtest at 19,000 connections (scaled) for the settled
 // RSS per connection of every server.
-func runMemtest(ctx context.Context, cfg SuiteConfig, log *logger) (*MemtestFigures, error) {
+func runMemtest(ctx context.Context, cfg SuiteConfig, log *kit.Logger) (*MemtestFigures, error) {
 	n := max(19000/cfg.Scale, 50)
 	jsonPath := filepath.Join(cfg.Results, "memory-suite.json")
 	args := []string{"run", "-n", fmt.Sprint(n), "-loaders", "2", "-impl", "tether,tetherd,baseline,netpoll", "-ping-interval", "1s",
 		"-src", "127.0.4.2", "-json", jsonPath, "-q"}
-	log.printf("== memtest: %s %s", cfg.Memtest, strings.Join(args, " "))
+	if cfg.Tetherd != "" {
+		args = append(args, "-tetherd", cfg.Tetherd) // else tether-memtest builds its own
+	}
+	log.Printf("== memtest: %s %s", cfg.Memtest, strings.Join(args, " "))
 	out, err := exec.CommandContext(ctx, cfg.Memtest, args...).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("tether-memtest: %w: %s", err, out)
@@ -281,7 +284,7 @@ func runMemtest(ctx context.Context, cfg SuiteConfig, log *logger) (*MemtestFigu
 	for _, r := range rep.Results {
 		m.RSSPerConn[r.Impl] = r.RSSPerConn
 	}
-	log.printf("%s", out)
+	log.Printf("%s", out)
 	return m, nil
 }
 
@@ -358,7 +361,7 @@ func mainFloor(args []string, stdout, stderr io.Writer) error {
 	cfg.Flags(fs)
 	jsonOut := fs.String("json", "", "Also write the result as JSON to this file; - means stdout.")
 	inProcess := fs.Bool("in-process", false, "Measure only the in-process floor, without the peer process.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	if !*inProcess {

@@ -8,9 +8,10 @@
 //
 //	run    the orchestrator: starts the others, reads the server's VmRSS from
 //	       /proc/PID/status, prints the report.
-//	serve  one server under test, alone in its process so that its RSS is its own.
-//	       It answers commands on stdin.
-//	load   a load generator holding -n connections from one loopback source address.
+//	serve  one server under test (bench/serve), alone in its process so that its
+//	       RSS is its own. It answers commands on stdin.
+//	load   a load generator (bench/loadgen, the one tether-bench uses) holding -n
+//	       connections from one loopback source address.
 //
 // The servers (-impl) are:
 //
@@ -30,12 +31,9 @@
 // source address (127.0.0.2, 127.0.0.3, ..., fresh ones for every implementation) so
 // ephemeral ports never run out and no run meets the previous one's TIME_WAIT.
 //
-// Children talk to the orchestrator in lines on stdout of the form
-//
-//	memtest: KIND key=value key="quoted value" ...
-//
-// (see parseLine); anything else they print is passed through. A child exits when its
-// stdin closes or its -max-lifetime passes, so no run can leave processes behind.
+// Children talk to the orchestrator in bench/msg's JSON lines, as tether-bench's do;
+// anything else they print is passed through. A child exits when its stdin closes or
+// its -max-lifetime passes, so no run can leave processes behind.
 //
 // # What is measured
 //

@@ -9,13 +9,27 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/loadgen"
+	"github.com/tether-gw/tether/bench/msg"
+	"github.com/tether-gw/tether/bench/serve"
 )
+
+// Implementations measured: bench/serve's, of which memtest uses these four.
+const (
+	ImplTether   = serve.ImplTether   // the gateway, server.Server, as tetherd embeds it
+	ImplBaseline = serve.ImplBaseline // bench/baseline: one goroutine per connection
+	ImplNetpoll  = serve.ImplNetpoll  // a bare netpoll protocol server: the event loop's floor
+	ImplTetherd  = serve.ImplTetherd  // the cmd/tetherd binary, run as a separate process
+)
+
+// memProfileRate is the servers' runtime.MemProfileRate: fine enough to attribute a
+// few KiB per connection across thousands of them, and the same for every
+// implementation so it cannot bias the comparison.
+const memProfileRate = 16 << 10
 
 // RunConfig configures a measurement run. The zero value keeps the defaults in each
 // field's doc.
@@ -51,6 +65,9 @@ type RunConfig struct {
 	PingInterval time.Duration
 	// Rate is the total connection rate across loaders, per second. Default 4000.
 	Rate float64
+	// Concurrency caps the handshakes (dial to AUTH_OK) one loader has in progress
+	// at once. Default 256.
+	Concurrency int
 	// Timeout bounds the measurement of one implementation, start to teardown.
 	// Default 5m.
 	Timeout time.Duration
@@ -87,6 +104,9 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	}
 	if c.Rate <= 0 {
 		c.Rate = 4000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 256
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
@@ -233,13 +253,13 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (res *Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	log := &lineWriter{w: cfg.Log}
-	log.raw(fmt.Sprintf("== %s: %d connections from %d loaders", impl, cfg.N, cfg.Loaders))
+	log := &kit.Logger{W: cfg.Log}
+	log.Printf("== %s: %d connections from %d loaders", impl, cfg.N, cfg.Loaders)
 
-	srv, err := startChild(ctx, "serve "+impl, cfg.Exe, []string{"serve",
-		"-impl", impl, "-addr", "127.0.0.1:0", "-heartbeat", cfg.Heartbeat.String(),
-		"-max-lifetime", cfg.Timeout.String(), "-tetherd", cfg.Tetherd,
-	}, cfg.Env, cfg.Log)
+	srv, err := msg.StartChild(ctx, "serve "+impl, cfg.Exe, serve.Args(serve.Config{
+		Impl: impl, Addr: "127.0.0.1:0", Heartbeat: cfg.Heartbeat, MemProfileRate: memProfileRate,
+		MaxLifetime: cfg.Timeout, Tetherd: cfg.Tetherd,
+	}), cfg.Env, log.Line)
 	if err != nil {
 		return nil, err
 	}
@@ -248,17 +268,17 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 			err = serr
 		}
 	}()
-	ln, err := srv.await(30*time.Second, "listening")
+	ln, err := srv.Await(30*time.Second, nil, "listening")
 	if err != nil {
 		return nil, err
 	}
-	pid, addr := int(ln.int64("pid")), ln.fields["addr"]
-	res = &Result{Impl: impl, N: cfg.N, ServerGOMAXPROCS: int(ln.int64("gomaxprocs"))}
+	pid, addr := ln.PID, ln.Addr
+	res = &Result{Impl: impl, N: cfg.N, ServerGOMAXPROCS: ln.GOMAXPROCS}
 	if res.Before, err = sample(srv, pid, "gc"); err != nil {
 		return nil, err
 	}
 
-	loaders, err := startLoaders(ctx, cfg, addr, srcOffset)
+	loaders, err := startLoaders(ctx, cfg, addr, srcOffset, log)
 	defer func() {
 		for _, l := range loaders {
 			if lerr := l.Stop(30 * time.Second); lerr != nil && err == nil {
@@ -269,10 +289,10 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 	if err != nil {
 		return nil, err
 	}
-	if res.ConnectTime, res.ReadyTime, err = awaitReady(ctx, cfg, loaders, srv); err != nil {
+	if res.ConnectTime, res.ReadyTime, err = awaitReady(ctx, loaders, srv, log); err != nil {
 		return nil, err
 	}
-	log.raw(fmt.Sprintf("   %s: %d connected in %v, ready in %v", impl, cfg.N, res.ConnectTime.Round(time.Millisecond), res.ReadyTime.Round(time.Millisecond)))
+	log.Printf("   %s: %d connected in %v, ready in %v", impl, cfg.N, res.ConnectTime.Round(time.Millisecond), res.ReadyTime.Round(time.Millisecond))
 
 	if res.AfterRaw, err = sample(srv, pid, "stats"); err != nil {
 		return nil, err
@@ -289,10 +309,10 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 		if err := os.MkdirAll(filepath.Dir(profile), 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create heap profile directory: %w", err)
 		}
-		if err := srv.send("heap " + profile); err != nil {
+		if err := srv.Do(msg.Command{Op: "heap", Path: profile}); err != nil {
 			return nil, err
 		}
-		if _, err := srv.await(time.Minute, "heap"); err != nil {
+		if _, err := srv.Await(time.Minute, nil, "heap"); err != nil {
 			return nil, err
 		}
 	}
@@ -316,46 +336,48 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 }
 
 // sample sends cmd ("stats" or "gc") to the server and reads its memory.
-func sample(srv child, pid int, cmd string) (Sample, error) {
-	if err := srv.send(cmd); err != nil {
+func sample(srv msg.Child, pid int, cmd string) (Sample, error) {
+	if err := srv.Do(msg.Command{Op: cmd}); err != nil {
 		return Sample{}, err
 	}
-	l, err := srv.await(time.Minute, "stats")
+	ev, err := srv.Await(time.Minute, nil, "stats")
 	if err != nil {
 		return Sample{}, err
+	}
+	if ev.Mem == nil {
+		return Sample{}, fmt.Errorf("%s: stats event without memory", srv.Name())
 	}
 	pm, err := kit.ProcMem(pid)
 	if err != nil {
 		return Sample{}, err
 	}
+	m := ev.Mem
 	return Sample{
 		RSS: pm.RSS, RSSAnon: pm.Anon, RSSFile: pm.File,
-		HeapAlloc: l.int64("heap_alloc"), HeapInuse: l.int64("heap_inuse"), HeapSys: l.int64("heap_sys"),
-		StackInuse: l.int64("stack_inuse"), Sys: l.int64("sys"),
-		Goroutines: l.int64("goroutines"), Conns: l.int64("conns"), Authed: l.int64("authed"),
+		HeapAlloc: m.HeapAlloc, HeapInuse: m.HeapInuse, HeapSys: m.HeapSys, StackInuse: m.StackInuse, Sys: m.Sys,
+		Goroutines: m.Goroutines, Conns: m.Conns, Authed: m.Authed,
 	}, nil
 }
 
 // startLoaders starts cfg.Loaders load children sharing cfg.N connections, each from
 // its own source address, starting srcOffset addresses after cfg.Src. On error it
 // returns the loaders already started, for the caller to stop.
-func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int) ([]child, error) {
+func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int, log *kit.Logger) ([]msg.Child, error) {
 	src := netip.MustParseAddr(cfg.Src)
 	for range srcOffset {
 		src = src.Next()
 	}
-	var loaders []child
+	var loaders []msg.Child
 	for i := range cfg.Loaders {
 		n := cfg.N / cfg.Loaders
 		if i < cfg.N%cfg.Loaders {
 			n++
 		}
-		l, err := startChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, []string{"load",
-			"-addr", addr, "-n", strconv.Itoa(n), "-src", src.String(), "-id", strconv.Itoa(i),
-			"-rate", strconv.FormatFloat(cfg.Rate/float64(cfg.Loaders), 'f', -1, 64),
-			"-pings", strconv.Itoa(cfg.Pings), "-ping-interval", cfg.PingInterval.String(),
-			"-max-lifetime", cfg.Timeout.String(),
-		}, cfg.Env, cfg.Log)
+		// The device id keeps the HELLO (and so what the server stores per
+		// connection) as it was when the figures in BENCHMARKS.md were measured.
+		args := loadgen.Args(loadgen.Config{Addr: addr, N: n, Src: src.String(), ID: i, DeviceID: "memtest",
+			Rate: cfg.Rate / float64(cfg.Loaders), Concurrency: cfg.Concurrency, Pings: cfg.Pings, PingInterval: cfg.PingInterval, MaxLifetime: cfg.Timeout})
+		l, err := msg.StartChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, log.Line)
 		if err != nil {
 			return loaders, err
 		}
@@ -365,19 +387,19 @@ func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int
 	return loaders, nil
 }
 
-// loaderLine is a line from loader i; ok is false when its stdout ended.
-type loaderLine struct {
+// loaderEvent is an event from loader i; ok is false when its stdout ended.
+type loaderEvent struct {
 	i  int
-	l  line
+	ev msg.Event
 	ok bool
 }
 
 // awaitReady waits until every loader reports all its connections authenticated and
-// ready, and returns the times since the call when the last did each. Any failure,
-// exit or ctx's end is an error.
-func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) (connect, ready time.Duration, err error) {
+// ready, and returns the times since the call when the last did each. A failed or
+// lost connection, a child's exit or ctx's end is an error.
+func awaitReady(ctx context.Context, loaders []msg.Child, srv msg.Child, log *kit.Logger) (connect, ready time.Duration, err error) {
 	start := time.Now()
-	lines := make(chan loaderLine)
+	events := make(chan loaderEvent)
 	fwdCtx, stopFwd := context.WithCancel(ctx)
 	defer stopFwd()
 	for i, l := range loaders {
@@ -386,9 +408,9 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) 
 				select {
 				case <-fwdCtx.Done():
 					return
-				case ln, ok := <-l.Events():
+				case ev, ok := <-l.Events():
 					select {
-					case lines <- loaderLine{i, ln, ok}:
+					case events <- loaderEvent{i, ev, ok}:
 					case <-fwdCtx.Done():
 						return
 					}
@@ -400,10 +422,9 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) 
 		}()
 	}
 	authed, readied := 0, 0
-	progress := make([]line, len(loaders))
+	progress := make([]*msg.Stats, len(loaders))
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
-	log := &lineWriter{w: cfg.Log}
 	for readied < len(loaders) || authed < len(loaders) {
 		select {
 		case <-ctx.Done():
@@ -412,11 +433,11 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) 
 			if !ok {
 				return 0, 0, errors.New("server exited during the load")
 			}
-		case ll := <-lines:
-			if !ll.ok {
-				return 0, 0, fmt.Errorf("%s exited before its connections were ready (%s)", loaders[ll.i].Name(), summarize(progress))
+		case le := <-events:
+			if !le.ok {
+				return 0, 0, fmt.Errorf("%s exited before its connections were ready (%s)", loaders[le.i].Name(), summarize(progress))
 			}
-			switch ll.l.kind {
+			switch le.ev.Kind {
 			case "authed":
 				authed++
 				if authed == len(loaders) {
@@ -428,28 +449,28 @@ func awaitReady(ctx context.Context, cfg RunConfig, loaders []child, srv child) 
 					ready = time.Since(start)
 				}
 			case "progress":
-				progress[ll.i] = ll.l
-			case "fail":
-				return 0, 0, fmt.Errorf("%s: connection %s failed: %s", loaders[ll.i].Name(), ll.l.fields["conn"], ll.l.fields["err"])
+				st := le.ev.Stats
+				progress[le.i] = st
+				if st != nil && st.Failed+st.Lost > 0 {
+					return 0, 0, fmt.Errorf("%s: %d connections failed, %d lost: %s", loaders[le.i].Name(), st.Failed, st.Lost, msg.Reasons(st.Failures))
+				}
+			case "error":
+				return 0, 0, fmt.Errorf("%s: %s", loaders[le.i].Name(), le.ev.Err)
 			}
 		case <-tick.C:
-			log.raw("   " + summarize(progress))
+			log.Printf("   %s", summarize(progress))
 		}
 	}
 	return connect, ready, nil
 }
 
-// summarize adds up the loaders' latest progress lines.
-func summarize(progress []line) string {
-	var b strings.Builder
-	for _, k := range []string{"dialed", "authed", "ready", "failed", "lost"} {
-		var sum int64
-		for _, p := range progress {
-			sum += p.int64(k)
-		}
-		fmt.Fprintf(&b, "%s=%d ", k, sum)
+// summarize adds up the loaders' latest progress.
+func summarize(progress []*msg.Stats) string {
+	var t msg.Stats
+	for _, p := range progress {
+		t.Add(p)
 	}
-	return strings.TrimSpace(b.String())
+	return fmt.Sprintf("dialed=%d authed=%d ready=%d failed=%d lost=%d", t.Dialed, t.Authed, t.Ready, t.Failed, t.Lost)
 }
 
 // writeHeapTop writes `go tool pprof -top -sample_index=inuse_space` of profile to

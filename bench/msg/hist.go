@@ -1,4 +1,4 @@
-package load
+package msg
 
 import (
 	"encoding/json"

@@ -47,7 +47,7 @@ func PeerMain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 0, "The number of connections to open.")
 	src := fs.String("src", "127.0.0.1", "The local address to connect from.")
 	life := fs.Duration("max-lifetime", 5*time.Minute, "The time after which the peer exits even if its stdin stays open.")
-	if err := fs.Parse(args); err != nil {
+	if err := kit.Parse(fs, args); err != nil {
 		return err
 	}
 	sa, err := netip.ParseAddr(*src)

@@ -1,4 +1,4 @@
-package load
+package loadgen
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -46,6 +47,9 @@ type lconn struct {
 	epoch, lastID  uint64
 	seen           []uint64
 	distinct, maxK atomic.Int64
+	// pongs counts the PONGs this connection has had, for Config.Pings; touched by
+	// the reading goroutine only.
+	pongs int
 }
 
 // write sends b on the current connection.
@@ -72,7 +76,7 @@ func (c *lconn) appendSend(buf, payload []byte, due int64) []byte {
 	c.l.sent.Add(1)
 	b, err := (&protocol.Send{Route: "echo", Payload: payload}).AppendFrame(buf, seq, 0)
 	if err != nil {
-		panic("BUG: load: cannot encode SEND: " + err.Error())
+		panic("BUG: loadgen: cannot encode SEND: " + err.Error())
 	}
 	return b
 }
@@ -141,10 +145,10 @@ func (c *lconn) dial(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	l.dialed.Add(1)
-	hello, err := (&protocol.Hello{Token: c.user, DeviceID: "bench", Platform: "loadgen", ClientVersion: "tether-bench",
+	hello, err := (&protocol.Hello{Token: c.user, DeviceID: l.cfg.DeviceID, Platform: "loadgen", ClientVersion: l.cfg.ClientVersion,
 		ResumeEpoch: c.epoch, ResumeLastID: c.lastID}).AppendFrame(nil, 1, 0)
 	if err != nil {
-		panic("BUG: load: cannot encode HELLO: " + err.Error())
+		panic("BUG: loadgen: cannot encode HELLO: " + err.Error())
 	}
 	c.wmu.Lock()
 	c.nc = nc
@@ -202,7 +206,9 @@ func (c *lconn) serve(ctx context.Context, nc net.Conn, authedFirst func()) erro
 			l.reconnects.Add(1)
 			l.reconnectLat.Record(now.Sub(time.Unix(0, c.dropAt.Load())).Microseconds())
 		} else {
-			l.authed.Add(1)
+			if l.authed.Add(1) == int64(l.cfg.N) {
+				l.ew.Send(msg.Event{Kind: "authed"})
+			}
 			l.lastAuth.Store(now.UnixNano())
 			l.connectLat.Record(now.Sub(start).Microseconds())
 		}
@@ -235,10 +241,10 @@ func (c *lconn) serve(ctx context.Context, nc net.Conn, authedFirst func()) erro
 				onAuth(nil)
 			}
 		case protocol.OpPong:
-			l.pongs.Add(1)
+			c.pong()
 		case protocol.OpPing:
 			if l.cfg.Bare {
-				l.pongs.Add(1)
+				c.pong()
 			} else {
 				out = protocol.AppendEmpty(out, protocol.OpPong, f.Seq)
 			}
@@ -314,6 +320,16 @@ func (c *lconn) serve(ctx context.Context, nc net.Conn, authedFirst func()) erro
 			}
 			return errors.New(reason("lost", err))
 		}
+	}
+}
+
+// pong counts a heartbeat answer, and the connection ready at its Config.Pings-th.
+func (c *lconn) pong() {
+	l := c.l
+	l.pongs.Add(1)
+	c.pongs++
+	if c.pongs == l.cfg.Pings && l.ready.Add(1) == int64(l.cfg.N) {
+		l.ew.Send(msg.Event{Kind: "ready"})
 	}
 }
 

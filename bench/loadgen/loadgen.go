@@ -1,9 +1,7 @@
-package load
+package loadgen
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,32 +14,42 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/protocol"
 )
 
-// LoadConfig configures a load child. The zero value keeps the defaults in each
-// field's doc.
-type LoadConfig struct {
+// Config configures a load child. The zero value keeps the defaults in each field's
+// doc.
+type Config struct {
 	// Addr is the server's client port. Required.
 	Addr string
 	// N is how many connections to open. Required.
 	N int
-	// Src is the local address every connection is made from. Default 127.0.0.1.
+	// Src is the local address every connection is made from, so that loaders use
+	// disjoint ephemeral port ranges. Default 127.0.0.1.
 	Src string
-	// ID numbers this child; user ids are "<UserPrefix><ID>-<i>". Default 0.
+	// ID numbers this child; user ids are User(UserPrefix, ID, i). Default 0.
 	ID int
 	// UserPrefix starts every user id (the token, which the servers under test
 	// accept as the user id). Default "u".
 	UserPrefix string
+	// DeviceID is the HELLO's device id. Default "bench".
+	DeviceID string
+	// ClientVersion is the HELLO's client version. Default none.
+	ClientVersion string
 	// Rate caps new connections per second; 0 means as fast as Concurrency allows.
 	Rate float64
-	// Concurrency caps handshakes (dial to AUTH_OK) in progress at once. Default 256.
+	// Concurrency caps handshakes (dial to AUTH_OK) in progress at once, so a burst
+	// cannot overflow the server's accept queue. Default 256.
 	Concurrency int
 	// Bare says the server echoes bytes instead of speaking the protocol: a HELLO,
 	// PING or SEND coming back counts as AUTH_OK, PONG or SEND_REPLY.
 	Bare bool
+	// Pings, when set, makes a connection "ready" once it has had that many PONGs;
+	// the child sends a "ready" event when all N are. Default 0: no ready event.
+	Pings int
 	// PingInterval is the time between a connection's PINGs. Default: the heartbeat
-	// announced in AUTH_OK (25s for a bare server).
+	// announced in AUTH_OK, as a real client does (25s for a bare server).
 	PingInterval time.Duration
 	// HandshakeTimeout bounds dial, HELLO and AUTH_OK. Default 30s.
 	HandshakeTimeout time.Duration
@@ -49,12 +57,15 @@ type LoadConfig struct {
 	MaxLifetime time.Duration
 }
 
-func (c LoadConfig) withDefaults() LoadConfig {
+func (c Config) withDefaults() Config {
 	if c.Src == "" {
 		c.Src = "127.0.0.1"
 	}
 	if c.UserPrefix == "" {
 		c.UserPrefix = "u"
+	}
+	if c.DeviceID == "" {
+		c.DeviceID = "bench"
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 256
@@ -68,19 +79,18 @@ func (c LoadConfig) withDefaults() LoadConfig {
 	return c
 }
 
+// User returns the user id (and token) of connection i of load child id.
+func User(prefix string, id, i int) string { return fmt.Sprintf("%s%d-%d", prefix, id, i) }
+
 // histShards spreads latency recording over several histograms so that thousands
 // of connection goroutines do not queue on one mutex.
 const histShards = 8
 
-// loader is one load child. Each connection has a goroutine doing blocking reads
-// (Go's netpoller multiplexes them onto a few threads); writes that are not replies
-// come from a few pacing goroutines that walk the connections round robin, so idle
-// connections cost the loader no timers. The loaders' own CPU time is reported with
-// every figure, since they share the machine with the server.
+// loader is one load child (see the package doc for its goroutines).
 type loader struct {
-	cfg   LoadConfig
+	cfg   Config
 	dial  *net.Dialer
-	ew    *eventWriter
+	ew    *msg.Writer
 	conns []*lconn
 	sem   chan struct{}
 	wg    sync.WaitGroup
@@ -91,15 +101,15 @@ type loader struct {
 	lastAuth  atomic.Int64
 	done      atomic.Int64 // initial attempts finished
 
-	dialed, authed, failed, open, lost                      atomic.Int64
+	dialed, authed, failed, open, lost, ready               atomic.Int64
 	pongs, sent, replies, errors, skipped                   atomic.Int64
 	pushes, dups, appDups, reconnects, notRecovered, subOKs atomic.Int64
-	lat                                                     [histShards]*Hist
-	connectLat, reconnectLat                                *Hist
+	lat                                                     [histShards]*msg.Hist
+	connectLat, reconnectLat                                *msg.Hist
 	fmu                                                     sync.Mutex
 	failures, errCodes                                      map[string]int64
 	bmu                                                     sync.Mutex
-	bcasts                                                  map[uint64]*BcastStat
+	bcasts                                                  map[uint64]*msg.BcastStat
 	echoPayload                                             atomic.Pointer[[]byte]
 	work                                                    sync.Mutex // serialises pacers' start/stop
 	echoStop, churnStop                                     context.CancelFunc
@@ -107,54 +117,43 @@ type loader struct {
 }
 
 // Load runs a load child: it opens cfg.N connections to cfg.Addr, authenticates each,
-// keeps them alive with PINGs and carries out the commands read from in, answering
-// with events on out, until in closes, "quit" arrives or cfg.MaxLifetime passes.
-func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
+// keeps them alive with PINGs and carries out the commands (msg.Command) read from
+// in, answering with events (msg.Event) on out, until in closes, "quit" arrives or
+// cfg.MaxLifetime passes.
+func Load(cfg Config, in io.Reader, out io.Writer) error {
 	cfg = cfg.withDefaults()
 	if cfg.Addr == "" || cfg.N <= 0 {
-		return errors.New("load: need an address and a positive connection count")
+		return errors.New("loadgen: need an address and a positive connection count")
 	}
 	src, err := netip.ParseAddr(cfg.Src)
 	if err != nil {
-		return fmt.Errorf("load: bad source address: %w", err)
+		return fmt.Errorf("loadgen: bad source address: %w", err)
 	}
 	kit.FileLimit()
 	l := &loader{
 		cfg:          cfg,
 		dial:         kit.Dialer(src, cfg.HandshakeTimeout),
-		ew:           &eventWriter{w: out},
+		ew:           msg.NewWriter(out),
 		sem:          make(chan struct{}, cfg.Concurrency),
-		connectLat:   NewHist(),
-		reconnectLat: NewHist(),
+		connectLat:   msg.NewHist(),
+		reconnectLat: msg.NewHist(),
 		failures:     map[string]int64{},
 		errCodes:     map[string]int64{},
-		bcasts:       map[uint64]*BcastStat{},
+		bcasts:       map[uint64]*msg.BcastStat{},
 	}
 	for i := range l.lat {
-		l.lat[i] = NewHist()
+		l.lat[i] = msg.NewHist()
 	}
 	l.conns = make([]*lconn, cfg.N)
 	for i := range l.conns {
-		l.conns[i] = &lconn{l: l, i: i, user: fmt.Sprintf("%s%d-%d", cfg.UserPrefix, cfg.ID, i)}
+		l.conns[i] = &lconn{l: l, i: i, user: User(cfg.UserPrefix, cfg.ID, i)}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxLifetime)
 	defer cancel()
 
-	cmds := make(chan Command)
-	go func() {
-		defer close(cmds)
-		sc := bufio.NewScanner(in)
-		for sc.Scan() {
-			var c Command
-			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-				l.ew.send(Event{Kind: "error", Err: fmt.Sprintf("bad command %q: %v", sc.Text(), err)})
-				continue
-			}
-			cmds <- c
-		}
-	}()
+	cmds := msg.ReadCommands(in, l.ew)
 	l.start = time.Now()
-	l.ew.send(Event{Kind: "started", PID: os.Getpid()})
+	l.ew.Send(msg.Event{Kind: "started", PID: os.Getpid()})
 	go l.reportProgress(ctx)
 	l.pacers.Add(1)
 	go l.keepalive(ctx)
@@ -170,7 +169,7 @@ func Load(cfg LoadConfig, in io.Reader, out io.Writer) error {
 				return nil
 			}
 			if err := l.command(ctx, c); err != nil {
-				l.ew.send(Event{Kind: "error", Err: fmt.Sprintf("%s: %v", c.Op, err)})
+				l.ew.Errorf("%s: %v", c.Op, err)
 			}
 		}
 	}
@@ -187,20 +186,20 @@ func (l *loader) shutdown(cancel context.CancelFunc) {
 }
 
 // command carries out one command.
-func (l *loader) command(ctx context.Context, c Command) error {
+func (l *loader) command(ctx context.Context, c msg.Command) error {
 	switch c.Op {
 	case "report":
-		l.ew.send(Event{Kind: "report", Stats: l.stats(true, c.Users)})
+		l.ew.Send(msg.Event{Kind: "report", Stats: l.stats(true, c.Users)})
 	case "reset":
 		l.reset()
-		l.ew.send(Event{Kind: "reset"})
+		l.ew.Send(msg.Event{Kind: "reset"})
 	case "echo":
 		l.startEcho(ctx, c.Rate, c.Size)
 	case "pipeline":
 		l.startPipeline(c.Conns, c.Window, c.Size)
 	case "stop":
 		l.stopWork()
-		l.ew.send(Event{Kind: "stopped", Stats: l.stats(true, false)})
+		l.ew.Send(msg.Event{Kind: "stopped", Stats: l.stats(true, false)})
 	case "subscribe":
 		return l.subscribe(ctx, c.Room)
 	case "churn":
@@ -224,7 +223,7 @@ func (l *loader) dialAll(ctx context.Context) {
 func (l *loader) initialDone() {
 	<-l.sem
 	if l.done.Add(1) == int64(l.cfg.N) {
-		l.ew.send(Event{Kind: "connected", Stats: l.stats(false, false)})
+		l.ew.Send(msg.Event{Kind: "connected", Stats: l.stats(false, false)})
 	}
 }
 
@@ -242,17 +241,17 @@ func (l *loader) reportProgress(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.ew.send(Event{Kind: "progress", Stats: l.stats(false, false)})
+			l.ew.Send(msg.Event{Kind: "progress", Stats: l.stats(false, false)})
 		}
 	}
 }
 
 // stats snapshots the counters; full adds histograms and broadcast records, users
 // the per-user delivery records.
-func (l *loader) stats(full, users bool) *Stats {
-	s := &Stats{
+func (l *loader) stats(full, users bool) *msg.Stats {
+	s := &msg.Stats{
 		ID:     l.cfg.ID,
-		Dialed: l.dialed.Load(), Authed: l.authed.Load(), Failed: l.failed.Load(), Open: l.open.Load(), Lost: l.lost.Load(),
+		Dialed: l.dialed.Load(), Authed: l.authed.Load(), Failed: l.failed.Load(), Open: l.open.Load(), Lost: l.lost.Load(), Ready: l.ready.Load(),
 		FirstDial: l.firstDial.Load(), LastAuth: l.lastAuth.Load(),
 		Pongs: l.pongs.Load(), Sent: l.sent.Load(), Replies: l.replies.Load(), Errors: l.errors.Load(), Skipped: l.skipped.Load(),
 		Pushes: l.pushes.Load(), Dups: l.dups.Load(), AppDups: l.appDups.Load(),
@@ -276,25 +275,25 @@ func (l *loader) stats(full, users bool) *Stats {
 	if !full {
 		return s
 	}
-	s.Lat = NewHist()
+	s.Lat = msg.NewHist()
 	for _, h := range l.lat {
 		s.Lat.Merge(h)
 	}
-	s.ConnectLat, s.ReconnectLat = NewHist(), NewHist()
+	s.ConnectLat, s.ReconnectLat = msg.NewHist(), msg.NewHist()
 	s.ConnectLat.Merge(l.connectLat)
 	s.ReconnectLat.Merge(l.reconnectLat)
 	l.bmu.Lock()
 	if len(l.bcasts) > 0 {
-		s.Bcasts = make(map[uint64]BcastStat, len(l.bcasts))
+		s.Bcasts = make(map[uint64]msg.BcastStat, len(l.bcasts))
 		for id, b := range l.bcasts {
 			s.Bcasts[id] = *b
 		}
 	}
 	l.bmu.Unlock()
 	if users {
-		s.Users = make(map[string]UserStat, len(l.conns))
+		s.Users = make(map[string]msg.UserStat, len(l.conns))
 		for _, c := range l.conns {
-			s.Users[c.user] = UserStat{Distinct: int(c.distinct.Load()), Max: int(c.maxK.Load())}
+			s.Users[c.user] = msg.UserStat{Distinct: int(c.distinct.Load()), Max: int(c.maxK.Load())}
 		}
 	}
 	return s
@@ -329,36 +328,12 @@ func (l *loader) heartbeat() time.Duration {
 	return protocol.DefaultHeartbeatMs * time.Millisecond
 }
 
-// pace calls visit for the k-th event of a schedule of rate per second, k = 0, 1, ...,
-// passing the time it was due, until ctx ends. rate is read again on every tick.
-func pace(ctx context.Context, rate func() float64, visit func(k int64, due time.Time)) {
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	start := time.Now()
-	var k int64
-	var credit float64
-	last := start
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			credit += now.Sub(last).Seconds() * rate()
-			last = now
-			for ; credit >= 1; credit-- {
-				visit(k, now)
-				k++
-			}
-		}
-	}
-}
-
 // keepalive PINGs every authenticated connection once per heartbeat, round robin.
 func (l *loader) keepalive(ctx context.Context) {
 	defer l.pacers.Done()
 	var buf []byte
 	next := 0
-	pace(ctx, func() float64 { return float64(len(l.conns)) / l.heartbeat().Seconds() }, func(int64, time.Time) {
+	kit.Pace(ctx, func() float64 { return float64(len(l.conns)) / l.heartbeat().Seconds() }, func(int64, time.Time) {
 		c := l.conns[next]
 		next = (next + 1) % len(l.conns)
 		if !c.authed.Load() {
@@ -369,44 +344,59 @@ func (l *loader) keepalive(ctx context.Context) {
 	})
 }
 
-// startEcho (re)starts the echo pacer at rate SENDs per second over all connections.
-func (l *loader) startEcho(ctx context.Context, rate float64, size int) {
+// startPacer (re)starts the pacer whose cancel function sits in slot: it stops the
+// running one, then, if rate is positive, calls visit rate times per second (see
+// kit.Pace) until stopped.
+func (l *loader) startPacer(ctx context.Context, slot *context.CancelFunc, rate float64, visit func()) {
 	l.work.Lock()
 	defer l.work.Unlock()
-	if l.echoStop != nil {
-		l.echoStop()
-		l.echoStop = nil
-	}
+	stopPacer(slot)
 	if rate <= 0 {
 		return
 	}
-	payload := make([]byte, size)
-	l.echoPayload.Store(&payload)
-	ectx, stop := context.WithCancel(ctx)
-	l.echoStop = stop
+	pctx, stop := context.WithCancel(ctx)
+	*slot = stop
 	l.pacers.Add(1)
 	go func() {
 		defer l.pacers.Done()
-		var buf []byte
-		next := 0
-		pace(ectx, func() float64 { return rate }, func(int64, time.Time) {
-			c := l.conns[next]
-			next = (next + 1) % len(l.conns)
-			if !c.authed.Load() {
-				l.skipped.Add(1)
-				return
-			}
-			// The clock starts when the request is written. The pacer is not held
-			// up by replies, so a slow server shows as latency, not as fewer
-			// requests; a loader that falls behind its schedule shows as a
-			// throughput below the target rate.
-			due := time.Now()
-			buf = c.appendSend(buf[:0], payload, due.UnixNano())
-			if buf != nil {
-				_ = c.write(buf)
-			}
-		})
+		kit.Pace(pctx, func() float64 { return rate }, func(int64, time.Time) { visit() })
 	}()
+}
+
+// stopPacer stops the pacer whose cancel function sits in slot, if one runs; the
+// caller holds l.work.
+func stopPacer(slot *context.CancelFunc) {
+	if *slot != nil {
+		(*slot)()
+		*slot = nil
+	}
+}
+
+// startEcho (re)starts the echo pacer at rate SENDs per second over all connections.
+func (l *loader) startEcho(ctx context.Context, rate float64, size int) {
+	payload := make([]byte, size)
+	if rate > 0 {
+		l.echoPayload.Store(&payload)
+	}
+	var buf []byte
+	next := 0
+	l.startPacer(ctx, &l.echoStop, rate, func() {
+		c := l.conns[next]
+		next = (next + 1) % len(l.conns)
+		if !c.authed.Load() {
+			l.skipped.Add(1)
+			return
+		}
+		// The clock starts when the request is written. The pacer is not held up by
+		// replies, so a slow server shows as latency, not as fewer requests; a
+		// loader that falls behind its schedule shows as a throughput below the
+		// target rate.
+		due := time.Now()
+		buf = c.appendSend(buf[:0], payload, due.UnixNano())
+		if buf != nil {
+			_ = c.write(buf)
+		}
+	})
 }
 
 // startPipeline keeps window SENDs in flight on each of the first n connections:
@@ -435,14 +425,8 @@ func (l *loader) startPipeline(n, window, size int) {
 // for outstanding replies.
 func (l *loader) stopWork() {
 	l.work.Lock()
-	if l.echoStop != nil {
-		l.echoStop()
-		l.echoStop = nil
-	}
-	if l.churnStop != nil {
-		l.churnStop()
-		l.churnStop = nil
-	}
+	stopPacer(&l.echoStop)
+	stopPacer(&l.churnStop)
 	l.work.Unlock()
 	for _, c := range l.conns {
 		c.pipe.Store(false)
@@ -491,36 +475,21 @@ func (l *loader) subscribe(ctx context.Context, room string) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	l.ew.send(Event{Kind: "subscribed", Stats: l.stats(false, false)})
+	l.ew.Send(msg.Event{Kind: "subscribed", Stats: l.stats(false, false)})
 	return nil
 }
 
 // startChurn drops rate random authenticated connections per second; each
 // reconnects at once, resuming its user stream.
 func (l *loader) startChurn(ctx context.Context, rate float64) {
-	l.work.Lock()
-	defer l.work.Unlock()
-	if l.churnStop != nil {
-		l.churnStop()
-		l.churnStop = nil
-	}
-	if rate <= 0 {
-		return
-	}
-	cctx, stop := context.WithCancel(ctx)
-	l.churnStop = stop
-	l.pacers.Add(1)
-	go func() {
-		defer l.pacers.Done()
-		pace(cctx, func() float64 { return rate }, func(int64, time.Time) {
-			for range 8 { // a few tries to find a connection that is up
-				c := l.conns[rand.IntN(len(l.conns))]
-				if c.authed.Load() && c.drop() {
-					return
-				}
+	l.startPacer(ctx, &l.churnStop, rate, func() {
+		for range 8 { // a few tries to find a connection that is up
+			c := l.conns[rand.IntN(len(l.conns))]
+			if c.authed.Load() && c.drop() {
+				return
 			}
-		})
-	}()
+		}
+	})
 }
 
 // recordBcast notes that a member got broadcast id at now (Unix ns).
@@ -528,7 +497,7 @@ func (l *loader) recordBcast(id uint64, now int64) {
 	l.bmu.Lock()
 	b := l.bcasts[id]
 	if b == nil {
-		b = &BcastStat{}
+		b = &msg.BcastStat{}
 		l.bcasts[id] = b
 	}
 	b.N++

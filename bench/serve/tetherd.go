@@ -1,4 +1,4 @@
-package memtest
+package serve
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
+	"github.com/tether-gw/tether/bench/msg"
 )
 
 // The tetherd target runs the real gateway binary as a grandchild and measures that
@@ -21,49 +22,51 @@ import (
 // /debug/pprof/heap?gc=1. One difference from the in-process targets follows: nothing
 // can make tetherd return free pages to the OS on demand, so its RSS readings include
 // whatever the background scavenger has not returned yet, and its heap profile is
-// sampled at Go's default rate (512 KiB) rather than ServeConfig.MemProfileRate.
+// sampled at Go's default rate (512 KiB) rather than Config.MemProfileRate.
 
 type tetherdTarget struct {
 	*kit.Tetherd
 	client http.Client
 }
 
-// startTetherd starts cfg.Tetherd (see kit.StartTetherd: -dev, limits lifted, no
-// control port) and waits until it is healthy.
-func startTetherd(cfg ServeConfig) (target, error) {
+// startTetherd starts cfg.Tetherd (see kit.StartTetherd: -dev, limits lifted, a
+// control port if cfg.Control) and waits until it is healthy.
+func startTetherd(cfg Config) (target, error) {
 	if cfg.Tetherd == "" {
 		return nil, errors.New("impl tetherd needs the path of a tetherd binary (-tetherd)")
 	}
-	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Out: os.Stderr})
+	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Control: cfg.Control, Out: os.Stderr})
 	if err != nil {
 		return nil, err
 	}
 	return &tetherdTarget{Tetherd: t, client: http.Client{Timeout: time.Minute}}, nil
 }
 
-func (t *tetherdTarget) addr() string { return t.Addr }
-func (t *tetherdTarget) pid() int     { return t.PID() }
+func (t *tetherdTarget) listening() msg.Event {
+	return msg.Event{Addr: t.Addr, Admin: t.Admin, Control: t.Control}
+}
+func (t *tetherdTarget) pid() int { return t.PID() }
 
 // stats reads the Go runtime and tether gauges from /metrics.
-func (t *tetherdTarget) stats() (goStats, error) {
+func (t *tetherdTarget) stats() (msg.MemStats, error) {
 	resp, err := t.client.Get("http://" + t.Admin + "/metrics")
 	if err != nil {
-		return goStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
+		return msg.MemStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	want := map[string]*int64{}
-	var st goStats
+	var st msg.MemStats
 	for name, dst := range map[string]*int64{
-		"go_memstats_heap_alloc_bytes":     &st.heapAlloc,
-		"go_memstats_heap_inuse_bytes":     &st.heapInuse,
-		"go_memstats_heap_sys_bytes":       &st.heapSys,
-		"go_memstats_heap_released_bytes":  &st.heapReleased,
-		"go_memstats_stack_inuse_bytes":    &st.stackInuse,
-		"go_memstats_sys_bytes":            &st.sys,
-		"go_gc_duration_seconds_count":     &st.numGC,
-		"go_goroutines":                    &st.goroutines,
-		"tether_connections":               &st.conns,
-		"tether_connections_authenticated": &st.authed,
+		"go_memstats_heap_alloc_bytes":     &st.HeapAlloc,
+		"go_memstats_heap_inuse_bytes":     &st.HeapInuse,
+		"go_memstats_heap_sys_bytes":       &st.HeapSys,
+		"go_memstats_heap_released_bytes":  &st.HeapReleased,
+		"go_memstats_stack_inuse_bytes":    &st.StackInuse,
+		"go_memstats_sys_bytes":            &st.Sys,
+		"go_gc_duration_seconds_count":     &st.NumGC,
+		"go_goroutines":                    &st.Goroutines,
+		"tether_connections":               &st.Conns,
+		"tether_connections_authenticated": &st.Authed,
 	} {
 		want[name] = dst
 	}
@@ -76,17 +79,17 @@ func (t *tetherdTarget) stats() (goStats, error) {
 		}
 		f, err := strconv.ParseFloat(val, 64)
 		if err != nil {
-			return goStats{}, fmt.Errorf("cannot parse tetherd metric %s %q: %w", name, val, err)
+			return msg.MemStats{}, fmt.Errorf("cannot parse tetherd metric %s %q: %w", name, val, err)
 		}
 		*dst = int64(f)
 		delete(want, name)
 	}
 	if err := sc.Err(); err != nil {
-		return goStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
+		return msg.MemStats{}, fmt.Errorf("cannot read tetherd metrics: %w", err)
 	}
 	for _, name := range []string{"go_memstats_heap_alloc_bytes", "tether_connections_authenticated"} {
 		if want[name] != nil {
-			return goStats{}, fmt.Errorf("tetherd metrics lack %s", name)
+			return msg.MemStats{}, fmt.Errorf("tetherd metrics lack %s", name)
 		}
 	}
 	return st, nil

@@ -1,16 +1,18 @@
-package memtest
+package serve
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server"
 )
 
 // The netpoll target is the floor under tether: the same event loop with the same
@@ -41,7 +43,7 @@ type npConn struct {
 	authed atomic.Bool
 }
 
-func startNetpoll(cfg ServeConfig) (target, error) {
+func startNetpoll(cfg Config) (target, error) {
 	netpollOnce.Do(func() {
 		netpoll.LinkBufferCap = netpollBufferSize
 		_ = netpoll.Configure(netpoll.Config{BufferSize: netpollBufferSize})
@@ -61,13 +63,14 @@ func startNetpoll(cfg ServeConfig) (target, error) {
 	return t, nil
 }
 
-func (t *netpollTarget) addr() string           { return t.ln.Addr().String() }
-func (t *netpollTarget) counts() (int64, int64) { return t.conns.Load(), t.authed.Load() }
-func (t *netpollTarget) close()                 { t.shutdown() }
-func (t *netpollTarget) shutdown() {
+func (t *netpollTarget) listening() msg.Event { return msg.Event{Addr: t.ln.Addr().String()} }
+func (t *netpollTarget) close()               { shutdown(t.el) }
+
+// shutdown stops an event loop, giving its connections 5s to close.
+func shutdown(el netpoll.EventLoop) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = t.el.Shutdown(ctx)
+	_ = el.Shutdown(ctx)
 }
 
 func (t *netpollTarget) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
@@ -94,7 +97,7 @@ func (t *netpollTarget) onRequest(ctx context.Context, nc netpoll.Connection) er
 		if !c.authed.Load() {
 			limit = protocol.PreAuthMaxFrame
 		}
-		f, ok, err := server.NextFrame(r, limit)
+		f, ok, err := nextFrame(r, limit)
 		if err != nil {
 			return nc.Close()
 		}
@@ -146,4 +149,78 @@ func (t *netpollTarget) answer(c *npConn, f protocol.Frame, out []byte) []byte {
 		return protocol.AppendEmpty(out, protocol.OpOK, f.Seq)
 	}
 	return out
+}
+
+// bareTarget is the bare netpoll echo server: whatever arrives is written back from
+// the read callback. netpoll's defaults are kept (8 KiB link buffers): it is the
+// throughput ceiling, not a memory figure, and it counts no connections.
+type bareTarget struct {
+	local
+	ln net.Listener
+	el netpoll.EventLoop
+}
+
+func startBare(cfg Config) (target, error) {
+	ln, err := netpoll.CreateListener("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+	}
+	el, err := netpoll.NewEventLoop(func(_ context.Context, c netpoll.Connection) error {
+		r, w := c.Reader(), c.Writer()
+		n := r.Len()
+		b, err := r.Next(n)
+		if err != nil {
+			return err
+		}
+		// One copy into the writer: netpoll's zero-copy WriteBinary would keep
+		// pointing into the read buffer after Release if the socket were full.
+		p, err := w.Malloc(n)
+		if err != nil {
+			return err
+		}
+		copy(p, b)
+		_ = r.Release()
+		return w.Flush()
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cannot create event loop: %w", err)
+	}
+	go func() { _ = el.Serve(ln) }()
+	return &bareTarget{local: local{counts: func() (int64, int64) { return 0, 0 }}, ln: ln, el: el}, nil
+}
+
+func (t *bareTarget) listening() msg.Event { return msg.Event{Addr: t.ln.Addr().String()} }
+func (t *bareTarget) close()               { shutdown(t.el) }
+
+// nextFrame reads one frame from a netpoll Reader without copying, or reports false
+// when the Reader does not hold a whole frame yet (nothing is consumed then). A
+// length or header error is reported as soon as the bytes for it are buffered. The
+// Body aliases the Reader's buffer and is valid until r.Release. It is what the
+// server's reader does, minus its resumable decoder: the floor needs nothing more.
+func nextFrame(r netpoll.Reader, maxFrame int) (protocol.Frame, bool, error) {
+	buffered := r.Len()
+	if buffered < protocol.LengthSize {
+		return protocol.Frame{}, false, nil
+	}
+	head, err := r.Peek(min(buffered, protocol.Overhead))
+	if err != nil {
+		return protocol.Frame{}, false, fmt.Errorf("cannot peek frame header: %w", err)
+	}
+	if _, _, err := protocol.Parse(head, maxFrame); err != nil {
+		return protocol.Frame{}, false, err
+	}
+	n := protocol.LengthSize + int(binary.BigEndian.Uint32(head))
+	if buffered < n {
+		return protocol.Frame{}, false, nil
+	}
+	b, err := r.Next(n)
+	if err != nil {
+		return protocol.Frame{}, false, fmt.Errorf("cannot read %d-byte frame: %w", n, err)
+	}
+	f, m, err := protocol.Parse(b, maxFrame)
+	if err != nil || m != n {
+		panic(fmt.Sprintf("BUG: serve: reparse of %d validated bytes gave n=%d err=%v", n, m, err))
+	}
+	return f, true, nil
 }

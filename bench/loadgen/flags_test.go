@@ -1,0 +1,36 @@
+package loadgen
+
+import (
+	"flag"
+	"io"
+	"testing"
+	"time"
+)
+
+// TestArgsRoundTrip parses what Args renders with Flags: an orchestrator's Config
+// reaches the child unchanged.
+func TestArgsRoundTrip(t *testing.T) {
+	f := func(cfg Config) {
+		t.Helper()
+		args := Args(cfg)
+		if args[0] != CommandName {
+			t.Fatalf("Args = %q, want the %q subcommand first", args, CommandName)
+		}
+		fs := flag.NewFlagSet("load", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var got Config
+		Flags(fs, &got)
+		if err := fs.Parse(args[1:]); err != nil {
+			t.Fatal(err)
+		}
+		if got != cfg {
+			t.Errorf("Args(%+v) parsed back as %+v", cfg, got)
+		}
+	}
+	// tether-memtest's loaders.
+	f(Config{Addr: "127.0.0.1:4000", N: 9500, Src: "127.0.0.2", ID: 1, DeviceID: "memtest", Rate: 2000, Concurrency: 256,
+		Pings: 2, PingInterval: 100 * time.Millisecond, MaxLifetime: 5 * time.Minute})
+	// tether-bench's, against the bare echo server.
+	f(Config{Addr: "127.0.0.1:4001", N: 20, Src: "127.0.10.2", DeviceID: "bench", ClientVersion: "tether-bench", Rate: 0.5,
+		Concurrency: 256, Bare: true, PingInterval: 5 * time.Second, MaxLifetime: time.Minute})
+}
