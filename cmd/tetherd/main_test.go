@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
@@ -264,7 +263,7 @@ func TestRunDevAndDrain(t *testing.T) {
 	admin := aln.Addr().String()
 	aln.Close()
 	const adminTok = "dev-admin-token-0123456789"
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		env := func(k string) string {
@@ -288,9 +287,18 @@ func TestRunDevAndDrain(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	defer c.Close()
+	fc := testkit.NewFrameConn(t, c)
+	readFrame := func() protocol.Frame {
+		t.Helper()
+		f, err := fc.Next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return f
+	}
 	hello, _ := (&protocol.Hello{Token: "alice"}).AppendFrame(nil, 1, 0)
 	c.Write(hello)
-	if f := readFrame(t, c); f.Op != protocol.OpAuthOK {
+	if f := readFrame(); f.Op != protocol.OpAuthOK {
 		t.Fatalf("got %v, want AUTH_OK", f.Op)
 	}
 	if !strings.Contains(out.String(), "DEVELOPMENT mode") {
@@ -319,9 +327,9 @@ func TestRunDevAndDrain(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	promtool(t, string(body))
+	testkit.Promtool(t, string(body))
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	if f := readFrame(t, c); f.Op != protocol.OpGoAway {
+	if f := readFrame(); f.Op != protocol.OpGoAway {
 		t.Fatalf("got %v, want GOAWAY", f.Op)
 	}
 	c.Close()
@@ -332,64 +340,5 @@ func TestRunDevAndDrain(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("tetherd did not exit after drain")
-	}
-}
-
-func readFrame(t *testing.T, c net.Conn) protocol.Frame {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var d protocol.Decoder
-	buf := make([]byte, 4096)
-	var got *protocol.Frame
-	for got == nil {
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		d.Decode(buf[:n], func(f protocol.Frame) error {
-			if got == nil {
-				cl := f.Clone()
-				got = &cl
-			}
-			return nil
-		})
-	}
-	return *got
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// promtool runs `promtool check metrics` on the exposition; CI installs it (a missing
-// promtool fails under CI and skips loudly elsewhere).
-func promtool(t *testing.T, exposition string) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed: .ci/run must install the prometheus package")
-		}
-		t.Log("SKIPPING promtool check: promtool not installed (apt-get install prometheus)")
-		return
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = strings.NewReader(exposition)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
 	}
 }
