@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/server"
+	"github.com/tether-gw/tether/server/jwtauth"
 )
 
 // settings holds every flag's value; defaults are set in newFlagSet.
@@ -244,8 +245,8 @@ func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string
 }
 
 // jwtAuthenticator builds the JWT authenticator from the -jwt-* settings.
-func jwtAuthenticator(st *settings, getenv func(string) string) (*server.JWTAuthenticator, error) {
-	cfg := server.JWTConfig{
+func jwtAuthenticator(st *settings, getenv func(string) string) (*jwtauth.Authenticator, error) {
+	cfg := jwtauth.Config{
 		Algorithm:  st.jwtAlg,
 		Issuer:     st.jwtIssuer,
 		Audience:   st.jwtAudience,
@@ -266,13 +267,13 @@ func jwtAuthenticator(st *settings, getenv func(string) string) (*server.JWTAuth
 		if err != nil {
 			return nil, fmt.Errorf("cannot read -jwt-public-key: %w", err)
 		}
-		key, err := server.LoadRSAPublicKeyPEM(pem)
+		key, err := jwtauth.LoadRSAPublicKeyPEM(pem)
 		if err != nil {
 			return nil, err
 		}
 		cfg.RSAPublicKey = key
 	}
-	return server.NewJWTAuthenticator(cfg)
+	return jwtauth.New(cfg)
 }
 
 // hmacSecret reads the HS256 secret from -jwt-secret-file or TETHER_JWT_SECRET.
@@ -297,7 +298,7 @@ func mint(st *settings, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: -mint-token: %v\n", err)
 		return 2
 	}
-	tok, err := server.MintHS256(secret, st.mintToken, st.mintTTL, nil)
+	tok, err := jwtauth.MintHS256(secret, st.mintToken, st.mintTTL, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: -mint-token: %v\n", err)
 		return 2
