@@ -49,7 +49,7 @@ func TestSlowConsumer(t *testing.T) {
 	})
 	// Up to 64 MB at the slow client: far past what the kernel buffers plus the 256 KiB
 	// budget hold. Each push must return promptly.
-	for i := 0; i < 4000 && slowConn.closeCode.Load() == 0; i++ {
+	for i := 0; i < 4000 && slowConn.closeCode() == 0; i++ {
 		start := time.Now()
 		if _, err := s.PushUser("slow", payload); err != nil {
 			t.Fatal(err)
@@ -64,7 +64,7 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	waitFor(t, "slow consumer closed", func() bool {
-		return protocol.Code(slowConn.closeCode.Load()) == protocol.CodeSlowConsumer
+		return slowConn.closeCode() == protocol.CodeSlowConsumer
 	})
 	if got := s.metrics.slowConsumers.Get(); got != 1 {
 		t.Fatalf("slow consumer counter %d", got)

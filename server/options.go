@@ -135,6 +135,11 @@ type Options struct {
 	// input buffer; smaller saves memory per idle connection, larger saves copies for
 	// big frames. Process-wide. Default 256 bytes.
 	ReadBufferSize int
+
+	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
+	// driver: the wheel then moves only when the test calls Server.advance, so deadlines
+	// are tested with made-up time.
+	clock func() int64
 }
 
 // Defaults applied by withDefaults.
