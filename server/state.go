@@ -13,7 +13,8 @@ import "github.com/tether-gw/tether/protocol"
 //	bit  2     stReady      AUTH_OK (and any resume replay) is written: pushes may go out
 //	bit  3     stGoingAway  GOAWAY was sent: the timer holds the grace deadline
 //	bit  4     stClosing    close started; the code is recorded in bits 16-31
-//	bit  5     stWritesDone no frame may be written or queued any more (set under wmu)
+//	bit  5     stWritesDone no frame may be written or queued any more: checked under
+//	                        wmu; set under it, or by onClosed, which then takes it
 //	bit  6     stClosed     netpoll's close callback ran (onClosed)
 //	bits 16-31 the close code (0 until stClosing)
 type connState uint32
