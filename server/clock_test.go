@@ -41,6 +41,14 @@ func (mc *manualClock) advance(now int64) {
 	mc.s.advance(now)
 }
 
+// advance moves the wheel to now and runs what expired, for servers whose Options.clock
+// replaced the driver.
+func (s *Server) advance(now int64) {
+	if batch := s.wheel.Advance(now, nil); len(batch) > 0 {
+		s.onExpire(batch)
+	}
+}
+
 // onlyConn returns the server's single connection, waiting for it to be indexed.
 func onlyConn(t *testing.T, s *Server) *Conn {
 	t.Helper()

@@ -137,7 +137,7 @@ type Options struct {
 	ReadBufferSize int
 
 	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
-	// driver: the wheel then moves only when the test calls Server.advance, so deadlines
+	// driver: the wheel then moves only when the test advances it (clock_test.go), so deadlines
 	// are tested with made-up time.
 	clock func() int64
 }

@@ -203,14 +203,6 @@ func (s *Server) refuse(c *Conn, code protocol.Code, reason string) {
 // and, with the driver advancing once a tick, at most one tick after it.
 func (s *Server) deadline(d time.Duration) int64 { return s.wheel.Now() + int64(d) }
 
-// advance moves the wheel to now and runs what expired, for tests whose Options.clock
-// replaced the driver.
-func (s *Server) advance(now int64) {
-	if batch := s.wheel.Advance(now, nil); len(batch) > 0 {
-		s.onExpire(batch)
-	}
-}
-
 // onExpire closes connections whose auth, heartbeat, GOAWAY-grace or final-frame
 // deadline passed. It runs on the wheel's dispatcher goroutine.
 func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
@@ -274,10 +266,12 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Shutdown drains the server: it stops accepting, sends every client GOAWAY with a
-// retry-after spread over Options.DrainSpread, waits until the clients have left or ctx
-// is done, closes whoever remains with CodeGoingAway, and stops the wheel, the pool and
-// the admin listener. It returns ctx.Err() if the deadline cut the wait short.
+// Shutdown drains the server: it stops accepting, sends every authenticated client
+// GOAWAY through Conn.GoAway with a retry-after spread over Options.DrainSpread and a
+// grace that ends at ctx's deadline (after DrainSpread when ctx has none), closes the
+// connections not yet authenticated, waits until the clients have left or ctx is done,
+// closes whoever remains with CodeGoingAway, and stops the wheel, the pool and the admin
+// listener. It returns ctx.Err() if the deadline cut the wait short.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return ErrServerClosed
