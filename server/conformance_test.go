@@ -221,3 +221,26 @@ func TestConnSizeClass(t *testing.T) {
 		t.Fatalf("Conn is %d bytes, past the 288-byte size class", n)
 	}
 }
+
+// TestCloseWithPendingFinalFrame: Close does not wait on a slow consumer whose CLOSE is
+// still queued behind bytes it never reads (the made-up clock keeps its grace timer from
+// firing): its socket is closed and every count returns to zero.
+func TestCloseWithPendingFinalFrame(t *testing.T) {
+	s, _ := startManual(t, func(o *Options) { o.MaxOutboundBytes = 64 << 10 })
+	c := dialRaw(t, s)
+	c.hello("stuck", "a", "ios")
+	sc := s.UserConns("stuck")[0]
+	payload := bytes.Repeat([]byte("z"), 8<<10)
+	for i := 0; i < 20000 && !sc.closing(); i++ {
+		if _, err := s.PushUser("stuck", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sc.closing() {
+		t.Fatal("never became a slow consumer")
+	}
+	s.Close()
+	if st := s.Stats(); st.Connections != 0 || st.Authenticated != 0 || s.backlogBytes.Load() != 0 {
+		t.Fatalf("after Close: %+v, backlog %d bytes", st, s.backlogBytes.Load())
+	}
+}

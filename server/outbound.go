@@ -201,8 +201,14 @@ func (c *Conn) finishWritesLocked(final []byte) (pending bool) {
 	// Backlogged: a flusher is running. Drop the frames it has not started, except the
 	// rest of a frame a short write began, and queue final behind them.
 	keep := 0
-	if c.headPartial && !c.flushing && len(c.out) > 0 {
-		keep = 1
+	if c.headPartial && !c.flushing {
+		if len(c.out) == 0 {
+			// The rest of a frame the socket began was never queued (it passed a
+			// budget): a frame now would land inside it.
+			final = nil
+		} else {
+			keep = 1
+		}
 	}
 	dropped := 0
 	for i := keep; i < len(c.out); i++ {

@@ -317,11 +317,12 @@ func (s *Server) shutdownNow() {
 		return
 	}
 	s.hub.each(func(c *Conn) { c.closeWith(protocol.CodeGoingAway, "server shutting down") })
-	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued.
-	deadline := time.Now().Add(2 * time.Second)
-	for s.hub.total.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued: first
+	// while closing frames still queued get their grace, then for the sockets of those
+	// that did not take theirs, closed now.
+	s.waitConns(finalGrace)
+	s.hub.each(func(c *Conn) { _ = c.nc.Close() })
+	s.waitConns(time.Second)
 	s.mu.Lock()
 	el, admin, started := s.el, s.admin, s.started
 	s.mu.Unlock()
@@ -339,6 +340,14 @@ func (s *Server) shutdownNow() {
 		_ = admin.Close()
 	}
 	s.log.Info("tether gateway stopped")
+}
+
+// waitConns waits up to d for every connection to be gone.
+func (s *Server) waitConns(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for s.hub.total.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // goAwayAll sends every authenticated connection GOAWAY through Conn.GoAway, each with
