@@ -75,13 +75,7 @@ func (c *Conn) onBytes(p []byte) {
 
 	rd := readPass{c: c}
 	err := c.decode(p, maxFrame, rd.frame)
-	if rd.out != nil {
-		if len(*rd.out) > 0 {
-			_ = c.writeCopy(*rd.out)
-		}
-		*rd.out = (*rd.out)[:0]
-		scratchPool.Put(rd.out)
-	}
+	rd.flush()
 	if err != nil && !errors.Is(err, errStopDecoding) {
 		s.metrics.protocolErrors.Inc()
 		code := protocol.CloseCodeFor(err)
@@ -169,8 +163,23 @@ func (rd *readPass) frame(f protocol.Frame) error {
 	return rd.authed(f)
 }
 
-// violation closes the connection for a frame not allowed in its state.
+// flush writes the answers batched so far, so that they precede a CLOSE.
+func (rd *readPass) flush() {
+	if rd.out == nil {
+		return
+	}
+	if len(*rd.out) > 0 {
+		_ = rd.c.writeCopy(*rd.out)
+	}
+	*rd.out = (*rd.out)[:0]
+	scratchPool.Put(rd.out)
+	rd.out = nil
+}
+
+// violation closes the connection for a frame not allowed in its state, after the
+// answers to the frames before it.
 func (rd *readPass) violation(reason string) error {
+	rd.flush()
 	rd.c.srv.metrics.protocolErrors.Inc()
 	rd.c.closeWith(protocol.CodeProtocolError, reason)
 	return errStopDecoding
