@@ -166,8 +166,11 @@ func (c *Conn) slowConsumerLocked(reason string) {
 	}
 	c.srv.metrics.slowConsumers.Inc()
 	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CodeSlowConsumer.String(), "reason", reason)
-	c.finishWritesLocked(appendClose(nil, protocol.CodeSlowConsumer, reason))
-	c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
+	if c.finishWritesLocked(appendClose(nil, protocol.CodeSlowConsumer, reason)) {
+		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
+		return
+	}
+	go c.nc.Close() // not under wmu: the close callback takes it
 }
 
 // finishWritesLocked stops writes and puts final (nil for none) on the wire after what
