@@ -35,7 +35,8 @@ type Conn struct {
 	// partial mirrors dec != nil for other goroutines (tests, diagnostics).
 	partial atomic.Bool
 
-	// user is the user's hub entry, set when the connection joins it.
+	// user is the user's hub entry, set by hub.addUser before the phase becomes
+	// phaseAuthed.
 	user *user
 	// acked is the highest message id the client acknowledged (cumulative).
 	acked atomic.Uint64

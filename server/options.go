@@ -70,7 +70,8 @@ type Options struct {
 	// Default 10s.
 	AuthTimeout time.Duration
 	// Heartbeat is the interval announced in AUTH_OK; a connection silent for 1.5x this
-	// is closed with CodeHeartbeatTimeout. Default 25s.
+	// is closed with CodeHeartbeatTimeout, never earlier and at most one Tick later.
+	// Default 25s.
 	Heartbeat time.Duration
 	// Tick is the timing wheel's resolution: deadlines fire at most one tick late.
 	// Default 50ms.
