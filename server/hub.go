@@ -13,7 +13,7 @@ const hubShards = 64
 
 // hub indexes live connections: every accepted connection by id, and authenticated ones
 // by user. Each index is sharded by hash so no global lock sits on the accept, auth or
-// push path.
+// push path. Where its shard locks sit in the lock order: doc.go.
 type hub struct {
 	conns  [hubShards]connShard
 	users  [hubShards]userShard
