@@ -231,12 +231,15 @@ func (c *Conn) closeAfter(code protocol.Code, reason string, final []byte) {
 	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", code.String(), "reason", reason)
 	c.wmu.Lock()
 	pending := c.finishWritesLocked(final)
-	c.wmu.Unlock()
 	if pending {
+		// Armed under wmu, so before the flusher can close the socket and onClosed
+		// cancel the timer.
 		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
-		return
 	}
-	_ = c.nc.Close()
+	c.wmu.Unlock()
+	if !pending {
+		_ = c.nc.Close()
+	}
 }
 
 // finalGrace bounds how long a closing connection waits for the socket to take its last
