@@ -33,9 +33,11 @@ type Identity struct {
 	DeviceID string
 	// Platform is the device's platform; when empty the HELLO's platform is used.
 	Platform string
-	// ExpiresAt, when not zero, is when the credential expires. The gateway does not
-	// close a connection at that time (the token was valid when it was presented); it is
-	// recorded for handlers and logs.
+	// ExpiresAt, when not zero, is when the credential expires. The gateway keeps it on
+	// the connection (Conn.TokenExpiry) for handlers and logs, and does not close a live
+	// connection when it passes: the token was valid when it was presented. A connection
+	// lives on until it closes for another reason; the next login must present a valid
+	// token. (Refreshing a token on a live connection is not part of the protocol yet.)
 	ExpiresAt time.Time
 }
 

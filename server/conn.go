@@ -14,14 +14,6 @@ import (
 	"github.com/tether-gw/tether/timingwheel"
 )
 
-// Connection states. A connection moves only forward through them.
-const (
-	stateNew            int32 = iota // accepted, no HELLO yet
-	stateAuthenticating              // HELLO received, Authenticator running
-	stateAuthed                      // AUTH_OK sent
-	stateClosed                      // close callback ran
-)
-
 // Conn is one client connection. Its methods are safe for concurrent use. The identity
 // accessors (UserID, DeviceID, Platform, ClientVersion) are fixed once OnConnect is called
 // and return "" before.
@@ -32,9 +24,8 @@ type Conn struct {
 	id    uint64
 	ip    netip.Addr
 	timer timingwheel.Timer[Conn]
-	state atomic.Int32
-	// closeCode is the code the connection was closed with (0 while open).
-	closeCode atomic.Uint32
+	// st is the state word (see connState): phase, flags and close code.
+	st atomic.Uint32
 
 	// Read side: touched only by netpoll's read callback, which never runs twice at once
 	// for one connection. dec exists only while a frame is cut across reads: whole frames
@@ -44,29 +35,26 @@ type Conn struct {
 	// partial mirrors dec != nil for other goroutines (tests, diagnostics).
 	partial atomic.Bool
 
-	// ready is set once AUTH_OK (and any resume replay) is written: pushes skip the
-	// connection before, so nothing reaches the client ahead of AUTH_OK.
-	ready atomic.Bool
-	// user is the user's hub entry, set when the connection joins it.
+	// user is the user's hub entry, set by hub.addUser before the phase becomes
+	// phaseAuthed.
 	user *user
 	// qos is the connection's QoS1 in-flight window (inflight.go), nil while it has
 	// nothing unacknowledged; guarded by user.mu.
 	qos *window
-	// goingAway is set once GOAWAY was sent: the timer then holds the grace deadline,
-	// which inbound frames no longer extend, and its expiry closes with CodeGoingAway.
-	goingAway atomic.Bool
-
-	// who is the identity, published once by the auth task before the state becomes
-	// stateAuthed; nil before.
+	// who is the identity, published once by the auth task before the phase becomes
+	// phaseAuthed; nil before.
 	who atomic.Pointer[identity]
 
 	// Write side, guarded by wmu. While backlog is set a flusher goroutine owns the
-	// socket's writes and new frames queue in out.
-	wmu      sync.Mutex
-	wclosed  bool
-	backlog  bool
-	out      [][]byte
-	outBytes int
+	// socket's writes and new frames queue in out; headPartial says out[0] is the rest
+	// of a frame a short write began, and flushing that the flusher holds a batch taken
+	// from out (so out starts at a frame boundary).
+	wmu         sync.Mutex
+	backlog     bool
+	headPartial bool
+	flushing    bool
+	out         [][]byte
+	outBytes    int
 
 	// Rooms this connection is in, guarded by rmu.
 	rmu   sync.Mutex
@@ -75,7 +63,7 @@ type Conn struct {
 	// Requests for the worker pool, in arrival order, guarded by qmu; running is set
 	// while a pool task drains the queue.
 	qmu      sync.Mutex
-	reqs     []request
+	reqs     []poolTask
 	running  bool
 	inflight atomic.Int32
 }
@@ -85,6 +73,8 @@ type identity struct {
 	userID, deviceID, platform, clientVersion string
 	// tokenHash tells a reconnect presenting the same token from a second login.
 	tokenHash uint64
+	// expiresAt is Identity.ExpiresAt: when the token expires (zero if unknown).
+	expiresAt time.Time
 }
 
 // noIdentity is what an unauthenticated connection reports.
@@ -124,9 +114,18 @@ func (c *Conn) ClientVersion() string { return c.ident().clientVersion }
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// Authenticated reports whether the connection has completed HELLO/AUTH_OK and is not
-// closed.
-func (c *Conn) Authenticated() bool { return c.state.Load() == stateAuthed }
+// Authenticated reports whether the connection has completed HELLO/AUTH_OK and no
+// close has started.
+func (c *Conn) Authenticated() bool {
+	st := c.state()
+	return st.phase() == phaseAuthed && st&stClosing == 0
+}
+
+// TokenExpiry returns when the credential the connection authenticated with expires
+// (Identity.ExpiresAt), or the zero time if the Authenticator gave none. The gateway does
+// not close a live connection when its token expires: the token was valid when it was
+// presented.
+func (c *Conn) TokenExpiry() time.Time { return c.ident().expiresAt }
 
 // Rooms returns a copy of the names of the rooms the connection is in.
 func (c *Conn) Rooms() []string {
@@ -144,7 +143,10 @@ func (c *Conn) Rooms() []string {
 // ErrConnClosed if the connection is closing and ErrPayloadTooLarge if the frame would
 // exceed Options.MaxFrame.
 func (c *Conn) Push(payload []byte) error {
-	if !c.ready.Load() {
+	if !c.pushable() {
+		if c.closing() {
+			return ErrConnClosed
+		}
 		return ErrNotReady
 	}
 	frame, err := c.srv.encodePush("", payload)
@@ -160,23 +162,27 @@ func (c *Conn) Push(payload []byte) error {
 
 // GoAway tells the client to reconnect, to this node or another, after retryAfter: it
 // sends GOAWAY and, if the client has not left after grace, closes the connection with
-// CodeGoingAway. Operators use it to move load off a node; Shutdown does the same for
-// every connection. It returns ErrNotReady before AUTH_OK and ErrConnClosed once closed.
+// CodeGoingAway; inbound frames no longer extend its deadline. Operators use it to move
+// load off a node; Shutdown calls it for every connection. It returns ErrNotReady before
+// AUTH_OK and ErrConnClosed once closing.
 func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
-	if !c.ready.Load() {
+	if !c.pushable() {
+		if c.closing() {
+			return ErrConnClosed
+		}
 		return ErrNotReady
 	}
 	frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: reason}).AppendFrame(nil, 0, 0)
 	if err != nil {
 		return err
 	}
+	c.markGoingAway()
 	if err := c.write(frame); err != nil {
 		return err
 	}
 	c.srv.metrics.framesOut(protocol.OpGoAway, len(frame))
-	c.goingAway.Store(true)
-	if c.state.Load() == stateAuthed {
-		c.srv.wheel.Schedule(&c.timer, c.srv.wheel.Clock()+int64(grace)+int64(c.srv.opts.Tick))
+	if !c.closing() {
+		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(grace))
 	}
 	return nil
 }
@@ -185,57 +191,86 @@ func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
 // (e.g. protocol.CodeKicked) to keep the client from reconnecting. Closing twice is a
 // no-op.
 func (c *Conn) Close(code protocol.Code, reason string) {
-	c.closeWith(code, reason, true)
+	c.closeWith(code, reason)
 }
 
-// closeWith closes the connection once: the first caller records code, sends a CLOSE
-// frame if sendFrame is set and the socket can take it, and closes the socket. The
-// cleanup runs in onClosed, from netpoll's close callback.
-func (c *Conn) closeWith(code protocol.Code, reason string, sendFrame bool) {
-	if !c.closeCode.CompareAndSwap(0, uint32(code)) {
+// appendClose appends a CLOSE frame: the one place CLOSE frames are built.
+func appendClose(dst []byte, code protocol.Code, reason string) []byte {
+	if len(reason) > protocol.MaxStringLen {
+		reason = reason[:protocol.MaxStringLen]
+	}
+	b, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(dst, 0, 0)
+	if err != nil {
+		return dst
+	}
+	return b
+}
+
+// closeWith closes the connection with code, sending CLOSE first when the socket can take
+// it: every server-initiated close with a CLOSE frame goes through here.
+func (c *Conn) closeWith(code protocol.Code, reason string) {
+	if c.closing() {
 		return
 	}
-	if sendFrame {
-		if frame, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
-			c.writeFinal(frame)
-		}
+	c.closeAfter(code, reason, appendClose(nil, code, reason))
+}
+
+// closeSilently closes the connection with code and no frame (the peer closed, or is
+// gone).
+func (c *Conn) closeSilently(code protocol.Code, reason string) { c.closeAfter(code, reason, nil) }
+
+// closeAfter closes the connection once: the first caller records code, puts final (a
+// CLOSE or AUTH_FAIL frame, or nil) on the wire after what was already written, and
+// closes the socket. If the socket cannot take final at once (it is backlogged, or only
+// part fit), the flusher writes it and closes the socket when done; the timer bounds the
+// wait by finalGrace. The cleanup runs in onClosed, from netpoll's close callback, which
+// may run in this call: callers must not hold the locks it takes (see doc.go).
+func (c *Conn) closeAfter(code protocol.Code, reason string, final []byte) {
+	if !c.markClosing(code) {
+		return
 	}
 	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", code.String(), "reason", reason)
-	_ = c.nc.Close()
+	c.wmu.Lock()
+	pending := c.finishWritesLocked(final)
+	if pending {
+		// Armed under wmu, so before the flusher can close the socket and onClosed
+		// cancel the timer.
+		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
+	}
+	c.wmu.Unlock()
+	if !pending {
+		_ = c.nc.Close()
+	}
 }
 
-// closeAsync closes the connection from a new goroutine, for callers that hold locks
-// the close callback takes (room and write locks).
-func (c *Conn) closeAsync(code protocol.Code, reason string, sendFrame bool) {
-	if c.closeCode.Load() != 0 {
-		return
-	}
-	go c.closeWith(code, reason, sendFrame)
-}
+// finalGrace bounds how long a closing connection waits for the socket to take its last
+// frame (a backlogged peer may never read again).
+const finalGrace = time.Second
 
 // onClosed runs once, from netpoll's close callback, before netpoll closes the socket:
 // it stops writes, cancels the deadline, and removes the connection from the hub and its
 // rooms.
 func (c *Conn) onClosed(netpoll.Connection) error {
-	// A close the server did not start is the peer going away.
-	c.closeCode.CompareAndSwap(0, uint32(protocol.CodeNormal))
-	prev := c.state.Swap(stateClosed)
-	if prev == stateClosed {
+	prev, ok := c.markClosed()
+	if !ok {
 		return nil
 	}
+	// markClosed stopped writes; taking wmu waits out a write in progress, so none
+	// reaches the descriptor after this callback returns and netpoll closes it.
 	c.wmu.Lock()
 	c.dropBacklogLocked()
 	c.wmu.Unlock()
 
 	s := c.srv
 	s.wheel.Cancel(&c.timer)
-	s.hub.remove(c, prev == stateAuthed)
+	wasAuthed := prev.phase() == phaseAuthed
+	s.hub.remove(c, wasAuthed)
 	c.leaveAll()
 	s.limits.release(c.ip)
-	code := protocol.Code(c.closeCode.Load())
+	code := c.closeCode()
 	s.metrics.closed(code)
-	if prev == stateAuthed {
-		c.enqueueControl(request{kind: reqDisconnect, code: code})
+	if wasAuthed {
+		c.enqueueControl(poolTask{kind: taskDisconnect, code: code})
 	}
 	return nil
 }

@@ -12,17 +12,18 @@ import (
 // The queue is bounded by Options.MaxInflight (requests beyond it are answered Busy by
 // the read path), so no queue grows without bound.
 
-// Request kinds.
+// Pool task kinds.
 const (
-	reqMessage uint8 = iota
-	reqSubscribe
-	reqUnsubscribe
-	reqConnect
-	reqDisconnect
+	taskMessage uint8 = iota
+	taskSubscribe
+	taskUnsubscribe
+	taskConnect
+	taskDisconnect
 )
 
-// request is one unit of work for a connection's pool task.
-type request struct {
+// poolTask is one unit of work queued for a connection's worker-pool task: a client
+// request (SEND, SUBSCRIBE, UNSUBSCRIBE) or a connect/disconnect notification.
+type poolTask struct {
 	kind uint8
 	seq  uint32
 	room string
@@ -32,7 +33,7 @@ type request struct {
 
 // queue appends req to the connection's queue and reports whether the caller must start
 // the pool task that drains it (none is running).
-func (c *Conn) queue(req request) (start bool) {
+func (c *Conn) queue(req poolTask) (start bool) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	c.reqs = append(c.reqs, req)
@@ -45,7 +46,7 @@ func (c *Conn) queue(req request) (start bool) {
 
 // enqueueRequest queues a client request (counted in inflight by the caller); if the
 // pool refuses the task, the queued requests are answered Busy.
-func (c *Conn) enqueueRequest(req request) {
+func (c *Conn) enqueueRequest(req poolTask) {
 	if !c.queue(req) {
 		return
 	}
@@ -58,7 +59,7 @@ func (c *Conn) enqueueRequest(req request) {
 // enqueueControl queues a connect or disconnect notification. They are not counted in
 // inflight and are never refused: if the pool is full they run on a goroutine of their
 // own.
-func (c *Conn) enqueueControl(req request) {
+func (c *Conn) enqueueControl(req poolTask) {
 	if c.queue(req) {
 		c.releaseQueue()
 	}
@@ -66,7 +67,7 @@ func (c *Conn) enqueueControl(req request) {
 
 // holdQueue queues req and marks the queue as running without starting a pool task,
 // so later requests wait behind req until releaseQueue.
-func (c *Conn) holdQueue(req request) {
+func (c *Conn) holdQueue(req poolTask) {
 	c.qmu.Lock()
 	c.reqs = append(c.reqs, req)
 	c.running = true
@@ -86,9 +87,9 @@ func (c *Conn) failQueued() {
 	c.qmu.Lock()
 	q := c.reqs
 	c.reqs = nil
-	var keep []request
+	var keep []poolTask
 	for _, req := range q {
-		if req.kind == reqConnect || req.kind == reqDisconnect {
+		if req.kind == taskConnect || req.kind == taskDisconnect {
 			keep = append(keep, req)
 			continue
 		}
@@ -149,7 +150,7 @@ func (c *Conn) drain() {
 			return
 		}
 		req := c.reqs[0]
-		c.reqs[0] = request{}
+		c.reqs[0] = poolTask{}
 		c.reqs = c.reqs[1:]
 		c.qmu.Unlock()
 		if len(out) > 0 && now-first > int64(maxReplyDelay) {
@@ -172,7 +173,7 @@ func (c *Conn) drain() {
 
 // process runs one request that started at start (monotonic ns), recovering a handler
 // panic, and returns the answer frame to write, if any, and when it ended.
-func (c *Conn) process(req request, start int64) (answer []byte, end int64) {
+func (c *Conn) process(req poolTask, start int64) (answer []byte, end int64) {
 	s := c.srv
 	h := s.opts.Handler
 	defer func() {
@@ -180,9 +181,9 @@ func (c *Conn) process(req request, start int64) (answer []byte, end int64) {
 			s.metrics.handlerPanics.Inc()
 			s.log.Error("handler panicked", "conn", c.id, "user", c.UserID(), "panic", fmt.Sprint(p))
 			switch req.kind {
-			case reqMessage:
+			case taskMessage:
 				answer, _ = req.msg.failFrame(protocol.CodeInternal, "internal error")
-			case reqSubscribe, reqUnsubscribe:
+			case taskSubscribe, taskUnsubscribe:
 				c.inflightDone()
 				answer = c.errorFrame(req.seq, protocol.CodeInternal, "internal error")
 			}
@@ -190,15 +191,15 @@ func (c *Conn) process(req request, start int64) (answer []byte, end int64) {
 		}
 	}()
 	switch req.kind {
-	case reqConnect:
+	case taskConnect:
 		h.OnConnect(c)
-	case reqDisconnect:
+	case taskDisconnect:
 		h.OnDisconnect(c, req.code)
-	case reqMessage:
+	case taskMessage:
 		answer = c.handleMessage(h, req.msg)
-	case reqSubscribe:
+	case taskSubscribe:
 		answer = c.handleSubscribe(h, req)
-	case reqUnsubscribe:
+	case taskUnsubscribe:
 		s.leave(c, req.room)
 		h.OnUnsubscribe(c, req.room)
 		c.inflightDone()
@@ -232,7 +233,7 @@ func (c *Conn) handleMessage(h Handler, m *Message) []byte {
 }
 
 // handleSubscribe asks the handler, joins the room and returns OK or ERROR.
-func (c *Conn) handleSubscribe(h Handler, req request) []byte {
+func (c *Conn) handleSubscribe(h Handler, req poolTask) []byte {
 	defer c.inflightDone()
 	if err := h.OnSubscribe(c, req.room); err != nil {
 		code, msg := protocol.CodeDenied, "subscription denied"

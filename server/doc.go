@@ -14,6 +14,65 @@
 // closed as a slow consumer once its queued bytes pass Options.MaxOutboundBytes or the
 // backlog does not drain within Options.WriteTimeout.
 //
+// # Goroutine table
+//
+//	goroutine                      runs                                          may block on
+//	netpoll poller (per epoll fd)  accept; peer hang-up: onClosed                 nothing of ours but the locks below
+//	netpoll runner pool            onConnect, onRequest (read path, inbound.go);  locks below; never the network
+//	                               onClosed when the server closed meanwhile
+//	timing-wheel ticker            Wheel.Advance once per Options.Tick            the wheel mutex
+//	timing-wheel dispatcher        onExpire: auth, heartbeat, GOAWAY-grace and    locks below (closeWith)
+//	                               final-frame deadlines
+//	ants worker pool               authenticate (handshake.go); a connection's    the Authenticator and Handler
+//	                               drain task (dispatch.go): Handler calls
+//	flusher, one per backlogged    flushBacklog (outbound.go)                     netpoll's writer, up to WriteTimeout
+//	connection, while backlogged
+//	sweeper                        sweep (stream.go), every ResumeWindow/4        user and shard locks
+//	callers                        Push*, Kick*, Join, GoAway, Shutdown           locks below; never the network
+//
+// onClosed (netpoll's close callback) runs wherever netpoll runs it: on a poller for a
+// hang-up, in the goroutine that called Connection.Close when no read callback is
+// running, or at the end of the read callback otherwise. So closeWith, which calls
+// Close, must not be called with a lock onClosed takes (every lock below except
+// user.mu); the read path may call it, as netpoll defers the callback until it returns.
+//
+// # Lock order
+//
+// A lock may be taken while holding only locks above it in this table (nats-server's
+// locksordering.txt is the model). Comments elsewhere point here.
+//
+//	1 user.mu           a user's stream (stream.go): QoS1 ids, resume buffer; held across
+//	                    join + AUTH_OK + replay, and across a QoS1 fan-out
+//	2 userShard.mu      hub user index (hub.go): user.conns, user.left; the phase change
+//	                    to phaseAuthed happens under it (hub.addUser)
+//	3 roomShard.mu      room index (room.go)
+//	4 Conn.rmu          a connection's room list
+//	5 room.mu           a room's member set
+//	6 Conn.qmu          a connection's pool-task queue (dispatch.go)
+//	7 Conn.wmu          a connection's writes (outbound.go): held across the write(2)
+//	8 leaves            connShard.mu (hub.go), the wheel's mutex, limits' mutex: no lock
+//	                    is taken under them
+//
+// The state word (Conn.st, state.go) is atomic and needs no lock; the flags documented
+// as set under wmu are read under wmu.
+//
+// # Netpoll callback order
+//
+// The raw-descriptor writes (sock_unix.go, called under Conn.wmu) are safe only because
+// of the order in which netpoll (v0.7, eventloop.go, "The Connection Callback Sequence
+// Diagram") calls back for a connection: OnPrepare, then OnConnect, then OnRequest calls
+// that never overlap (OnDisconnect may run beside them on a peer hang-up), then the close
+// callbacks, newest first. onConnect registers onClosed, so it runs before netpoll's own
+// close callback (added when the connection was set up) closes the descriptor; onClosed
+// marks writes done and takes Conn.wmu, so no write is in flight or starts after it, and
+// a write never reaches a descriptor number the kernel has handed to a new socket.
+// TestNetpollCallbackOrder fails if a netpoll upgrade changes that order.
+//
+// # Platforms
+//
+// The package builds where netpoll does: Linux, macOS and FreeBSD (sock_unix.go holds
+// the raw socket writes for every unix).
+//
 // # What it trades away
 //
 // netpoll tuning is process-wide: New sets netpoll's link-buffer node size
@@ -26,5 +85,9 @@
 // Every connection the server closes gets a CLOSE (or AUTH_FAIL) frame with a code
 // from the protocol package first when the socket can take it: reconnect codes
 // (3000-3499) for conditions that pass, terminal codes (3500-3999) for kicks, bad
-// tokens and protocol violations.
+// tokens, protocol violations and replaced logins. The frame goes after whatever was
+// already written, never inside a frame: a backlogged connection's queued frames are
+// dropped and the CLOSE waits behind the bytes already handed to the socket, for up to
+// a second (finalGrace) before the socket is closed without it. A client that closes
+// (CLOSE from the client, EOF) gets no answer.
 package server

@@ -8,24 +8,25 @@ import (
 )
 
 // The handshake: HELLO arrives on the read path, which moves the connection to
-// stateAuthenticating and submits authenticate to the pool. authenticate asks the
+// phaseAuthenticating and submits authenticate to the pool. authenticate asks the
 // Authenticator, then takes over the connection's timer from the auth deadline: if the
 // deadline already fired, the auth timeout wins and the result is dropped. Otherwise the
 // connection joins the hub (applying the multi-device policy), gets its heartbeat
 // deadline, queues OnConnect ahead of any request, and is sent AUTH_OK.
 
-// startAuth submits the HELLO to the pool.
-func (c *Conn) startAuth(h *protocol.Hello) {
+// startAuth submits the HELLO, which arrived with seq, to the pool. AUTH_OK and
+// AUTH_FAIL echo seq.
+func (c *Conn) startAuth(h *protocol.Hello, seq uint32) {
 	hello := *h
-	err := c.srv.pool.Submit(func() { c.authenticate(&hello) })
+	err := c.srv.pool.Submit(func() { c.authenticate(&hello, seq) })
 	if err != nil {
 		c.srv.metrics.poolRejected.Inc()
-		c.failAuth(protocol.CodeServerBusy, "server busy")
+		c.failAuth(seq, protocol.CodeServerBusy, "server busy")
 	}
 }
 
 // authenticate runs on the pool.
-func (c *Conn) authenticate(h *protocol.Hello) {
+func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	s := c.srv
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.AuthTimeout)
 	id, err := s.opts.Authenticator.Authenticate(ctx, AuthRequest{
@@ -42,7 +43,7 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	if err != nil {
 		code, reason := authFailure(err)
 		s.authFailed(c, code, err) // flapping.go: rate-limited log line, strike against the source
-		c.failAuth(code, reason)
+		c.failAuth(seq, code, reason)
 		return
 	}
 	who := &identity{
@@ -51,6 +52,7 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		platform:      h.Platform,
 		clientVersion: h.ClientVersion,
 		tokenHash:     hashToken(h.Token),
+		expiresAt:     id.ExpiresAt,
 	}
 	if id.DeviceID != "" {
 		who.deviceID = id.DeviceID
@@ -71,17 +73,16 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	if !ok {
 		return // closed while authenticating
 	}
+	// Every displaced connection is told why: a client that gets only EOF would take it
+	// for a network fault and reconnect, and two app instances sharing a device id would
+	// then replace each other in a loop. REPLACED is terminal, so the loop stops.
 	for _, v := range victims {
-		if v.quiet {
-			v.c.closeWith(protocol.CodeReplaced, "replaced by a reconnect of the same device", false)
-		} else {
-			v.c.closeWith(protocol.CodeReplaced, "replaced by a newer login", true)
-		}
+		v.c.closeWith(protocol.CodeReplaced, v.reason)
 	}
-	s.wheel.Schedule(&c.timer, s.wheel.Clock()+s.hbTimeout)
+	s.wheel.Schedule(&c.timer, s.deadline(s.hbTimeout))
 	// OnConnect goes first in the request queue, held until AUTH_OK is out so the
 	// handler can push from it; requests the client pipelines queue behind it.
-	c.holdQueue(request{kind: reqConnect})
+	c.holdQueue(poolTask{kind: taskConnect})
 
 	resume, start := s.resumeLocked(u, c, h.ResumeEpoch, h.ResumeLastID)
 	ok2 := protocol.AuthOK{
@@ -94,9 +95,9 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 		LastID:       start,
 		UserID:       who.userID,
 	}
-	frame, err := ok2.AppendFrame(nil, 0, 0)
+	frame, err := ok2.AppendFrame(nil, seq, 0)
 	if err != nil {
-		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK", true)
+		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK")
 		c.releaseQueue() // OnConnect and OnDisconnect still run
 		return
 	}
@@ -118,11 +119,12 @@ func (c *Conn) authenticate(h *protocol.Hello) {
 	s.metrics.authOK.Inc()
 }
 
-// failAuth sends AUTH_FAIL and closes with code.
-func (c *Conn) failAuth(code protocol.Code, reason string) {
+// failAuth sends AUTH_FAIL answering the HELLO's seq and closes with code.
+func (c *Conn) failAuth(seq uint32, code protocol.Code, reason string) {
 	c.srv.metrics.authFailed(code)
-	if frame, err := (&protocol.AuthFail{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
-		c.writeFinal(frame)
+	frame, err := (&protocol.AuthFail{Code: code, Reason: reason}).AppendFrame(nil, seq, 0)
+	if err != nil {
+		frame = nil
 	}
-	c.closeWith(code, reason, false)
+	c.closeAfter(code, reason, frame)
 }

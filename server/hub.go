@@ -13,7 +13,7 @@ const hubShards = 64
 
 // hub indexes live connections: every accepted connection by id, and authenticated ones
 // by user. Each index is sharded by hash so no global lock sits on the accept, auth or
-// push path.
+// push path. Where its shard locks sit in the lock order: doc.go.
 type hub struct {
 	conns  [hubShards]connShard
 	users  [hubShards]userShard
@@ -37,11 +37,19 @@ type userShard struct {
 	m  map[string]*user
 }
 
-// victim is a connection displaced by a newer login.
+// victim is a connection displaced by a newer login; it is closed with CLOSE
+// CodeReplaced and reason.
 type victim struct {
-	c     *Conn
-	quiet bool // same device or token: its own stale connection, closed without a frame
+	c      *Conn
+	reason string
 }
+
+// Why a victim was replaced (the CLOSE reason).
+const (
+	replacedSameDevice = "replaced by a newer login of the same device"
+	replacedSameToken  = "replaced by a newer login with the same token"
+	replacedByPolicy   = "replaced by a newer login (device policy)"
+)
 
 func newHub() *hub {
 	h := &hub{seed: maphash.MakeSeed(), epochBase: uint64(time.Now().UnixMicro())}
@@ -96,20 +104,24 @@ func (h *hub) user(uid string, create bool) *user {
 	return u
 }
 
-// addUser moves c to stateAuthed and adds it to its user's entry u, returning the
-// connections the device policy displaces. It reports false, adding nothing, if c was
-// closed meanwhile. The state change happens under the user shard's lock, which remove
-// also takes after marking the connection closed, so a connection is never left indexed
-// after its close.
+// addUser moves c to phaseAuthed and adds it to its user's entry u, returning the
+// connections the device policy displaces, which it takes out of u at once. It reports
+// false, adding nothing, if c's close started meanwhile.
+//
+// The phase change happens under the user shard's lock, which remove also takes after
+// marking the connection closed, and c.user is set before it: a close that sees
+// phaseAuthed therefore finds c.user and waits for this function, so a connection is
+// never left indexed (nor counted in authed) after its close. (remove once read c.user
+// before addUser set it and skipped the decrement: the "authenticated" gauge drifted.)
 func (h *hub) addUser(c *Conn, u *user) ([]victim, bool) {
 	me := c.ident()
 	sh := h.userShard(me.userID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if !c.state.CompareAndSwap(stateAuthenticating, stateAuthed) {
+	c.user = u
+	if !c.markAuthed() {
 		return nil, false
 	}
-	c.user = u
 	policy := c.srv.opts.DevicePolicy
 	var victims []victim
 	kept := u.conns[:0:0]
@@ -119,23 +131,22 @@ func (h *hub) addUser(c *Conn, u *user) ([]victim, bool) {
 			policy == DevicesOnePerPlatform && other.platform == me.platform
 		switch {
 		case me.deviceID != "" && other.deviceID == me.deviceID:
-			// The same device reconnecting: its old connection is stale.
-			victims = append(victims, victim{c: o, quiet: true})
+			// The same device logging in again: one device holds one connection.
+			victims = append(victims, victim{c: o, reason: replacedSameDevice})
 		case conflict && other.tokenHash == me.tokenHash && (me.deviceID == "" || other.deviceID == ""):
-			// The same token without device ids to tell them apart is a reconnect racing
-			// its own stale connection: never answer it with a kick code. Two distinct
-			// devices sharing a token get the terminal kick below instead, or they would
-			// replace each other in a reconnect loop.
-			victims = append(victims, victim{c: o, quiet: true})
+			// The same token without device ids to tell them apart.
+			victims = append(victims, victim{c: o, reason: replacedSameToken})
 		case conflict:
-			victims = append(victims, victim{c: o})
+			victims = append(victims, victim{c: o, reason: replacedByPolicy})
 		default:
 			kept = append(kept, o)
 		}
 	}
 	u.conns = append(kept, c)
 	u.left = 0
-	h.authed.Add(1)
+	// authed counts the connections in the users' lists: the victims left them here,
+	// so their own remove finds nothing to take out.
+	h.authed.Add(1 - int64(len(victims)))
 	return victims, true
 }
 

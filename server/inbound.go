@@ -44,8 +44,9 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	return r.Release()
 }
 
-// reader is the per-read state of onBytes: the answers batched so far.
-type reader struct {
+// readPass is one pass of the read path over the bytes of one read: it handles each
+// frame and batches the answers they produce into one write.
+type readPass struct {
 	c   *Conn
 	out *[]byte
 }
@@ -54,38 +55,32 @@ type reader struct {
 func (c *Conn) onBytes(p []byte) {
 	s := c.srv
 	s.metrics.bytesIn.Add(len(p))
-	state := c.state.Load()
-	if state == stateClosed || c.closeCode.Load() != 0 {
+	st := c.state()
+	if st&stClosing != 0 {
 		return
 	}
 	maxFrame := s.opts.MaxFrame
-	if state < stateAuthed {
+	if st.phase() != phaseAuthed {
 		c.preAuthBytes += len(p)
 		if c.preAuthBytes > s.opts.PreAuthBudget {
 			s.metrics.protocolErrors.Inc()
-			c.closeWith(protocol.CodeProtocolError, "too many bytes before authentication", true)
+			c.closeWith(protocol.CodeProtocolError, "too many bytes before authentication")
 			return
 		}
 		maxFrame = protocol.PreAuthMaxFrame
-	} else if !c.goingAway.Load() {
+	} else if st&stGoingAway == 0 {
 		// Any inbound byte proves liveness: push the heartbeat deadline out with one CAS.
-		c.timer.Touch(s.wheel.Clock() + s.hbTimeout)
+		c.timer.Touch(s.deadline(s.hbTimeout))
 	}
 
-	rd := reader{c: c}
+	rd := readPass{c: c}
 	err := c.decode(p, maxFrame, rd.frame)
-	if rd.out != nil {
-		if len(*rd.out) > 0 {
-			_ = c.writeCopy(*rd.out)
-		}
-		*rd.out = (*rd.out)[:0]
-		scratchPool.Put(rd.out)
-	}
+	rd.flush()
 	if err != nil && !errors.Is(err, errStopDecoding) {
 		s.metrics.protocolErrors.Inc()
 		code := protocol.CloseCodeFor(err)
 		s.log.Debug("protocol error", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", err)
-		c.closeWith(code, err.Error(), true)
+		c.closeWith(code, err.Error())
 	}
 }
 
@@ -119,11 +114,14 @@ func (c *Conn) decode(p []byte, maxFrame int, fn func(protocol.Frame) error) err
 	return nil
 }
 
+// errEmptyRoute answers a SEND whose route is empty: no handler route may be empty.
+var errEmptyRoute = errors.New("server: empty route")
+
 // errStopDecoding ends decoding of the current read after the connection was closed.
 var errStopDecoding = errors.New("server: stop decoding")
 
 // reply appends an answer frame to the batch.
-func (rd *reader) reply(op protocol.Opcode, build func(dst []byte) []byte) {
+func (rd *readPass) reply(op protocol.Opcode, build func(dst []byte) []byte) {
 	if rd.out == nil {
 		rd.out = scratchPool.Get().(*[]byte)
 	}
@@ -133,19 +131,25 @@ func (rd *reader) reply(op protocol.Opcode, build func(dst []byte) []byte) {
 }
 
 // frame handles one decoded frame; f.Body is valid only during the call.
-func (rd *reader) frame(f protocol.Frame) error {
+func (rd *readPass) frame(f protocol.Frame) error {
 	c := rd.c
 	s := c.srv
 	s.metrics.framesIn(f.Op, protocol.Overhead+len(f.Body))
-	if c.closeCode.Load() != 0 {
+	st := c.state()
+	if st&stClosing != 0 {
 		return errStopDecoding
 	}
 	if f.Op == protocol.OpPing {
 		rd.reply(protocol.OpPong, func(dst []byte) []byte { return protocol.AppendEmpty(dst, protocol.OpPong, f.Seq) })
 		return nil
 	}
-	switch c.state.Load() {
-	case stateNew:
+	if f.Op == protocol.OpClose {
+		// In any state: nobody answers a CLOSE (PROTOCOL.md §6.10).
+		c.closeSilently(protocol.CodeNormal, "client closed")
+		return errStopDecoding
+	}
+	switch st.phase() {
+	case phaseNew:
 		if f.Op != protocol.OpHello {
 			return rd.violation("expected HELLO before anything else")
 		}
@@ -153,33 +157,58 @@ func (rd *reader) frame(f protocol.Frame) error {
 		if err := h.Decode(f.Body); err != nil {
 			return err
 		}
-		c.state.Store(stateAuthenticating)
-		c.startAuth(&h)
+		if !c.beginAuth() {
+			return errStopDecoding
+		}
+		c.startAuth(&h, f.Seq)
 		return nil
-	case stateAuthenticating:
+	case phaseAuthenticating:
 		return rd.violation("frame before AUTH_OK")
-	case stateAuthed:
-		return rd.authed(f)
 	}
-	return errStopDecoding
+	return rd.authed(f)
 }
 
-// violation closes the connection for a frame not allowed in its state.
-func (rd *reader) violation(reason string) error {
+// flush writes the answers batched so far, so that they precede a CLOSE.
+func (rd *readPass) flush() {
+	if rd.out == nil {
+		return
+	}
+	if len(*rd.out) > 0 {
+		_ = rd.c.writeCopy(*rd.out)
+	}
+	*rd.out = (*rd.out)[:0]
+	scratchPool.Put(rd.out)
+	rd.out = nil
+}
+
+// violation closes the connection for a frame not allowed in its state, after the
+// answers to the frames before it.
+func (rd *readPass) violation(reason string) error {
+	rd.flush()
 	rd.c.srv.metrics.protocolErrors.Inc()
-	rd.c.closeWith(protocol.CodeProtocolError, reason, true)
+	rd.c.closeWith(protocol.CodeProtocolError, reason)
 	return errStopDecoding
 }
 
 // authed handles a frame of an authenticated connection.
-func (rd *reader) authed(f protocol.Frame) error {
+func (rd *readPass) authed(f protocol.Frame) error {
 	c := rd.c
 	switch f.Op {
 	case protocol.OpPong:
 		return nil
 	case protocol.OpSend:
 		var m protocol.Send
-		if err := m.Decode(f.Body); err != nil {
+		err := m.Decode(f.Body)
+		if err == nil && m.Route == "" {
+			err = errEmptyRoute
+		}
+		if err != nil {
+			if f.Flags&protocol.FlagNoReply != 0 {
+				// No answer at all, not even an error, so that it cannot be taken for
+				// the answer to a later request reusing the seq (PROTOCOL.md §6.4).
+				c.srv.metrics.protocolErrors.Inc()
+				return nil
+			}
 			rd.badRequest(f.Seq, err)
 			return nil
 		}
@@ -190,18 +219,23 @@ func (rd *reader) authed(f protocol.Frame) error {
 			Payload: append([]byte(nil), m.Payload...),
 			NoReply: f.Flags&protocol.FlagNoReply != 0,
 		}
-		rd.enqueue(request{kind: reqMessage, msg: msg})
+		rd.enqueue(poolTask{kind: taskMessage, msg: msg})
 	case protocol.OpSubscribe, protocol.OpUnsubscribe:
 		var m protocol.Subscribe
 		if err := m.Decode(f.Body); err != nil {
 			rd.badRequest(f.Seq, err)
 			return nil
 		}
-		kind := reqSubscribe
-		if f.Op == protocol.OpUnsubscribe {
-			kind = reqUnsubscribe
+		if m.Room == "" || len(m.Room) > maxRoomName {
+			// Refused here for both, so SUBSCRIBE and UNSUBSCRIBE answer alike.
+			rd.badRequest(f.Seq, ErrInvalidRoom)
+			return nil
 		}
-		rd.enqueue(request{kind: kind, seq: f.Seq, room: m.Room})
+		kind := taskSubscribe
+		if f.Op == protocol.OpUnsubscribe {
+			kind = taskUnsubscribe
+		}
+		rd.enqueue(poolTask{kind: kind, seq: f.Seq, room: m.Room})
 	case protocol.OpAck:
 		var m protocol.Ack
 		if err := m.Decode(f.Body); err != nil {
@@ -209,9 +243,6 @@ func (rd *reader) authed(f protocol.Frame) error {
 			return nil
 		}
 		c.srv.onAck(c, m.MsgID)
-	case protocol.OpClose:
-		c.closeWith(protocol.CodeNormal, "client closed", false)
-		return errStopDecoding
 	case protocol.OpHello, protocol.OpAuthOK, protocol.OpAuthFail, protocol.OpSendReply,
 		protocol.OpPush, protocol.OpOK, protocol.OpGoAway, protocol.OpError:
 		return rd.violation("unexpected " + f.Op.String() + " from client")
@@ -226,7 +257,7 @@ func (rd *reader) authed(f protocol.Frame) error {
 
 // badRequest answers a frame whose body did not decode; the framing is intact, so the
 // connection stays.
-func (rd *reader) badRequest(seq uint32, err error) {
+func (rd *readPass) badRequest(seq uint32, err error) {
 	rd.c.srv.metrics.protocolErrors.Inc()
 	msg := err.Error()
 	rd.reply(protocol.OpError, func(dst []byte) []byte {
@@ -237,7 +268,7 @@ func (rd *reader) badRequest(seq uint32, err error) {
 
 // enqueue hands a request to the pool in connection order, or answers Busy when the
 // connection already has MaxInflight requests outstanding.
-func (rd *reader) enqueue(req request) {
+func (rd *readPass) enqueue(req poolTask) {
 	c := rd.c
 	if c.inflight.Add(1) > int32(c.srv.opts.MaxInflight) {
 		c.inflight.Add(-1)

@@ -112,8 +112,8 @@ func (s *Server) countPushes(frames [][]byte) {
 // ignored.
 func (s *Server) onAck(c *Conn, msgID uint64) {
 	s.metrics.acks.Inc()
-	if !c.ready.Load() {
-		return // nothing was sent yet; and c.user is published by ready
+	if !c.pushable() {
+		return // nothing was sent yet; and c.user is published before the connection is pushable
 	}
 	u := c.user
 	u.mu.Lock()
@@ -175,7 +175,7 @@ func (s *Server) onAckTimeout(c *Conn) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	w := c.qos
-	if u.dead || w == nil || w.n == 0 || w.due == 0 || s.wheel.Clock() < w.due || !c.ready.Load() {
+	if u.dead || w == nil || w.n == 0 || w.due == 0 || s.wheel.Clock() < w.due || !c.pushable() {
 		return // rearmed, answered or freed since it fired
 	}
 	dev := c.ident().deviceID

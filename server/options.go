@@ -70,7 +70,8 @@ type Options struct {
 	// Default 10s.
 	AuthTimeout time.Duration
 	// Heartbeat is the interval announced in AUTH_OK; a connection silent for 1.5x this
-	// is closed with CodeHeartbeatTimeout. Default 25s.
+	// is closed with CodeHeartbeatTimeout, never earlier and at most one Tick later.
+	// Default 25s.
 	Heartbeat time.Duration
 	// Tick is the timing wheel's resolution: deadlines fire at most one tick late.
 	// Default 50ms.
@@ -175,6 +176,11 @@ type Options struct {
 	// is not loopback. Default false: there, pprof answers 403 unless AdminToken is set.
 	AdminPprofPublic bool
 	// --- end of abuse limits and admin exposure ---
+
+	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
+	// driver: the wheel then moves only when the test advances it (clock_test.go), so deadlines
+	// are tested with made-up time.
+	clock func() int64
 }
 
 // Defaults applied by withDefaults: each is the default of the Options field it is

@@ -17,8 +17,14 @@ import (
 // may take. Either limit closes the connection with CodeSlowConsumer.
 //
 // Holding the write lock across the syscall is also what keeps a write from reaching a
-// recycled file descriptor: onClosed takes the lock and sets wclosed before netpoll
-// closes the socket.
+// recycled file descriptor: onClosed marks writes done and takes the lock before netpoll
+// closes the socket (the callback order this relies on is in doc.go).
+//
+// A close puts its last frame (CLOSE, AUTH_FAIL) after whatever was already written or
+// is being flushed, never inside a frame: finishWritesLocked writes it at once when the
+// socket is not backlogged, and otherwise drops the queued frames that have not started
+// and lets the flusher write it, then close. A slow consumer so gets CLOSE 3002 if it
+// drains within finalGrace.
 
 // write queues or writes one frame. frame must not be modified afterwards: in backlog
 // mode it is kept, not copied (broadcasts share one frame among all members).
@@ -48,20 +54,6 @@ func (c *Conn) errorFrame(seq uint32, code protocol.Code, msg string) []byte {
 	return frame
 }
 
-// writeFinal makes a best-effort attempt to put a last frame (CLOSE, AUTH_FAIL) on the
-// wire before the socket closes: written directly if the socket is not backlogged,
-// dropped otherwise (a backlogged peer is not reading anyway).
-func (c *Conn) writeFinal(frame []byte) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.wclosed || c.backlog {
-		return
-	}
-	if _, err := sockWrite(c.fd, frame); err == nil {
-		c.srv.metrics.framesOut(protocol.Opcode(frame[5]), len(frame))
-	}
-}
-
 // writeFrames writes frames in order with one syscall when the socket can take them,
 // and queues what it cannot. copyQueued says the caller reuses its buffers.
 func (c *Conn) writeFrames(copyQueued bool, frames ...[]byte) error {
@@ -74,13 +66,13 @@ func (c *Conn) writeFrames(copyQueued bool, frames ...[]byte) error {
 // and lands after AUTH_OK, and a push made after the client saw AUTH_OK sees it ready.
 func (c *Conn) writeFirst(frames [][]byte) error {
 	c.wmu.Lock()
-	c.ready.Store(true)
+	c.markReady()
 	return c.writeFramesLocked(false, frames)
 }
 
 // writeFramesLocked is writeFrames with wmu held; it unlocks wmu.
 func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
-	if c.wclosed {
+	if c.writesDone() {
 		c.wmu.Unlock()
 		return ErrConnClosed
 	}
@@ -104,7 +96,9 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		c.wmu.Unlock()
 		// The peer is gone (EPIPE, ECONNRESET): netpoll's poller will see the hang-up
 		// too; closing here only makes it prompt.
-		c.closeAsync(protocol.CodeNormal, "", false)
+		if !c.closing() {
+			go c.closeSilently(protocol.CodeNormal, "peer gone")
+		}
 		return ErrConnClosed
 	}
 	return c.startBacklogLocked(copyQueued, frames, n)
@@ -123,9 +117,14 @@ func (c *Conn) startBacklogLocked(copyQueued bool, frames [][]byte, written int)
 		rest = append(rest, frames[1:]...)
 	}
 	c.backlog = true
+	c.headPartial = written > 0
 	err := c.queueLocked(copyQueued, rest)
+	start := len(c.out) > 0 // a slow-consumer close may have queued its CLOSE
+	if !start {
+		c.backlog = false
+	}
 	c.wmu.Unlock()
-	if err == nil {
+	if start {
 		c.srv.metrics.backlogs.Inc()
 		go c.flushBacklog()
 	}
@@ -146,9 +145,7 @@ func (c *Conn) queueLocked(copyQueued bool, frames [][]byte) error {
 			reason = "server outbound budget exhausted"
 		}
 		if reason != "" {
-			c.dropBacklogLocked()
-			s.metrics.slowConsumers.Inc()
-			c.closeAsync(protocol.CodeSlowConsumer, reason, false)
+			c.slowConsumerLocked(reason)
 			return ErrConnClosed
 		}
 		if copyQueued {
@@ -160,27 +157,106 @@ func (c *Conn) queueLocked(copyQueued bool, frames [][]byte) error {
 	return nil
 }
 
+// slowConsumerLocked closes a backlogged connection whose queue passed a budget: the
+// queued frames go, CLOSE 3002 takes their place behind what the flusher is writing, and
+// the flusher closes the socket once it is out (or finalGrace passes). wmu is held.
+func (c *Conn) slowConsumerLocked(reason string) {
+	if !c.markClosing(protocol.CodeSlowConsumer) {
+		return
+	}
+	c.srv.metrics.slowConsumers.Inc()
+	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CodeSlowConsumer.String(), "reason", reason)
+	if c.finishWritesLocked(appendClose(nil, protocol.CodeSlowConsumer, reason)) {
+		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
+		return
+	}
+	go c.nc.Close() // not under wmu: the close callback takes it
+}
+
+// finishWritesLocked stops writes and puts final (nil for none) on the wire after what
+// was already written. It reports whether the flusher will write final and close the
+// socket; if false the caller closes it now. wmu is held; a close was marked.
+func (c *Conn) finishWritesLocked(final []byte) (pending bool) {
+	if c.writesDone() {
+		return false
+	}
+	c.markWritesDone()
+	if !c.backlog {
+		if final == nil {
+			return false
+		}
+		n, err := sockWrite(c.fd, final)
+		if n == len(final) {
+			c.srv.metrics.framesOut(protocol.Opcode(final[protocol.LengthSize+1]), len(final))
+			return false
+		}
+		if err != nil && !errors.Is(err, syscall.EAGAIN) {
+			return false // the peer is gone
+		}
+		c.backlog, c.headPartial = true, n > 0
+		c.out = append(c.out[:0], final[n:])
+		c.outBytes += len(final) - n
+		c.srv.backlogBytes.Add(int64(len(final) - n))
+		c.srv.metrics.backlogs.Inc()
+		go c.flushBacklog()
+		return true
+	}
+	// Backlogged: a flusher is running. Drop the frames it has not started, except the
+	// rest of a frame a short write began, and queue final behind them.
+	keep := 0
+	if c.headPartial && !c.flushing {
+		if len(c.out) == 0 {
+			// The rest of a frame the socket began was never queued (it passed a
+			// budget): a frame now would land inside it.
+			final = nil
+		} else {
+			keep = 1
+		}
+	}
+	dropped := 0
+	for i := keep; i < len(c.out); i++ {
+		dropped += len(c.out[i])
+		c.out[i] = nil
+	}
+	c.out = c.out[:keep]
+	c.outBytes -= dropped
+	c.srv.backlogBytes.Add(-int64(dropped))
+	if final == nil {
+		return false
+	}
+	c.out = append(c.out, final)
+	c.outBytes += len(final)
+	c.srv.backlogBytes.Add(int64(len(final)))
+	c.srv.metrics.framesOut(protocol.Opcode(final[protocol.LengthSize+1]), len(final))
+	return true
+}
+
 // dropBacklogLocked discards the backlog and stops writes; wmu is held.
 func (c *Conn) dropBacklogLocked() {
-	c.wclosed = true
+	c.markWritesDone()
 	c.srv.backlogBytes.Add(-int64(c.outBytes))
 	c.out, c.outBytes = nil, 0
 }
 
 // flushBacklog drains the backlog queue through netpoll's writer, whose Flush waits for
 // the socket to accept the bytes (bounded by the write timeout). It runs in its own
-// goroutine, one per backlogged connection, and returns when the queue is empty.
+// goroutine, one per backlogged connection, and returns when the queue is empty; if a
+// close queued its last frame, it closes the socket once that is written.
 func (c *Conn) flushBacklog() {
 	w := c.nc.Writer()
 	for {
 		c.wmu.Lock()
-		if c.wclosed {
+		if c.state()&stClosed != 0 {
 			c.wmu.Unlock()
-			return
+			return // onClosed released the queue
 		}
 		if len(c.out) == 0 {
 			c.backlog = false
+			done := c.writesDone()
 			c.wmu.Unlock()
+			if done {
+				_ = c.nc.Close() // the closing frame, if any, is out
+			}
 			return
 		}
 		batch := c.out
@@ -188,7 +264,7 @@ func (c *Conn) flushBacklog() {
 		for _, b := range batch {
 			size += len(b)
 		}
-		c.out = nil
+		c.out, c.headPartial, c.flushing = nil, false, true
 		c.wmu.Unlock()
 
 		var err error
@@ -200,18 +276,19 @@ func (c *Conn) flushBacklog() {
 		if err == nil {
 			err = w.Flush()
 		}
+		c.wmu.Lock()
+		c.flushing = false
 		if err != nil {
-			c.wmu.Lock()
 			c.dropBacklogLocked()
 			c.wmu.Unlock()
-			if c.nc.IsActive() {
+			if c.nc.IsActive() && c.markClosing(protocol.CodeSlowConsumer) {
 				c.srv.metrics.slowConsumers.Inc()
-				c.closeWith(protocol.CodeSlowConsumer, "write timeout", false)
+				c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CodeSlowConsumer.String(), "reason", "write timeout")
 			}
+			_ = c.nc.Close()
 			return
 		}
-		c.wmu.Lock()
-		if !c.wclosed { // a close meanwhile already released every queued byte
+		if c.state()&stClosed == 0 { // a close meanwhile already released every queued byte
 			c.outBytes -= size
 			c.srv.backlogBytes.Add(-int64(size))
 		}

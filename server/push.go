@@ -59,7 +59,7 @@ var connSlices = sync.Pool{New: func() any { s := make([]*Conn, 0, 64); return &
 func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) int {
 	n := 0
 	for _, c := range cs {
-		if !c.ready.Load() || c.state.Load() != stateAuthed {
+		if !c.pushable() {
 			continue
 		}
 		if _, skip := exclude[c.id]; skip {
@@ -78,7 +78,7 @@ func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) i
 // ErrConnNotFound if no authenticated connection has that id.
 func (s *Server) PushConn(id uint64, payload []byte) error {
 	c := s.hub.conn(id)
-	if c == nil || !c.ready.Load() || c.state.Load() != stateAuthed {
+	if c == nil || !c.pushable() {
 		return ErrConnNotFound
 	}
 	return c.Push(payload)
@@ -165,7 +165,7 @@ func (s *Server) UserConns(userID string) []*Conn { return s.hub.userConns(userI
 // ErrTooManyRooms.
 func (s *Server) Join(id uint64, room string) error {
 	c := s.hub.conn(id)
-	if c == nil || c.state.Load() != stateAuthed {
+	if c == nil || !c.Authenticated() {
 		return ErrConnNotFound
 	}
 	return s.join(c, room)
@@ -252,7 +252,7 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 	one := make([]*Conn, 1)
 	for _, id := range ids {
 		c := s.hub.conn(id)
-		if c == nil || !c.ready.Load() || c.state.Load() != stateAuthed {
+		if c == nil || !c.pushable() {
 			res.Offline++
 			continue
 		}

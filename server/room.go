@@ -8,9 +8,8 @@ import (
 // maxRoomName bounds room names (they travel in PUSH frames as a protocol str).
 const maxRoomName = 255
 
-// rooms maps room names to members, sharded like the hub. Lock order: shard, then room,
-// then a connection's rmu. A room is created by its first join and deleted by its last
-// leave.
+// rooms maps room names to members, sharded like the hub (locks: see the table in
+// doc.go). A room is created by its first join and deleted by its last leave.
 type rooms struct {
 	shards [hubShards]roomShard
 	seed   maphash.Seed
@@ -75,7 +74,7 @@ func (s *Server) join(c *Conn, name string) error {
 	defer c.rmu.Unlock()
 	// Checked under rmu: onClosed marks the state before leaveAll takes rmu, so either
 	// this join sees the close or leaveAll sees this room.
-	if c.state.Load() == stateClosed {
+	if c.state()&stClosed != 0 {
 		return ErrConnClosed
 	}
 	if r != nil {

@@ -24,7 +24,7 @@ import (
 type Server struct {
 	opts      Options
 	log       *slog.Logger
-	hbTimeout int64 // 1.5 x heartbeat plus one tick, in wheel nanoseconds
+	hbTimeout time.Duration // 1.5 x heartbeat
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -64,17 +64,15 @@ func New(opts Options) (*Server, error) {
 	}
 	configureNetpoll(&o)
 	s := &Server{
-		opts: o,
-		log:  o.Logger,
-		// Deadlines are computed from the wheel's coarse clock, which lags real time by
-		// up to a tick: one tick more keeps a client from being closed early.
-		hbTimeout: int64(o.Heartbeat)*3/2 + int64(o.Tick),
+		opts:      o,
+		log:       o.Logger,
+		hbTimeout: o.Heartbeat * 3 / 2,
 		hub:       newHub(),
 		rooms:     newRooms(),
 		limits:    newLimits(&o),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wheel = timingwheel.New[Conn](timingwheel.Options{Tick: o.Tick})
+	s.wheel = timingwheel.New[Conn](timingwheel.Options{Tick: o.Tick, Now: o.clock})
 	pool, err := ants.NewPool(o.Workers,
 		ants.WithNonblocking(true),
 		ants.WithPanicHandler(func(p any) { s.log.Error("worker panicked", "panic", fmt.Sprint(p)) }),
@@ -134,7 +132,9 @@ func (s *Server) Start() error {
 		}
 	}
 	s.ln, s.el = ln, el
-	s.wheel.Start(s.onExpire)
+	if s.opts.clock == nil {
+		s.wheel.Start(s.onExpire)
+	}
 	go s.runSweeper()
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- el.Serve(ln) }()
@@ -181,26 +181,28 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	s.hub.addConn(c)
 	if err := nc.AddCloseCallback(c.onClosed); err != nil {
 		// Already closed by the peer: undo.
-		c.state.Store(stateClosed)
+		c.markClosed()
 		s.hub.remove(c, false)
 		s.limits.release(c.ip)
 		return ctx
 	}
-	s.wheel.Schedule(&c.timer, s.wheel.Clock()+int64(s.opts.AuthTimeout)+int64(s.opts.Tick))
+	s.wheel.Schedule(&c.timer, s.deadline(s.opts.AuthTimeout))
 	return &connCtx{Context: ctx, c: c}
 }
 
 // refuse sends CLOSE with code and closes a socket that was not admitted.
 func (s *Server) refuse(c *Conn, code protocol.Code, reason string) {
 	s.metrics.refusedCounter(reason).Inc()
-	if frame, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
-		_, _ = sockWrite(c.fd, frame)
-	}
-	_ = c.nc.Close()
+	c.closeWith(code, reason)
 }
 
-// onExpire closes connections whose auth or heartbeat deadline passed. It runs on the
-// wheel's dispatcher goroutine.
+// deadline returns the wheel time d from now. It reads the wheel's precise clock, not
+// its coarse Clock (which lags by up to a tick), so a deadline fires no earlier than d
+// and, with the driver advancing once a tick, at most one tick after it.
+func (s *Server) deadline(d time.Duration) int64 { return s.wheel.Now() + int64(d) }
+
+// onExpire closes connections whose auth, heartbeat, GOAWAY-grace or final-frame
+// deadline passed. It runs on the wheel's dispatcher goroutine.
 func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 	for _, t := range batch {
 		c := t.Owner()
@@ -208,22 +210,22 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 			s.onAckTimeout(c) // the QoS1 ack timer (inflight.go)
 			continue
 		}
-		switch c.state.Load() {
-		case stateNew, stateAuthenticating:
-			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed", true)
-		case stateAuthed:
-			if c.goingAway.Load() {
-				c.closeWith(protocol.CodeGoingAway, "did not leave after GOAWAY", true)
-				continue
-			}
-			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals", true)
+		st := c.state()
+		switch {
+		case st&stClosed != 0:
+		case st&stClosing != 0:
+			// Its last frame did not get out within finalGrace.
+			_ = c.nc.Close()
+		case st.phase() != phaseAuthed:
+			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed")
+		case st&stGoingAway != 0:
+			c.closeWith(protocol.CodeGoingAway, "did not leave after GOAWAY")
+		default:
+			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals")
 		}
 	}
 }
 
-// MaxFrame returns the largest frame the server accepts from and sends to an
-// authenticated client (Options.MaxFrame after defaults), as announced in AUTH_OK.
-func (s *Server) MaxFrame() int { return s.opts.MaxFrame }
 
 // Conn returns the live connection with id, or nil.
 func (s *Server) Conn(id uint64) *Conn { return s.hub.conn(id) }
@@ -253,10 +255,12 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Shutdown drains the server: it stops accepting, sends every client GOAWAY with a
-// retry-after spread over Options.DrainSpread, waits until the clients have left or ctx
-// is done, closes whoever remains with CodeGoingAway, and stops the wheel, the pool and
-// the admin listener. It returns ctx.Err() if the deadline cut the wait short.
+// Shutdown drains the server: it stops accepting, sends every authenticated client
+// GOAWAY through Conn.GoAway with a retry-after spread over Options.DrainSpread and a
+// grace that ends at ctx's deadline (after DrainSpread when ctx has none), closes the
+// connections not yet authenticated, waits until the clients have left or ctx is done,
+// closes whoever remains with CodeGoingAway, and stops the wheel, the pool and the admin
+// listener. It returns ctx.Err() if the deadline cut the wait short.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return ErrServerClosed
@@ -267,7 +271,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		_ = ln.Close()
 	}
-	n := s.goAwayAll()
+	n := s.goAwayAll(ctx)
 	s.log.Info("draining", "connections", n, "spread", s.opts.DrainSpread)
 	var waitErr error
 	for s.hub.total.Load() > 0 {
@@ -301,12 +305,13 @@ func (s *Server) shutdownNow() {
 	if !s.closed.CompareAndSwap(false, true) {
 		return
 	}
-	s.hub.each(func(c *Conn) { c.closeWith(protocol.CodeGoingAway, "server shutting down", true) })
-	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued.
-	deadline := time.Now().Add(2 * time.Second)
-	for s.hub.total.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	s.hub.each(func(c *Conn) { c.closeWith(protocol.CodeGoingAway, "server shutting down") })
+	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued: first
+	// while closing frames still queued get their grace, then for the sockets of those
+	// that did not take theirs, closed now.
+	s.waitConns(finalGrace)
+	s.hub.each(func(c *Conn) { _ = c.nc.Close() })
+	s.waitConns(time.Second)
 	s.mu.Lock()
 	el, admin, started := s.el, s.admin, s.started
 	s.mu.Unlock()
@@ -315,7 +320,7 @@ func (s *Server) shutdownNow() {
 		_ = el.Shutdown(ctx)
 		cancel()
 	}
-	if started {
+	if started && s.opts.clock == nil {
 		s.wheel.Stop()
 	}
 	s.cancel()
@@ -326,27 +331,35 @@ func (s *Server) shutdownNow() {
 	s.log.Info("tether gateway stopped")
 }
 
-// goAwayAll sends GOAWAY to every connection, each with its own jittered retry-after.
-func (s *Server) goAwayAll() int {
+// waitConns waits up to d for every connection to be gone.
+func (s *Server) waitConns(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for s.hub.total.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// goAwayAll sends every authenticated connection GOAWAY through Conn.GoAway, each with
+// its own jittered retry-after within Options.DrainSpread and a grace that ends at ctx's
+// deadline (or after DrainSpread when ctx has none), and closes the connections not yet
+// authenticated: they have no session to move. It returns how many got GOAWAY.
+func (s *Server) goAwayAll(ctx context.Context) int {
 	n := 0
 	spread := s.opts.DrainSpread.Milliseconds()
+	grace := s.opts.DrainSpread
+	if dl, ok := ctx.Deadline(); ok {
+		grace = time.Until(dl)
+	}
 	s.hub.each(func(c *Conn) {
-		retry := uint32(0)
+		retry := time.Duration(0)
 		if spread > 0 {
-			retry = uint32(fastrandn(uint64(spread) + 1))
+			retry = time.Duration(fastrandn(uint64(spread)+1)) * time.Millisecond
 		}
-		frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: retry, Reason: "server draining"}).AppendFrame(nil, 0, 0)
-		if err != nil {
-			return
-		}
-		if c.state.Load() < stateAuthed {
-			// Not yet a session: nothing to resume, just close.
-			c.closeWith(protocol.CodeGoingAway, "server draining", true)
-			return
-		}
-		if c.write(frame) == nil {
-			s.metrics.framesOut(protocol.OpGoAway, len(frame))
+		switch err := c.GoAway(retry, grace, "server draining"); err {
+		case nil:
 			n++
+		case ErrNotReady:
+			c.closeWith(protocol.CodeGoingAway, "server draining")
 		}
 	})
 	return n

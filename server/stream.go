@@ -114,7 +114,7 @@ func (s *Server) evictLocked(u *user, now int64) {
 		dev := c.ident().deviceID
 		for i := range gone {
 			if gone[i].id > q.acked && gone[i].forConn(c, dev) {
-				c.closeAsync(protocol.CodeSlowConsumer, "unacknowledged QoS1 messages left the resume buffer", true)
+				go c.closeWith(protocol.CodeSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
 				break
 			}
 		}
@@ -219,7 +219,7 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 
 	var out [1][]byte
 	for _, c := range cs {
-		if !c.ready.Load() {
+		if !c.pushable() {
 			continue
 		}
 		dev := c.ident().deviceID
@@ -309,7 +309,7 @@ func (s *Server) renewLocked(u *user) {
 			s.wheel.Cancel(&q.timer)
 			c.qos = nil
 		}
-		c.closeAsync(protocol.CodeGoingAway, "message ids exhausted: the stream starts a new epoch", true)
+		go c.closeWith(protocol.CodeGoingAway, "message ids exhausted: the stream starts a new epoch") // u.mu is held: close off it (doc.go lock order)
 	}
 	clear(u.buf)
 	u.buf, u.devices, u.noTrim = nil, nil, false

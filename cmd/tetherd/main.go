@@ -23,6 +23,7 @@ import (
 	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
+	"github.com/tether-gw/tether/server/jwtauth"
 )
 
 // settings holds every flag's value; defaults are set in newFlagSet. A gateway setting
@@ -324,8 +325,8 @@ func adminToken(st *settings, getenv func(string) string) (string, error) {
 const adminTokenMinLen = 16
 
 // jwtAuthenticator builds the JWT authenticator from the -jwt-* settings.
-func jwtAuthenticator(st *settings, getenv func(string) string) (*server.JWTAuthenticator, error) {
-	cfg := server.JWTConfig{
+func jwtAuthenticator(st *settings, getenv func(string) string) (*jwtauth.Authenticator, error) {
+	cfg := jwtauth.Config{
 		Algorithm:  st.jwtAlg,
 		Issuer:     st.jwtIssuer,
 		Audience:   st.jwtAudience,
@@ -346,13 +347,13 @@ func jwtAuthenticator(st *settings, getenv func(string) string) (*server.JWTAuth
 		if err != nil {
 			return nil, fmt.Errorf("cannot read -jwt-public-key: %w", err)
 		}
-		key, err := server.LoadRSAPublicKeyPEM(pem)
+		key, err := jwtauth.LoadRSAPublicKeyPEM(pem)
 		if err != nil {
 			return nil, err
 		}
 		cfg.RSAPublicKey = key
 	}
-	return server.NewJWTAuthenticator(cfg)
+	return jwtauth.New(cfg)
 }
 
 // hmacSecret reads the HS256 secret from -jwt-secret-file or TETHER_JWT_SECRET.
@@ -377,7 +378,7 @@ func mint(st *settings, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: -mint-token: %v\n", err)
 		return 2
 	}
-	tok, err := server.MintHS256(secret, st.mintToken, st.mintTTL, nil)
+	tok, err := jwtauth.MintHS256(secret, st.mintToken, st.mintTTL, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: -mint-token: %v\n", err)
 		return 2

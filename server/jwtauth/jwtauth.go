@@ -1,4 +1,7 @@
-package server
+// Package jwtauth is a server.Authenticator for JSON Web Tokens (RFC 7519) signed with one
+// pinned algorithm, HS256 or RS256. It lives outside package server so an embedder that
+// authenticates some other way does not link a JWT library.
+package jwtauth
 
 import (
 	"context"
@@ -13,13 +16,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
-// MaxJWTLen is the longest token, in bytes, that JWTAuthenticator parses; longer tokens
+// MaxTokenLen is the longest token, in bytes, that Authenticator parses; longer tokens
 // are rejected with CodeInvalidToken before any decoding. The HELLO frame allows longer
 // text fields, but a real JWT is a few hundred bytes, and the cap bounds the base64 and
 // JSON work an unauthenticated peer can make the worker pool do.
-const MaxJWTLen = 8 << 10
+const MaxTokenLen = 8 << 10
 
 // maxJWTClaimLen bounds the sub, device and platform claims: they become map keys and log
 // fields for the connection's lifetime.
@@ -32,16 +36,16 @@ const minHMACSecretLen = 32
 // minRSABits is the smallest RS256 modulus accepted (NIST SP 800-131A).
 const minRSABits = 2048
 
-// JWTConfig configures JWTAuthenticator. Zero value fields keep the defaults stated in
-// each field's doc; NewJWTAuthenticator applies the defaults and validates the result.
-type JWTConfig struct {
+// Config configures Authenticator. Zero value fields keep the defaults stated in
+// each field's doc; New applies the defaults and validates the result.
+type Config struct {
 	// Algorithm is the only signing algorithm accepted: "HS256" or "RS256". Tokens whose
 	// header names any other algorithm, including "none" or another of the same family
 	// (HS384, RS512, PS256, ...), are rejected. Required.
 	Algorithm string
 
 	// HMACSecret is the HS256 key, at least 32 bytes. Required for HS256 and must be nil
-	// for RS256. NewJWTAuthenticator copies it.
+	// for RS256. New copies it.
 	HMACSecret []byte
 
 	// RSAPublicKey is the RS256 verification key, at least 2048 bits; see
@@ -63,11 +67,11 @@ type JWTConfig struct {
 	// DeviceClaim names the claim carrying the device id. Default "did"; "-" disables it.
 	// When the token has it and the HELLO gave a device id, the two must be equal, else
 	// the connection is refused with CodeForbidden: this binds a token to one device.
-	// When the HELLO gave none, the claim becomes Identity.DeviceID.
+	// When the HELLO gave none, the claim becomes server.Identity.DeviceID.
 	DeviceClaim string
 
 	// PlatformClaim names the claim carrying the platform. Default "plat"; "-" disables
-	// it. When the token has it, it becomes Identity.Platform and so overrides the
+	// it. When the token has it, it becomes server.Identity.Platform and so overrides the
 	// HELLO's platform (a mismatch is not an error: the signed value wins).
 	PlatformClaim string
 
@@ -81,35 +85,35 @@ type JWTConfig struct {
 	Now func() time.Time
 }
 
-// JWTAuthenticator is an Authenticator that verifies a JSON Web Token (RFC 7519) signed
+// Authenticator is a server.Authenticator that verifies a JSON Web Token (RFC 7519) signed
 // with one pinned algorithm: HS256 with a shared secret or RS256 with a public key.
 //
-// The token's sub claim is the user id. Failures are *AuthError values with
+// The token's sub claim is the user id. Failures are *server.AuthError values with
 // CodeTokenExpired (exp passed, beyond the leeway), CodeForbidden (the token is bound to
 // another device) or CodeInvalidToken (everything else: bad signature, other algorithm,
 // malformed, wrong iss or aud, nbf or iat in the future, missing or oversize sub). The
 // Reason is a fixed phrase; the library's error, which never contains the key, is in Err.
 //
-// A JWTAuthenticator is immutable after NewJWTAuthenticator and safe for concurrent use.
+// An Authenticator is immutable after New and safe for concurrent use.
 // Authenticate allocates on every call (base64 and JSON decoding of the token into a
 // map); an RS256 verification costs tens of microseconds of CPU.
-type JWTAuthenticator struct {
+type Authenticator struct {
 	parser        *jwt.Parser
 	key           any // []byte for HS256, *rsa.PublicKey for RS256
 	deviceClaim   string
 	platformClaim string
 }
 
-var _ Authenticator = (*JWTAuthenticator)(nil)
+var _ server.Authenticator = (*Authenticator)(nil)
 
-// NewJWTAuthenticator validates cfg, applies its defaults and returns an authenticator.
-// The errors name the offending field, e.g. "server: jwt: HS256 secret must be at least
+// New validates cfg, applies its defaults and returns an authenticator.
+// The errors name the offending field, e.g. "jwtauth: HS256 secret must be at least
 // 32 bytes, got 16".
-func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
+func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	a := &JWTAuthenticator{
+	a := &Authenticator{
 		deviceClaim:   cfg.DeviceClaim,
 		platformClaim: cfg.PlatformClaim,
 	}
@@ -139,35 +143,35 @@ func NewJWTAuthenticator(cfg JWTConfig) (*JWTAuthenticator, error) {
 }
 
 // setDefaults fills in zero fields and validates cfg: all defaulting lives here.
-func (cfg *JWTConfig) setDefaults() error {
+func (cfg *Config) setDefaults() error {
 	switch cfg.Algorithm {
 	case "HS256":
 		if len(cfg.HMACSecret) == 0 {
-			return errors.New("server: jwt: HS256 needs HMACSecret")
+			return errors.New("jwtauth: HS256 needs HMACSecret")
 		}
 		if len(cfg.HMACSecret) < minHMACSecretLen {
-			return fmt.Errorf("server: jwt: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(cfg.HMACSecret))
+			return fmt.Errorf("jwtauth: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(cfg.HMACSecret))
 		}
 		if cfg.RSAPublicKey != nil {
-			return errors.New("server: jwt: RSAPublicKey is set but Algorithm is HS256")
+			return errors.New("jwtauth: RSAPublicKey is set but Algorithm is HS256")
 		}
 	case "RS256":
 		if cfg.RSAPublicKey == nil || cfg.RSAPublicKey.N == nil {
-			return errors.New("server: jwt: RS256 needs RSAPublicKey")
+			return errors.New("jwtauth: RS256 needs RSAPublicKey")
 		}
 		if n := cfg.RSAPublicKey.N.BitLen(); n < minRSABits {
-			return fmt.Errorf("server: jwt: RS256 key must be at least %d bits, got %d", minRSABits, n)
+			return fmt.Errorf("jwtauth: RS256 key must be at least %d bits, got %d", minRSABits, n)
 		}
 		if len(cfg.HMACSecret) != 0 {
-			return errors.New("server: jwt: HMACSecret is set but Algorithm is RS256")
+			return errors.New("jwtauth: HMACSecret is set but Algorithm is RS256")
 		}
 	case "":
-		return errors.New(`server: jwt: Algorithm is required ("HS256" or "RS256")`)
+		return errors.New(`jwtauth: Algorithm is required ("HS256" or "RS256")`)
 	default:
-		return fmt.Errorf(`server: jwt: unsupported Algorithm %q (want "HS256" or "RS256")`, cfg.Algorithm)
+		return fmt.Errorf(`jwtauth: unsupported Algorithm %q (want "HS256" or "RS256")`, cfg.Algorithm)
 	}
 	if cfg.Leeway < 0 {
-		return fmt.Errorf("server: jwt: Leeway must not be negative, got %v", cfg.Leeway)
+		return fmt.Errorf("jwtauth: Leeway must not be negative, got %v", cfg.Leeway)
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -187,30 +191,30 @@ func (cfg *JWTConfig) setDefaults() error {
 // Authenticate verifies req.Token, a compact JWT (no "Bearer " prefix), and returns the
 // identity it names. It is safe for concurrent use. It does no I/O; it returns ctx's
 // error if ctx is already done.
-func (a *JWTAuthenticator) Authenticate(ctx context.Context, req AuthRequest) (Identity, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, req server.AuthRequest) (server.Identity, error) {
 	if err := ctx.Err(); err != nil {
-		return Identity{}, err
+		return server.Identity{}, err
 	}
-	if len(req.Token) > MaxJWTLen {
-		return Identity{}, invalidToken("token too long",
-			fmt.Errorf("server: jwt: token is %d bytes, max %d", len(req.Token), MaxJWTLen))
+	if len(req.Token) > MaxTokenLen {
+		return server.Identity{}, invalidToken("token too long",
+			fmt.Errorf("jwtauth: token is %d bytes, max %d", len(req.Token), MaxTokenLen))
 	}
 	claims := jwt.MapClaims{}
 	if _, err := a.parser.ParseWithClaims(req.Token, claims, a.keyFunc); err != nil {
-		return Identity{}, parseFailure(err)
+		return server.Identity{}, parseFailure(err)
 	}
 
-	var id Identity
+	var id server.Identity
 	sub, err := claims.GetSubject()
 	if err != nil {
-		return Identity{}, invalidToken("invalid subject", err)
+		return server.Identity{}, invalidToken("invalid subject", err)
 	}
 	if sub == "" {
-		return Identity{}, invalidToken("missing subject", errors.New("server: jwt: sub claim missing or empty"))
+		return server.Identity{}, invalidToken("missing subject", errors.New("jwtauth: sub claim missing or empty"))
 	}
 	if len(sub) > maxJWTClaimLen {
-		return Identity{}, invalidToken("subject too long",
-			fmt.Errorf("server: jwt: sub is %d bytes, max %d", len(sub), maxJWTClaimLen))
+		return server.Identity{}, invalidToken("subject too long",
+			fmt.Errorf("jwtauth: sub is %d bytes, max %d", len(sub), maxJWTClaimLen))
 	}
 	id.UserID = sub
 
@@ -220,26 +224,26 @@ func (a *JWTAuthenticator) Authenticate(ctx context.Context, req AuthRequest) (I
 	}
 
 	if id.DeviceID, err = a.stringClaim(claims, a.deviceClaim); err != nil {
-		return Identity{}, invalidToken("invalid device claim", err)
+		return server.Identity{}, invalidToken("invalid device claim", err)
 	}
 	if id.DeviceID != "" && req.DeviceID != "" && id.DeviceID != req.DeviceID {
 		// Neither id goes into the error: Err is logged, a device id may be personal data,
 		// and the caller has the HELLO's id if it needs it.
-		return Identity{}, &AuthError{
+		return server.Identity{}, &server.AuthError{
 			Code:   protocol.CodeForbidden,
 			Reason: "token not valid for this device",
-			Err:    errors.New("server: jwt: device claim does not match the HELLO device id"),
+			Err:    errors.New("jwtauth: device claim does not match the HELLO device id"),
 		}
 	}
 	if id.Platform, err = a.stringClaim(claims, a.platformClaim); err != nil {
-		return Identity{}, invalidToken("invalid platform claim", err)
+		return server.Identity{}, invalidToken("invalid platform claim", err)
 	}
 	return id, nil
 }
 
 // keyFunc returns the verification key. The parser has already pinned the algorithm with
 // WithValidMethods; the type check is a second line against algorithm confusion.
-func (a *JWTAuthenticator) keyFunc(t *jwt.Token) (any, error) {
+func (a *Authenticator) keyFunc(t *jwt.Token) (any, error) {
 	switch t.Method.(type) {
 	case *jwt.SigningMethodHMAC:
 		if k, ok := a.key.([]byte); ok {
@@ -250,12 +254,12 @@ func (a *JWTAuthenticator) keyFunc(t *jwt.Token) (any, error) {
 			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("server: jwt: unexpected signing method %s", t.Method.Alg())
+	return nil, fmt.Errorf("jwtauth: unexpected signing method %s", t.Method.Alg())
 }
 
 // stringClaim returns the string claim name, "" when name is "-" or the claim is absent,
 // and an error when it is not a string or is too long.
-func (a *JWTAuthenticator) stringClaim(claims jwt.MapClaims, name string) (string, error) {
+func (a *Authenticator) stringClaim(claims jwt.MapClaims, name string) (string, error) {
 	if name == "-" {
 		return "", nil
 	}
@@ -265,19 +269,19 @@ func (a *JWTAuthenticator) stringClaim(claims jwt.MapClaims, name string) (strin
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", fmt.Errorf("server: jwt: claim %q is %T, not a string", name, v)
+		return "", fmt.Errorf("jwtauth: claim %q is %T, not a string", name, v)
 	}
 	if len(s) > maxJWTClaimLen {
-		return "", fmt.Errorf("server: jwt: claim %q is %d bytes, max %d", name, len(s), maxJWTClaimLen)
+		return "", fmt.Errorf("jwtauth: claim %q is %d bytes, max %d", name, len(s), maxJWTClaimLen)
 	}
 	return s, nil
 }
 
-// parseFailure maps an error from jwt.Parser to an *AuthError.
-func parseFailure(err error) *AuthError {
+// parseFailure maps an error from jwt.Parser to a *server.AuthError.
+func parseFailure(err error) *server.AuthError {
 	switch {
 	case onlyExpired(err):
-		return &AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired", Err: err}
+		return &server.AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired", Err: err}
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return invalidToken("malformed token", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
@@ -324,56 +328,56 @@ func onlyExpired(err error) bool {
 	return only
 }
 
-func invalidToken(reason string, err error) *AuthError {
-	return &AuthError{Code: protocol.CodeInvalidToken, Reason: reason, Err: err}
+func invalidToken(reason string, err error) *server.AuthError {
+	return &server.AuthError{Code: protocol.CodeInvalidToken, Reason: reason, Err: err}
 }
 
 // LoadRSAPublicKeyPEM parses the first PEM block of pemBytes as an RSA public key, in
 // PKIX ("PUBLIC KEY", as written by openssl rsa -pubout) or PKCS #1 ("RSA PUBLIC KEY")
 // form. Private keys and certificates are refused: give the gateway only the public key.
-// The key size is checked by NewJWTAuthenticator.
+// The key size is checked by New.
 func LoadRSAPublicKeyPEM(pemBytes []byte) (*rsa.PublicKey, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
-		return nil, errors.New("server: jwt: no PEM block found in RSA public key data")
+		return nil, errors.New("jwtauth: no PEM block found in RSA public key data")
 	}
 	switch block.Type {
 	case "PUBLIC KEY":
 		k, err := x509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("server: jwt: cannot parse PKIX public key: %w", err)
+			return nil, fmt.Errorf("jwtauth: cannot parse PKIX public key: %w", err)
 		}
 		rk, ok := k.(*rsa.PublicKey)
 		if !ok {
-			return nil, fmt.Errorf("server: jwt: PEM public key is %T, not RSA", k)
+			return nil, fmt.Errorf("jwtauth: PEM public key is %T, not RSA", k)
 		}
 		return rk, nil
 	case "RSA PUBLIC KEY":
 		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("server: jwt: cannot parse PKCS #1 public key: %w", err)
+			return nil, fmt.Errorf("jwtauth: cannot parse PKCS #1 public key: %w", err)
 		}
 		return k, nil
 	case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
-		return nil, fmt.Errorf("server: jwt: PEM block is a %s; the gateway needs only the public key", block.Type)
+		return nil, fmt.Errorf("jwtauth: PEM block is a %s; the gateway needs only the public key", block.Type)
 	default:
-		return nil, fmt.Errorf(`server: jwt: PEM block type %q is not "PUBLIC KEY" or "RSA PUBLIC KEY"`, block.Type)
+		return nil, fmt.Errorf(`jwtauth: PEM block type %q is not "PUBLIC KEY" or "RSA PUBLIC KEY"`, block.Type)
 	}
 }
 
 // MintHS256 returns an HS256 token for user sub, issued now and expiring after ttl (no exp
 // when ttl <= 0), with the claims in extra added; extra may override iat and exp (e.g. to
 // mint an expired token) but not sub. secret must be at least 32 bytes, as
-// NewJWTAuthenticator requires.
+// New requires.
 //
 // MintHS256 is for tests, tools and tetherd -mint-token; production tokens come from the
 // application's own auth service, and a gateway needs only to verify them.
 func MintHS256(secret []byte, sub string, ttl time.Duration, extra map[string]any) (string, error) {
 	if len(secret) < minHMACSecretLen {
-		return "", fmt.Errorf("server: jwt: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(secret))
+		return "", fmt.Errorf("jwtauth: HS256 secret must be at least %d bytes, got %d", minHMACSecretLen, len(secret))
 	}
 	if sub == "" {
-		return "", errors.New("server: jwt: cannot mint a token without sub")
+		return "", errors.New("jwtauth: cannot mint a token without sub")
 	}
 	now := time.Now()
 	claims := jwt.MapClaims{"iat": now.Unix()}
@@ -384,7 +388,7 @@ func MintHS256(secret []byte, sub string, ttl time.Duration, extra map[string]an
 	claims["sub"] = sub
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 	if err != nil {
-		return "", fmt.Errorf("server: jwt: cannot sign token: %w", err)
+		return "", fmt.Errorf("jwtauth: cannot sign token: %w", err)
 	}
 	return s, nil
 }

@@ -1,4 +1,4 @@
-package server
+package jwtauth
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
 // jwtTestNow is the injected clock of every JWT test: no test reads the real time
@@ -76,14 +77,14 @@ func rawJWT(t *testing.T, header string, c jwt.MapClaims, sig string) string {
 	return enc([]byte(header)) + "." + enc(body) + "." + sig
 }
 
-func newTestJWT(t *testing.T, cfg JWTConfig) *JWTAuthenticator {
+func newTestJWT(t *testing.T, cfg Config) *Authenticator {
 	t.Helper()
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return jwtTestNow }
 	}
-	a, err := NewJWTAuthenticator(cfg)
+	a, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewJWTAuthenticator: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return a
 }
@@ -103,13 +104,13 @@ func TestJWTAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret})
-	rs := newTestJWT(t, JWTConfig{Algorithm: "RS256", RSAPublicKey: &rsaKey.PublicKey})
-	strict := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret,
+	hs := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret})
+	rs := newTestJWT(t, Config{Algorithm: "RS256", RSAPublicKey: &rsaKey.PublicKey})
+	strict := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret,
 		Issuer: "auth.example", Audience: "tether", RequireExp: true})
-	leeway5 := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: 5 * time.Second})
-	noDevice := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, DeviceClaim: "-", PlatformClaim: "-"})
-	renamed := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, DeviceClaim: "device", PlatformClaim: "os"})
+	leeway5 := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: 5 * time.Second})
+	noDevice := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, DeviceClaim: "-", PlatformClaim: "-"})
+	renamed := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, DeviceClaim: "device", PlatformClaim: "os"})
 
 	hsTok := func(over map[string]any) string {
 		return signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(over))
@@ -126,21 +127,21 @@ func TestJWTAuthenticate(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		a        *JWTAuthenticator
+		a        *Authenticator
 		token    string
-		device   string        // HELLO device id
-		want     Identity      // checked when wantCode is 0
-		wantCode protocol.Code // 0: success
+		device   string          // HELLO device id
+		want     server.Identity // checked when wantCode is 0
+		wantCode protocol.Code   // 0: success
 	}{
 		// The plain HS256 case: sub becomes the user id, exp the expiry.
 		{name: "HS256 valid", a: hs, token: hsTok(nil),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// The plain RS256 case.
 		{name: "RS256 valid", a: rs, token: signJWT(t, jwt.SigningMethodRS256, rsaKey, jwtClaims(nil)),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// A token without exp is accepted unless RequireExp; ExpiresAt stays zero.
 		{name: "no exp allowed by default", a: hs, token: hsTok(map[string]any{"exp": nil}),
-			want: Identity{UserID: "u1"}},
+			want: server.Identity{UserID: "u1"}},
 
 		// Signature and algorithm.
 		// Signed with another secret.
@@ -195,7 +196,7 @@ func TestJWTAuthenticate(t *testing.T) {
 			wantCode: protocol.CodeTokenExpired},
 		// exp 29s ago: within the leeway, accepted.
 		{name: "exp within leeway", a: hs, token: hsTok(map[string]any{"exp": at(-29 * time.Second)}),
-			want: Identity{UserID: "u1", ExpiresAt: jwtTestNow.Add(-29 * time.Second)}},
+			want: server.Identity{UserID: "u1", ExpiresAt: jwtTestNow.Add(-29 * time.Second)}},
 		// A configured leeway of 5s replaces the default: 6s ago is expired.
 		{name: "custom leeway expired", a: leeway5, token: hsTok(map[string]any{"exp": at(-6 * time.Second)}),
 			wantCode: protocol.CodeTokenExpired},
@@ -204,7 +205,7 @@ func TestJWTAuthenticate(t *testing.T) {
 			wantCode: protocol.CodeInvalidToken},
 		// nbf 29s ahead: within the leeway.
 		{name: "nbf within leeway", a: hs, token: hsTok(map[string]any{"nbf": at(29 * time.Second)}),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// iat 31s ahead: issued in the future.
 		{name: "iat in future", a: hs, token: hsTok(map[string]any{"iat": at(31 * time.Second)}),
 			wantCode: protocol.CodeInvalidToken},
@@ -224,7 +225,7 @@ func TestJWTAuthenticate(t *testing.T) {
 			wantCode: protocol.CodeInvalidToken},
 		// sub at the 256-byte limit.
 		{name: "sub 256 bytes", a: hs, token: hsTok(map[string]any{"sub": strings.Repeat("u", 256)}),
-			want: Identity{UserID: strings.Repeat("u", 256), ExpiresAt: hourLater}},
+			want: server.Identity{UserID: strings.Repeat("u", 256), ExpiresAt: hourLater}},
 		// sub one byte over.
 		{name: "sub 257 bytes", a: hs, token: hsTok(map[string]any{"sub": strings.Repeat("u", 257)}),
 			wantCode: protocol.CodeInvalidToken},
@@ -232,10 +233,10 @@ func TestJWTAuthenticate(t *testing.T) {
 		// Issuer, audience and RequireExp.
 		// All present and right.
 		{name: "strict valid", a: strict, token: strictTok(nil),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// aud as an array containing the expected audience.
 		{name: "aud array", a: strict, token: strictTok(map[string]any{"aud": []string{"other", "tether"}}),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// Another issuer.
 		{name: "wrong iss", a: strict, token: strictTok(map[string]any{"iss": "evil.example"}),
 			wantCode: protocol.CodeInvalidToken},
@@ -262,13 +263,13 @@ func TestJWTAuthenticate(t *testing.T) {
 		// Device and platform claims.
 		// Device claim equal to the HELLO's.
 		{name: "device match", a: hs, device: "d1", token: hsTok(map[string]any{"did": "d1", "plat": "ios"}),
-			want: Identity{UserID: "u1", DeviceID: "d1", Platform: "ios", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", DeviceID: "d1", Platform: "ios", ExpiresAt: hourLater}},
 		// Device claim and no HELLO device id: the claim is used.
 		{name: "device from token", a: hs, token: hsTok(map[string]any{"did": "d1"}),
-			want: Identity{UserID: "u1", DeviceID: "d1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", DeviceID: "d1", ExpiresAt: hourLater}},
 		// No device claim: any HELLO device id is fine, Identity leaves it to the HELLO.
 		{name: "no device claim", a: hs, device: "d9", token: hsTok(nil),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// Token bound to another device.
 		{name: "device mismatch", a: hs, device: "d2", token: hsTok(map[string]any{"did": "d1"}),
 			wantCode: protocol.CodeForbidden},
@@ -280,11 +281,11 @@ func TestJWTAuthenticate(t *testing.T) {
 			wantCode: protocol.CodeInvalidToken},
 		// DeviceClaim "-": the claim is ignored, so no mismatch.
 		{name: "device claim disabled", a: noDevice, device: "d2", token: hsTok(map[string]any{"did": "d1", "plat": "ios"}),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// Renamed claims are read; the default names are then ignored.
 		{name: "renamed claims", a: renamed, device: "d1",
 			token: hsTok(map[string]any{"device": "d1", "os": "web", "did": "zz", "plat": "zz"}),
-			want:  Identity{UserID: "u1", DeviceID: "d1", Platform: "web", ExpiresAt: hourLater}},
+			want:  server.Identity{UserID: "u1", DeviceID: "d1", Platform: "web", ExpiresAt: hourLater}},
 		// Renamed device claim mismatching.
 		{name: "renamed device mismatch", a: renamed, device: "d2", token: hsTok(map[string]any{"device": "d1"}),
 			wantCode: protocol.CodeForbidden},
@@ -293,12 +294,12 @@ func TestJWTAuthenticate(t *testing.T) {
 			wantCode: protocol.CodeInvalidToken},
 
 		// Size and shape.
-		// A correctly signed token over MaxJWTLen: refused before parsing.
-		{name: "oversize token", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxJWTLen)}),
+		// A correctly signed token over MaxTokenLen: refused before parsing.
+		{name: "oversize token", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxTokenLen)}),
 			wantCode: protocol.CodeInvalidToken},
 		// A large token under the cap is still accepted.
-		{name: "large token under cap", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxJWTLen/2)}),
-			want: Identity{UserID: "u1", ExpiresAt: hourLater}},
+		{name: "large token under cap", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxTokenLen/2)}),
+			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// No token.
 		{name: "empty", a: hs, token: "", wantCode: protocol.CodeInvalidToken},
 		// Not a JWT.
@@ -321,7 +322,7 @@ func TestJWTAuthenticate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.a.Authenticate(context.Background(), AuthRequest{Token: tt.token, DeviceID: tt.device})
+			got, err := tt.a.Authenticate(context.Background(), server.AuthRequest{Token: tt.token, DeviceID: tt.device})
 			if tt.wantCode == 0 {
 				if err != nil {
 					t.Fatalf("Authenticate: %v", err)
@@ -335,9 +336,9 @@ func TestJWTAuthenticate(t *testing.T) {
 				}
 				return
 			}
-			var ae *AuthError
+			var ae *server.AuthError
 			if !errors.As(err, &ae) {
-				t.Fatalf("err = %v (%T), want *AuthError %v", err, err, tt.wantCode)
+				t.Fatalf("err = %v (%T), want *server.AuthError %v", err, err, tt.wantCode)
 			}
 			if ae.Code != tt.wantCode {
 				t.Errorf("Code = %v, want %v (err: %v)", ae.Code, tt.wantCode, err)
@@ -345,7 +346,7 @@ func TestJWTAuthenticate(t *testing.T) {
 			if ae.Reason == "" || ae.Err == nil {
 				t.Errorf("Reason %q, Err %v: want both set", ae.Reason, ae.Err)
 			}
-			if got != (Identity{}) {
+			if got != (server.Identity{}) {
 				t.Errorf("Identity = %+v on failure, want zero", got)
 			}
 			// Nothing secret reaches the client, nor the logs.
@@ -359,7 +360,7 @@ func TestJWTAuthenticate(t *testing.T) {
 func TestJWTAuthenticateReasons(t *testing.T) {
 	// The Reason sent in AUTH_FAIL is a fixed phrase per failure; pin a few so a mapping
 	// mistake (e.g. everything "invalid token") shows.
-	a := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, Issuer: "auth.example"})
+	a := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, Issuer: "auth.example"})
 	tok := func(over map[string]any) string {
 		c := map[string]any{"iss": "auth.example"}
 		for k, v := range over {
@@ -369,10 +370,10 @@ func TestJWTAuthenticateReasons(t *testing.T) {
 	}
 	f := func(token, device, wantReason string) {
 		t.Helper()
-		_, err := a.Authenticate(context.Background(), AuthRequest{Token: token, DeviceID: device})
-		var ae *AuthError
+		_, err := a.Authenticate(context.Background(), server.AuthRequest{Token: token, DeviceID: device})
+		var ae *server.AuthError
 		if !errors.As(err, &ae) {
-			t.Fatalf("err = %v, want *AuthError", err)
+			t.Fatalf("err = %v, want *server.AuthError", err)
 		}
 		if ae.Reason != wantReason {
 			t.Errorf("Reason = %q, want %q (err: %v)", ae.Reason, wantReason, err)
@@ -387,15 +388,15 @@ func TestJWTAuthenticateReasons(t *testing.T) {
 	f(tok(map[string]any{"iss": nil}), "", "missing required claim")
 	f(tok(map[string]any{"sub": nil}), "", "missing subject")
 	f(tok(map[string]any{"did": "d1"}), "d2", "token not valid for this device")
-	f(strings.Repeat("a", MaxJWTLen+1), "", "token too long")
+	f(strings.Repeat("a", MaxTokenLen+1), "", "token too long")
 }
 
 func TestJWTAuthenticateCancelled(t *testing.T) {
 	// A done context wins over a valid token: the caller maps it to CodeAuthTimeout.
-	a := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret})
+	a := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := a.Authenticate(ctx, AuthRequest{Token: signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(nil))})
+	_, err := a.Authenticate(ctx, server.AuthRequest{Token: signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(nil))})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -404,19 +405,19 @@ func TestJWTAuthenticateCancelled(t *testing.T) {
 func TestJWTSecretCopied(t *testing.T) {
 	// The caller reusing its secret buffer must not change what the authenticator verifies.
 	secret := append([]byte(nil), jwtTestSecret...)
-	a := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: secret})
+	a := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: secret})
 	for i := range secret {
 		secret[i] = 0
 	}
 	tok := signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(nil))
-	if _, err := a.Authenticate(context.Background(), AuthRequest{Token: tok}); err != nil {
+	if _, err := a.Authenticate(context.Background(), server.AuthRequest{Token: tok}); err != nil {
 		t.Fatalf("Authenticate after caller zeroed its secret: %v", err)
 	}
 }
 
 func TestJWTConcurrent(t *testing.T) {
 	// Run under -race: one authenticator shared by many goroutines, valid and invalid tokens.
-	a := newTestJWT(t, JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret})
+	a := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret})
 	good := signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(nil))
 	bad := signJWT(t, jwt.SigningMethodHS256, jwtTestSecret, jwtClaims(map[string]any{"exp": jwtTestNow.Add(-time.Hour).Unix()}))
 	var wg sync.WaitGroup
@@ -424,12 +425,12 @@ func TestJWTConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				_, err := a.Authenticate(context.Background(), AuthRequest{Token: good})
+				_, err := a.Authenticate(context.Background(), server.AuthRequest{Token: good})
 				if err != nil {
 					errs <- fmt.Errorf("goroutine %d, call %d, good token: %w", g, i, err)
 					return
 				}
-				if _, err := a.Authenticate(context.Background(), AuthRequest{Token: bad}); err == nil {
+				if _, err := a.Authenticate(context.Background(), server.AuthRequest{Token: bad}); err == nil {
 					errs <- fmt.Errorf("goroutine %d, call %d: expired token accepted", g, i)
 					return
 				}
@@ -451,46 +452,46 @@ func TestJWTConfigErrors(t *testing.T) {
 	rsaPub := &jwtTestRSAKey().PublicKey
 	tests := []struct {
 		name    string
-		cfg     JWTConfig
+		cfg     Config
 		wantErr string // substring; "" means valid
 	}{
 		// The minimal valid configurations.
-		{"HS256 ok", JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret}, ""},
-		{"RS256 ok", JWTConfig{Algorithm: "RS256", RSAPublicKey: rsaPub}, ""},
+		{"HS256 ok", Config{Algorithm: "HS256", HMACSecret: jwtTestSecret}, ""},
+		{"RS256 ok", Config{Algorithm: "RS256", RSAPublicKey: rsaPub}, ""},
 		// A secret of exactly 32 bytes is enough.
-		{"HS256 32-byte secret", JWTConfig{Algorithm: "HS256", HMACSecret: make([]byte, 32)}, ""},
+		{"HS256 32-byte secret", Config{Algorithm: "HS256", HMACSecret: make([]byte, 32)}, ""},
 		// No algorithm.
-		{"no algorithm", JWTConfig{HMACSecret: jwtTestSecret}, "Algorithm is required"},
+		{"no algorithm", Config{HMACSecret: jwtTestSecret}, "Algorithm is required"},
 		// An algorithm this authenticator does not offer.
-		{"unknown algorithm", JWTConfig{Algorithm: "HS512", HMACSecret: jwtTestSecret}, `unsupported Algorithm "HS512"`},
+		{"unknown algorithm", Config{Algorithm: "HS512", HMACSecret: jwtTestSecret}, `unsupported Algorithm "HS512"`},
 		// "none" can never be configured.
-		{"algorithm none", JWTConfig{Algorithm: "none"}, `unsupported Algorithm "none"`},
+		{"algorithm none", Config{Algorithm: "none"}, `unsupported Algorithm "none"`},
 		// Names are case-sensitive, as in the JWT header.
-		{"lower-case algorithm", JWTConfig{Algorithm: "hs256", HMACSecret: jwtTestSecret}, "unsupported Algorithm"},
+		{"lower-case algorithm", Config{Algorithm: "hs256", HMACSecret: jwtTestSecret}, "unsupported Algorithm"},
 		// HS256 without a secret.
-		{"HS256 no secret", JWTConfig{Algorithm: "HS256"}, "HS256 needs HMACSecret"},
+		{"HS256 no secret", Config{Algorithm: "HS256"}, "HS256 needs HMACSecret"},
 		// A 31-byte secret.
-		{"HS256 short secret", JWTConfig{Algorithm: "HS256", HMACSecret: make([]byte, 31)},
-			"server: jwt: HS256 secret must be at least 32 bytes, got 31"},
+		{"HS256 short secret", Config{Algorithm: "HS256", HMACSecret: make([]byte, 31)},
+			"jwtauth: HS256 secret must be at least 32 bytes, got 31"},
 		// Both keys: ambiguous, so refused.
-		{"HS256 with RSA key", JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, RSAPublicKey: rsaPub}, "RSAPublicKey is set"},
+		{"HS256 with RSA key", Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, RSAPublicKey: rsaPub}, "RSAPublicKey is set"},
 		// RS256 without a key.
-		{"RS256 no key", JWTConfig{Algorithm: "RS256"}, "RS256 needs RSAPublicKey"},
+		{"RS256 no key", Config{Algorithm: "RS256"}, "RS256 needs RSAPublicKey"},
 		// RS256 with an empty key struct.
-		{"RS256 empty key", JWTConfig{Algorithm: "RS256", RSAPublicKey: &rsa.PublicKey{}}, "RS256 needs RSAPublicKey"},
+		{"RS256 empty key", Config{Algorithm: "RS256", RSAPublicKey: &rsa.PublicKey{}}, "RS256 needs RSAPublicKey"},
 		// RS256 with a 1024-bit key.
-		{"RS256 small key", JWTConfig{Algorithm: "RS256", RSAPublicKey: &smallKey.PublicKey}, "at least 2048 bits, got 1024"},
+		{"RS256 small key", Config{Algorithm: "RS256", RSAPublicKey: &smallKey.PublicKey}, "at least 2048 bits, got 1024"},
 		// RS256 with a secret as well.
-		{"RS256 with secret", JWTConfig{Algorithm: "RS256", RSAPublicKey: rsaPub, HMACSecret: jwtTestSecret}, "HMACSecret is set"},
+		{"RS256 with secret", Config{Algorithm: "RS256", RSAPublicKey: rsaPub, HMACSecret: jwtTestSecret}, "HMACSecret is set"},
 		// Negative leeway.
-		{"negative leeway", JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: -time.Second}, "Leeway must not be negative"},
+		{"negative leeway", Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: -time.Second}, "Leeway must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := NewJWTAuthenticator(tt.cfg)
+			a, err := New(tt.cfg)
 			if tt.wantErr == "" {
 				if err != nil || a == nil {
-					t.Fatalf("NewJWTAuthenticator = %v, %v; want an authenticator", a, err)
+					t.Fatalf("New = %v, %v; want an authenticator", a, err)
 				}
 				return
 			}
@@ -500,8 +501,8 @@ func TestJWTConfigErrors(t *testing.T) {
 			if a != nil {
 				t.Errorf("authenticator returned with error")
 			}
-			if !strings.HasPrefix(err.Error(), "server: jwt: ") {
-				t.Errorf("err = %q, want prefix %q", err, "server: jwt: ")
+			if !strings.HasPrefix(err.Error(), "jwtauth: ") {
+				t.Errorf("err = %q, want prefix %q", err, "jwtauth: ")
 			}
 		})
 	}
@@ -509,14 +510,14 @@ func TestJWTConfigErrors(t *testing.T) {
 
 func TestJWTConfigDefaults(t *testing.T) {
 	// The zero fields get the documented defaults; set fields are kept.
-	cfg := JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret}
+	cfg := Config{Algorithm: "HS256", HMACSecret: jwtTestSecret}
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Leeway != 30*time.Second || cfg.DeviceClaim != "did" || cfg.PlatformClaim != "plat" || cfg.Now == nil {
 		t.Errorf("defaults = leeway %v, device %q, platform %q, now set %v", cfg.Leeway, cfg.DeviceClaim, cfg.PlatformClaim, cfg.Now != nil)
 	}
-	cfg = JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: time.Second, DeviceClaim: "d", PlatformClaim: "p"}
+	cfg = Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, Leeway: time.Second, DeviceClaim: "d", PlatformClaim: "p"}
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
@@ -585,8 +586,8 @@ func TestJWTLoadRSAPublicKeyPEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newTestJWT(t, JWTConfig{Algorithm: "RS256", RSAPublicKey: pub})
-	id, err := a.Authenticate(context.Background(), AuthRequest{Token: signJWT(t, jwt.SigningMethodRS256, key, jwtClaims(nil))})
+	a := newTestJWT(t, Config{Algorithm: "RS256", RSAPublicKey: pub})
+	id, err := a.Authenticate(context.Background(), server.AuthRequest{Token: signJWT(t, jwt.SigningMethodRS256, key, jwtClaims(nil))})
 	if err != nil || id.UserID != "u1" {
 		t.Fatalf("Authenticate with loaded key = %+v, %v", id, err)
 	}
@@ -595,12 +596,12 @@ func TestJWTLoadRSAPublicKeyPEM(t *testing.T) {
 func TestJWTMintHS256(t *testing.T) {
 	// MintHS256 stamps iat and exp from the real clock, so this test uses the real clock
 	// for the authenticator too; nothing waits, an hour's ttl leaves ample margin.
-	a, err := NewJWTAuthenticator(JWTConfig{Algorithm: "HS256", HMACSecret: jwtTestSecret, RequireExp: true})
+	a, err := New(Config{Algorithm: "HS256", HMACSecret: jwtTestSecret, RequireExp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := func(tok, device string) (Identity, error) {
-		return a.Authenticate(context.Background(), AuthRequest{Token: tok, DeviceID: device})
+	auth := func(tok, device string) (server.Identity, error) {
+		return a.Authenticate(context.Background(), server.AuthRequest{Token: tok, DeviceID: device})
 	}
 
 	// Round trip with extra claims; extra cannot override sub.
@@ -625,7 +626,7 @@ func TestJWTMintHS256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ae *AuthError
+	var ae *server.AuthError
 	if _, err := auth(tok, ""); !errors.As(err, &ae) || ae.Code != protocol.CodeTokenExpired {
 		t.Errorf("expired minted token: err = %v, want CodeTokenExpired", err)
 	}
@@ -648,9 +649,9 @@ func TestJWTMintHS256(t *testing.T) {
 	}
 }
 
-func ExampleJWTAuthenticator() {
+func ExampleAuthenticator() {
 	secret := []byte("an example secret of 32+ bytes..")
-	a, err := NewJWTAuthenticator(JWTConfig{Algorithm: "HS256", HMACSecret: secret, RequireExp: true})
+	a, err := New(Config{Algorithm: "HS256", HMACSecret: secret, RequireExp: true})
 	if err != nil {
 		panic(err)
 	}
@@ -659,11 +660,11 @@ func ExampleJWTAuthenticator() {
 		panic(err)
 	}
 
-	id, err := a.Authenticate(context.Background(), AuthRequest{Token: token, DeviceID: "phone-1"})
+	id, err := a.Authenticate(context.Background(), server.AuthRequest{Token: token, DeviceID: "phone-1"})
 	fmt.Println(id.UserID, id.DeviceID, err)
 
-	_, err = a.Authenticate(context.Background(), AuthRequest{Token: token, DeviceID: "tablet-7"})
-	var ae *AuthError
+	_, err = a.Authenticate(context.Background(), server.AuthRequest{Token: token, DeviceID: "tablet-7"})
+	var ae *server.AuthError
 	if errors.As(err, &ae) {
 		fmt.Println(ae.Code, ae.Reason)
 	}
