@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // TestAdminEndpoints: /metrics carries the tether series and passes `promtool check

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // The negative conformance vectors of docs/PROTOCOL.md section 17, parsed from the

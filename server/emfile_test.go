@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // emfileChildEnv makes the test binary act as a gateway process with a tiny file limit.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // testLogger is quiet unless TETHER_TEST_LOG is set.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/internal/loglimit"
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // TestPerIPLimit: the connection over the per-IP cap is refused with RateLimited; once

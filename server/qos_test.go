@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client"
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // expectQoS1 reads the next frame and checks it is a QoS1 PUSH with id and payload,

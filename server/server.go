@@ -226,7 +226,6 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 	}
 }
 
-
 // Conn returns the live connection with id, or nil.
 func (s *Server) Conn(id uint64) *Conn { return s.hub.conn(id) }
 

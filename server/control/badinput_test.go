@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server/control/wire"
-	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // Every way of failing AUTH closes the connection with a defined code and is counted.

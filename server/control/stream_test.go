@@ -10,8 +10,8 @@ import (
 
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/client/service"
-	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 )
 
 // TestQoS1StreamSurvivesCuts is the hard way: a backend service pushes a
