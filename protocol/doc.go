@@ -41,9 +41,9 @@
 // rooms, reasons) are decoded into strings, which copies them: they are short
 // and routinely outlive the read buffer as map keys. Decoders reject text
 // that is not valid UTF-8 (ErrInvalidUTF8, wrapped with ErrMalformedBody), at
-// the cost of one utf8.Valid pass over each string; encoders do not check it,
-// so a sender that builds strings from untrusted bytes must clean them
-// (strings.ToValidUTF8) itself.
+// the cost of one utf8.Valid pass over each string. Encoders refuse it too
+// (ErrInvalidUTF8), so no frame they build is one a decoder rejects; CleanText
+// makes free text (reasons, messages) fit.
 //
 // Encoding appends to a caller-owned slice and allocates nothing when the
 // slice has room, so a hot path can reuse one buffer per connection. An

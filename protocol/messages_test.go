@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRoundTripEveryOpcode(t *testing.T) {
@@ -125,10 +126,18 @@ func TestDecodeRejectsInvalidUTF8(t *testing.T) {
 		t.Helper()
 		for _, s := range bad {
 			set(s)
-			frame, err := m.AppendFrame(nil, 1, 0) // encoders do not check UTF-8
+			if _, err := m.AppendFrame(nil, 1, 0); !errors.Is(err, ErrInvalidUTF8) {
+				t.Fatalf("%s %q: encode err %v; want ErrInvalidUTF8", name, s, err)
+			}
+			// Encode a placeholder of the same length, then put the bad bytes in
+			// its place, as a broken peer would send them.
+			ph := strings.Repeat("~", len(s))
+			set(ph)
+			frame, err := m.AppendFrame(nil, 1, 0)
 			if err != nil {
 				t.Fatalf("%s: encode: %v", name, err)
 			}
+			frame = bytes.Replace(frame, []byte(ph), []byte(s), 1)
 			got := NewMessage(m.Opcode())
 			before := fmt.Sprintf("%+v", got)
 			err = got.Decode(frame[Overhead:])
@@ -356,5 +365,26 @@ func TestCloseCodeFor(t *testing.T) {
 		if got := CloseCodeFor(tc.err); got != tc.want {
 			t.Errorf("CloseCodeFor(%v) = %s; want %s", tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	long := strings.Repeat("é", MaxStringLen) // 2 bytes each: cut on a boundary
+	for _, tc := range []struct{ name, in string }{
+		{"valid", "signed in elsewhere"},
+		{"invalid", "bad \xff byte"},
+		{"too long", long},
+		{"too long, ASCII", strings.Repeat("a", MaxStringLen+10)},
+	} {
+		got := CleanText(tc.in)
+		if !utf8.ValidString(got) || len(got) > MaxStringLen {
+			t.Errorf("%s: CleanText gave %d bytes, valid %v", tc.name, len(got), utf8.ValidString(got))
+		}
+		if _, err := (&Close{Reason: got}).AppendFrame(nil, 0, 0); err != nil {
+			t.Errorf("%s: the cleaned text does not encode: %v", tc.name, err)
+		}
+	}
+	if s := "unchanged"; CleanText(s) != s {
+		t.Error("valid text was changed")
 	}
 }

@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,11 +16,15 @@ const MaxStringLen = math.MaxUint16
 // length followed by that many bytes of UTF-8; rest is every remaining body
 // byte.
 
-// appendStr appends a str field, or fails with ErrFieldTooLong naming op and
-// field.
+// appendStr appends a str field, or fails with ErrFieldTooLong or
+// ErrInvalidUTF8 naming op and field: an encoder never produces a body its
+// decoder would reject.
 func appendStr(dst []byte, op Opcode, field, s string) ([]byte, error) {
 	if len(s) > MaxStringLen {
 		return dst, errFieldTooLong(op, field, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return dst, fmt.Errorf("protocol: %s: %s: %w", op, field, ErrInvalidUTF8)
 	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 	return append(dst, s...), nil
@@ -101,4 +107,23 @@ func (r *bodyReader) rest() []byte {
 	p := r.b[:len(r.b):len(r.b)]
 	r.b = nil
 	return p
+}
+
+// CleanText makes free text (a close reason, an error message) fit a str
+// field: it replaces invalid UTF-8 with U+FFFD and cuts the result to at most
+// MaxStringLen bytes on a character boundary. Valid text within the limit is
+// returned as it is, without allocating. Identifiers (user ids, rooms,
+// routes) should be refused rather than cleaned; the encoders do that.
+func CleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= MaxStringLen {
+		return s
+	}
+	cut := MaxStringLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

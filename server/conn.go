@@ -172,7 +172,7 @@ func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
 		}
 		return ErrNotReady
 	}
-	frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: reason}).AppendFrame(nil, 0, 0)
+	frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: protocol.CleanText(reason)}).AppendFrame(nil, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -196,10 +196,7 @@ func (c *Conn) Close(code protocol.Code, reason string) {
 
 // appendClose appends a CLOSE frame: the one place CLOSE frames are built.
 func appendClose(dst []byte, code protocol.Code, reason string) []byte {
-	if len(reason) > protocol.MaxStringLen {
-		reason = reason[:protocol.MaxStringLen]
-	}
-	b, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(dst, 0, 0)
+	b, err := (&protocol.Close{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(dst, 0, 0)
 	if err != nil {
 		return dst
 	}

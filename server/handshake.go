@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tether-gw/tether/protocol"
 )
@@ -39,6 +40,10 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	cancel()
 	if err == nil && id.UserID == "" {
 		err = &AuthError{Code: protocol.CodeInvalidToken, Reason: "token names no user"}
+	}
+	if err == nil && !(utf8.ValidString(id.UserID) && utf8.ValidString(id.DeviceID) && utf8.ValidString(id.Platform)) {
+		// AUTH_OK could not carry it (PROTOCOL.md §2: every str is UTF-8).
+		err = &AuthError{Code: protocol.CodeInvalidToken, Reason: "identity is not valid UTF-8"}
 	}
 	if err != nil {
 		code, reason := authFailure(err)
@@ -122,7 +127,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 // failAuth sends AUTH_FAIL answering the HELLO's seq and closes with code.
 func (c *Conn) failAuth(seq uint32, code protocol.Code, reason string) {
 	c.srv.metrics.authFailed(code)
-	frame, err := (&protocol.AuthFail{Code: code, Reason: reason}).AppendFrame(nil, seq, 0)
+	frame, err := (&protocol.AuthFail{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(nil, seq, 0)
 	if err != nil {
 		frame = nil
 	}

@@ -43,13 +43,10 @@ func (c *Conn) writeError(seq uint32, code protocol.Code, msg string) error {
 	return c.write(c.errorFrame(seq, code, msg))
 }
 
-// errorFrame encodes (and counts) an ERROR frame answering seq; an over-long message is
-// cut to fit the protocol's string limit.
+// errorFrame encodes (and counts) an ERROR frame answering seq; the message is cleaned
+// to fit a str field (protocol.CleanText).
 func (c *Conn) errorFrame(seq uint32, code protocol.Code, msg string) []byte {
-	if len(msg) > protocol.MaxStringLen {
-		msg = msg[:protocol.MaxStringLen]
-	}
-	frame, _ := (&protocol.Error{Code: code, Message: msg}).AppendFrame(nil, seq, 0)
+	frame, _ := (&protocol.Error{Code: code, Message: protocol.CleanText(msg)}).AppendFrame(nil, seq, 0)
 	c.srv.metrics.framesOut(protocol.OpError, len(frame))
 	return frame
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,4 +221,61 @@ func TestCloseWithPendingFinalFrame(t *testing.T) {
 	if st := s.Stats(); st.Connections != 0 || st.Authenticated != 0 || s.backlogBytes.Load() != 0 {
 		t.Fatalf("after Close: %+v, backlog %d bytes", st, s.backlogBytes.Load())
 	}
+}
+
+// TestServerSendsOnlyUTF8: free text from handlers and callers (an ERROR message, a kick
+// reason) is cleaned before it reaches the wire, and an authenticator's identity that
+// AUTH_OK could not carry is refused with INVALID_TOKEN; every frame the client gets
+// decodes (PROTOCOL.md §2: every str is UTF-8).
+func TestServerSendsOnlyUTF8(t *testing.T) {
+	s := startServer(t, func(o *Options) {
+		o.Handler = replyErrorHandler{}
+		o.Authenticator = AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
+			if req.Token == "mangled" {
+				return Identity{UserID: "\xffbob"}, nil // a custom authenticator's bug
+			}
+			return Identity{UserID: req.Token}, nil
+		})
+	})
+	c := dialRaw(t, s)
+	c.send(&protocol.Hello{Token: "bob"}, 1, 0)
+	c.expect(protocol.OpAuthOK)
+	c.send(&protocol.Send{Route: "r"}, 2, 0)
+	f := c.expect(protocol.OpError)
+	var e protocol.Error
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeDenied {
+		t.Fatalf("ERROR %+v: %v; want a decodable DENIED", e, err)
+	}
+	if n := s.KickUser("bob", protocol.CodeKicked, "bye \xff"); n != 1 {
+		t.Fatalf("KickUser kicked %d", n)
+	}
+	c.expectClosed(protocol.OpClose, protocol.CodeKicked)
+
+	bad := dialRaw(t, s)
+	bad.send(&protocol.Hello{Token: "mangled"}, 1, 0)
+	bad.expectClosed(protocol.OpAuthFail, protocol.CodeInvalidToken)
+
+	// A client's own invalid UTF-8 is a malformed HELLO.
+	raw := dialRaw(t, s)
+	raw.write(helloWithRawToken(t, "\xffbob"))
+	raw.expectClosed(protocol.OpClose, protocol.CodeProtocolError)
+}
+
+// replyErrorHandler fails every message with text that is not UTF-8.
+type replyErrorHandler struct{ NopHandler }
+
+func (replyErrorHandler) OnMessage(*Message) ([]byte, error) {
+	return nil, &ReplyError{Code: protocol.CodeDenied, Message: "not \xc3 valid"}
+}
+
+// helloWithRawToken builds a HELLO whose token bytes are sent as they are, even when
+// the encoder would refuse them (a broken or hostile client).
+func helloWithRawToken(t *testing.T, token string) []byte {
+	t.Helper()
+	ph := strings.Repeat("~", len(token))
+	b, err := (&protocol.Hello{Token: ph}).AppendFrame(nil, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Replace(b, []byte(ph), []byte(token), 1)
 }
