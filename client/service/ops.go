@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Result types, shared with the wire format (see package wire for each field).

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Service is a connection to a gateway's control port that may survive reconnects

@@ -4,10 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/server/control"
 )
 
@@ -40,7 +40,7 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger}
 	if secret == "" {
 		switch {
-		case !loopbackAddr(st.control):
+		case !netutil.IsLoopback(st.control):
 			return nil, fmt.Errorf("refusing to open the control port on the non-loopback address %s without a secret (set -control-secret-file or TETHER_CONTROL_SECRET, or -control - to disable it)", st.control)
 		case !st.dev:
 			logger.Warn("control port disabled: no secret configured (set -control-secret-file or TETHER_CONTROL_SECRET; -control - silences this warning)")
@@ -49,17 +49,4 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 		opts.Insecure = true // development on loopback; the port logs a warning
 	}
 	return control.New(opts)
-}
-
-// loopbackAddr reports whether a listen address binds loopback only.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 	"github.com/tether-gw/tether/server/internal/testkit"
 )
 

@@ -14,9 +14,9 @@ import (
 
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 	"github.com/tether-gw/tether/server/internal/testkit"
 )
 

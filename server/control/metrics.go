@@ -10,8 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // metricHelp is the HELP text of every control-port metric family, so that /metrics

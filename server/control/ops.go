@@ -3,9 +3,9 @@ package control
 import (
 	"errors"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // The operations a service requests. Each decodes its JSON header, calls the gateway's
@@ -39,7 +39,7 @@ func (s *session) do(f protocol.Frame) (any, *failure) {
 
 // decode decodes a request header, mapping errors to BAD_REQUEST.
 func decode(body []byte, v any) ([]byte, *failure) {
-	payload, err := wire.DecodeBody(body, v)
+	payload, err := codec.DecodeBody(body, v)
 	if err != nil {
 		return nil, badRequest(err.Error())
 	}

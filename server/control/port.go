@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
@@ -84,7 +85,7 @@ func (p *Port) Start(srv *server.Server) error {
 	case p.started:
 		return ErrStarted
 	}
-	if p.opts.Insecure && !isLoopback(p.opts.Addr) {
+	if p.opts.Insecure && !netutil.IsLoopback(p.opts.Addr) {
 		return fmt.Errorf("%w: %s", ErrInsecureAddr, p.opts.Addr)
 	}
 	ln, err := net.Listen("tcp", p.opts.Addr)
@@ -203,17 +204,4 @@ func (p *Port) services() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.authed
-}
-
-// isLoopback reports whether a listen address is on a loopback interface only.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // closeLinger bounds how long a closing session keeps trying to write its last frames
@@ -179,7 +179,7 @@ func (s *session) authenticate(f protocol.Frame) bool {
 		return false
 	}
 	var a wire.Auth
-	if _, err := wire.DecodeBody(f.Body, &a); err != nil {
+	if _, err := codec.DecodeBody(f.Body, &a); err != nil {
 		p.m.authFailed("malformed")
 		s.close(protocol.CodeProtocolError, "malformed AUTH: "+err.Error(), true)
 		return false
@@ -212,6 +212,7 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	s.result(f.Op, f.Seq, &wire.AuthResult{
 		Session:         s.id,
 		MaxFrame:        p.opts.MaxFrame,
+		ClientMaxFrame:  p.srv.Load().MaxFrame(),
 		UplinkTimeoutMs: p.opts.UplinkTimeout.Milliseconds(),
 	})
 	return true
@@ -274,7 +275,7 @@ func (s *session) handleFrame(f protocol.Frame) error {
 // result answers request op with RESULT carrying res.
 func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 	s.p.m.request(op)
-	frame, err := wire.AppendFrame(nil, OpResult, seq, res, nil)
+	frame, err := codec.AppendFrame(nil, OpResult, seq, res, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a result", "op", wire.OpName(op), "err", err)
 		s.failed(op, seq, fail(protocol.CodeInternal, "result too large"))
@@ -287,7 +288,7 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 func (s *session) failed(op protocol.Opcode, seq uint32, f *failure) {
 	s.p.m.request(op)
 	s.p.m.failed(f.code)
-	frame, err := wire.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
+	frame, err := codec.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a FAIL", "err", err)
 		return

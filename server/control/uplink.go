@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Uplinks: a client's SEND becomes an UPLINK to one service subscribed to its route
@@ -60,7 +60,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		Route:    m.Route,
 		NoReply:  m.NoReply,
 	}
-	frame, err := wire.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
+	frame, err := codec.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
 	if err != nil {
 		p.log.Error("cannot encode an uplink", "err", err)
 		return nil, &server.ReplyError{Code: protocol.CodeInternal, Message: "internal error"}
@@ -169,7 +169,7 @@ func (p *Port) failover(pd *pending, from *session) {
 func (s *session) handleReply(f protocol.Frame) {
 	p := s.p
 	var r wire.Reply
-	payload, err := wire.DecodeBody(f.Body, &r)
+	payload, err := codec.DecodeBody(f.Body, &r)
 	if err != nil {
 		s.failed(f.Op, f.Seq, badRequest(err.Error()))
 		return
@@ -221,7 +221,7 @@ func (p *Port) emit(ev *wire.Event) {
 	if len(subs) == 0 {
 		return
 	}
-	frame, err := wire.AppendFrame(nil, OpEvent, 0, ev, nil)
+	frame, err := codec.AppendFrame(nil, OpEvent, 0, ev, nil)
 	if err != nil {
 		p.log.Error("cannot encode an event", "err", err)
 		return
