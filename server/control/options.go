@@ -91,6 +91,10 @@ type Options struct {
 	AuthLockout time.Duration
 	// AuthLockoutMax bounds the lock-out. Default 5m.
 	AuthLockoutMax time.Duration
+
+	// logInterval is the period of the rate-limited logs (failed AUTHs, accept
+	// errors); tests shorten it. Default 10s.
+	logInterval time.Duration
 	// MaxSubscriptions caps the routes plus prefixes one control connection may
 	// subscribe to. Default 1024.
 	MaxSubscriptions int
@@ -132,6 +136,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.logInterval == 0 {
+		o.logInterval = defaultLogInterval
 	}
 	if o.MaxUnauthenticated == 0 {
 		o.MaxUnauthenticated = DefaultMaxUnauthenticated

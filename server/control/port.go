@@ -56,9 +56,9 @@ type Port struct {
 // Log rate limits: failed AUTHs and accept errors are logged at most this many times per
 // interval, then summarised (the metrics count every one).
 const (
-	logInterval    = 10 * time.Second
-	authLogBurst   = 5
-	acceptLogBurst = 3
+	defaultLogInterval = 10 * time.Second
+	authLogBurst       = 5
+	acceptLogBurst     = 3
 )
 
 // Accept back-off: after an accept error (EMFILE, ENFILE, ENOBUFS...) the loop waits
@@ -91,13 +91,13 @@ func New(opts Options) (*Port, error) {
 		throttle:  newAuthThrottle(o.MaxAuthFailures, o.AuthLockout, o.AuthLockoutMax),
 		quit:      make(chan struct{}),
 	}
-	p.authLog = &logLimit{interval: logInterval, burst: authLogBurst, summary: func(n int) {
+	p.authLog = &logLimit{interval: o.logInterval, burst: authLogBurst, summary: func(n int) {
 		p.log.Warn("more control AUTH failures, not logged one by one (see tether_control_auth_failures_total)",
-			"suppressed", n, "interval", logInterval.String())
+			"suppressed", n, "interval", o.logInterval.String())
 	}}
-	p.acceptLog = &logLimit{interval: logInterval, burst: acceptLogBurst, summary: func(n int) {
+	p.acceptLog = &logLimit{interval: o.logInterval, burst: acceptLogBurst, summary: func(n int) {
 		p.log.Error("more control accept errors, not logged one by one (see tether_control_accept_errors_total)",
-			"suppressed", n, "interval", logInterval.String())
+			"suppressed", n, "interval", o.logInterval.String())
 	}}
 	p.router.init()
 	p.m = newPortMetrics(p)
