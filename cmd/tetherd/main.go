@@ -46,7 +46,7 @@ type settings struct {
 
 	logFormat, logLevel string
 
-	control, controlSecretFile string
+	controlSettings // the control port's flags, in control.go
 }
 
 func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
