@@ -75,9 +75,11 @@ var _ server.Handler = (*Port)(nil)
 //
 // A control connection is trusted with every connection of the gateway, so the port
 // listens on loopback by default and demands a shared secret (compared in constant
-// time) before anything else. Unauthenticated connections may send one frame of at
-// most protocol.PreAuthMaxFrame bytes within Options.AuthTimeout; Options.MaxServices
-// caps how many connections exist at all.
+// time, at least MinSecretLen bytes off loopback) before anything else.
+// Unauthenticated connections may send one frame of at most protocol.PreAuthMaxFrame
+// bytes within Options.AuthTimeout, and are capped apart from services
+// (Options.MaxUnauthenticated, Options.MaxServices); failed AUTHs lock their source
+// out (Options.MaxAuthFailures). See the package doc's Security section.
 func New(opts Options) (*Port, error) {
 	o, err := opts.withDefaults()
 	if err != nil {

@@ -49,7 +49,14 @@ func (pd *pending) finish(stopTimer bool) bool {
 // returns server.ErrDeferReply), or at once with ERROR NO_ROUTE when no service
 // subscribed to the route, or ERROR BUSY when every subscriber's queue is full. It runs
 // on the gateway's worker pool and never blocks.
+//
+// An empty route is never routed (PROTOCOL.md §15.6: the empty prefix matches every
+// route, and routes are not empty); the gateway refuses such a SEND before it gets here,
+// and the port answers BAD_REQUEST should one arrive anyway.
 func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
+	if m.Route == "" {
+		return nil, &server.ReplyError{Code: protocol.CodeBadRequest, Message: "empty route"}
+	}
 	c := m.Conn
 	hdr := wire.Uplink{
 		ID:       p.nextUplink.Add(1),
