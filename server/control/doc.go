@@ -2,8 +2,8 @@
 // connect to in order to push to users, connections, rooms or everyone, kick, manage
 // room membership, query presence and stats, and receive the clients' uplink messages
 // (SEND), load-balanced across service instances. docs/PROTOCOL.md §15 specifies the
-// wire format; package wire holds its codec and package client/service is the Go SDK
-// for services.
+// wire format; package internal/wire holds its codec (shared with the SDK) and package
+// client/service is the Go SDK for services.
 //
 // # Wiring
 //
