@@ -113,12 +113,14 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	return n, nil
 }
 
-// Broadcast sends payload to every authenticated connection and returns how many got it.
-func (s *Server) Broadcast(payload []byte) (int, error) {
+// Broadcast sends payload to every authenticated connection except the connections in
+// exclude and returns how many got it.
+func (s *Server) Broadcast(payload []byte, exclude ...uint64) (int, error) {
 	frame, err := s.encodePush("", payload)
 	if err != nil {
 		return 0, err
 	}
+	ex := excludeSet(exclude)
 	n := 0
 	buf := connSlices.Get().(*[]*Conn)
 	for i := range s.hub.conns {
@@ -129,7 +131,7 @@ func (s *Server) Broadcast(payload []byte) (int, error) {
 			cs = append(cs, c)
 		}
 		sh.mu.RUnlock()
-		n += s.fanOut(cs, frame, nil)
+		n += s.fanOut(cs, frame, ex)
 		clear(cs)
 		*buf = cs[:0]
 	}

@@ -229,6 +229,11 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 // Conn returns the live connection with id, or nil.
 func (s *Server) Conn(id uint64) *Conn { return s.hub.conn(id) }
 
+// MaxFrame returns the largest frame the server accepts from and sends to an
+// authenticated client (Options.MaxFrame after defaults), as announced in AUTH_OK. The
+// control port reports it to services (client_max_frame) so they can size payloads.
+func (s *Server) MaxFrame() int { return s.opts.MaxFrame }
+
 // Stats is a snapshot of the server's counts.
 type Stats struct {
 	// Connections is the number of open sockets, authenticated or not.

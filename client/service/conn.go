@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // errStop ends a read loop after the gateway's CLOSE.

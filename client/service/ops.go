@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Result types, shared with the wire format (see package wire for each field).
@@ -59,14 +59,16 @@ func (s *Service) PushConns(ctx context.Context, conns []uint64, payload []byte,
 }
 
 // PushRoom sends payload to every member of room except the excluded connections,
-// with the room as the PUSH channel. An unknown (empty) room fails with NOT_FOUND.
+// with the room as the PUSH channel. An unknown (empty) room, or one whose members are
+// all excluded, fails with NOT_FOUND.
 func (s *Service) PushRoom(ctx context.Context, room string, payload []byte, exclude ...uint64) (PushResult, error) {
 	return s.push(ctx, &wire.Push{Room: room, Exclude: exclude}, payload)
 }
 
-// Broadcast sends payload to every authenticated connection of the gateway.
-func (s *Service) Broadcast(ctx context.Context, payload []byte) (PushResult, error) {
-	return s.push(ctx, &wire.Push{All: true}, payload)
+// Broadcast sends payload to every authenticated connection of the gateway except the
+// excluded connections. When that is nobody it fails with NOT_FOUND.
+func (s *Service) Broadcast(ctx context.Context, payload []byte, exclude ...uint64) (PushResult, error) {
+	return s.push(ctx, &wire.Push{All: true, Exclude: exclude}, payload)
 }
 
 func (s *Service) push(ctx context.Context, req *wire.Push, payload []byte) (PushResult, error) {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // The tests in this file drive the reconnect loop against a fake control port that

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/internal/backoff"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Service is a connection to a gateway's control port that may survive reconnects

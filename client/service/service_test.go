@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 const secret = "service-test-secret"

@@ -3,8 +3,8 @@ package service
 import (
 	"sync/atomic"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Event is a connection event: Type is "online" (wire.EventOnline) when a client

@@ -144,7 +144,7 @@ func push(c *cli, args []string) (func(context.Context) error, error) {
 		case *room != "":
 			res, err = c.svc.PushRoom(ctx, *room, payload, ex...)
 		default:
-			res, err = c.svc.Broadcast(ctx, payload)
+			res, err = c.svc.Broadcast(ctx, payload, ex...)
 		}
 		if err != nil {
 			return err

@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "tetherctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
-	secret := getenv("TETHER_CONTROL_SECRET")
+	secret := strings.TrimSpace(getenv("TETHER_CONTROL_SECRET")) // trimmed as tetherd trims it
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {

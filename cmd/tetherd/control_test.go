@@ -14,7 +14,7 @@ import (
 // never without one on a non-loopback address.
 func TestControlPortSettings(t *testing.T) {
 	secretFile := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secretFile, []byte(" from-file \n"), 0o600); err != nil {
+	if err := os.WriteFile(secretFile, []byte(" from-file-0123456789 \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := func(name string, st settings, env map[string]string, wantPort bool, wantErr, wantLog string) {
@@ -37,14 +37,23 @@ func TestControlPortSettings(t *testing.T) {
 		}
 	}
 	secret := map[string]string{"TETHER_CONTROL_SECRET": "from-env"}
-	f("disabled", settings{control: "-"}, secret, false, "", "")
-	f("env secret", settings{control: "127.0.0.1:7001"}, secret, true, "", "")
-	f("secret file", settings{control: "0.0.0.0:7001", controlSecretFile: secretFile}, nil, true, "", "")
-	f("missing file", settings{control: "127.0.0.1:7001", controlSecretFile: secretFile + ".nope"}, nil, false, "cannot read -control-secret-file", "")
-	f("no secret, public address", settings{control: "0.0.0.0:7001"}, nil, false, "refusing to open the control port", "")
-	f("no secret, public address, dev", settings{control: ":7001", dev: true}, nil, false, "refusing to open the control port", "")
-	f("no secret, loopback, production", settings{control: "127.0.0.1:7001"}, nil, false, "", "control port disabled")
-	f("no secret, loopback, dev", settings{control: "127.0.0.1:7001", dev: true}, nil, true, "", "")
+	st := func(addr string) settings { return settings{controlSettings: controlSettings{control: addr}} }
+	f("disabled", settings{controlSettings: controlSettings{control: "-"}}, secret, false, "", "")
+	f("env secret", settings{controlSettings: controlSettings{control: "127.0.0.1:7001"}}, secret, true, "", "")
+	f("secret file", settings{controlSettings: controlSettings{control: "0.0.0.0:7001", controlSecretFile: secretFile}}, nil, true, "", "")
+	f("missing file", settings{controlSettings: controlSettings{control: "127.0.0.1:7001", controlSecretFile: secretFile + ".nope"}}, nil, false, "cannot read -control-secret-file", "")
+	f("no secret, public address", settings{controlSettings: controlSettings{control: "0.0.0.0:7001"}}, nil, false, "refusing to open the control port", "")
+	f("no secret, public address, dev", settings{controlSettings: controlSettings{control: ":7001"}, dev: true}, nil, false, "refusing to open the control port", "")
+	f("no secret, loopback, production", settings{controlSettings: controlSettings{control: "127.0.0.1:7001"}}, nil, false, "", "control port disabled")
+	f("no secret, loopback, dev", settings{controlSettings: controlSettings{control: "127.0.0.1:7001"}, dev: true}, nil, true, "", "")
+	// Secrets are trimmed wherever they come from; whitespace alone is refused.
+	f("env secret trimmed", st("127.0.0.1:7001"), map[string]string{"TETHER_CONTROL_SECRET": " from-env\n"}, true, "", "")
+	f("env secret only whitespace", st("127.0.0.1:7001"), map[string]string{"TETHER_CONTROL_SECRET": " \t\n"}, false, "only whitespace", "")
+	// Off loopback a secret needs control.MinSecretLen bytes, counted after trimming.
+	f("short secret, public address", st("0.0.0.0:7001"), map[string]string{"TETHER_CONTROL_SECRET": "short-secret    "}, false, "shorter than 16 bytes", "")
+	f("long secret, public address", st("0.0.0.0:7001"), map[string]string{"TETHER_CONTROL_SECRET": "0123456789abcdef"}, true, "", "")
+	f("short secret, loopback", st("localhost:7001"), map[string]string{"TETHER_CONTROL_SECRET": "short"}, true, "", "")
+	f("negative max services", settings{controlSettings: controlSettings{control: "127.0.0.1:7001", controlMaxServices: -1}}, secret, false, "negative", "")
 }
 
 // tetherd refuses to start with a public control address and no secret.
@@ -53,5 +62,21 @@ func TestRunRefusesPublicControlWithoutSecret(t *testing.T) {
 	code := run([]string{"-dev", "-addr", "127.0.0.1:0", "-admin", "-", "-control", "0.0.0.0:0"}, io.Discard, &stderr, func(string) string { return "" })
 	if code != 2 || !strings.Contains(stderr.String(), "without a secret") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// -control-max-services reaches the settings, from the flag or the environment, and
+// defaults to 0 (the library default).
+func TestControlMaxServicesFlag(t *testing.T) {
+	var st settings
+	fs := newFlagSet(&st, io.Discard)
+	if err := fs.Parse(nil); err != nil || st.controlMaxServices != 0 {
+		t.Fatalf("default: %d, %v", st.controlMaxServices, err)
+	}
+	if err := fs.Parse([]string{"-control-max-services", "3"}); err != nil || st.controlMaxServices != 3 {
+		t.Fatalf("flag: %d, %v", st.controlMaxServices, err)
+	}
+	if envName("control-max-services") != "TETHER_CONTROL_MAX_SERVICES" {
+		t.Fatal(envName("control-max-services"))
 	}
 }

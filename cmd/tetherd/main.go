@@ -59,7 +59,7 @@ type settings struct {
 
 	logFormat, logLevel string
 
-	control, controlSecretFile string
+	controlSettings // the control port's flags, in control.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as

@@ -13,8 +13,8 @@ import (
 
 	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Every way of failing AUTH closes the connection with a defined code and is counted.

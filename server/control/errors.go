@@ -15,6 +15,9 @@ var (
 	// address is not loopback: a control port without a secret must not be reachable
 	// from other machines.
 	ErrInsecureAddr = errors.New("control: refusing to listen without a secret on a non-loopback address")
+	// ErrWeakSecret is returned by New when Options.Secret is shorter than
+	// MinSecretLen and the address is not loopback.
+	ErrWeakSecret = errors.New("control: secret shorter than 16 bytes on a non-loopback address")
 )
 
 // failure is an operation's failure, sent to the service as FAIL.

@@ -15,9 +15,9 @@ import (
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 const testSecret = "s3cret-for-tests"

@@ -10,13 +10,14 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // metricHelp is the HELP text of every control-port metric family, so that /metrics
 // passes `promtool check metrics`.
 var metricHelp = map[string]string{
+	"tether_control_accept_errors_total":        "Accept errors on the control listener (e.g. out of file descriptors), each followed by a back-off of 5 ms doubling to 1 s.",
 	"tether_control_auth_failures_total":        "Control connections refused at AUTH, by reason (bad_secret, missing_secret, no_auth, malformed, timeout, protocol_error).",
 	"tether_control_closes_total":               "Control connections closed, by close code (NORMAL includes services that went away).",
 	"tether_control_connections_total":          "Control connections accepted since start.",
@@ -27,7 +28,7 @@ var metricHelp = map[string]string{
 	"tether_control_push_delivered_total":       "Push frames written or queued to client connections by control-port pushes.",
 	"tether_control_queued_bytes":               "Bytes queued for services, not yet written.",
 	"tether_control_read_bytes_total":           "Bytes read from control connections.",
-	"tether_control_rejected_total":             "Control connections refused before AUTH, by reason.",
+	"tether_control_rejected_total":             "Control connections refused or closed instead of served, by reason (too_many_services: authenticated cap; too_many_unauthenticated: evicted to make room; auth_locked_out: source locked out after failed AUTHs).",
 	"tether_control_replies_unknown_total":      "REPLY frames for uplinks that were unknown, already answered or timed out.",
 	"tether_control_requests_total":             "Requests answered (RESULT or FAIL), by opcode.",
 	"tether_control_services":                   "Authenticated control connections.",
@@ -43,6 +44,7 @@ type portMetrics struct {
 	set *metrics.Set
 
 	connsTotal     *metrics.Counter
+	acceptErrors   *metrics.Counter
 	bytesIn        *metrics.Counter
 	bytesOut       *metrics.Counter
 	slowClosed     *metrics.Counter
@@ -66,6 +68,7 @@ func newPortMetrics(p *Port) *portMetrics {
 	set := metrics.NewSet()
 	m := &portMetrics{set: set}
 	m.connsTotal = set.NewCounter("tether_control_connections_total")
+	m.acceptErrors = set.NewCounter("tether_control_accept_errors_total")
 	m.bytesIn = set.NewCounter("tether_control_read_bytes_total")
 	m.bytesOut = set.NewCounter("tether_control_written_bytes_total")
 	m.slowClosed = set.NewCounter("tether_control_slow_service_closes_total")
@@ -114,7 +117,9 @@ func newPortMetrics(p *Port) *portMetrics {
 	for _, r := range []string{"bad_secret", "missing_secret", "no_auth", "malformed", "timeout", "protocol_error"} {
 		set.GetOrCreateCounter(fmt.Sprintf(`tether_control_auth_failures_total{reason=%q}`, r))
 	}
-	set.GetOrCreateCounter(`tether_control_rejected_total{reason="too_many_services"}`)
+	for _, r := range []string{"too_many_services", "too_many_unauthenticated", "auth_locked_out"} {
+		set.GetOrCreateCounter(fmt.Sprintf(`tether_control_rejected_total{reason=%q}`, r))
+	}
 	return m
 }
 

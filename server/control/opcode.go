@@ -1,9 +1,10 @@
 package control
 
-import "github.com/tether-gw/tether/server/control/wire"
+import "github.com/tether-gw/tether/internal/wire"
 
-// Control-port opcodes, re-exported from package wire (which holds the codec, so that
-// services need not link the gateway). See wire for each one's direction and body.
+// Control-port opcodes, re-exported from package internal/wire (which holds the codec,
+// so that services need not link the gateway). See wire for each one's direction and
+// body.
 const (
 	OpAuth        = wire.OpAuth
 	OpResult      = wire.OpResult

@@ -3,9 +3,9 @@ package control
 import (
 	"errors"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // The operations a service requests. Each decodes its JSON header, calls the gateway's
@@ -39,7 +39,7 @@ func (s *session) do(f protocol.Frame) (any, *failure) {
 
 // decode decodes a request header, mapping errors to BAD_REQUEST.
 func decode(body []byte, v any) ([]byte, *failure) {
-	payload, err := wire.DecodeBody(body, v)
+	payload, err := codec.DecodeBody(body, v)
 	if err != nil {
 		return nil, badRequest(err.Error())
 	}
@@ -57,10 +57,11 @@ func count(conds ...bool) int {
 	return n
 }
 
-// push fans a message out. Pushing to users or connections none of which is online,
-// or to a room without members, fails with NOT_FOUND (with the offline count), so a
-// service learns that nobody got the message; a push that reached anyone, or was kept
-// for resume (QoS1), succeeds with the counts.
+// push fans a message out. A push that reaches nobody fails with NOT_FOUND (with the
+// offline count), so a service learns that nobody got the message: users or
+// connections none of which is online, a room without members or whose members are all
+// excluded, a broadcast with nobody (else) connected. A push that reached anyone, or was
+// kept for resume (QoS1), succeeds with the counts.
 func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 	var req wire.Push
 	payload, f := decode(body, &req)
@@ -75,23 +76,18 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		return nil, badRequest("qos must be 0 or 1")
 	case req.QoS == 1 && (req.Room != "" || req.All):
 		return nil, badRequest("qos 1 applies to users and conns pushes only")
-	case req.All && len(req.Exclude) > 0:
-		return nil, badRequest("exclude does not apply to all")
 	case len(req.Room) > maxRoomLen:
 		return nil, badRequest("room name longer than 255 bytes")
 	}
 	opts := server.PushOptions{QoS1: req.QoS == 1, Exclude: req.Exclude}
 	var (
-		res     server.PushResult
-		err     error
-		targets int
+		res server.PushResult
+		err error
 	)
 	switch {
 	case len(req.Users) > 0:
-		targets = len(req.Users)
 		res, err = srv.PushUsers(req.Users, payload, opts)
 	case len(req.Conns) > 0:
-		targets = len(req.Conns)
 		res, err = srv.PushConns(req.Conns, payload, opts)
 	case req.Room != "":
 		if srv.RoomSize(req.Room) == 0 {
@@ -99,14 +95,21 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		}
 		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
 	default:
-		res.Delivered, err = srv.Broadcast(payload)
+		res.Delivered, err = srv.Broadcast(payload, req.Exclude...)
 	}
 	if err != nil {
 		return nil, gatewayFailure(err)
 	}
 	s.p.m.pushDelivered.Add(res.Delivered)
-	if targets > 0 && res.Delivered == 0 && len(res.MsgIDs) == 0 && res.Offline >= targets {
-		return nil, &failure{code: protocol.CodeNotFound, msg: "no addressed user or connection is online", offline: res.Offline}
+	if res.Delivered == 0 && len(res.MsgIDs) == 0 {
+		msg := "no addressed user or connection is online"
+		switch {
+		case req.Room != "":
+			msg = "no member of the room got the message (all excluded or closing)"
+		case req.All:
+			msg = "no connection got the message (none authenticated, or all excluded)"
+		}
+		return nil, &failure{code: protocol.CodeNotFound, msg: msg, offline: res.Offline}
 	}
 	return &wire.PushResult{Delivered: res.Delivered, Offline: res.Offline, MsgIDs: res.MsgIDs}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -19,7 +20,17 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxServices      = 1024
 	DefaultMaxSubscriptions = 1024
+
+	DefaultMaxUnauthenticated = 64
+	DefaultMaxAuthFailures    = 5
+	DefaultAuthLockout        = time.Second
+	DefaultAuthLockoutMax     = 5 * time.Minute
 )
+
+// MinSecretLen is the shortest Options.Secret accepted for a control port that is not
+// on loopback: 16 bytes, which is 128 bits for a random secret and out of reach of a
+// throttled online guesser even at 6 bits per byte.
+const MinSecretLen = 16
 
 // Options configures a Port. The zero value of every field keeps the default given in
 // its doc; defaults and validation live in withDefaults.
@@ -28,7 +39,8 @@ type Options struct {
 	// trusted: keep it on loopback or a private network.
 	Addr string
 	// Secret is the shared secret every control connection must present in AUTH.
-	// Required unless Insecure is set.
+	// Required unless Insecure is set; at least MinSecretLen bytes unless Addr is
+	// loopback.
 	Secret string
 	// Insecure accepts AUTH with any secret. It is for development only: New refuses
 	// it together with a Secret, and Start refuses it on a non-loopback address.
@@ -56,9 +68,33 @@ type Options struct {
 	// queue may stay full, before the connection is closed as a slow consumer.
 	// Default 10s.
 	WriteTimeout time.Duration
-	// MaxServices caps concurrent control connections; more are closed with
-	// SERVER_FULL. Default 1024.
+	// MaxServices caps authenticated control connections; an AUTH beyond it is
+	// answered CLOSE SERVER_FULL. Connections still authenticating are capped by
+	// MaxUnauthenticated instead, so they cannot take a service's place. Default 1024.
 	MaxServices int
+	// MaxUnauthenticated caps control connections that have not yet authenticated.
+	// A connection beyond it makes room by closing, with SERVER_FULL, the oldest
+	// unauthenticated connection of the source address that holds the most of them,
+	// so idle connections (and one flooding host) cannot lock a service out: a service
+	// only needs its AUTH to arrive before MaxUnauthenticated newer connections from
+	// its own address do. Default 64.
+	MaxUnauthenticated int
+	// MaxAuthFailures is how many failed AUTHs (wrong or missing secret) one source
+	// address (IPv4 address or IPv6 /64) may make before it is locked out: its
+	// connections are closed with RATE_LIMITED before AUTH for AuthLockout, doubling
+	// with every further failure up to AuthLockoutMax. A successful AUTH, or 15
+	// minutes without a failure, forgets the source. Negative disables the throttle.
+	// Default 5.
+	MaxAuthFailures int
+	// AuthLockout is the first lock-out of a source that reached MaxAuthFailures.
+	// Default 1s.
+	AuthLockout time.Duration
+	// AuthLockoutMax bounds the lock-out. Default 5m.
+	AuthLockoutMax time.Duration
+
+	// logInterval is the period of the rate-limited logs (failed AUTHs, accept
+	// errors); tests shorten it. Default 10s.
+	logInterval time.Duration
 	// MaxSubscriptions caps the routes plus prefixes one control connection may
 	// subscribe to. Default 1024.
 	MaxSubscriptions int
@@ -101,9 +137,28 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if o.logInterval == 0 {
+		o.logInterval = defaultLogInterval
+	}
+	if o.MaxUnauthenticated == 0 {
+		o.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
+	if o.MaxAuthFailures == 0 {
+		o.MaxAuthFailures = DefaultMaxAuthFailures
+	}
+	if o.AuthLockout == 0 {
+		o.AuthLockout = DefaultAuthLockout
+	}
+	if o.AuthLockoutMax == 0 {
+		o.AuthLockoutMax = max(DefaultAuthLockoutMax, o.AuthLockout)
+	}
 	if o.AuthTimeout < 0 || o.UplinkTimeout < 0 || o.WriteTimeout < 0 || o.MaxQueueBytes < 0 ||
-		o.MaxServices < 0 || o.MaxSubscriptions < 0 {
-		return o, errors.New("control: Options durations and limits must not be negative")
+		o.MaxServices < 0 || o.MaxSubscriptions < 0 || o.MaxUnauthenticated < 0 || o.AuthLockout < 0 ||
+		o.AuthLockoutMax < o.AuthLockout {
+		return o, errors.New("control: Options durations and limits must not be negative (nor AuthLockoutMax below AuthLockout)")
+	}
+	if !o.Insecure && len(o.Secret) < MinSecretLen && !netutil.IsLoopback(o.Addr) {
+		return o, fmt.Errorf("%w: %d bytes for %s", ErrWeakSecret, len(o.Secret), o.Addr)
 	}
 	return o, nil
 }

@@ -9,7 +9,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
@@ -34,15 +36,38 @@ type Port struct {
 	pendingN    atomic.Int64
 	uplinksN    atomic.Uint64
 
+	throttle  *authThrottle
+	authLog   *logLimit // failed AUTHs
+	acceptLog *logLimit // accept errors
+
 	mu       sync.Mutex
 	ln       net.Listener
 	started  bool
 	closed   bool
 	sessions map[*session]struct{}
 	authed   int
+	// unauth lists the sessions that have not authenticated yet, oldest first.
+	unauth []*session
 
-	wg sync.WaitGroup
+	quit chan struct{} // closed by Close
+	wg   sync.WaitGroup
 }
+
+// Log rate limits: failed AUTHs and accept errors are logged at most this many times per
+// interval, then summarised (the metrics count every one).
+const (
+	defaultLogInterval = 10 * time.Second
+	authLogBurst       = 5
+	acceptLogBurst     = 3
+)
+
+// Accept back-off: after an accept error (EMFILE, ENFILE, ENOBUFS...) the loop waits
+// acceptBackoffMin, doubling up to acceptBackoffMax while the errors last, as net/http
+// does; descriptors freed elsewhere then let it accept again.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
 
 var _ server.Handler = (*Port)(nil)
 
@@ -50,9 +75,11 @@ var _ server.Handler = (*Port)(nil)
 //
 // A control connection is trusted with every connection of the gateway, so the port
 // listens on loopback by default and demands a shared secret (compared in constant
-// time) before anything else. Unauthenticated connections may send one frame of at
-// most protocol.PreAuthMaxFrame bytes within Options.AuthTimeout; Options.MaxServices
-// caps how many connections exist at all.
+// time, at least MinSecretLen bytes off loopback) before anything else.
+// Unauthenticated connections may send one frame of at most protocol.PreAuthMaxFrame
+// bytes within Options.AuthTimeout, and are capped apart from services
+// (Options.MaxUnauthenticated, Options.MaxServices); failed AUTHs lock their source
+// out (Options.MaxAuthFailures). See the package doc's Security section.
 func New(opts Options) (*Port, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -63,7 +90,17 @@ func New(opts Options) (*Port, error) {
 		log:       o.Logger.With("component", "control"),
 		secretSum: sha256.Sum256([]byte(o.Secret)),
 		sessions:  make(map[*session]struct{}),
+		throttle:  newAuthThrottle(o.MaxAuthFailures, o.AuthLockout, o.AuthLockoutMax),
+		quit:      make(chan struct{}),
 	}
+	p.authLog = &logLimit{interval: o.logInterval, burst: authLogBurst, summary: func(n int) {
+		p.log.Warn("more control AUTH failures, not logged one by one (see tether_control_auth_failures_total)",
+			"suppressed", n, "interval", o.logInterval.String())
+	}}
+	p.acceptLog = &logLimit{interval: o.logInterval, burst: acceptLogBurst, summary: func(n int) {
+		p.log.Error("more control accept errors, not logged one by one (see tether_control_accept_errors_total)",
+			"suppressed", n, "interval", o.logInterval.String())
+	}}
 	p.router.init()
 	p.m = newPortMetrics(p)
 	return p, nil
@@ -84,7 +121,7 @@ func (p *Port) Start(srv *server.Server) error {
 	case p.started:
 		return ErrStarted
 	}
-	if p.opts.Insecure && !isLoopback(p.opts.Addr) {
+	if p.opts.Insecure && !netutil.IsLoopback(p.opts.Addr) {
 		return fmt.Errorf("%w: %s", ErrInsecureAddr, p.opts.Addr)
 	}
 	ln, err := net.Listen("tcp", p.opts.Addr)
@@ -126,6 +163,7 @@ func (p *Port) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.quit)
 	if p.ln != nil {
 		p.ln.Close()
 	}
@@ -144,38 +182,114 @@ func (p *Port) Close() error {
 // acceptLoop accepts control connections until the listener closes. Control
 // connections are few (a handful per backend service), so each gets a reading and a
 // writing goroutine; the client port's event loop is not worth its complexity here.
+// An accept error other than the listener closing (typically EMFILE or ENFILE: out of
+// descriptors) is counted, logged (rate-limited) and retried after a back-off, so the
+// port serves again once descriptors free up.
 func (p *Port) acceptLoop(ln net.Listener) {
 	defer p.wg.Done()
+	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) || p.isClosed() {
+				return
 			}
-			p.mu.Lock()
-			closed := p.closed
-			p.mu.Unlock()
-			if !closed {
-				p.log.Error("control listener failed", "err", err)
+			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+			p.m.acceptErrors.Inc()
+			if p.acceptLog.allow() {
+				p.log.Error("control port cannot accept; retrying", "err", err, "retry_in", delay.String())
 			}
-			return
+			select {
+			case <-time.After(delay):
+			case <-p.quit:
+				return
+			}
+			continue
 		}
+		delay = 0
 		p.m.connsTotal.Inc()
-		s := newSession(p, nc)
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			nc.Close()
-			return
-		}
-		full := len(p.sessions) >= p.opts.MaxServices
-		p.sessions[s] = struct{}{}
-		p.wg.Add(2)
-		p.mu.Unlock()
-		go s.writeLoop()
-		go s.serve(full)
+		p.admit(nc)
 	}
+}
+
+// admit starts serving a new connection: it refuses a source that is locked out for
+// failed AUTHs, and makes room among the unauthenticated connections if they are at
+// their cap (Options.MaxUnauthenticated).
+func (p *Port) admit(nc net.Conn) {
+	s := newSession(p, nc)
+	var refuse *refusal
+	if s.hasSource {
+		if until, locked := p.throttle.lockedOut(s.source, time.Now()); locked {
+			refuse = lockedOutRefusal(until)
+		}
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		nc.Close()
+		return
+	}
+	var victim *session
+	if refuse == nil {
+		if len(p.unauth) >= p.opts.MaxUnauthenticated {
+			victim = p.evictUnauthLocked()
+		}
+		p.unauth = append(p.unauth, s)
+	}
+	p.sessions[s] = struct{}{}
+	p.wg.Add(2)
+	p.mu.Unlock()
+	if victim != nil {
+		p.m.rejected("too_many_unauthenticated")
+		victim.close(protocol.CodeServerFull, "too many unauthenticated control connections", true)
+	}
+	go s.writeLoop()
+	go s.serve(refuse)
+}
+
+// evictUnauthLocked takes one session out of p.unauth to make room and returns it: the
+// oldest of the source address with the most unauthenticated sessions (the list is
+// short, Options.MaxUnauthenticated). p.mu is held.
+func (p *Port) evictUnauthLocked() *session {
+	if len(p.unauth) == 0 {
+		return nil // MaxUnauthenticated 0 is replaced by the default; kept for safety
+	}
+	counts := make(map[string]int, 8)
+	top := p.unauth[0].host
+	for _, s := range p.unauth {
+		counts[s.host]++
+		if counts[s.host] > counts[top] {
+			top = s.host
+		}
+	}
+	best := 0
+	for i, s := range p.unauth {
+		if s.host == top {
+			best = i
+			break
+		}
+	}
+	v := p.unauth[best]
+	p.unauth = append(p.unauth[:best], p.unauth[best+1:]...)
+	return v
+}
+
+// takeUnauthLocked removes s from the unauthenticated sessions and reports whether it
+// was there (false once it was evicted). p.mu is held.
+func (p *Port) takeUnauthLocked(s *session) bool {
+	for i, u := range p.unauth {
+		if u == s {
+			p.unauth = append(p.unauth[:i], p.unauth[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Port) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // removeSession forgets a closed session.
@@ -184,6 +298,8 @@ func (p *Port) removeSession(s *session, wasAuthed bool) {
 	delete(p.sessions, s)
 	if wasAuthed {
 		p.authed--
+	} else {
+		p.takeUnauthLocked(s)
 	}
 	p.mu.Unlock()
 }
@@ -203,17 +319,4 @@ func (p *Port) services() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.authed
-}
-
-// isLoopback reports whether a listen address is on a loopback interface only.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -24,6 +24,14 @@ func TestOptionsValidation(t *testing.T) {
 	f("tiny max frame", Options{Secret: "x", MaxFrame: 100}, "MaxFrame")
 	f("negative timeout", Options{Secret: "x", WriteTimeout: -1}, "negative")
 	f("defaults", Options{Secret: "x"}, "")
+	// Off loopback the secret needs MinSecretLen bytes; on loopback any length will do.
+	f("short secret, public", Options{Secret: "fifteen-bytes!!", Addr: "0.0.0.0:7001"}, "shorter than 16 bytes")
+	f("short secret, every interface", Options{Secret: "x", Addr: ":7001"}, "shorter than 16 bytes")
+	f("long secret, public", Options{Secret: "sixteen-bytes!!!", Addr: "0.0.0.0:7001"}, "")
+	f("short secret, ipv6 loopback", Options{Secret: "x", Addr: "[::1]:7001"}, "")
+	f("negative unauthenticated cap", Options{Secret: "x", MaxUnauthenticated: -1}, "negative")
+	f("lock-out max below lock-out", Options{Secret: "x", AuthLockout: time.Minute, AuthLockoutMax: time.Second}, "AuthLockoutMax")
+	f("throttle disabled", Options{Secret: "x", MaxAuthFailures: -1}, "")
 	f("insecure", Options{Insecure: true}, "")
 }
 

@@ -92,6 +92,24 @@ func TestPushConnsQoSAndBroadcast(t *testing.T) {
 	}
 	nextPush(t, a)
 	nextPush(t, b)
+
+	// "all" with exclude is everyone but those connections.
+	res, err = svc.Broadcast(ctx, []byte("not a"), a.ConnID())
+	if err != nil || res.Delivered != 1 {
+		t.Fatalf("Broadcast excluding a = %+v, %v; want delivered 1", res, err)
+	}
+	if p := nextPush(t, b); string(p.Payload) != "not a" {
+		t.Fatalf("b got %q", p.Payload)
+	}
+	// Excluding everyone reaches nobody: NOT_FOUND, as for any push that reaches nobody.
+	_, err = svc.Broadcast(ctx, []byte("nobody"), a.ConnID(), b.ConnID())
+	serviceErr(t, err, protocol.CodeNotFound)
+	if _, err := svc.PushUsers(ctx, []string{"alice"}, []byte("marker"), service.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, a); string(p.Payload) != "marker" {
+		t.Fatalf("excluded a got %q before the marker", p.Payload)
+	}
 }
 
 // Room pushes honour the exclude list; an unknown room fails with NOT_FOUND.
@@ -125,6 +143,11 @@ func TestPushRoomWithExclude(t *testing.T) {
 		t.Fatalf("excluded member got %q before the marker", p.Payload)
 	}
 
+	// A room push with every member excluded reaches nobody: NOT_FOUND, offline 0.
+	_, err = svc.PushRoom(ctx, "match-1", []byte("x"), a.ConnID(), b.ConnID(), c.ConnID())
+	if e := serviceErr(t, err, protocol.CodeNotFound); e.Offline != 0 {
+		t.Fatalf("all-excluded room push: offline %d, want 0", e.Offline)
+	}
 	_, err = svc.PushRoom(ctx, "no-such-room", []byte("x"))
 	serviceErr(t, err, protocol.CodeNotFound)
 	_, err = svc.PushRoom(ctx, string(make([]byte, 300)), []byte("x"))

@@ -2,15 +2,17 @@ package control
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // closeLinger bounds how long a closing session keeps trying to write its last frames
@@ -30,6 +32,11 @@ type session struct {
 	nc     net.Conn
 	id     uint64
 	remote string
+	// source is the remote address's key in the AUTH throttle (hasSource false for
+	// a connection that is not TCP/IP); host is its string form, or remote's.
+	source    netip.Addr
+	hasSource bool
+	host      string
 	// log is replaced once, by the reader, when AUTH names the service; other
 	// goroutines log through it too, hence the atomic pointer.
 	log atomic.Pointer[slog.Logger]
@@ -74,6 +81,10 @@ func newSession(p *Port, nc net.Conn) *session {
 		space:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*pending),
+		host:    remote,
+	}
+	if s.source, s.hasSource = sourceKey(nc.RemoteAddr()); s.hasSource {
+		s.host = s.source.String()
 	}
 	s.log.Store(p.log.With("session", id, "remote", remote))
 	return s
@@ -90,13 +101,26 @@ func signal(ch chan struct{}) {
 	}
 }
 
+// refusal is why a connection is closed before it may authenticate.
+type refusal struct {
+	code   protocol.Code
+	reason string
+	metric string // tether_control_rejected_total's reason label
+}
+
+// lockedOutRefusal refuses a source locked out for failed AUTHs until until.
+func lockedOutRefusal(until time.Time) *refusal {
+	wait := time.Until(until).Round(time.Millisecond)
+	return &refusal{protocol.CodeRateLimited, fmt.Sprintf("too many failed AUTHs from this address; retry in %s", wait), "auth_locked_out"}
+}
+
 // serve is the session's reading goroutine: the AUTH handshake, then every frame in
-// order until the connection ends.
-func (s *session) serve(full bool) {
+// order until the connection ends. A non-nil refuse closes the connection at once.
+func (s *session) serve(refuse *refusal) {
 	defer s.p.wg.Done()
-	if full {
-		s.p.m.rejected("too_many_services")
-		s.close(protocol.CodeServerFull, "too many control connections", true)
+	if refuse != nil {
+		s.p.m.rejected(refuse.metric)
+		s.close(refuse.code, refuse.reason, true)
 		return
 	}
 	rest, ok := s.handshake()
@@ -179,29 +203,48 @@ func (s *session) authenticate(f protocol.Frame) bool {
 		return false
 	}
 	var a wire.Auth
-	if _, err := wire.DecodeBody(f.Body, &a); err != nil {
+	if _, err := codec.DecodeBody(f.Body, &a); err != nil {
 		p.m.authFailed("malformed")
 		s.close(protocol.CodeProtocolError, "malformed AUTH: "+err.Error(), true)
 		return false
 	}
-	if a.Secret == "" && !p.opts.Insecure {
-		p.m.authFailed("missing_secret")
-		s.close(protocol.CodeInvalidToken, "missing secret", true)
+	now := time.Now()
+	if s.hasSource {
+		// A connection accepted before its source was locked out must not get its
+		// guess checked either.
+		if until, locked := p.throttle.lockedOut(s.source, now); locked {
+			r := lockedOutRefusal(until)
+			p.m.rejected(r.metric)
+			s.close(r.code, r.reason, true)
+			return false
+		}
+	}
+	switch {
+	case a.Secret == "" && !p.opts.Insecure:
+		s.secretFailed(now, "missing_secret", "missing secret")
+		return false
+	case !p.checkSecret(a.Secret):
+		s.secretFailed(now, "bad_secret", "invalid secret")
 		return false
 	}
-	if !p.checkSecret(a.Secret) {
-		p.m.authFailed("bad_secret")
-		s.logger().Warn("control connection presented a wrong secret")
-		s.close(protocol.CodeInvalidToken, "invalid secret", true)
-		return false
+	if s.hasSource {
+		p.throttle.succeeded(s.source)
 	}
 	name := a.Name
 	if len(name) > 128 {
 		name = name[:128]
 	}
 	p.mu.Lock()
-	if _, ok := p.sessions[s]; !ok || p.closed {
+	if !p.takeUnauthLocked(s) || p.closed {
+		// Evicted to make room for a newer connection, or the port is closing:
+		// whoever did that closes the session.
 		p.mu.Unlock()
+		return false
+	}
+	if p.authed >= p.opts.MaxServices {
+		p.mu.Unlock()
+		p.m.rejected("too_many_services")
+		s.close(protocol.CodeServerFull, "too many control connections", true)
 		return false
 	}
 	s.authed.Store(true)
@@ -212,9 +255,29 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	s.result(f.Op, f.Seq, &wire.AuthResult{
 		Session:         s.id,
 		MaxFrame:        p.opts.MaxFrame,
+		ClientMaxFrame:  p.srv.Load().MaxFrame(),
 		UplinkTimeoutMs: p.opts.UplinkTimeout.Milliseconds(),
 	})
 	return true
+}
+
+// secretFailed refuses an AUTH with a wrong or missing secret: it counts the failure
+// against the source (which may lock the source out) and logs it, rate-limited.
+func (s *session) secretFailed(now time.Time, metric, reason string) {
+	p := s.p
+	p.m.authFailed(metric)
+	var lockout time.Duration
+	if s.hasSource {
+		lockout = p.throttle.failed(s.source, now)
+	}
+	if p.authLog.allow() {
+		if lockout > 0 {
+			s.logger().Warn("control AUTH failed; locking the source out", "why", reason, "lockout", lockout.String())
+		} else {
+			s.logger().Warn("control AUTH failed", "why", reason)
+		}
+	}
+	s.close(protocol.CodeInvalidToken, reason, true)
 }
 
 // decodeFailed closes the session after a framing error (or errStop).
@@ -274,7 +337,7 @@ func (s *session) handleFrame(f protocol.Frame) error {
 // result answers request op with RESULT carrying res.
 func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 	s.p.m.request(op)
-	frame, err := wire.AppendFrame(nil, OpResult, seq, res, nil)
+	frame, err := codec.AppendFrame(nil, OpResult, seq, res, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a result", "op", wire.OpName(op), "err", err)
 		s.failed(op, seq, fail(protocol.CodeInternal, "result too large"))
@@ -287,7 +350,7 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 func (s *session) failed(op protocol.Opcode, seq uint32, f *failure) {
 	s.p.m.request(op)
 	s.p.m.failed(f.code)
-	frame, err := wire.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
+	frame, err := codec.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a FAIL", "err", err)
 		return

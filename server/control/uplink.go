@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
-	"github.com/tether-gw/tether/server/control/wire"
 )
 
 // Uplinks: a client's SEND becomes an UPLINK to one service subscribed to its route
@@ -49,7 +49,14 @@ func (pd *pending) finish(stopTimer bool) bool {
 // returns server.ErrDeferReply), or at once with ERROR NO_ROUTE when no service
 // subscribed to the route, or ERROR BUSY when every subscriber's queue is full. It runs
 // on the gateway's worker pool and never blocks.
+//
+// An empty route is never routed (PROTOCOL.md §15.6: the empty prefix matches every
+// route, and routes are not empty); the gateway refuses such a SEND before it gets here,
+// and the port answers BAD_REQUEST should one arrive anyway.
 func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
+	if m.Route == "" {
+		return nil, &server.ReplyError{Code: protocol.CodeBadRequest, Message: "empty route"}
+	}
 	c := m.Conn
 	hdr := wire.Uplink{
 		ID:       p.nextUplink.Add(1),
@@ -60,7 +67,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		Route:    m.Route,
 		NoReply:  m.NoReply,
 	}
-	frame, err := wire.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
+	frame, err := codec.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
 	if err != nil {
 		p.log.Error("cannot encode an uplink", "err", err)
 		return nil, &server.ReplyError{Code: protocol.CodeInternal, Message: "internal error"}
@@ -169,7 +176,7 @@ func (p *Port) failover(pd *pending, from *session) {
 func (s *session) handleReply(f protocol.Frame) {
 	p := s.p
 	var r wire.Reply
-	payload, err := wire.DecodeBody(f.Body, &r)
+	payload, err := codec.DecodeBody(f.Body, &r)
 	if err != nil {
 		s.failed(f.Op, f.Seq, badRequest(err.Error()))
 		return
@@ -221,7 +228,7 @@ func (p *Port) emit(ev *wire.Event) {
 	if len(subs) == 0 {
 		return
 	}
-	frame, err := wire.AppendFrame(nil, OpEvent, 0, ev, nil)
+	frame, err := codec.AppendFrame(nil, OpEvent, 0, ev, nil)
 	if err != nil {
 		p.log.Error("cannot encode an event", "err", err)
 		return

@@ -98,6 +98,13 @@ func TestUplinkRouting(t *testing.T) {
 	_, err := c.Send(ctxTimeout(t, 5*time.Second), "nobody.home", nil)
 	clientErr(t, err, protocol.CodeNoRoute)
 	g.waitMetric(`tether_control_uplinks_total{result="no_route"}`, 1)
+
+	// The empty prefix matches every route, but a route is never empty: BAD_REQUEST,
+	// and no service sees it.
+	echoService(g, "any:", nil, []string{""})
+	f("unclaimed.route", "any:")
+	_, err = c.Send(ctxTimeout(t, 5*time.Second), "", nil)
+	clientErr(t, err, protocol.CodeBadRequest)
 }
 
 // Uplinks are spread round-robin over the subscribers of a route.

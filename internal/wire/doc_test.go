@@ -15,7 +15,7 @@ import (
 
 // protocolDoc is the normative document whose control-port worked frames must match
 // the encoder byte for byte.
-const protocolDoc = "../../../docs/PROTOCOL.md"
+const protocolDoc = "../../docs/PROTOCOL.md"
 
 type docFrame struct {
 	op      protocol.Opcode
@@ -31,7 +31,7 @@ var controlFrames = []struct {
 	f    docFrame
 }{
 	{"auth", docFrame{OpAuth, 1, &Auth{Secret: "s3cret", Name: "chat"}, ""}},
-	{"auth_result", docFrame{OpResult, 1, &AuthResult{Session: 1, MaxFrame: 1 << 20, UplinkTimeoutMs: 10000}, ""}},
+	{"auth_result", docFrame{OpResult, 1, &AuthResult{Session: 1, MaxFrame: 1 << 20, ClientMaxFrame: 64 << 10, UplinkTimeoutMs: 10000}, ""}},
 	{"push_users", docFrame{OpPush, 2, &Push{Users: []string{"alice"}}, "hi"}},
 	{"push_result", docFrame{OpResult, 2, &PushResult{Delivered: 2, Offline: 0}, ""}},
 	{"push_room_fail", docFrame{OpFail, 3, &Fail{Code: protocol.CodeNotFound, Message: "no such room"}, ""}},

@@ -1,12 +1,13 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-
-	"github.com/bytedance/sonic"
+	"sync"
 
 	"github.com/tether-gw/tether/protocol"
 )
@@ -24,10 +25,61 @@ var (
 	ErrJSONTooLong = errors.New("control: JSON header too long")
 )
 
-// api encodes and decodes headers. CopyString because decoded names (routes, rooms)
-// outlive the frame buffer; SortMapKeys so that map results (presence) encode the
-// same way every time, which keeps logs and documentation examples stable.
-var api = sonic.Config{CopyString: true, ValidateString: true, SortMapKeys: true}.Froze()
+// Codec encodes and decodes the JSON headers. Its two functions must behave like
+// encoding/json's Marshal (without HTML escaping, map keys sorted) and Unmarshal
+// (strings copied out of the input, trailing data an error): Std is that, and the
+// gateway plugs in a faster implementation with the same output (server/control tests
+// that the two agree byte for byte on every message type). A Codec is a plain value,
+// safe for concurrent use if its functions are.
+type Codec struct {
+	// Marshal encodes v as one JSON value.
+	Marshal func(v any) ([]byte, error)
+	// Unmarshal decodes one JSON value into v, a pointer.
+	Unmarshal func(data []byte, v any) error
+}
+
+// Std is the codec built on encoding/json, the default of the package-level functions.
+// It keeps the service SDK free of dependencies outside the standard library.
+var Std = Codec{Marshal: stdMarshal, Unmarshal: json.Unmarshal}
+
+// stdEncoder is a json.Encoder with its buffer, pooled: a fresh one per header cost
+// three allocations more than json.Marshal (BenchmarkStdPush).
+type stdEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var stdEncoders = sync.Pool{New: func() any {
+	e := &stdEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// stdMarshal is json.Marshal without HTML escaping ("<" stays "<", as sonic and most
+// encoders write it) and without the Encoder's trailing newline. It allocates the
+// result only.
+func stdMarshal(v any) ([]byte, error) {
+	e := stdEncoders.Get().(*stdEncoder)
+	defer func() {
+		if e.buf.Cap() <= 64<<10 { // do not keep a huge header's buffer
+			e.buf.Reset()
+			stdEncoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'})), nil
+}
+
+// AppendFrame is Std.AppendFrame.
+func AppendFrame(dst []byte, op protocol.Opcode, seq uint32, hdr any, payload []byte) ([]byte, error) {
+	return Std.AppendFrame(dst, op, seq, hdr, payload)
+}
+
+// DecodeBody is Std.DecodeBody.
+func DecodeBody(body []byte, v any) (payload []byte, err error) { return Std.DecodeBody(body, v) }
 
 // AppendFrame appends a complete control frame to dst: the 12-byte header with op and
 // seq, then hdr encoded as JSON (nil, or an object that encodes as {}, gives
@@ -35,11 +87,11 @@ var api = sonic.Config{CopyString: true, ValidateString: true, SortMapKeys: true
 // and protocol.ErrFrameTooLarge for a frame above protocol.MaxFrameLimit; the
 // receiver's own, lower limit is the caller's to check. AppendFrame allocates the
 // JSON encoding, and dst's growth when it lacks capacity.
-func AppendFrame(dst []byte, op protocol.Opcode, seq uint32, hdr any, payload []byte) ([]byte, error) {
+func (c Codec) AppendFrame(dst []byte, op protocol.Opcode, seq uint32, hdr any, payload []byte) ([]byte, error) {
 	var js []byte
 	if hdr != nil {
 		var err error
-		if js, err = api.Marshal(hdr); err != nil {
+		if js, err = c.Marshal(hdr); err != nil {
 			return dst, fmt.Errorf("control: cannot encode %s header: %w", OpName(op), err)
 		}
 		if string(js) == "{}" {
@@ -82,7 +134,7 @@ func SplitBody(body []byte) (js, payload []byte, err error) {
 // leaves v unchanged. The header must be a JSON object; fields v does not have are
 // ignored. Errors wrap ErrMalformed. Strings in v are copies, valid after body is
 // reused.
-func DecodeBody(body []byte, v any) (payload []byte, err error) {
+func (c Codec) DecodeBody(body []byte, v any) (payload []byte, err error) {
 	js, payload, err := SplitBody(body)
 	if err != nil {
 		return nil, err
@@ -93,7 +145,7 @@ func DecodeBody(body []byte, v any) (payload []byte, err error) {
 	if !isObject(js) {
 		return nil, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
-	if err := api.Unmarshal(js, v); err != nil {
+	if err := c.Unmarshal(js, v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return payload, nil

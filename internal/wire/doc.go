@@ -2,7 +2,8 @@
 // bodies backend services and the gateway exchange over it. docs/PROTOCOL.md §15 is the
 // normative description; the gateway side (package server/control) and the Go service
 // SDK (package client/service) both use this package, which depends only on the protocol
-// package and sonic, so a service binary does not link the gateway.
+// package and the standard library, so a service binary links neither the gateway nor
+// its JSON library.
 //
 // # Body layout
 //
@@ -16,12 +17,14 @@
 //
 // # Trade-offs
 //
-// JSON headers cost a few microseconds per frame to encode and parse (with sonic), which
-// is negligible next to what a control request does (a fan-out to many connections) and
-// buys a format any language reads without a code generator. Unknown JSON fields are
-// ignored, so later revisions may add fields. Decoding copies every string out of the
-// frame (sonic's CopyString), because decoded route and room names outlive the read
-// buffer; payloads returned by SplitBody and DecodeBody alias the body instead.
+// JSON headers cost a few microseconds per frame to encode and parse, which is
+// negligible next to what a control request does (a fan-out to many connections) and
+// buys a format any language reads without a code generator. The package-level
+// functions use encoding/json (Std); the gateway passes its own Codec (sonic) on its hot
+// path, with byte-identical output. Unknown JSON fields are ignored, so later revisions
+// may add fields. Decoding copies every string out of the frame, because decoded route
+// and room names outlive the read buffer; payloads returned by SplitBody and DecodeBody
+// alias the body instead.
 //
 // # Concurrency
 //

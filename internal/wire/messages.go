@@ -21,8 +21,9 @@ type AuthResult struct {
 	Session uint64 `json:"session"`
 	// MaxFrame is the largest length field the gateway accepts on this connection.
 	MaxFrame int `json:"max_frame"`
-	// ClientMaxFrame is the largest frame clients accept: a PUSH or REPLY payload
-	// must fit in it with its client-port header.
+	// ClientMaxFrame is the client port's max frame (the largest length field clients
+	// accept): a PUSH payload must fit in it with the PUSH fields, a REPLY payload
+	// with the SEND_REPLY fields, or the gateway answers FAIL BAD_REQUEST.
 	ClientMaxFrame int `json:"client_max_frame,omitempty"`
 	// UplinkTimeoutMs is how long the gateway waits for a REPLY before answering the
 	// client ERROR TIMEOUT.

@@ -1,0 +1,122 @@
+package control
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/server"
+)
+
+// emfileChildEnv makes the test binary act as a gateway with a tiny file limit.
+const emfileChildEnv = "TETHER_CONTROL_EMFILE_CHILD"
+
+// TestControlEMFILEChild is the child half of TestControlEMFILE; it does nothing in a
+// normal run.
+func TestControlEMFILEChild(t *testing.T) {
+	if os.Getenv(emfileChildEnv) == "" {
+		return
+	}
+	die := func(what string, err error) {
+		fmt.Println(what+":", err)
+		os.Exit(1)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	p, err := New(Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: logger, AuthTimeout: time.Minute})
+	if err != nil {
+		die("control.New", err)
+	}
+	srv, err := server.New(server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Handler: p, Logger: logger})
+	if err != nil {
+		die("server.New", err)
+	}
+	if err := srv.Start(); err != nil {
+		die("server.Start", err)
+	}
+	if err := p.Start(srv); err != nil {
+		die("control Start", err)
+	}
+	// Allow only a few descriptors more than are open now.
+	entries, _ := os.ReadDir("/proc/self/fd")
+	lim := syscall.Rlimit{Cur: uint64(len(entries) + 6), Max: uint64(len(entries) + 6)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		die("setrlimit", err)
+	}
+	fmt.Println("ADDR", p.Addr().String())
+	io.Copy(io.Discard, os.Stdin) // serve until the parent closes stdin
+	p.Close()
+	srv.Close()
+	os.Exit(0)
+}
+
+// TestControlEMFILE: a control port that runs out of file descriptors logs it, counts
+// it, and answers services again once descriptors are freed (its accept loop used to
+// end at the first EMFILE).
+func TestControlEMFILE(t *testing.T) {
+	if os.Getenv(emfileChildEnv) != "" {
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestControlEMFILEChild$")
+	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr testkit.LockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	var addr string
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+			addr = a
+			break
+		}
+		t.Logf("child: %s", sc.Text())
+	}
+	if addr == "" {
+		t.Fatalf("child did not start: %s", stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+
+	// Idle connections, more than the child has descriptors: the kernel completes the
+	// handshakes, the child accepts until it runs out.
+	conns := make([]net.Conn, 0, 20)
+	for range 20 {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	waitFor(t, "the child out of descriptors", func() bool {
+		return strings.Contains(stderr.String(), "control port cannot accept")
+	})
+	// Free them: the child's sessions end, and the port must accept a service again.
+	for _, c := range conns {
+		c.Close()
+	}
+	svc, err := service.Dial(ctxTimeout(t, 20*time.Second), addr, service.Options{Secret: testSecret, DialTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("control port did not answer AUTH after descriptors were freed: %v\nchild log:\n%s", err, stderr.String())
+	}
+	if _, err := svc.Stats(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	if !strings.Contains(stderr.String(), "too many open files") {
+		t.Fatalf("child log does not name the error:\n%s", stderr.String())
+	}
+}
