@@ -86,14 +86,14 @@ func TestShortSessionsBackOff(t *testing.T) {
 		waitFor(t, "the new connection", func() bool { return c.ConnID() == id })
 		return fc
 	}
-	for _, code := range []protocol.Code{protocol.CodeGoingAway, protocol.CodeSlowConsumer, protocol.CodeNormal} {
+	for _, code := range []protocol.CloseCode{protocol.CloseGoingAway, protocol.CloseSlowConsumer, protocol.CloseNormal} {
 		fc.send(&protocol.Close{Code: code, Reason: "again"}, 0, 0)
 		fc = next()
 	}
 	// A drop without any code counts too, and so does a login refused with a
 	// reconnect code.
 	_ = fc.nc.Close()
-	fs.next().refuse(protocol.CodeServerBusy)
+	fs.next().refuse(protocol.CloseServerBusy)
 	fc = next()
 	want := []wait{{2 * ms, 1}, {4 * ms, 2}, {8 * ms, 3}, {16 * ms, 4}, {16 * ms, 5}}
 	if got := w.get(); !slices.Equal(got, want) {
@@ -103,15 +103,15 @@ func TestShortSessionsBackOff(t *testing.T) {
 	// A session that lives StableAfter resets the count: the next wait is
 	// at most BackoffMin, and a short session after it starts the growth over.
 	clk.advance(stable)
-	fc.send(&protocol.Close{Code: protocol.CodeGoingAway}, 0, 0)
+	fc.send(&protocol.Close{Code: protocol.CloseGoingAway}, 0, 0)
 	fc = next()
-	fc.send(&protocol.Close{Code: protocol.CodeGoingAway}, 0, 0)
+	fc.send(&protocol.Close{Code: protocol.CloseGoingAway}, 0, 0)
 	next()
 	want = append(want, wait{ms, 0}, wait{2 * ms, 1})
 	if got := w.get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after a stable session %v, want %v", got, want)
 	}
-	if x, ok := tr.find(StateReconnecting, closeCode(protocol.CodeSlowConsumer)); !ok || x.err == nil {
+	if x, ok := tr.find(StateReconnecting, closeCode(protocol.CloseSlowConsumer)); !ok || x.err == nil {
 		t.Fatalf("transitions %s", tr.dump())
 	}
 }
@@ -124,7 +124,7 @@ func TestGoAwayAfterShortSession(t *testing.T) {
 	var w waits
 	c, fc, _ := dialFake(t, fs, Options{BackoffMin: time.Hour, BackoffMax: time.Hour,
 		randN: topDraw, onWait: w.record}, protocol.AuthOK{})
-	fc.send(&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: 1}, 0, 0)
+	fc.send(&protocol.GoAway{Code: protocol.CloseGoingAway, RetryAfterMs: 1}, 0, 0)
 	waitFor(t, "the reconnect wait", func() bool { return len(w.get()) == 1 })
 	if got := w.get()[0]; got != (wait{time.Hour, 1}) {
 		t.Fatalf("wait after a GOAWAY on a short session = %v, want the backoff (1h, 1 failure)", got)
@@ -144,7 +144,7 @@ func TestKickLoopBacksOff(t *testing.T) {
 	c := dial(t, s.Addr().String(), Options{BackoffMin: ms, BackoffMax: 8 * ms, randN: topDraw, onWait: w.record})
 	for range 4 {
 		old := c.ConnID()
-		if n := s.KickUser(userName(t), protocol.CodeServerBusy, "again"); n != 1 {
+		if n := s.KickUser(userName(t), protocol.CloseServerBusy, "again"); n != 1 {
 			t.Fatalf("KickUser closed %d connections", n)
 		}
 		waitFor(t, "reconnect", func() bool { id := c.ConnID(); return id != 0 && id != old })

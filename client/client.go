@@ -149,7 +149,7 @@ func (c *Client) Close() error {
 		cn := c.cur
 		c.mu.Unlock()
 		if cn != nil {
-			cn.closeWith(protocol.CodeNormal, "client closed")
+			cn.closeWith(protocol.CloseNormal, "client closed")
 		}
 	})
 	<-c.done
@@ -239,7 +239,7 @@ func (c *Client) attach(cn *conn) bool {
 	c.mu.Lock()
 	if c.ctx.Err() != nil {
 		c.mu.Unlock()
-		cn.closeWith(protocol.CodeNormal, "client closed")
+		cn.closeWith(protocol.CloseNormal, "client closed")
 		return false
 	}
 	for room := range c.rooms {

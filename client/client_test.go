@@ -30,7 +30,7 @@ func (h *testHandler) OnMessage(m *server.Message) ([]byte, error) {
 	case "echo":
 		return append([]byte("echo:"), m.Payload...), nil
 	case "nope":
-		return nil, &server.ReplyError{Code: protocol.CodeNoRoute, Message: "no route"}
+		return nil, &server.ReplyError{Code: protocol.ErrorNoRoute, Message: "no route"}
 	case "slow":
 		return nil, server.ErrDeferReply
 	case "note":
@@ -44,7 +44,7 @@ func (h *testHandler) OnMessage(m *server.Message) ([]byte, error) {
 
 func (h *testHandler) OnSubscribe(_ *server.Conn, room string) error {
 	if room == "private" {
-		return &server.ReplyError{Code: protocol.CodeDenied, Message: "members only"}
+		return &server.ReplyError{Code: protocol.ErrorDenied, Message: "members only"}
 	}
 	return nil
 }
@@ -97,9 +97,9 @@ func TestDialFailures(t *testing.T) {
 	s := startServer(t, func(o *server.Options) {
 		o.Authenticator = server.AuthenticatorFunc(func(_ context.Context, req server.AuthRequest) (server.Identity, error) {
 			if req.Token == "busy" {
-				return server.Identity{}, &server.AuthError{Code: protocol.CodeServerBusy, Reason: "try later"}
+				return server.Identity{}, &server.AuthError{Code: protocol.CloseServerBusy, Reason: "try later"}
 			}
-			return server.Identity{}, &server.AuthError{Code: protocol.CodeInvalidToken, Reason: "bad token"}
+			return server.Identity{}, &server.AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
 		})
 	})
 	ctx := context.Background()
@@ -107,13 +107,13 @@ func TestDialFailures(t *testing.T) {
 	// AUTH_FAIL with a terminal code.
 	_, err := Dial(ctx, s.Addr().String(), Options{Token: "forged"})
 	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Op != protocol.OpAuthFail || ce.Code != protocol.CodeInvalidToken || !ce.Terminal() {
+	if !errors.As(err, &ce) || ce.Op != protocol.OpAuthFail || ce.Code != protocol.CloseInvalidToken || !ce.Terminal() {
 		t.Fatalf("Dial with a bad token: %v, want terminal AUTH_FAIL INVALID_TOKEN", err)
 	}
 
 	// AUTH_FAIL with a reconnect code: still an error from Dial, not terminal.
 	_, err = Dial(ctx, s.Addr().String(), Options{Token: "busy"})
-	if !errors.As(err, &ce) || ce.Code != protocol.CodeServerBusy || ce.Terminal() {
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseServerBusy || ce.Terminal() {
 		t.Fatalf("Dial to a busy server: %v, want non-terminal SERVER_BUSY", err)
 	}
 
@@ -186,7 +186,7 @@ func TestSendServerError(t *testing.T) {
 
 	_, err := c.Send(context.Background(), "nope", []byte("x"))
 	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.CodeNoRoute || se.Message != "no route" {
+	if !errors.As(err, &se) || se.Code != protocol.ErrorNoRoute || se.Message != "no route" {
 		t.Fatalf("Send(nope) = %v, want ServerError NO_ROUTE", err)
 	}
 	// ERROR leaves the connection open.
@@ -300,11 +300,11 @@ func TestReconnectAfterKickWithReconnectCode(t *testing.T) {
 		},
 	})
 	old := c.ConnID()
-	if n := s.KickUser(userName(t), protocol.CodeServerBusy, "busy"); n != 1 {
+	if n := s.KickUser(userName(t), protocol.CloseServerBusy, "busy"); n != 1 {
 		t.Fatalf("KickUser closed %d connections", n)
 	}
 	waitFor(t, "a new connection", func() bool { id := c.ConnID(); return id != 0 && id != old })
-	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CodeServerBusy)); !ok {
+	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CloseServerBusy)); !ok {
 		t.Fatalf("no reconnecting transition with SERVER_BUSY: %+v", tr.dump())
 	}
 	if n := tokens.Load(); n != 2 {
@@ -319,7 +319,7 @@ func TestNoReconnectAfterTerminalKick(t *testing.T) {
 	s := startServer(t, nil)
 	var tr transitions
 	c := dial(t, s.Addr().String(), Options{OnStateChange: tr.record, BackoffMin: time.Millisecond})
-	s.KickUser(userName(t), protocol.CodeKicked, "bye")
+	s.KickUser(userName(t), protocol.CloseKicked, "bye")
 
 	select {
 	case <-c.done: // the read goroutine ended by itself
@@ -329,7 +329,7 @@ func TestNoReconnectAfterTerminalKick(t *testing.T) {
 	if c.State() != StateClosed || c.attempts.Load() != 1 {
 		t.Fatalf("state %v after %d attempts, want closed after 1", c.State(), c.attempts.Load())
 	}
-	x, ok := tr.find(StateClosed, closeCode(protocol.CodeKicked))
+	x, ok := tr.find(StateClosed, closeCode(protocol.CloseKicked))
 	if !ok {
 		t.Fatalf("no closed transition with KICKED: %+v", tr.dump())
 	}
@@ -346,7 +346,7 @@ func TestNoReconnectAfterTerminalKick(t *testing.T) {
 func TestNoReconnectOption(t *testing.T) {
 	s := startServer(t, nil)
 	c := dial(t, s.Addr().String(), Options{NoReconnect: true})
-	s.KickUser(userName(t), protocol.CodeServerBusy, "busy")
+	s.KickUser(userName(t), protocol.CloseServerBusy, "busy")
 	waitFor(t, "the client to close", func() bool { return c.State() == StateClosed })
 	if n := c.attempts.Load(); n != 1 {
 		t.Fatalf("%d attempts with NoReconnect", n)
@@ -370,7 +370,7 @@ func TestRoomsRejoinedAfterReconnect(t *testing.T) {
 	}
 
 	old := c.ConnID()
-	s.KickUser(userName(t), protocol.CodeInternalError, "oops")
+	s.KickUser(userName(t), protocol.CloseInternal, "oops")
 	waitFor(t, "reconnect and rejoin", func() bool {
 		id := c.ConnID()
 		return id != 0 && id != old && s.RoomSize("r1") == 1
@@ -394,7 +394,7 @@ func TestSubscribeDenied(t *testing.T) {
 	c := dial(t, s.Addr().String(), Options{})
 	err := c.Subscribe(context.Background(), "private")
 	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.CodeDenied {
+	if !errors.As(err, &se) || se.Code != protocol.ErrorDenied {
 		t.Fatalf("Subscribe(private) = %v, want DENIED", err)
 	}
 	if got := c.Rooms(); len(got) != 0 {
@@ -417,7 +417,7 @@ func TestShutdownGoAway(t *testing.T) {
 	waitFor(t, "a reconnecting transition after GOAWAY", func() bool {
 		_, ok := tr.find(StateReconnecting, func(err error) bool {
 			var ce *CloseError
-			return errors.As(err, &ce) && ce.Op == protocol.OpGoAway && ce.Code == protocol.CodeGoingAway
+			return errors.As(err, &ce) && ce.Op == protocol.OpGoAway && ce.Code == protocol.CloseGoingAway
 		})
 		return ok
 	})
@@ -454,7 +454,7 @@ func TestConcurrentUseDuringReconnects(t *testing.T) {
 	}
 	for range 5 {
 		old := c.ConnID()
-		s.KickUser(userName(t), protocol.CodeServerBusy, "again")
+		s.KickUser(userName(t), protocol.CloseServerBusy, "again")
 		waitFor(t, "reconnect", func() bool { id := c.ConnID(); return id != 0 && id != old })
 	}
 	close(stop)

@@ -458,7 +458,7 @@ func (cn *conn) writeLocked(b []byte) error {
 // closeWith sends CLOSE with code, if no other write is in progress (a
 // blocked write must not delay Close), and closes the socket, which ends the
 // read goroutine's Read.
-func (cn *conn) closeWith(code protocol.Code, reason string) {
+func (cn *conn) closeWith(code protocol.CloseCode, reason string) {
 	if cn.wmu.TryLock() {
 		if !cn.wdead {
 			if b, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(cn.wbuf[:0], 0, 0); err == nil {

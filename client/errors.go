@@ -49,7 +49,7 @@ type CloseError struct {
 	// UNSUPPORTED_VERSION, all terminal, and Reason says what was wrong.
 	Local bool
 	// Code says why; Terminal tells whether the client may reconnect.
-	Code protocol.Code
+	Code protocol.CloseCode
 	// Reason is the server's human-readable detail, for logs.
 	Reason string
 	// RetryAfter is the wait a GOAWAY asked for; 0 for the other frames.
@@ -72,8 +72,8 @@ func (e *CloseError) Terminal() bool { return e.Code.IsTerminal() }
 // ServerError is an ERROR frame answering a request: the request failed and
 // the connection stays open.
 type ServerError struct {
-	// Code is from the 4000–4999 range, e.g. protocol.CodeNoRoute.
-	Code protocol.Code
+	// Code is from the 4000–4999 range, e.g. protocol.ErrorNoRoute.
+	Code protocol.ErrorCode
 	// Message is the server's human-readable detail, for logs.
 	Message string
 }

@@ -225,7 +225,7 @@ func TestGoAwayRetryAfter(t *testing.T) {
 	send := fc.expect(protocol.OpSend)
 	const retry = 300 * time.Millisecond
 	sent := time.Now()
-	fc.send(&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retry / time.Millisecond), Reason: "drain"}, 0, 0)
+	fc.send(&protocol.GoAway{Code: protocol.CloseGoingAway, RetryAfterMs: uint32(retry / time.Millisecond), Reason: "drain"}, 0, 0)
 	// New requests wait for the next connection rather than use this one.
 	waitFor(t, "the client to stop using the draining connection", func() bool {
 		_, ready, _ := c.usable()
@@ -243,7 +243,7 @@ func TestGoAwayRetryAfter(t *testing.T) {
 	if waited := time.Since(sent); waited < retry {
 		t.Fatalf("reconnected %v after GOAWAY, want >= %v", waited, retry)
 	}
-	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CodeGoingAway)); !ok {
+	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CloseGoingAway)); !ok {
 		t.Fatalf("transitions %s", tr.dump())
 	}
 	waitFor(t, "connected again", func() bool { return c.State() == StateConnected })
@@ -318,11 +318,11 @@ func TestTerminalAuthFailOnReconnect(t *testing.T) {
 	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Millisecond}, protocol.AuthOK{})
 
 	// A reconnect code first: the client comes back...
-	fc.send(&protocol.Close{Code: protocol.CodeServerBusy, Reason: "busy"}, 0, 0)
+	fc.send(&protocol.Close{Code: protocol.CloseServerBusy, Reason: "busy"}, 0, 0)
 	fc2 := fs.next()
 	f := fc2.expect(protocol.OpHello)
 	// ...and is refused with a terminal code: it must stop for good.
-	fc2.send(&protocol.AuthFail{Code: protocol.CodeTokenExpired, Reason: "expired"}, f.Seq, 0)
+	fc2.send(&protocol.AuthFail{Code: protocol.CloseTokenExpired, Reason: "expired"}, f.Seq, 0)
 	select {
 	case <-c.done:
 	case <-time.After(waitTimeout):
@@ -331,7 +331,7 @@ func TestTerminalAuthFailOnReconnect(t *testing.T) {
 	if n := c.attempts.Load(); n != 2 {
 		t.Fatalf("%d connection attempts, want 2", n)
 	}
-	if _, ok := tr.find(StateClosed, closeCode(protocol.CodeTokenExpired)); !ok {
+	if _, ok := tr.find(StateClosed, closeCode(protocol.CloseTokenExpired)); !ok {
 		t.Fatalf("transitions %s", tr.dump())
 	}
 	select {
@@ -373,13 +373,13 @@ func TestServerProtocolViolation(t *testing.T) {
 	fc.write([]byte{0, 0, 0, 8, 2, byte(protocol.OpPing), 0, 0, 0, 0, 0, 1})
 	f := fc.expect(protocol.OpClose)
 	var m protocol.Close
-	if err := m.Decode(f.Body); err != nil || m.Code != protocol.CodeUnsupportedVersion {
+	if err := m.Decode(f.Body); err != nil || m.Code != protocol.CloseUnsupportedVersion {
 		t.Fatalf("CLOSE = %+v, %v", m, err)
 	}
 	waitFor(t, "closed", func() bool { return c.State() == StateClosed })
 	x, _ := tr.find(StateClosed, nil)
 	var ce *CloseError
-	if !errors.As(x.err, &ce) || !ce.Local || ce.Code != protocol.CodeUnsupportedVersion {
+	if !errors.As(x.err, &ce) || !ce.Local || ce.Code != protocol.CloseUnsupportedVersion {
 		t.Fatalf("closed with %v", x.err)
 	}
 }
@@ -415,7 +415,7 @@ func TestRejoinBeforeRequestsAndRefusal(t *testing.T) {
 	}
 	// Room b is refused now: the client forgets it.
 	fc2.write(protocol.AppendEmpty(nil, protocol.OpOK, joined["a"]))
-	fc2.send(&protocol.Error{Code: protocol.CodeDenied, Message: "banned"}, joined["b"], 0)
+	fc2.send(&protocol.Error{Code: protocol.ErrorDenied, Message: "banned"}, joined["b"], 0)
 	waitFor(t, "room b to be dropped", func() bool { return slices.Equal(c.Rooms(), []string{"a"}) })
 }
 
@@ -424,7 +424,7 @@ func TestRejoinBeforeRequestsAndRefusal(t *testing.T) {
 // codes stop the client and reach the application; everything else
 // reconnects with backoff and resumes.
 func TestServerCloseCodes(t *testing.T) {
-	f := func(name string, end protocol.Message, code protocol.Code, terminal bool) {
+	f := func(name string, end protocol.Message, code protocol.CloseCode, terminal bool) {
 		t.Run(name, func(t *testing.T) {
 			fs := newFakeServer(t)
 			var tr transitions
@@ -467,18 +467,18 @@ func TestServerCloseCodes(t *testing.T) {
 			}
 		})
 	}
-	closeWith := func(code protocol.Code) protocol.Message { return &protocol.Close{Code: code, Reason: "r"} }
+	closeWith := func(code protocol.CloseCode) protocol.Message { return &protocol.Close{Code: code, Reason: "r"} }
 	// 3503: a newer login on the same device took over. Reconnecting would
 	// replace it in turn: the flapping of issue 8.
-	f("REPLACED", closeWith(protocol.CodeReplaced), protocol.CodeReplaced, true)
-	f("KICKED", closeWith(protocol.CodeKicked), protocol.CodeKicked, true)
-	f("TOKEN_EXPIRED", closeWith(protocol.CodeTokenExpired), protocol.CodeTokenExpired, true)
+	f("REPLACED", closeWith(protocol.CloseReplaced), protocol.CloseReplaced, true)
+	f("KICKED", closeWith(protocol.CloseKicked), protocol.CloseKicked, true)
+	f("TOKEN_EXPIRED", closeWith(protocol.CloseTokenExpired), protocol.CloseTokenExpired, true)
 	f("unknown terminal 3999", closeWith(3999), 3999, true)
-	f("GOAWAY with a terminal code", &protocol.GoAway{Code: protocol.CodeReplaced}, protocol.CodeReplaced, true)
+	f("GOAWAY with a terminal code", &protocol.GoAway{Code: protocol.CloseReplaced}, protocol.CloseReplaced, true)
 	// 3002: the server's send budget overflowed; reconnect and resume.
-	f("SLOW_CONSUMER", closeWith(protocol.CodeSlowConsumer), protocol.CodeSlowConsumer, false)
-	f("GOING_AWAY", closeWith(protocol.CodeGoingAway), protocol.CodeGoingAway, false)
-	f("NORMAL not asked for", closeWith(protocol.CodeNormal), protocol.CodeNormal, false)
+	f("SLOW_CONSUMER", closeWith(protocol.CloseSlowConsumer), protocol.CloseSlowConsumer, false)
+	f("GOING_AWAY", closeWith(protocol.CloseGoingAway), protocol.CloseGoingAway, false)
+	f("NORMAL not asked for", closeWith(protocol.CloseNormal), protocol.CloseNormal, false)
 	f("unassigned 5000", closeWith(5000), 5000, false)
 }
 
@@ -486,7 +486,7 @@ func TestServerCloseCodes(t *testing.T) {
 // before that revision sent 0. The client takes the answer to its one HELLO
 // either way.
 func TestAuthReplySeq(t *testing.T) {
-	f := func(name string, echo bool, reply func(fc *fakeConn, seq uint32), wantErr protocol.Code) {
+	f := func(name string, echo bool, reply func(fc *fakeConn, seq uint32), wantErr protocol.CloseCode) {
 		t.Run(name, func(t *testing.T) {
 			fs := newFakeServer(t)
 			res := make(chan error, 1)
@@ -517,10 +517,10 @@ func TestAuthReplySeq(t *testing.T) {
 	}
 	ok := func(fc *fakeConn, seq uint32) { fc.send(&protocol.AuthOK{HeartbeatMs: 10_000}, seq, 0) }
 	fail := func(fc *fakeConn, seq uint32) {
-		fc.send(&protocol.AuthFail{Code: protocol.CodeInvalidToken, Reason: "no"}, seq, 0)
+		fc.send(&protocol.AuthFail{Code: protocol.CloseInvalidToken, Reason: "no"}, seq, 0)
 	}
 	f("AUTH_OK echoing seq", true, ok, 0)
 	f("AUTH_OK with seq 0", false, ok, 0)
-	f("AUTH_FAIL echoing seq", true, fail, protocol.CodeInvalidToken)
-	f("AUTH_FAIL with seq 0", false, fail, protocol.CodeInvalidToken)
+	f("AUTH_FAIL echoing seq", true, fail, protocol.CloseInvalidToken)
+	f("AUTH_FAIL with seq 0", false, fail, protocol.CloseInvalidToken)
 }

@@ -125,7 +125,7 @@ func (tr *transitions) find(s State, match func(error) bool) (transition, bool) 
 }
 
 // closeCode matches a *CloseError with code.
-func closeCode(code protocol.Code) func(error) bool {
+func closeCode(code protocol.CloseCode) func(error) bool {
 	return func(err error) bool {
 		var ce *CloseError
 		return errors.As(err, &ce) && ce.Code == code
@@ -285,7 +285,7 @@ func (fc *fakeConn) accept(auth protocol.AuthOK) protocol.Hello {
 }
 
 // refuse reads HELLO and answers AUTH_FAIL with code, echoing its seq.
-func (fc *fakeConn) refuse(code protocol.Code) {
+func (fc *fakeConn) refuse(code protocol.CloseCode) {
 	fc.t.Helper()
 	f := fc.expect(protocol.OpHello)
 	fc.send(&protocol.AuthFail{Code: code, Reason: "refused"}, f.Seq, 0)

@@ -82,7 +82,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	// Closed by a terminal code before Close is called.
 	f("terminal", func(t *testing.T, fs *fakeServer) *Client {
 		c, fc, _ := dialFake(t, fs, Options{}, protocol.AuthOK{})
-		fc.send(&protocol.Close{Code: protocol.CodeReplaced, Reason: "newer login"}, 0, 0)
+		fc.send(&protocol.Close{Code: protocol.CloseReplaced, Reason: "newer login"}, 0, 0)
 		waitFor(t, "closed", func() bool { return c.State() == StateClosed })
 		return c
 	})
@@ -94,7 +94,7 @@ func TestCloseSendsClose(t *testing.T) {
 	_ = c.Close()
 	f := fc.expect(protocol.OpClose)
 	var m protocol.Close
-	if err := m.Decode(f.Body); err != nil || m.Code != protocol.CodeNormal {
+	if err := m.Decode(f.Body); err != nil || m.Code != protocol.CloseNormal {
 		t.Fatalf("CLOSE = %+v, %v", m, err)
 	}
 	fc.waitClosed()

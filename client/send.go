@@ -200,7 +200,7 @@ func (c *Client) SendNoReply(route string, payload []byte) error {
 
 // Subscribe joins room and waits for the server's OK. From then on the room
 // is rejoined on every reconnect until Unsubscribe. If the server refuses
-// (a *ServerError, e.g. CodeDenied or CodeTooManyRooms) or no answer comes
+// (a *ServerError, e.g. ErrorDenied or ErrorTooManyRooms) or no answer comes
 // (errors as for Send), the room is not kept, unless it was subscribed
 // before.
 func (c *Client) Subscribe(ctx context.Context, room string) error {

@@ -2,110 +2,141 @@ package protocol
 
 import "strconv"
 
-// Code is a close, failure or error code carried by AUTH_FAIL, GOAWAY,
-// CLOSE and ERROR frames. Its value is the uint16 sent on the wire. The
-// value range tells a client what to do, even for codes it does not know:
+// Codes come in two kinds, each a type of its own so that one cannot be passed where
+// the other is meant. Both are the uint16 sent on the wire, and the value range tells a
+// client what to do, even for a code it does not know:
 //
-//	1000        normal closure
-//	3000–3499   reconnect with backoff          (IsReconnect)
-//	3500–3999   terminal: do not reconnect      (IsTerminal)
-//	4000–4999   request errors in ERROR frames  (IsError)
-type Code uint16
+//	1000        CloseCode: normal closure
+//	3000–3499   CloseCode: reconnect with backoff          (CloseCode.IsReconnect)
+//	3500–3999   CloseCode: terminal, do not reconnect      (CloseCode.IsTerminal)
+//	4000–4999   ErrorCode: one request failed, the connection stays open
+//
+// CloseCode travels in AUTH_FAIL, GOAWAY and CLOSE; ErrorCode in ERROR (and in the
+// control port's FAIL).
 
-// CodeNormal is a deliberate, orderly close (normally the answer to a
+// CloseCode says why a connection ends (or is told to move, in GOAWAY): 1000 or
+// 3000–3999. Its constants are named Close….
+type CloseCode uint16
+
+// ErrorCode says why one request failed while the connection stays open: 4000–4999.
+// Its constants are named Error….
+type ErrorCode uint16
+
+// CloseNormal is a deliberate, orderly close (normally the answer to a
 // client's own CLOSE).
-const CodeNormal Code = 1000
+const CloseNormal CloseCode = 1000
 
 // Reconnect codes (3000–3499): the connection ends but the client should
 // reconnect, to any node, with exponential backoff.
 const (
-	CodeGoingAway        Code = 3000 // server shutdown or drain
-	CodeHeartbeatTimeout Code = 3001 // no frame within 1.5 × heartbeat
-	CodeSlowConsumer     Code = 3002 // client did not read fast enough
-	CodeServerBusy       Code = 3003 // server overloaded
-	CodeInternalError    Code = 3004 // server-side failure
-	CodeRateLimited      Code = 3005 // connect rate or per-IP limit hit
-	CodeServerFull       Code = 3006 // maximum connections reached
-	CodeAuthTimeout      Code = 3007 // no HELLO within the auth deadline
+	CloseGoingAway        CloseCode = 3000 // server shutdown or drain
+	CloseHeartbeatTimeout CloseCode = 3001 // no frame within 1.5 × heartbeat
+	CloseSlowConsumer     CloseCode = 3002 // client did not read fast enough
+	CloseServerBusy       CloseCode = 3003 // server overloaded
+	CloseInternal         CloseCode = 3004 // server-side failure
+	CloseRateLimited      CloseCode = 3005 // connect rate or per-IP limit hit
+	CloseServerFull       CloseCode = 3006 // maximum connections reached
+	CloseAuthTimeout      CloseCode = 3007 // no HELLO within the auth deadline
 )
 
 // Terminal codes (3500–3999): the client must not reconnect until the user
 // or application acts (for example obtains a new token).
 const (
-	CodeInvalidToken       Code = 3500 // token rejected
-	CodeTokenExpired       Code = 3501 // token expired; get a new one
-	CodeKicked             Code = 3502 // removed by an operator or the application
-	CodeReplaced           Code = 3503 // a newer login replaced this one (multi-device policy)
-	CodeProtocolError      Code = 3504 // peer violated the protocol
-	CodeFrameTooLarge      Code = 3505 // frame above the receiver's limit
-	CodeUnsupportedVersion Code = 3506 // version byte not supported; header carries the server's version
-	CodeForbidden          Code = 3507 // user or device banned
+	CloseInvalidToken       CloseCode = 3500 // token rejected
+	CloseTokenExpired       CloseCode = 3501 // token expired; get a new one
+	CloseKicked             CloseCode = 3502 // removed by an operator or the application
+	CloseReplaced           CloseCode = 3503 // a newer login replaced this one (multi-device policy)
+	CloseProtocolError      CloseCode = 3504 // peer violated the protocol
+	CloseFrameTooLarge      CloseCode = 3505 // frame above the receiver's limit
+	CloseUnsupportedVersion CloseCode = 3506 // version byte not supported; header carries the server's version
+	CloseForbidden          CloseCode = 3507 // user or device banned
 )
 
 // Error codes (4000–4999), carried by ERROR frames: the request failed, the
 // connection stays open.
 const (
-	CodeBadRequest    Code = 4000 // request malformed or invalid
-	CodeNoRoute       Code = 4001 // no service for the SEND route
-	CodeBusy          Code = 4002 // pool or service saturated; retry later
-	CodeTimeout       Code = 4003 // the service did not answer in time
-	CodeDenied        Code = 4004 // the handler refused the request
-	CodeTooManyRooms  Code = 4005 // subscription limit reached
-	CodeUnknownOpcode Code = 4006 // opcode in the client range not understood
-	CodeInternal      Code = 4007 // server-side failure handling the request
-	CodeNotFound      Code = 4008 // the addressed resource does not exist
+	ErrorBadRequest    ErrorCode = 4000 // request malformed or invalid
+	ErrorNoRoute       ErrorCode = 4001 // no service for the SEND route
+	ErrorBusy          ErrorCode = 4002 // pool or service saturated; retry later
+	ErrorTimeout       ErrorCode = 4003 // the service did not answer in time
+	ErrorDenied        ErrorCode = 4004 // the handler refused the request
+	ErrorTooManyRooms  ErrorCode = 4005 // subscription limit reached
+	ErrorUnknownOpcode ErrorCode = 4006 // opcode in the client range not understood
+	ErrorInternal      ErrorCode = 4007 // server-side failure handling the request
+	ErrorNotFound      ErrorCode = 4008 // the addressed resource does not exist
 )
 
 // Code ranges.
 const (
-	codeTerminalMin Code = 3500
-	codeTerminalMax Code = 3999
-	codeErrorMin    Code = 4000
-	codeErrorMax    Code = 4999
+	codeTerminalMin CloseCode = 3500
+	codeTerminalMax CloseCode = 3999
+	codeErrorMin    ErrorCode = 4000
+	codeErrorMax    ErrorCode = 4999
 )
 
-var codeNames = map[Code]string{
-	CodeNormal:             "NORMAL",
-	CodeGoingAway:          "GOING_AWAY",
-	CodeHeartbeatTimeout:   "HEARTBEAT_TIMEOUT",
-	CodeSlowConsumer:       "SLOW_CONSUMER",
-	CodeServerBusy:         "SERVER_BUSY",
-	CodeInternalError:      "INTERNAL_ERROR",
-	CodeRateLimited:        "RATE_LIMITED",
-	CodeServerFull:         "SERVER_FULL",
-	CodeAuthTimeout:        "AUTH_TIMEOUT",
-	CodeInvalidToken:       "INVALID_TOKEN",
-	CodeTokenExpired:       "TOKEN_EXPIRED",
-	CodeKicked:             "KICKED",
-	CodeReplaced:           "REPLACED",
-	CodeProtocolError:      "PROTOCOL_ERROR",
-	CodeFrameTooLarge:      "FRAME_TOO_LARGE",
-	CodeUnsupportedVersion: "UNSUPPORTED_VERSION",
-	CodeForbidden:          "FORBIDDEN",
-	CodeBadRequest:         "BAD_REQUEST",
-	CodeNoRoute:            "NO_ROUTE",
-	CodeBusy:               "BUSY",
-	CodeTimeout:            "TIMEOUT",
-	CodeDenied:             "DENIED",
-	CodeTooManyRooms:       "TOO_MANY_ROOMS",
-	CodeUnknownOpcode:      "UNKNOWN_OPCODE",
-	CodeInternal:           "INTERNAL",
-	CodeNotFound:           "NOT_FOUND",
+var closeNames = map[CloseCode]string{
+	CloseNormal:             "NORMAL",
+	CloseGoingAway:          "GOING_AWAY",
+	CloseHeartbeatTimeout:   "HEARTBEAT_TIMEOUT",
+	CloseSlowConsumer:       "SLOW_CONSUMER",
+	CloseServerBusy:         "SERVER_BUSY",
+	CloseInternal:           "INTERNAL_ERROR",
+	CloseRateLimited:        "RATE_LIMITED",
+	CloseServerFull:         "SERVER_FULL",
+	CloseAuthTimeout:        "AUTH_TIMEOUT",
+	CloseInvalidToken:       "INVALID_TOKEN",
+	CloseTokenExpired:       "TOKEN_EXPIRED",
+	CloseKicked:             "KICKED",
+	CloseReplaced:           "REPLACED",
+	CloseProtocolError:      "PROTOCOL_ERROR",
+	CloseFrameTooLarge:      "FRAME_TOO_LARGE",
+	CloseUnsupportedVersion: "UNSUPPORTED_VERSION",
+	CloseForbidden:          "FORBIDDEN",
+}
+
+var errorNames = map[ErrorCode]string{
+	ErrorBadRequest:    "BAD_REQUEST",
+	ErrorNoRoute:       "NO_ROUTE",
+	ErrorBusy:          "BUSY",
+	ErrorTimeout:       "TIMEOUT",
+	ErrorDenied:        "DENIED",
+	ErrorTooManyRooms:  "TOO_MANY_ROOMS",
+	ErrorUnknownOpcode: "UNKNOWN_OPCODE",
+	ErrorInternal:      "INTERNAL",
+	ErrorNotFound:      "NOT_FOUND",
 }
 
 // String returns the code's name as used in PROTOCOL.md (e.g. "KICKED"), or
 // "CODE(n)" for a code this revision does not define. It allocates only for
 // undefined codes.
-func (c Code) String() string {
-	if s, ok := codeNames[c]; ok {
+func (c CloseCode) String() string {
+	if s, ok := closeNames[c]; ok {
 		return s
 	}
-	return "CODE(" + strconv.Itoa(int(c)) + ")"
+	return undefinedName(uint16(c))
 }
 
-// IsKnown reports whether this revision of the protocol defines c.
-func (c Code) IsKnown() bool {
-	_, ok := codeNames[c]
+// String returns the code's name as used in PROTOCOL.md (e.g. "NOT_FOUND"), or
+// "CODE(n)" for a code this revision does not define. It allocates only for
+// undefined codes.
+func (c ErrorCode) String() string {
+	if s, ok := errorNames[c]; ok {
+		return s
+	}
+	return undefinedName(uint16(c))
+}
+
+func undefinedName(v uint16) string { return "CODE(" + strconv.Itoa(int(v)) + ")" }
+
+// IsKnown reports whether this revision of the protocol defines c as a close code.
+func (c CloseCode) IsKnown() bool {
+	_, ok := closeNames[c]
+	return ok
+}
+
+// IsKnown reports whether this revision of the protocol defines c as an error code.
+func (c ErrorCode) IsKnown() bool {
+	_, ok := errorNames[c]
 	return ok
 }
 
@@ -113,21 +144,20 @@ func (c Code) IsKnown() bool {
 // GOAWAY or CLOSE) must not be re-established automatically: c lies in
 // 3500–3999. The client waits for the user or application to act, for
 // example to supply a new token.
-func (c Code) IsTerminal() bool {
+func (c CloseCode) IsTerminal() bool {
 	return c >= codeTerminalMin && c <= codeTerminalMax
 }
 
 // IsReconnect reports whether a client whose connection ended with c
 // should reconnect with backoff. It is the complement of IsTerminal, so
 // the rule also covers codes a client does not know: everything outside
-// 3500–3999, which includes the reconnect range 3000–3499 and CodeNormal
+// 3500–3999, which includes the reconnect range 3000–3499 and CloseNormal
 // received from the server, means reconnect.
-func (c Code) IsReconnect() bool {
+func (c CloseCode) IsReconnect() bool {
 	return !c.IsTerminal()
 }
 
-// IsError reports whether c lies in the 4000–4999 range used by ERROR
-// frames, which fail one request and leave the connection open.
-func (c Code) IsError() bool {
+// InRange reports whether c lies in the 4000–4999 range of ERROR frames.
+func (c ErrorCode) InRange() bool {
 	return c >= codeErrorMin && c <= codeErrorMax
 }

@@ -40,20 +40,20 @@ var (
 
 // CloseCodeFor returns the code a peer should put in the CLOSE frame it
 // sends before dropping a connection whose read side failed with err:
-// CodeFrameTooLarge for ErrFrameTooLarge, CodeUnsupportedVersion for
-// ErrUnsupportedVersion, CodeNormal for nil, and CodeProtocolError for
+// CloseFrameTooLarge for ErrFrameTooLarge, CloseUnsupportedVersion for
+// ErrUnsupportedVersion, CloseNormal for nil, and CloseProtocolError for
 // anything else (short frames, malformed bodies, errors returned by a
 // Decoder callback).
-func CloseCodeFor(err error) Code {
+func CloseCodeFor(err error) CloseCode {
 	switch {
 	case err == nil:
-		return CodeNormal
+		return CloseNormal
 	case errors.Is(err, ErrFrameTooLarge):
-		return CodeFrameTooLarge
+		return CloseFrameTooLarge
 	case errors.Is(err, ErrUnsupportedVersion):
-		return CodeUnsupportedVersion
+		return CloseUnsupportedVersion
 	default:
-		return CodeProtocolError
+		return CloseProtocolError
 	}
 }
 

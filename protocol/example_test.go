@@ -69,7 +69,7 @@ func ExamplePush_AppendFrame() {
 }
 
 func ExampleClose_AppendFrame() {
-	kick := protocol.Close{Code: protocol.CodeKicked, Reason: "kicked"}
+	kick := protocol.Close{Code: protocol.CloseKicked, Reason: "kicked"}
 	frame, _ := kick.AppendFrame(nil, 0, 0)
 	fmt.Printf("% x\n", frame)
 	fmt.Println(kick.Code, "terminal:", kick.Code.IsTerminal())
@@ -79,7 +79,7 @@ func ExampleClose_AppendFrame() {
 }
 
 func ExampleError_AppendFrame() {
-	e := protocol.Error{Code: protocol.CodeNoRoute, Message: "no route"}
+	e := protocol.Error{Code: protocol.ErrorNoRoute, Message: "no route"}
 	frame, _ := e.AppendFrame(nil, 7, 0) // seq echoes the failed request's
 	fmt.Printf("% x\n", frame)
 	// Output:
@@ -127,7 +127,7 @@ func ExampleDecoder() {
 	var stream []byte
 	stream = protocol.AppendEmpty(stream, protocol.OpPong, 2)
 	stream, _ = (&protocol.Push{MsgID: 8, Payload: []byte("yo")}).AppendFrame(stream, 0, protocol.FlagAckRequested)
-	stream, _ = (&protocol.Close{Code: protocol.CodeGoingAway, Reason: "drain"}).AppendFrame(stream, 0, 0)
+	stream, _ = (&protocol.Close{Code: protocol.CloseGoingAway, Reason: "drain"}).AppendFrame(stream, 0, 0)
 
 	var d protocol.Decoder // zero value: DefaultMaxFrame
 	handle := func(f protocol.Frame) error {

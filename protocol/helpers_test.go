@@ -53,7 +53,7 @@ func samples() []sample {
 		{"hello", OpHello, &Hello{Token: "tok", DeviceID: "dev-1", Platform: "ios", ClientVersion: "1.2.3", ResumeEpoch: 7, ResumeLastID: 42}, 1, 0},
 		{"hello/empty strings", OpHello, &Hello{}, 1, 0},
 		{"auth_ok", OpAuthOK, &AuthOK{ConnID: 1 << 40, HeartbeatMs: 25000, MaxFrame: 65536, ServerTimeMs: 1700000000000, Resume: ResumeRecovered, Epoch: 3, LastID: 99, UserID: "u-1"}, 1, 0},
-		{"auth_fail", OpAuthFail, &AuthFail{Code: CodeInvalidToken, Reason: "bad token"}, 1, 0},
+		{"auth_fail", OpAuthFail, &AuthFail{Code: CloseInvalidToken, Reason: "bad token"}, 1, 0},
 		{"ping", OpPing, nil, 9, 0},
 		{"pong", OpPong, nil, 9, 0},
 		{"send", OpSend, &Send{Route: "chat.send", Payload: []byte(`{"t":"hi"}`)}, 2, 0},
@@ -65,9 +65,9 @@ func samples() []sample {
 		{"subscribe", OpSubscribe, &Subscribe{Room: "room-1"}, 5, 0},
 		{"unsubscribe", OpUnsubscribe, &Unsubscribe{Room: "room-1"}, 6, 0},
 		{"ok", OpOK, nil, 5, 0},
-		{"goaway", OpGoAway, &GoAway{Code: CodeGoingAway, RetryAfterMs: 1500, Reason: "drain"}, 0, 0},
-		{"close", OpClose, &Close{Code: CodeKicked, Reason: "kicked by admin"}, 0, 0},
-		{"error", OpError, &Error{Code: CodeNoRoute, Message: "no route"}, 2, 0},
+		{"goaway", OpGoAway, &GoAway{Code: CloseGoingAway, RetryAfterMs: 1500, Reason: "drain"}, 0, 0},
+		{"close", OpClose, &Close{Code: CloseKicked, Reason: "kicked by admin"}, 0, 0},
+		{"error", OpError, &Error{Code: ErrorNoRoute, Message: "no route"}, 2, 0},
 	}
 }
 

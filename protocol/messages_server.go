@@ -82,7 +82,7 @@ func (m *AuthOK) Decode(body []byte) error {
 //	u16 code | str reason
 type AuthFail struct {
 	// Code says why; Code.IsTerminal tells whether to retry.
-	Code Code
+	Code CloseCode
 	// Reason is human-readable detail for logs, not for program logic.
 	Reason string
 }
@@ -92,7 +92,7 @@ func (*AuthFail) Opcode() Opcode { return OpAuthFail }
 
 // AppendFrame appends m as an AUTH_FAIL frame; see Message.
 func (m *AuthFail) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error) {
-	return appendCodeReason(dst, OpAuthFail, seq, flags, m.Code, "reason", m.Reason)
+	return appendCodeReason(dst, OpAuthFail, seq, flags, uint16(m.Code), "reason", m.Reason)
 }
 
 // Decode sets m from an AUTH_FAIL body; see Message.
@@ -101,7 +101,7 @@ func (m *AuthFail) Decode(body []byte) error {
 	if err != nil {
 		return err
 	}
-	*m = AuthFail{Code: code, Reason: reason}
+	*m = AuthFail{Code: CloseCode(code), Reason: reason}
 	return nil
 }
 
@@ -181,8 +181,8 @@ func (m *Push) Decode(body []byte) error {
 //
 //	u16 code | u32 retry_after_ms | str reason
 type GoAway struct {
-	// Code says why, normally CodeGoingAway.
-	Code Code
+	// Code says why, normally CloseGoingAway.
+	Code CloseCode
 	// RetryAfterMs is how long the client waits before reconnecting. The
 	// server has already added jitter; the client uses it as is.
 	RetryAfterMs uint32
@@ -209,7 +209,7 @@ func (m *GoAway) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error
 func (m *GoAway) Decode(body []byte) error {
 	r := bodyReader{b: body, op: OpGoAway}
 	v := GoAway{
-		Code:         Code(r.u16("code")),
+		Code:         CloseCode(r.u16("code")),
 		RetryAfterMs: r.u32("retry_after_ms"),
 		Reason:       r.str("reason"),
 	}
@@ -221,12 +221,12 @@ func (m *GoAway) Decode(body []byte) error {
 }
 
 // Close is the body of CLOSE, which either side sends just before closing
-// the connection. A kick is a CLOSE with CodeKicked. Body layout:
+// the connection. A kick is a CLOSE with CloseKicked. Body layout:
 //
 //	u16 code | str reason
 type Close struct {
 	// Code says why; Code.IsTerminal tells the client whether to reconnect.
-	Code Code
+	Code CloseCode
 	// Reason is human-readable detail for logs.
 	Reason string
 }
@@ -236,7 +236,7 @@ func (*Close) Opcode() Opcode { return OpClose }
 
 // AppendFrame appends m as a CLOSE frame; see Message.
 func (m *Close) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error) {
-	return appendCodeReason(dst, OpClose, seq, flags, m.Code, "reason", m.Reason)
+	return appendCodeReason(dst, OpClose, seq, flags, uint16(m.Code), "reason", m.Reason)
 }
 
 // Decode sets m from a CLOSE body; see Message.
@@ -245,7 +245,7 @@ func (m *Close) Decode(body []byte) error {
 	if err != nil {
 		return err
 	}
-	*m = Close{Code: code, Reason: reason}
+	*m = Close{Code: CloseCode(code), Reason: reason}
 	return nil
 }
 
@@ -256,7 +256,7 @@ func (m *Close) Decode(body []byte) error {
 //	u16 code | str message
 type Error struct {
 	// Code says why, from the 4000–4999 range.
-	Code Code
+	Code ErrorCode
 	// Message is human-readable detail for logs.
 	Message string
 }
@@ -266,7 +266,7 @@ func (*Error) Opcode() Opcode { return OpError }
 
 // AppendFrame appends m as an ERROR frame; see Message.
 func (m *Error) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error) {
-	return appendCodeReason(dst, OpError, seq, flags, m.Code, "message", m.Message)
+	return appendCodeReason(dst, OpError, seq, flags, uint16(m.Code), "message", m.Message)
 }
 
 // Decode sets m from an ERROR body; see Message.
@@ -275,15 +275,15 @@ func (m *Error) Decode(body []byte) error {
 	if err != nil {
 		return err
 	}
-	*m = Error{Code: code, Message: msg}
+	*m = Error{Code: ErrorCode(code), Message: msg}
 	return nil
 }
 
 // appendCodeReason appends the frame of the u16 code + str layout shared by
 // AUTH_FAIL, CLOSE and ERROR.
-func appendCodeReason(dst []byte, op Opcode, seq uint32, flags Flags, code Code, field, text string) ([]byte, error) {
+func appendCodeReason(dst []byte, op Opcode, seq uint32, flags Flags, code uint16, field, text string) ([]byte, error) {
 	b, start := beginMessage(dst, op, seq, flags)
-	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	b = binary.BigEndian.AppendUint16(b, code)
 	b, err := appendStr(b, op, field, text)
 	if err != nil {
 		return dst, err
@@ -291,9 +291,9 @@ func appendCodeReason(dst []byte, op Opcode, seq uint32, flags Flags, code Code,
 	return endMessage(dst, b, start, op)
 }
 
-func decodeCodeReason(body []byte, op Opcode, field string) (Code, string, error) {
+func decodeCodeReason(body []byte, op Opcode, field string) (uint16, string, error) {
 	r := bodyReader{b: body, op: op}
-	code := Code(r.u16("code"))
+	code := r.u16("code")
 	text := r.str(field)
 	return code, text, r.err
 }

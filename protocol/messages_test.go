@@ -300,29 +300,43 @@ func TestOpcodeRanges(t *testing.T) {
 }
 
 func TestCodeClasses(t *testing.T) {
-	f := func(c Code, name string, terminal, isErr bool) {
+	f := func(c CloseCode, name string, terminal bool) {
 		t.Helper()
-		if c.String() != name || c.IsTerminal() != terminal || c.IsReconnect() == terminal || c.IsError() != isErr {
-			t.Fatalf("%d: String %q terminal %v reconnect %v error %v", uint16(c), c, c.IsTerminal(), c.IsReconnect(), c.IsError())
+		if c.String() != name || c.IsTerminal() != terminal || c.IsReconnect() == terminal {
+			t.Fatalf("%d: String %q terminal %v reconnect %v", uint16(c), c, c.IsTerminal(), c.IsReconnect())
 		}
 	}
-	f(CodeNormal, "NORMAL", false, false)
-	f(CodeGoingAway, "GOING_AWAY", false, false)
-	f(CodeAuthTimeout, "AUTH_TIMEOUT", false, false)
-	f(3499, "CODE(3499)", false, false) // unknown, below 3500: reconnect
-	f(2000, "CODE(2000)", false, false) // unknown, below 3000: reconnect
-	f(CodeInvalidToken, "INVALID_TOKEN", true, false)
-	f(CodeKicked, "KICKED", true, false)
-	f(CodeForbidden, "FORBIDDEN", true, false)
-	f(3999, "CODE(3999)", true, false) // unknown terminal
-	f(CodeBadRequest, "BAD_REQUEST", false, true)
-	f(CodeNotFound, "NOT_FOUND", false, true)
-	f(4999, "CODE(4999)", false, true)
-	f(5000, "CODE(5000)", false, false)
-	// Every named code sits in the range its constant block says.
-	for c, name := range codeNames {
-		if !c.IsKnown() || name == "" {
-			t.Fatalf("%d not known", c)
+	f(CloseNormal, "NORMAL", false)
+	f(CloseGoingAway, "GOING_AWAY", false)
+	f(CloseAuthTimeout, "AUTH_TIMEOUT", false)
+	f(3499, "CODE(3499)", false) // unknown, below 3500: reconnect
+	f(2000, "CODE(2000)", false) // unknown, below 3000: reconnect
+	f(CloseInvalidToken, "INVALID_TOKEN", true)
+	f(CloseKicked, "KICKED", true)
+	f(CloseForbidden, "FORBIDDEN", true)
+	f(3999, "CODE(3999)", true)  // unknown terminal
+	f(4000, "CODE(4000)", false) // an error code in a CLOSE: reconnect (§7)
+	f(5000, "CODE(5000)", false)
+	e := func(c ErrorCode, name string, in bool) {
+		t.Helper()
+		if c.String() != name || c.InRange() != in {
+			t.Fatalf("%d: String %q in range %v", uint16(c), c, c.InRange())
+		}
+	}
+	e(ErrorBadRequest, "BAD_REQUEST", true)
+	e(ErrorNotFound, "NOT_FOUND", true)
+	e(4999, "CODE(4999)", true)
+	e(5000, "CODE(5000)", false)
+	e(3502, "CODE(3502)", false) // a close code is no error code
+	// Every named code sits in its kind's ranges.
+	for c := range closeNames {
+		if !c.IsKnown() || (c != CloseNormal && (c < 3000 || c > 3999)) {
+			t.Fatalf("close code %d out of its range", c)
+		}
+	}
+	for c := range errorNames {
+		if !c.IsKnown() || !c.InRange() {
+			t.Fatalf("error code %d out of its range", c)
 		}
 	}
 }
@@ -352,15 +366,15 @@ func TestCloseCodeFor(t *testing.T) {
 	malformed := (&Ack{}).Decode(nil)
 	for _, tc := range []struct {
 		err  error
-		want Code
+		want CloseCode
 	}{
-		{nil, CodeNormal},
-		{tooLarge, CodeFrameTooLarge},
-		{fmt.Errorf("read: %w", tooLarge), CodeFrameTooLarge},
-		{version, CodeUnsupportedVersion},
-		{short, CodeProtocolError},
-		{malformed, CodeProtocolError},
-		{errors.New("handler failed"), CodeProtocolError},
+		{nil, CloseNormal},
+		{tooLarge, CloseFrameTooLarge},
+		{fmt.Errorf("read: %w", tooLarge), CloseFrameTooLarge},
+		{version, CloseUnsupportedVersion},
+		{short, CloseProtocolError},
+		{malformed, CloseProtocolError},
+		{errors.New("handler failed"), CloseProtocolError},
 	} {
 		if got := CloseCodeFor(tc.err); got != tc.want {
 			t.Errorf("CloseCodeFor(%v) = %s; want %s", tc.err, got, tc.want)

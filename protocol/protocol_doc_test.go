@@ -23,7 +23,7 @@ func workedFrames(t *testing.T) map[string][]byte {
 		"hello": enc(&Hello{Token: "tk1", DeviceID: "d1", Platform: "ios", ClientVersion: "1.0"}, 1, 0),
 		"auth_ok": enc(&AuthOK{ConnID: 42, HeartbeatMs: DefaultHeartbeatMs, MaxFrame: DefaultMaxFrame,
 			ServerTimeMs: 1700000000000, Resume: ResumeNone, Epoch: 1, LastID: 7, UserID: "u1"}, 1, 0),
-		"auth_fail":     enc(&AuthFail{Code: CodeTokenExpired, Reason: "expired"}, 1, 0),
+		"auth_fail":     enc(&AuthFail{Code: CloseTokenExpired, Reason: "expired"}, 1, 0),
 		"ping":          AppendEmpty(nil, OpPing, 2),
 		"pong":          AppendEmpty(nil, OpPong, 2),
 		"send":          enc(&Send{Route: "echo", Payload: []byte("hi")}, 3, 0),
@@ -33,10 +33,10 @@ func workedFrames(t *testing.T) map[string][]byte {
 		"subscribe":     enc(&Subscribe{Room: "r1"}, 5, 0),
 		"ok":            AppendEmpty(nil, OpOK, 5),
 		"unsubscribe":   enc(&Unsubscribe{Room: "r1"}, 6, 0),
-		"error":         enc(&Error{Code: CodeNoRoute, Message: "no route"}, 7, 0),
-		"goaway":        enc(&GoAway{Code: CodeGoingAway, RetryAfterMs: 5000, Reason: "drain"}, 0, 0),
-		"close_kicked":  enc(&Close{Code: CodeKicked, Reason: "kicked"}, 0, 0),
-		"close_version": enc(&Close{Code: CodeUnsupportedVersion}, 0, 0),
+		"error":         enc(&Error{Code: ErrorNoRoute, Message: "no route"}, 7, 0),
+		"goaway":        enc(&GoAway{Code: CloseGoingAway, RetryAfterMs: 5000, Reason: "drain"}, 0, 0),
+		"close_kicked":  enc(&Close{Code: CloseKicked, Reason: "kicked"}, 0, 0),
+		"close_version": enc(&Close{Code: CloseUnsupportedVersion}, 0, 0),
 	}
 }
 
@@ -127,10 +127,16 @@ func TestProtocolDocCodes(t *testing.T) {
 			t.Errorf("PROTOCOL.md lacks opcode table row starting %q", row)
 		}
 	}
-	for c, name := range codeNames {
-		row := fmt.Sprintf("| %d | %s |", c, name)
-		if !strings.Contains(text, row) {
-			t.Errorf("PROTOCOL.md lacks code table row starting %q", row)
+	row := func(c uint16, name string) {
+		r := fmt.Sprintf("| %d | %s |", c, name)
+		if !strings.Contains(text, r) {
+			t.Errorf("PROTOCOL.md lacks code table row starting %q", r)
 		}
+	}
+	for c, name := range closeNames {
+		row(uint16(c), name)
+	}
+	for c, name := range errorNames {
+		row(uint16(c), name)
 	}
 }

@@ -49,7 +49,7 @@ type Identity struct {
 // from many goroutines.
 //
 // A failure should be an *AuthError (or wrap one) so that the client gets the right code;
-// any other error is reported as CodeInvalidToken.
+// any other error is reported as CloseInvalidToken.
 type Authenticator interface {
 	Authenticate(ctx context.Context, req AuthRequest) (Identity, error)
 }
@@ -63,11 +63,11 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, req AuthRequest) (I
 }
 
 // AuthError is an authentication failure with the code sent to the client in AUTH_FAIL.
-// Codes should be terminal (CodeInvalidToken, CodeTokenExpired, CodeForbidden) so a
+// Codes should be terminal (CloseInvalidToken, CloseTokenExpired, CloseForbidden) so a
 // client with a bad token does not reconnect in a loop.
 type AuthError struct {
 	// Code is sent in AUTH_FAIL.
-	Code protocol.Code
+	Code protocol.CloseCode
 	// Reason is a short human-readable explanation sent in AUTH_FAIL; it must not leak
 	// secrets.
 	Reason string
@@ -87,15 +87,15 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Unwrap() error { return e.Err }
 
 // authFailure maps any Authenticate error to the code and reason sent in AUTH_FAIL.
-func authFailure(err error) (protocol.Code, string) {
+func authFailure(err error) (protocol.CloseCode, string) {
 	var ae *AuthError
 	if errors.As(err, &ae) {
 		return ae.Code, ae.Reason
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return protocol.CodeAuthTimeout, "authentication timed out"
+		return protocol.CloseAuthTimeout, "authentication timed out"
 	}
-	return protocol.CodeInvalidToken, "invalid token"
+	return protocol.CloseInvalidToken, "invalid token"
 }
 
 // InsecureAuthenticator accepts any token and takes it as the user id (or "anonymous"

@@ -72,10 +72,10 @@ func TestAuthDeadline(t *testing.T) {
 		t.Fatal("closed before the auth deadline")
 	}
 	mc.advance(start + int64(10*time.Second))
-	if got := sc.closeCode(); got != protocol.CodeAuthTimeout {
+	if got := sc.closeCode(); got != protocol.CloseAuthTimeout {
 		t.Fatalf("close code %v at the deadline, want AUTH_TIMEOUT", got)
 	}
-	c.expectClosed(protocol.OpClose, protocol.CodeAuthTimeout)
+	c.expectClosed(protocol.OpClose, protocol.CloseAuthTimeout)
 	waitFor(t, "connection count back to 0", func() bool { return s.Stats().Connections == 0 })
 }
 
@@ -99,7 +99,7 @@ func TestAuthDeadlineWhileAuthenticating(t *testing.T) {
 	<-entered
 	mc.advance(start + int64(10*time.Second))
 	close(release)
-	c.expectClosed(protocol.OpClose, protocol.CodeAuthTimeout)
+	c.expectClosed(protocol.OpClose, protocol.CloseAuthTimeout)
 	if sc.Authenticated() {
 		t.Fatal("authenticated after its auth deadline")
 	}
@@ -149,10 +149,10 @@ func TestHeartbeatBound(t *testing.T) {
 		case silent > hb*3/2+tick:
 			t.Fatalf("phase %v: closed after %v of silence, past 1.5 x heartbeat + 1 tick (%v)", phase, silent, hb*3/2+tick)
 		}
-		if got := sc.closeCode(); got != protocol.CodeHeartbeatTimeout {
+		if got := sc.closeCode(); got != protocol.CloseHeartbeatTimeout {
 			t.Fatalf("phase %v: close code %v", phase, got)
 		}
-		c.expectClosed(protocol.OpClose, protocol.CodeHeartbeatTimeout)
+		c.expectClosed(protocol.OpClose, protocol.CloseHeartbeatTimeout)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestAnyFrameRefreshesHeartbeat(t *testing.T) {
 		}
 	}
 	mc.advance(now + int64(hb)*3/2)
-	c.expectClosed(protocol.OpClose, protocol.CodeHeartbeatTimeout)
+	c.expectClosed(protocol.OpClose, protocol.CloseHeartbeatTimeout)
 }
 
 // TestGoAwayGraceNotExtended: after GOAWAY the timer holds the grace deadline, which
@@ -197,5 +197,5 @@ func TestGoAwayGraceNotExtended(t *testing.T) {
 	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 2))
 	c.expect(protocol.OpPong)
 	mc.advance(start + int64(3*time.Second))
-	c.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
+	c.expectClosed(protocol.OpClose, protocol.CloseGoingAway)
 }

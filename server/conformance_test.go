@@ -37,7 +37,7 @@ type vector struct {
 // reaction is what the server does with a vector.
 type reaction struct {
 	kind string // CLOSE, ERROR, OK, PONG, AUTH_OK, SEND_REPLY, NONE, EOF
-	code protocol.Code
+	code uint16 // a CloseCode or an ErrorCode, by kind
 	seq  uint32
 }
 
@@ -116,9 +116,9 @@ func parseReaction(t *testing.T, name, s string) reaction {
 	}
 	switch {
 	case m[1] != "":
-		return reaction{kind: "CLOSE", code: protocol.Code(num(m[1]))}
+		return reaction{kind: "CLOSE", code: uint16(num(m[1]))}
 	case m[2] != "":
-		return reaction{kind: "ERROR", code: protocol.Code(num(m[2])), seq: num(m[3])}
+		return reaction{kind: "ERROR", code: uint16(num(m[2])), seq: num(m[3])}
 	case m[4] != "":
 		return reaction{kind: m[4], seq: num(m[5])}
 	default:
@@ -176,7 +176,7 @@ func runVector(t *testing.T, s *Server, v vector) {
 		if err := m.Decode(f.Body); err != nil {
 			failf("CLOSE body: %v", err)
 		}
-		if m.Code != want.code || f.Seq != 0 || f.Version != protocol.Version {
+		if uint16(m.Code) != want.code || f.Seq != 0 || f.Version != protocol.Version {
 			failf("got CLOSE %d (%q) seq %d version %d; want CLOSE %d seq 0 version %d",
 				m.Code, m.Reason, f.Seq, f.Version, want.code, protocol.Version)
 		}
@@ -200,7 +200,7 @@ func runVector(t *testing.T, s *Server, v vector) {
 			if err := m.Decode(f.Body); err != nil {
 				failf("ERROR body: %v", err)
 			}
-			if m.Code != want.code {
+			if uint16(m.Code) != want.code {
 				failf("got ERROR %d (%q); want ERROR %d", m.Code, m.Message, want.code)
 			}
 		}
@@ -239,7 +239,7 @@ func TestConformanceAuthRepliesEchoSeq(t *testing.T) {
 	s := startServer(t, func(o *Options) {
 		o.Authenticator = AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
 			if req.Token == "bad" {
-				return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad token"}
+				return Identity{}, &AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
 			}
 			return Identity{UserID: "u"}, nil
 		})
@@ -277,7 +277,7 @@ func TestConformanceReplacedSameDevice(t *testing.T) {
 			old := dialRaw(t, s)
 			old.hello("replaced-user", "dev", "ios")
 			dialRaw(t, s).hello("replaced-user", "dev", "ios")
-			old.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+			old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 		})
 	}
 }

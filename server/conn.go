@@ -162,7 +162,7 @@ func (c *Conn) Push(payload []byte) error {
 
 // GoAway tells the client to reconnect, to this node or another, after retryAfter: it
 // sends GOAWAY and, if the client has not left after grace, closes the connection with
-// CodeGoingAway; inbound frames no longer extend its deadline. Operators use it to move
+// CloseGoingAway; inbound frames no longer extend its deadline. Operators use it to move
 // load off a node; Shutdown calls it for every connection. It returns ErrNotReady before
 // AUTH_OK and ErrConnClosed once closing.
 func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
@@ -172,7 +172,7 @@ func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
 		}
 		return ErrNotReady
 	}
-	frame, err := (&protocol.GoAway{Code: protocol.CodeGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: protocol.CleanText(reason)}).AppendFrame(nil, 0, 0)
+	frame, err := (&protocol.GoAway{Code: protocol.CloseGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: protocol.CleanText(reason)}).AppendFrame(nil, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -188,14 +188,14 @@ func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
 }
 
 // Close sends CLOSE with code and reason, then closes the connection. Use a terminal code
-// (e.g. protocol.CodeKicked) to keep the client from reconnecting. Closing twice is a
+// (e.g. protocol.CloseKicked) to keep the client from reconnecting. Closing twice is a
 // no-op.
-func (c *Conn) Close(code protocol.Code, reason string) {
+func (c *Conn) Close(code protocol.CloseCode, reason string) {
 	c.closeWith(code, reason)
 }
 
 // appendClose appends a CLOSE frame: the one place CLOSE frames are built.
-func appendClose(dst []byte, code protocol.Code, reason string) []byte {
+func appendClose(dst []byte, code protocol.CloseCode, reason string) []byte {
 	b, err := (&protocol.Close{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(dst, 0, 0)
 	if err != nil {
 		return dst
@@ -205,7 +205,7 @@ func appendClose(dst []byte, code protocol.Code, reason string) []byte {
 
 // closeWith closes the connection with code, sending CLOSE first when the socket can take
 // it: every server-initiated close with a CLOSE frame goes through here.
-func (c *Conn) closeWith(code protocol.Code, reason string) {
+func (c *Conn) closeWith(code protocol.CloseCode, reason string) {
 	if c.closing() {
 		return
 	}
@@ -214,7 +214,7 @@ func (c *Conn) closeWith(code protocol.Code, reason string) {
 
 // closeSilently closes the connection with code and no frame (the peer closed, or is
 // gone).
-func (c *Conn) closeSilently(code protocol.Code, reason string) { c.closeAfter(code, reason, nil) }
+func (c *Conn) closeSilently(code protocol.CloseCode, reason string) { c.closeAfter(code, reason, nil) }
 
 // closeAfter closes the connection once: the first caller records code, puts final (a
 // CLOSE or AUTH_FAIL frame, or nil) on the wire after what was already written, and
@@ -222,7 +222,7 @@ func (c *Conn) closeSilently(code protocol.Code, reason string) { c.closeAfter(c
 // part fit), the flusher writes it and closes the socket when done; the timer bounds the
 // wait by finalGrace. The cleanup runs in onClosed, from netpoll's close callback, which
 // may run in this call: callers must not hold the locks it takes (see doc.go).
-func (c *Conn) closeAfter(code protocol.Code, reason string, final []byte) {
+func (c *Conn) closeAfter(code protocol.CloseCode, reason string, final []byte) {
 	if !c.markClosing(code) {
 		return
 	}

@@ -64,7 +64,7 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	waitFor(t, "slow consumer closed", func() bool {
-		return slowConn.closeCode() == protocol.CodeSlowConsumer
+		return slowConn.closeCode() == protocol.CloseSlowConsumer
 	})
 	if got := s.metrics.slowConsumers.Get(); got != 1 {
 		t.Fatalf("slow consumer counter %d", got)
@@ -123,7 +123,7 @@ func TestRooms(t *testing.T) {
 	a.send(&protocol.Subscribe{Room: "r3"}, 12, 0)
 	f = a.expect(protocol.OpError)
 	var e protocol.Error
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeTooManyRooms {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorTooManyRooms {
 		t.Fatalf("ERROR %+v", e)
 	}
 	a.send(&protocol.Unsubscribe{Room: "lobby"}, 13, 0)
@@ -170,7 +170,7 @@ func TestDrain(t *testing.T) {
 	for _, c := range cs {
 		f := c.expect(protocol.OpGoAway)
 		var g protocol.GoAway
-		if err := g.Decode(f.Body); err != nil || g.Code != protocol.CodeGoingAway || g.RetryAfterMs > 500 {
+		if err := g.Decode(f.Body); err != nil || g.Code != protocol.CloseGoingAway || g.RetryAfterMs > 500 {
 			t.Fatalf("GOAWAY %+v %v", g, err)
 		}
 		if !s.Stats().Draining {
@@ -201,7 +201,7 @@ func TestDrainDeadline(t *testing.T) {
 		t.Fatalf("Shutdown = %v, want deadline exceeded", err)
 	}
 	c.expect(protocol.OpGoAway)
-	c.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
+	c.expectClosed(protocol.OpClose, protocol.CloseGoingAway)
 }
 
 // TestPayloadTooLarge: pushes and replies larger than the announced max frame are
@@ -277,5 +277,5 @@ func TestConnGoAway(t *testing.T) {
 		t.Fatalf("GOAWAY %+v %v", g, err)
 	}
 	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 1)) // still talking: no extension
-	c.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
+	c.expectClosed(protocol.OpClose, protocol.CloseGoingAway)
 }

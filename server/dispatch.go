@@ -28,7 +28,7 @@ type poolTask struct {
 	seq  uint32
 	room string
 	msg  *Message
-	code protocol.Code
+	code protocol.CloseCode
 }
 
 // queue appends req to the connection's queue and reports whether the caller must start
@@ -95,10 +95,10 @@ func (c *Conn) failQueued() {
 		}
 		c.srv.metrics.busy.Inc()
 		if req.msg != nil {
-			_ = req.msg.Fail(protocol.CodeBusy, "server busy")
+			_ = req.msg.Fail(protocol.ErrorBusy, "server busy")
 		} else {
 			c.inflightDone()
-			_ = c.writeError(req.seq, protocol.CodeBusy, "server busy")
+			_ = c.writeError(req.seq, protocol.ErrorBusy, "server busy")
 		}
 	}
 	if len(keep) == 0 {
@@ -182,10 +182,10 @@ func (c *Conn) process(req poolTask, start int64) (answer []byte, end int64) {
 			s.log.Error("handler panicked", "conn", c.id, "user", c.UserID(), "panic", fmt.Sprint(p))
 			switch req.kind {
 			case taskMessage:
-				answer, _ = req.msg.failFrame(protocol.CodeInternal, "internal error")
+				answer, _ = req.msg.failFrame(protocol.ErrorInternal, "internal error")
 			case taskSubscribe, taskUnsubscribe:
 				c.inflightDone()
-				answer = c.errorFrame(req.seq, protocol.CodeInternal, "internal error")
+				answer = c.errorFrame(req.seq, protocol.ErrorInternal, "internal error")
 			}
 			end = monotime()
 		}
@@ -236,16 +236,16 @@ func (c *Conn) handleMessage(h Handler, m *Message) []byte {
 func (c *Conn) handleSubscribe(h Handler, req poolTask) []byte {
 	defer c.inflightDone()
 	if err := h.OnSubscribe(c, req.room); err != nil {
-		code, msg := protocol.CodeDenied, "subscription denied"
+		code, msg := protocol.ErrorDenied, "subscription denied"
 		if re, ok := err.(*ReplyError); ok {
 			code, msg = re.Code, re.Message
 		}
 		return c.errorFrame(req.seq, code, msg)
 	}
 	if err := c.srv.join(c, req.room); err != nil {
-		code := protocol.CodeBadRequest
+		code := protocol.ErrorBadRequest
 		if err == ErrTooManyRooms {
-			code = protocol.CodeTooManyRooms
+			code = protocol.ErrorTooManyRooms
 		}
 		return c.errorFrame(req.seq, code, err.Error())
 	}

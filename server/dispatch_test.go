@@ -119,7 +119,7 @@ func TestPoolSaturation(t *testing.T) {
 	b.send(&protocol.Send{Route: "slow"}, 2, 0)
 	f := b.expect(protocol.OpError)
 	var e protocol.Error
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeBusy || f.Seq != 2 {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorBusy || f.Seq != 2 {
 		t.Fatalf("got ERROR %+v seq %d (%v), want Busy seq 2", e, f.Seq, err)
 	}
 	close(h.release)
@@ -168,7 +168,7 @@ func (h *panicHandler) OnMessage(m *Message) ([]byte, error) {
 		h.deferred <- m
 		return nil, ErrDeferReply
 	case "refuse":
-		return nil, &ReplyError{Code: protocol.CodeNotFound, Message: "no such thing"}
+		return nil, &ReplyError{Code: protocol.ErrorNotFound, Message: "no such thing"}
 	}
 	return []byte("ok"), nil
 }
@@ -181,7 +181,7 @@ func TestHandlerPanicAndReplies(t *testing.T) {
 	s := startServer(t, func(o *Options) { o.Handler = h })
 	c := dialRaw(t, s)
 	c.hello("r", "a", "ios")
-	expectErr := func(seq uint32, code protocol.Code) {
+	expectErr := func(seq uint32, code protocol.ErrorCode) {
 		t.Helper()
 		f := c.expect(protocol.OpError)
 		var e protocol.Error
@@ -190,9 +190,9 @@ func TestHandlerPanicAndReplies(t *testing.T) {
 		}
 	}
 	c.send(&protocol.Send{Route: "boom"}, 1, 0)
-	expectErr(1, protocol.CodeInternal)
+	expectErr(1, protocol.ErrorInternal)
 	c.send(&protocol.Send{Route: "refuse"}, 2, 0)
-	expectErr(2, protocol.CodeNotFound)
+	expectErr(2, protocol.ErrorNotFound)
 	c.send(&protocol.Send{Route: "later"}, 3, 0)
 	m := <-h.deferred
 	if err := m.Reply([]byte("late")); err != nil {

@@ -80,7 +80,7 @@ func TestEMFILE(t *testing.T) {
 
 	// login dials, sends HELLO and returns the connection with the first frame's opcode
 	// and code (AUTH_OK, or CLOSE with its code).
-	login := func(i int) (net.Conn, protocol.Opcode, protocol.Code) {
+	login := func(i int) (net.Conn, protocol.Opcode, protocol.CloseCode) {
 		t.Helper()
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -94,7 +94,7 @@ func TestEMFILE(t *testing.T) {
 		for {
 			n, err := c.Read(buf)
 			var op protocol.Opcode
-			var code protocol.Code
+			var code protocol.CloseCode
 			dec.Decode(buf[:n], func(f protocol.Frame) error {
 				if op == 0 {
 					op = f.Op
@@ -131,7 +131,7 @@ func TestEMFILE(t *testing.T) {
 		switch {
 		case op == protocol.OpAuthOK:
 			served = append(served, c)
-		case op == protocol.OpClose && code == protocol.CodeServerFull:
+		case op == protocol.OpClose && code == protocol.CloseServerFull:
 			refused++
 			c.Close()
 		default:
@@ -145,7 +145,7 @@ func TestEMFILE(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c, op, code := login(100 + i)
 		c.Close()
-		if op != protocol.OpClose || code != protocol.CodeServerFull {
+		if op != protocol.OpClose || code != protocol.CloseServerFull {
 			t.Fatalf("new client while out of descriptors: got %v %v, want CLOSE SERVER_FULL", op, code)
 		}
 	}

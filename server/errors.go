@@ -36,10 +36,10 @@ var (
 )
 
 // ReplyError is an error a Handler returns to answer a SEND with an ERROR frame carrying
-// a specific code (from the 4000-4999 range) instead of CodeInternal.
+// a specific code (from the 4000-4999 range) instead of ErrorInternal.
 type ReplyError struct {
 	// Code is sent in the ERROR frame.
-	Code protocol.Code
+	Code protocol.ErrorCode
 	// Message is sent in the ERROR frame; keep it short and free of secrets.
 	Message string
 }
@@ -50,10 +50,10 @@ func (e *ReplyError) Error() string {
 }
 
 // errorReply maps a handler error to the ERROR frame's code and message.
-func errorReply(err error) (protocol.Code, string) {
+func errorReply(err error) (protocol.ErrorCode, string) {
 	var re *ReplyError
 	if errors.As(err, &re) {
 		return re.Code, re.Message
 	}
-	return protocol.CodeInternal, "internal error"
+	return protocol.ErrorInternal, "internal error"
 }

@@ -34,7 +34,7 @@ type reserveListener struct {
 
 // reserveFD wraps the client listener with a reserved descriptor.
 func (s *Server) reserveFD(ln netpoll.Listener) netpoll.Listener {
-	full, err := (&protocol.Close{Code: protocol.CodeServerFull, Reason: "server out of file descriptors"}).AppendFrame(nil, 0, 0)
+	full, err := (&protocol.Close{Code: protocol.CloseServerFull, Reason: "server out of file descriptors"}).AppendFrame(nil, 0, 0)
 	if err != nil {
 		panic("BUG: cannot encode CLOSE SERVER_FULL: " + err.Error())
 	}

@@ -16,7 +16,7 @@ import (
 // (Options.SourceConnectRate) and a strike count: a failed authentication or a connect
 // refused by the source's bucket is a strike, and more than Options.FlapThreshold
 // strikes within Options.FlapWindow ban the source for Options.FlapBan. While banned,
-// its connections are refused at accept with CodeRateLimited (metric reason "banned");
+// its connections are refused at accept with CloseRateLimited (metric reason "banned");
 // connections it already has are left alone, and refused connects are not strikes, so
 // a ban ends on time.
 //
@@ -191,7 +191,7 @@ func (s *sources) strikeLocked(e *sourceEntry, t int64) bool {
 
 // authFailed records a failed authentication of c (an Authenticator refusal, not a busy
 // pool): a rate-limited log line, and a strike against its source that may ban it.
-func (s *Server) authFailed(c *Conn, code protocol.Code, err error) {
+func (s *Server) authFailed(c *Conn, code protocol.CloseCode, err error) {
 	l := s.limits
 	if l.authLog.Allow(code.String()) {
 		s.log.Info("authentication failed", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "code", code.String(), "err", err)

@@ -16,26 +16,26 @@ import (
 // Goroutines: every method runs on the server's worker pool, never on the I/O path, so
 // a slow handler delays only its own connection's later requests. Calls for different
 // connections run concurrently. A method should still not block for long: a connection
-// with Options.MaxInflight requests waiting is answered ERROR CodeBusy, and a full pool
-// answers CodeBusy for every connection. A panic in a method is recovered, logged and
-// answered with ERROR CodeInternal (or ignored for OnConnect/OnDisconnect).
+// with Options.MaxInflight requests waiting is answered ERROR ErrorBusy, and a full pool
+// answers ErrorBusy for every connection. A panic in a method is recovered, logged and
+// answered with ERROR ErrorInternal (or ignored for OnConnect/OnDisconnect).
 //
 // Embed NopHandler to implement only the methods you need.
 type Handler interface {
 	// OnConnect is called when c has authenticated.
 	OnConnect(c *Conn)
 	// OnMessage handles an uplink SEND. It returns the SEND_REPLY payload, an error
-	// (a *ReplyError picks the ERROR code, anything else is CodeInternal), or
+	// (a *ReplyError picks the ERROR code, anything else is ErrorInternal), or
 	// ErrDeferReply to answer later with m.Reply or m.Fail from any goroutine. The
 	// reply is dropped when the client asked for none (m.NoReply).
 	OnMessage(m *Message) ([]byte, error)
 	// OnSubscribe authorizes c joining room through a client SUBSCRIBE; a non-nil error
-	// refuses it (a *ReplyError picks the code, anything else is CodeDenied).
+	// refuses it (a *ReplyError picks the code, anything else is ErrorDenied).
 	OnSubscribe(c *Conn, room string) error
 	// OnUnsubscribe is told that c left room through a client UNSUBSCRIBE.
 	OnUnsubscribe(c *Conn, room string)
 	// OnDisconnect is called once after c closed, with the close code.
-	OnDisconnect(c *Conn, code protocol.Code)
+	OnDisconnect(c *Conn, code protocol.CloseCode)
 }
 
 // NopHandler is a Handler that accepts everything and does nothing: SENDs get an empty
@@ -55,7 +55,7 @@ func (NopHandler) OnSubscribe(*Conn, string) error { return nil }
 func (NopHandler) OnUnsubscribe(*Conn, string) {}
 
 // OnDisconnect does nothing.
-func (NopHandler) OnDisconnect(*Conn, protocol.Code) {}
+func (NopHandler) OnDisconnect(*Conn, protocol.CloseCode) {}
 
 var _ Handler = NopHandler{}
 
@@ -86,7 +86,7 @@ func (m *Message) Reply(payload []byte) error {
 }
 
 // Fail answers the message with ERROR code and msg. Like Reply it answers once.
-func (m *Message) Fail(code protocol.Code, msg string) error {
+func (m *Message) Fail(code protocol.ErrorCode, msg string) error {
 	frame, err := m.failFrame(code, msg)
 	return m.send(frame, err)
 }
@@ -118,14 +118,14 @@ func (m *Message) answer(payload []byte) ([]byte, error) {
 	}
 	if err != nil {
 		// The client still gets an answer to its seq.
-		return m.Conn.errorFrame(m.Seq, protocol.CodeInternal, "reply too large"), err
+		return m.Conn.errorFrame(m.Seq, protocol.ErrorInternal, "reply too large"), err
 	}
 	m.Conn.srv.metrics.framesOut(protocol.OpSendReply, len(frame))
 	return frame, nil
 }
 
 // failFrame is answer for an ERROR.
-func (m *Message) failFrame(code protocol.Code, msg string) ([]byte, error) {
+func (m *Message) failFrame(code protocol.ErrorCode, msg string) ([]byte, error) {
 	if !m.answered.CompareAndSwap(false, true) {
 		return nil, ErrAlreadyReplied
 	}

@@ -22,7 +22,7 @@ func (c *Conn) startAuth(h *protocol.Hello, seq uint32) {
 	err := c.srv.pool.Submit(func() { c.authenticate(&hello, seq) })
 	if err != nil {
 		c.srv.metrics.poolRejected.Inc()
-		c.failAuth(seq, protocol.CodeServerBusy, "server busy")
+		c.failAuth(seq, protocol.CloseServerBusy, "server busy")
 	}
 }
 
@@ -39,11 +39,11 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	})
 	cancel()
 	if err == nil && id.UserID == "" {
-		err = &AuthError{Code: protocol.CodeInvalidToken, Reason: "token names no user"}
+		err = &AuthError{Code: protocol.CloseInvalidToken, Reason: "token names no user"}
 	}
 	if err == nil && !(utf8.ValidString(id.UserID) && utf8.ValidString(id.DeviceID) && utf8.ValidString(id.Platform)) {
 		// AUTH_OK could not carry it (PROTOCOL.md §2: every str is UTF-8).
-		err = &AuthError{Code: protocol.CodeInvalidToken, Reason: "identity is not valid UTF-8"}
+		err = &AuthError{Code: protocol.CloseInvalidToken, Reason: "identity is not valid UTF-8"}
 	}
 	if err != nil {
 		code, reason := authFailure(err)
@@ -82,7 +82,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	// for a network fault and reconnect, and two app instances sharing a device id would
 	// then replace each other in a loop. REPLACED is terminal, so the loop stops.
 	for _, v := range victims {
-		v.c.closeWith(protocol.CodeReplaced, v.reason)
+		v.c.closeWith(protocol.CloseReplaced, v.reason)
 	}
 	s.wheel.Schedule(&c.timer, s.deadline(s.hbTimeout))
 	// OnConnect goes first in the request queue, held until AUTH_OK is out so the
@@ -102,7 +102,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	}
 	frame, err := ok2.AppendFrame(nil, seq, 0)
 	if err != nil {
-		c.closeWith(protocol.CodeInternalError, "cannot encode AUTH_OK")
+		c.closeWith(protocol.CloseInternal, "cannot encode AUTH_OK")
 		c.releaseQueue() // OnConnect and OnDisconnect still run
 		return
 	}
@@ -125,7 +125,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 }
 
 // failAuth sends AUTH_FAIL answering the HELLO's seq and closes with code.
-func (c *Conn) failAuth(seq uint32, code protocol.Code, reason string) {
+func (c *Conn) failAuth(seq uint32, code protocol.CloseCode, reason string) {
 	c.srv.metrics.authFailed(code)
 	frame, err := (&protocol.AuthFail{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(nil, seq, 0)
 	if err != nil {

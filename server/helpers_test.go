@@ -115,7 +115,7 @@ func (r *rawConn) hello(token, device, platform string) protocol.AuthOK {
 
 // expectClosed reads until the server closes, requiring that the last frame before EOF
 // is a CLOSE or AUTH_FAIL (per op) carrying code. Frames before it are skipped.
-func (r *rawConn) expectClosed(op protocol.Opcode, code protocol.Code) {
+func (r *rawConn) expectClosed(op protocol.Opcode, code protocol.CloseCode) {
 	r.t.Helper()
 	var last *protocol.Frame
 	for {
@@ -131,7 +131,7 @@ func (r *rawConn) expectClosed(op protocol.Opcode, code protocol.Code) {
 	if last == nil || last.Op != op {
 		r.t.Fatalf("connection closed without %v %v (last frame %+v)", op, code, last)
 	}
-	var got protocol.Code
+	var got protocol.CloseCode
 	switch op {
 	case protocol.OpClose:
 		var m protocol.Close

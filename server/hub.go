@@ -38,7 +38,7 @@ type userShard struct {
 }
 
 // victim is a connection displaced by a newer login; it is closed with CLOSE
-// CodeReplaced and reason.
+// CloseReplaced and reason.
 type victim struct {
 	c      *Conn
 	reason string

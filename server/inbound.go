@@ -64,7 +64,7 @@ func (c *Conn) onBytes(p []byte) {
 		c.preAuthBytes += len(p)
 		if c.preAuthBytes > s.opts.PreAuthBudget {
 			s.metrics.protocolErrors.Inc()
-			c.closeWith(protocol.CodeProtocolError, "too many bytes before authentication")
+			c.closeWith(protocol.CloseProtocolError, "too many bytes before authentication")
 			return
 		}
 		maxFrame = protocol.PreAuthMaxFrame
@@ -145,7 +145,7 @@ func (rd *readPass) frame(f protocol.Frame) error {
 	}
 	if f.Op == protocol.OpClose {
 		// In any state: nobody answers a CLOSE (PROTOCOL.md §6.10).
-		c.closeSilently(protocol.CodeNormal, "client closed")
+		c.closeSilently(protocol.CloseNormal, "client closed")
 		return errStopDecoding
 	}
 	switch st.phase() {
@@ -186,7 +186,7 @@ func (rd *readPass) flush() {
 func (rd *readPass) violation(reason string) error {
 	rd.flush()
 	rd.c.srv.metrics.protocolErrors.Inc()
-	rd.c.closeWith(protocol.CodeProtocolError, reason)
+	rd.c.closeWith(protocol.CloseProtocolError, reason)
 	return errStopDecoding
 }
 
@@ -248,7 +248,7 @@ func (rd *readPass) authed(f protocol.Frame) error {
 		return rd.violation("unexpected " + f.Op.String() + " from client")
 	default:
 		rd.reply(protocol.OpError, func(dst []byte) []byte {
-			b, _ := (&protocol.Error{Code: protocol.CodeUnknownOpcode, Message: "unknown opcode"}).AppendFrame(dst, f.Seq, 0)
+			b, _ := (&protocol.Error{Code: protocol.ErrorUnknownOpcode, Message: "unknown opcode"}).AppendFrame(dst, f.Seq, 0)
 			return b
 		})
 	}
@@ -261,7 +261,7 @@ func (rd *readPass) badRequest(seq uint32, err error) {
 	rd.c.srv.metrics.protocolErrors.Inc()
 	msg := err.Error()
 	rd.reply(protocol.OpError, func(dst []byte) []byte {
-		b, _ := (&protocol.Error{Code: protocol.CodeBadRequest, Message: msg}).AppendFrame(dst, seq, 0)
+		b, _ := (&protocol.Error{Code: protocol.ErrorBadRequest, Message: msg}).AppendFrame(dst, seq, 0)
 		return b
 	})
 }
@@ -281,7 +281,7 @@ func (rd *readPass) enqueue(req poolTask) {
 			seq = req.msg.Seq
 		}
 		rd.reply(protocol.OpError, func(dst []byte) []byte {
-			b, _ := (&protocol.Error{Code: protocol.CodeBusy, Message: "too many requests in flight"}).AppendFrame(dst, seq, 0)
+			b, _ := (&protocol.Error{Code: protocol.ErrorBusy, Message: "too many requests in flight"}).AppendFrame(dst, seq, 0)
 			return b
 		})
 		return

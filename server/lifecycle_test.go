@@ -15,17 +15,17 @@ func TestBadToken(t *testing.T) {
 	s := startServer(t, func(o *Options) {
 		o.Authenticator = AuthenticatorFunc(func(ctx context.Context, req AuthRequest) (Identity, error) {
 			if req.Token == "expired" {
-				return Identity{}, &AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired"}
+				return Identity{}, &AuthError{Code: protocol.CloseTokenExpired, Reason: "token expired"}
 			}
-			return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad signature"}
+			return Identity{}, &AuthError{Code: protocol.CloseInvalidToken, Reason: "bad signature"}
 		})
 	})
 	for _, tc := range []struct {
 		token string
-		code  protocol.Code
+		code  protocol.CloseCode
 	}{
-		{"garbage", protocol.CodeInvalidToken}, // an unparseable token
-		{"expired", protocol.CodeTokenExpired}, // a valid but expired one
+		{"garbage", protocol.CloseInvalidToken}, // an unparseable token
+		{"expired", protocol.CloseTokenExpired}, // a valid but expired one
 	} {
 		c := dialRaw(t, s)
 		c.send(&protocol.Hello{Token: tc.token}, 1, 0)
@@ -43,7 +43,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 	c := dialRaw(t, s)
 	c.hello("bob", "d", "ios")
 	start := time.Now()
-	c.expectClosed(protocol.OpClose, protocol.CodeHeartbeatTimeout)
+	c.expectClosed(protocol.OpClose, protocol.CloseHeartbeatTimeout)
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Fatalf("closed after %v, before 1.5 heartbeats", el)
 	}
@@ -60,20 +60,20 @@ func TestBadInputBeforeAuth(t *testing.T) {
 	cases := []struct {
 		name  string
 		input []byte
-		code  protocol.Code
+		code  protocol.CloseCode
 	}{
 		// An HTTP request: "GET " read as a length is ~1.2 GB.
-		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), protocol.CodeFrameTooLarge},
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), protocol.CloseFrameTooLarge},
 		// A length below the 8-byte header.
-		{"short length", frameLen(3), protocol.CodeProtocolError},
+		{"short length", frameLen(3), protocol.CloseProtocolError},
 		// A HELLO-sized frame above the 4 KiB pre-auth cap.
-		{"oversized hello", frameLen(protocol.PreAuthMaxFrame + 1), protocol.CodeFrameTooLarge},
+		{"oversized hello", frameLen(protocol.PreAuthMaxFrame + 1), protocol.CloseFrameTooLarge},
 		// Version 9 in an otherwise valid header.
-		{"bad version", append(frameLen(8), 9, byte(protocol.OpHello), 0, 0, 0, 0, 0, 1), protocol.CodeUnsupportedVersion},
+		{"bad version", append(frameLen(8), 9, byte(protocol.OpHello), 0, 0, 0, 0, 0, 1), protocol.CloseUnsupportedVersion},
 		// A SEND before HELLO.
-		{"send first", mustFrame(t, &protocol.Send{Route: "x"}), protocol.CodeProtocolError},
+		{"send first", mustFrame(t, &protocol.Send{Route: "x"}), protocol.CloseProtocolError},
 		// A HELLO whose body is truncated.
-		{"malformed hello", protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpHello}, []byte{0, 9, 'a'}), protocol.CodeProtocolError},
+		{"malformed hello", protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpHello}, []byte{0, 9, 'a'}), protocol.CloseProtocolError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestPreAuthBudget(t *testing.T) {
 	for i := 0; i < 6; i++ { // 72 more: over
 		c.write(protocol.AppendEmpty(nil, protocol.OpPing, uint32(i)))
 	}
-	c.expectClosed(protocol.OpClose, protocol.CodeProtocolError)
+	c.expectClosed(protocol.OpClose, protocol.CloseProtocolError)
 }
 
 // TestBadInputAfterAuth: after auth, an oversized frame closes with FrameTooLarge; a
@@ -110,12 +110,12 @@ func TestBadInputAfterAuth(t *testing.T) {
 	c.write(protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpSend, Seq: 3}, []byte{0xff}))
 	f := c.expect(protocol.OpError)
 	var e protocol.Error
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeBadRequest || f.Seq != 3 {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorBadRequest || f.Seq != 3 {
 		t.Fatalf("malformed SEND: ERROR %+v seq %d (%v)", e, f.Seq, err)
 	}
 	c.write(protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: 0x30, Seq: 4}, nil))
 	f = c.expect(protocol.OpError)
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeUnknownOpcode || f.Seq != 4 {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorUnknownOpcode || f.Seq != 4 {
 		t.Fatalf("unknown opcode: ERROR %+v seq %d (%v)", e, f.Seq, err)
 	}
 	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 5))
@@ -123,7 +123,7 @@ func TestBadInputAfterAuth(t *testing.T) {
 
 	big := protocol.AppendFrame(nil, protocol.Header{Version: 1, Op: protocol.OpSend, Seq: 6}, make([]byte, 2000))
 	c.write(big)
-	c.expectClosed(protocol.OpClose, protocol.CodeFrameTooLarge)
+	c.expectClosed(protocol.OpClose, protocol.CloseFrameTooLarge)
 }
 
 // TestClientClose: a client CLOSE ends the connection and it leaves the hub.
@@ -132,7 +132,7 @@ func TestClientClose(t *testing.T) {
 	c := dialRaw(t, s)
 	c.hello("erin", "d", "ios")
 	waitFor(t, "authenticated", func() bool { return s.Stats().Authenticated == 1 })
-	c.send(&protocol.Close{Code: protocol.CodeNormal}, 0, 0)
+	c.send(&protocol.Close{Code: protocol.CloseNormal}, 0, 0)
 	waitFor(t, "connection removed", func() bool { return s.Stats().Connections == 0 && s.Stats().Users == 0 })
 }
 

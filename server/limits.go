@@ -64,9 +64,9 @@ func newLimits(o *Options) *limits {
 // now. It returns 0 to admit (and counts ip), or the close code and the refusal's
 // metric label. The per-source checks come before the global bucket, so a source over
 // its own rate (or banned) spends none of the budget other sources share.
-func (l *limits) admit(ip netip.Addr, current int64, now time.Time) (protocol.Code, string) {
+func (l *limits) admit(ip netip.Addr, current int64, now time.Time) (protocol.CloseCode, string) {
 	if current >= int64(l.maxConns) {
-		return protocol.CodeServerFull, "server_full"
+		return protocol.CloseServerFull, "server_full"
 	}
 	if l.sources != nil {
 		verdict, banned := l.sources.connect(ip, now)
@@ -74,7 +74,7 @@ func (l *limits) admit(ip netip.Addr, current int64, now time.Time) (protocol.Co
 			l.banned(ip, "connect rate")
 		}
 		if verdict != "" {
-			return protocol.CodeRateLimited, verdict
+			return protocol.CloseRateLimited, verdict
 		}
 	}
 	l.mu.Lock()
@@ -88,11 +88,11 @@ func (l *limits) admit(ip netip.Addr, current int64, now time.Time) (protocol.Co
 		}
 		l.last = now
 		if l.tokens < 1 {
-			return protocol.CodeRateLimited, "connect_rate"
+			return protocol.CloseRateLimited, "connect_rate"
 		}
 	}
 	if l.perIP >= 0 && l.byIP[ip] >= int32(l.perIP) {
-		return protocol.CodeRateLimited, "per_ip"
+		return protocol.CloseRateLimited, "per_ip"
 	}
 	if l.rate >= 0 {
 		l.tokens--

@@ -27,7 +27,7 @@ func TestPerIPLimit(t *testing.T) {
 	b := dialRaw(t, s)
 	b.hello("u2", "b", "ios")
 	c := dialRaw(t, s)
-	c.expectClosed(protocol.OpClose, protocol.CodeRateLimited)
+	c.expectClosed(protocol.OpClose, protocol.CloseRateLimited)
 	a.c.Close()
 	waitFor(t, "slot freed", func() bool { return s.Stats().Connections == 1 })
 	d := dialRaw(t, s)
@@ -40,7 +40,7 @@ func TestMaxConns(t *testing.T) {
 	a := dialRaw(t, s)
 	a.hello("u1", "a", "ios")
 	b := dialRaw(t, s)
-	b.expectClosed(protocol.OpClose, protocol.CodeServerFull)
+	b.expectClosed(protocol.OpClose, protocol.CloseServerFull)
 }
 
 // TestConnectRateLimiter drives the token bucket with an explicit clock.
@@ -48,20 +48,20 @@ func TestConnectRateLimiter(t *testing.T) {
 	l := newLimits(&Options{MaxConns: 100, MaxConnsPerIP: -1, ConnectRate: 2, SourceConnectRate: -1, FlapThreshold: -1})
 	ip := netip.MustParseAddr("10.0.0.1")
 	t0 := time.Unix(1000, 0)
-	check := func(at time.Duration, want protocol.Code) {
+	check := func(at time.Duration, want protocol.CloseCode) {
 		t.Helper()
 		if got, _ := l.admit(ip, 0, t0.Add(at)); got != want {
 			t.Fatalf("admit at %v = %v, want %v", at, got, want)
 		}
 	}
-	check(0, 0)                                           // burst of 2
-	check(0, 0)                                           //
-	check(0, protocol.CodeRateLimited)                    // bucket empty
-	check(400*time.Millisecond, protocol.CodeRateLimited) // 0.8 tokens
-	check(500*time.Millisecond, 0)                        // 1.0 token
-	check(10*time.Second, 0)                              // refilled, capped at burst 2
-	check(10*time.Second, 0)                              //
-	check(10*time.Second, protocol.CodeRateLimited)
+	check(0, 0)                                            // burst of 2
+	check(0, 0)                                            //
+	check(0, protocol.CloseRateLimited)                    // bucket empty
+	check(400*time.Millisecond, protocol.CloseRateLimited) // 0.8 tokens
+	check(500*time.Millisecond, 0)                         // 1.0 token
+	check(10*time.Second, 0)                               // refilled, capped at burst 2
+	check(10*time.Second, 0)                               //
+	check(10*time.Second, protocol.CloseRateLimited)
 }
 
 // TestConnectRateOverSocket: with a rate of 1/s, the second immediate connection is
@@ -71,7 +71,7 @@ func TestConnectRateOverSocket(t *testing.T) {
 	a := dialRaw(t, s)
 	a.hello("u1", "a", "ios")
 	b := dialRaw(t, s)
-	b.expectClosed(protocol.OpClose, protocol.CodeRateLimited)
+	b.expectClosed(protocol.OpClose, protocol.CloseRateLimited)
 }
 
 // TestOptionsValidation: bad options are refused with a clear error.
@@ -98,7 +98,7 @@ func TestOptionsValidation(t *testing.T) {
 
 // firstAnswer sends a HELLO with token on c and returns the first frame's opcode and,
 // for CLOSE or AUTH_FAIL, its code; op is 0 if the server closed without a frame.
-func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, protocol.Code) {
+func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, protocol.CloseCode) {
 	t.Helper()
 	hello, _ := (&protocol.Hello{Token: token}).AppendFrame(nil, 1, 0)
 	c.Write(hello)
@@ -108,7 +108,7 @@ func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, proto
 	for {
 		n, err := c.Read(buf)
 		var op protocol.Opcode
-		var code protocol.Code
+		var code protocol.CloseCode
 		dec.Decode(buf[:n], func(f protocol.Frame) error {
 			if op != 0 {
 				return nil
@@ -287,7 +287,7 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 	}
 	auth := AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
 		if strings.HasPrefix(req.Token, "bad") {
-			return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad token"}
+			return Identity{}, &AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
 		}
 		return Identity{UserID: req.Token}, nil
 	})
@@ -368,7 +368,7 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 		switch {
 		case op == protocol.OpAuthOK:
 			return true
-		case op == protocol.OpClose && code == protocol.CodeRateLimited:
+		case op == protocol.OpClose && code == protocol.CloseRateLimited:
 			banned++
 			time.Sleep(ban / 10) // polling interval
 			return false
@@ -409,7 +409,7 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 	}
 	auth := AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
 		if strings.HasPrefix(req.Token, "bad") {
-			return Identity{}, &AuthError{Code: protocol.CodeInvalidToken, Reason: "bad token"}
+			return Identity{}, &AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
 		}
 		return Identity{UserID: req.Token}, nil
 	})
@@ -464,7 +464,7 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 		switch {
 		case op == protocol.OpAuthOK:
 			ok++
-		case code == protocol.CodeRateLimited:
+		case code == protocol.CloseRateLimited:
 			limited++
 		default:
 			other++

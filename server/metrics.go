@@ -102,12 +102,12 @@ func newServerMetrics(s *Server) *serverMetrics {
 		}
 	}
 	// Pre-register the close and auth-failure series so dashboards see zeros.
-	for _, c := range []protocol.Code{protocol.CodeNormal, protocol.CodeGoingAway, protocol.CodeHeartbeatTimeout,
-		protocol.CodeSlowConsumer, protocol.CodeAuthTimeout, protocol.CodeKicked, protocol.CodeReplaced,
-		protocol.CodeProtocolError, protocol.CodeFrameTooLarge} {
+	for _, c := range []protocol.CloseCode{protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseHeartbeatTimeout,
+		protocol.CloseSlowConsumer, protocol.CloseAuthTimeout, protocol.CloseKicked, protocol.CloseReplaced,
+		protocol.CloseProtocolError, protocol.CloseFrameTooLarge} {
 		m.closedCounter(c)
 	}
-	for _, c := range []protocol.Code{protocol.CodeInvalidToken, protocol.CodeTokenExpired, protocol.CodeForbidden} {
+	for _, c := range []protocol.CloseCode{protocol.CloseInvalidToken, protocol.CloseTokenExpired, protocol.CloseForbidden} {
 		m.authFailedCounter(c)
 	}
 	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining", "source_rate", "banned", "fd_exhausted"} {
@@ -139,11 +139,11 @@ func (m *serverMetrics) framesOutN(op protocol.Opcode, n, count int) {
 	m.bytesOut.Add(n * count)
 }
 
-func (m *serverMetrics) closedCounter(code protocol.Code) *metrics.Counter {
+func (m *serverMetrics) closedCounter(code protocol.CloseCode) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_closes_total{code="%d",reason=%q}`, uint16(code), code.String()))
 }
 
-func (m *serverMetrics) authFailedCounter(code protocol.Code) *metrics.Counter {
+func (m *serverMetrics) authFailedCounter(code protocol.CloseCode) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_auth_failures_total{reason=%q}`, code.String()))
 }
 
@@ -152,10 +152,10 @@ func (m *serverMetrics) refusedCounter(reason string) *metrics.Counter {
 }
 
 // closed counts a closed connection by close code.
-func (m *serverMetrics) closed(code protocol.Code) { m.closedCounter(code).Inc() }
+func (m *serverMetrics) closed(code protocol.CloseCode) { m.closedCounter(code).Inc() }
 
 // authFailed counts a failed authentication by code.
-func (m *serverMetrics) authFailed(code protocol.Code) { m.authFailedCounter(code).Inc() }
+func (m *serverMetrics) authFailed(code protocol.CloseCode) { m.authFailedCounter(code).Inc() }
 
 // histogram is a Prometheus histogram with fixed `le` buckets, so that standard
 // histogram_quantile queries work on tether's latency metrics.

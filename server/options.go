@@ -15,10 +15,10 @@ const (
 	// DevicesMany lets a user connect from any number of devices (the default).
 	DevicesMany DevicePolicy = iota
 	// DevicesOnePerPlatform keeps one connection per platform: a newer login on the same
-	// platform from another device closes the older one with CodeReplaced.
+	// platform from another device closes the older one with CloseReplaced.
 	DevicesOnePerPlatform
 	// DevicesOnePerUser keeps one connection per user: a newer login from another device
-	// closes the older one with CodeReplaced.
+	// closes the older one with CloseReplaced.
 	DevicesOnePerUser
 )
 
@@ -70,7 +70,7 @@ type Options struct {
 	// Default 10s.
 	AuthTimeout time.Duration
 	// Heartbeat is the interval announced in AUTH_OK; a connection silent for 1.5x this
-	// is closed with CodeHeartbeatTimeout, never earlier and at most one Tick later.
+	// is closed with CloseHeartbeatTimeout, never earlier and at most one Tick later.
 	// Default 25s.
 	Heartbeat time.Duration
 	// Tick is the timing wheel's resolution: deadlines fire at most one tick late.
@@ -85,36 +85,36 @@ type Options struct {
 	// each pre-auth frame is also capped at protocol.PreAuthMaxFrame. Default 8 KiB.
 	PreAuthBudget int
 
-	// MaxConns caps concurrent connections; beyond it new ones get CodeServerFull.
+	// MaxConns caps concurrent connections; beyond it new ones get CloseServerFull.
 	// Default 1,000,000.
 	MaxConns int
 	// MaxConnsPerIP caps concurrent connections from one IP address; beyond it new ones
-	// get CodeRateLimited. Default 1,000; negative means unlimited.
+	// get CloseRateLimited. Default 1,000; negative means unlimited.
 	MaxConnsPerIP int
 	// ConnectRate caps new connections per second (token bucket with a burst of one
-	// second's worth); beyond it new ones get CodeRateLimited. Default 10,000;
+	// second's worth); beyond it new ones get CloseRateLimited. Default 10,000;
 	// negative means unlimited.
 	ConnectRate float64
 	// MaxRoomsPerConn caps the rooms one connection may be in. Default 64.
 	MaxRoomsPerConn int
 
 	// MaxOutboundBytes bounds the bytes queued for one connection whose socket is not
-	// draining; past it the connection is closed with CodeSlowConsumer. Default 256 KiB.
+	// draining; past it the connection is closed with CloseSlowConsumer. Default 256 KiB.
 	MaxOutboundBytes int
 	// MaxTotalOutbound bounds the bytes queued for all backlogged connections together,
 	// so a burst to many clients that stopped reading cannot grow the process without
-	// limit: a connection whose backlog would pass it is closed with CodeSlowConsumer.
+	// limit: a connection whose backlog would pass it is closed with CloseSlowConsumer.
 	// Default 256 MiB.
 	MaxTotalOutbound int64
 	// WriteTimeout is how long a backlogged connection may take to drain before it is
-	// closed with CodeSlowConsumer. Default 10s.
+	// closed with CloseSlowConsumer. Default 10s.
 	WriteTimeout time.Duration
 
 	// Workers is the worker pool's size (authentication and Handler calls). Default
 	// 4096.
 	Workers int
 	// MaxInflight bounds one connection's SEND and SUBSCRIBE requests queued or running
-	// in the pool; past it a request is answered ERROR CodeBusy. Default 32.
+	// in the pool; past it a request is answered ERROR ErrorBusy. Default 32.
 	MaxInflight int
 
 	// DevicePolicy is the multi-device policy. Default DevicesMany.
@@ -152,12 +152,12 @@ type Options struct {
 	// SourceConnectRate caps new connections per second from one source (an IPv4
 	// address, or an IPv6 /64) as a token bucket with a burst of one second's worth.
 	// It is checked before ConnectRate, so one source cannot spend the budget every
-	// client shares; beyond it new ones get CodeRateLimited. Default
+	// client shares; beyond it new ones get CloseRateLimited. Default
 	// DefaultSourceConnectRate (1,000); negative means unlimited.
 	SourceConnectRate float64
 	// FlapThreshold bans a source with more than this many strikes within FlapWindow
 	// (a strike is a failed authentication, or a connect refused by
-	// SourceConnectRate): for FlapBan its new connections get CodeRateLimited at
+	// SourceConnectRate): for FlapBan its new connections get CloseRateLimited at
 	// accept. Default DefaultFlapThreshold (100); negative disables the ban.
 	FlapThreshold int
 	// FlapWindow is the window strikes are counted in. Default DefaultFlapWindow (1m).

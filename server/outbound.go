@@ -14,7 +14,7 @@ import (
 // writer (that waits for the socket to become writable) and keeps the connection in
 // backlog mode until everything queued has drained. Bytes queued in backlog mode are
 // bounded by Options.MaxOutboundBytes; netpoll's write timeout bounds how long a backlog
-// may take. Either limit closes the connection with CodeSlowConsumer.
+// may take. Either limit closes the connection with CloseSlowConsumer.
 //
 // Holding the write lock across the syscall is also what keeps a write from reaching a
 // recycled file descriptor: onClosed marks writes done and takes the lock before netpoll
@@ -39,13 +39,13 @@ func (c *Conn) writeCopy(b []byte) error {
 }
 
 // writeError sends an ERROR frame answering seq.
-func (c *Conn) writeError(seq uint32, code protocol.Code, msg string) error {
+func (c *Conn) writeError(seq uint32, code protocol.ErrorCode, msg string) error {
 	return c.write(c.errorFrame(seq, code, msg))
 }
 
 // errorFrame encodes (and counts) an ERROR frame answering seq; the message is cleaned
 // to fit a str field (protocol.CleanText).
-func (c *Conn) errorFrame(seq uint32, code protocol.Code, msg string) []byte {
+func (c *Conn) errorFrame(seq uint32, code protocol.ErrorCode, msg string) []byte {
 	frame, _ := (&protocol.Error{Code: code, Message: protocol.CleanText(msg)}).AppendFrame(nil, seq, 0)
 	c.srv.metrics.framesOut(protocol.OpError, len(frame))
 	return frame
@@ -94,7 +94,7 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		// The peer is gone (EPIPE, ECONNRESET): netpoll's poller will see the hang-up
 		// too; closing here only makes it prompt.
 		if !c.closing() {
-			go c.closeSilently(protocol.CodeNormal, "peer gone")
+			go c.closeSilently(protocol.CloseNormal, "peer gone")
 		}
 		return ErrConnClosed
 	}
@@ -158,12 +158,12 @@ func (c *Conn) queueLocked(copyQueued bool, frames [][]byte) error {
 // queued frames go, CLOSE 3002 takes their place behind what the flusher is writing, and
 // the flusher closes the socket once it is out (or finalGrace passes). wmu is held.
 func (c *Conn) slowConsumerLocked(reason string) {
-	if !c.markClosing(protocol.CodeSlowConsumer) {
+	if !c.markClosing(protocol.CloseSlowConsumer) {
 		return
 	}
 	c.srv.metrics.slowConsumers.Inc()
-	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CodeSlowConsumer.String(), "reason", reason)
-	if c.finishWritesLocked(appendClose(nil, protocol.CodeSlowConsumer, reason)) {
+	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CloseSlowConsumer.String(), "reason", reason)
+	if c.finishWritesLocked(appendClose(nil, protocol.CloseSlowConsumer, reason)) {
 		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
 		return
 	}
@@ -278,9 +278,9 @@ func (c *Conn) flushBacklog() {
 		if err != nil {
 			c.dropBacklogLocked()
 			c.wmu.Unlock()
-			if c.nc.IsActive() && c.markClosing(protocol.CodeSlowConsumer) {
+			if c.nc.IsActive() && c.markClosing(protocol.CloseSlowConsumer) {
 				c.srv.metrics.slowConsumers.Inc()
-				c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CodeSlowConsumer.String(), "reason", "write timeout")
+				c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CloseSlowConsumer.String(), "reason", "write timeout")
 			}
 			_ = c.nc.Close()
 			return

@@ -8,14 +8,14 @@ import (
 )
 
 // TestDevicePolicyOnePerUser: a second login from another device closes the first with
-// the terminal CodeReplaced.
+// the terminal CloseReplaced.
 func TestDevicePolicyOnePerUser(t *testing.T) {
 	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
 	a := dialRaw(t, s)
 	a.hello("frank", "phone", "ios")
 	b := dialRaw(t, s)
 	b.hello("frank", "tablet", "ios")
-	a.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	a.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 	waitFor(t, "one connection left", func() bool { return len(s.UserConns("frank")) == 1 })
 	if got := s.UserConns("frank")[0].DeviceID(); got != "tablet" {
 		t.Fatalf("remaining device %q, want tablet", got)
@@ -33,7 +33,7 @@ func TestDevicePolicyOnePerPlatform(t *testing.T) {
 	waitFor(t, "two devices", func() bool { return len(s.UserConns("gina")) == 2 })
 	ios2 := dialRaw(t, s)
 	ios2.hello("gina", "ipad", "ios")
-	ios.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	ios.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 	android.write(protocol.AppendEmpty(nil, protocol.OpPing, 1))
 	android.expect(protocol.OpPong)
 	waitFor(t, "two devices again", func() bool { return len(s.UserConns("gina")) == 2 })
@@ -65,7 +65,7 @@ func TestSameDeviceReplaced(t *testing.T) {
 			old.hello("ivan", "phone", "ios")
 			fresh := dialRaw(t, s)
 			fresh.hello("ivan", "phone", "ios")
-			old.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+			old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 			fresh.write(protocol.AppendEmpty(nil, protocol.OpPing, 2))
 			fresh.expect(protocol.OpPong)
 			waitFor(t, "one connection", func() bool { return len(s.UserConns("ivan")) == 1 && s.Stats().Authenticated == 1 })
@@ -81,12 +81,12 @@ func TestKick(t *testing.T) {
 	b := dialRaw(t, s)
 	b.hello("judy", "b", "web")
 	waitFor(t, "two devices", func() bool { return len(s.UserConns("judy")) == 2 })
-	if n := s.KickUser("judy", protocol.CodeKicked, "banned"); n != 2 {
+	if n := s.KickUser("judy", protocol.CloseKicked, "banned"); n != 2 {
 		t.Fatalf("KickUser closed %d, want 2", n)
 	}
-	a.expectClosed(protocol.OpClose, protocol.CodeKicked)
-	b.expectClosed(protocol.OpClose, protocol.CodeKicked)
-	if err := s.KickConn(12345, protocol.CodeKicked, ""); !errors.Is(err, ErrConnNotFound) {
+	a.expectClosed(protocol.OpClose, protocol.CloseKicked)
+	b.expectClosed(protocol.OpClose, protocol.CloseKicked)
+	if err := s.KickConn(12345, protocol.CloseKicked, ""); !errors.Is(err, ErrConnNotFound) {
 		t.Fatalf("KickConn(unknown) = %v", err)
 	}
 }
@@ -101,12 +101,12 @@ func TestSameTokenReplaced(t *testing.T) {
 	fresh := dialRaw(t, s)
 	fresh.send(&protocol.Hello{Token: "kate#tok"}, 1, 0)
 	fresh.expect(protocol.OpAuthOK)
-	old.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 	waitFor(t, "one connection", func() bool { return len(s.UserConns("kate")) == 1 })
 }
 
 // TestSharedTokenTwoDevices: two distinct devices presenting the same token under
-// one-per-user: the older gets the terminal CodeReplaced (not a quiet close it would
+// one-per-user: the older gets the terminal CloseReplaced (not a quiet close it would
 // answer by reconnecting, which would replace the other in a loop).
 func TestSharedTokenTwoDevices(t *testing.T) {
 	s := startServer(t, func(o *Options) { o.DevicePolicy = DevicesOnePerUser })
@@ -116,5 +116,5 @@ func TestSharedTokenTwoDevices(t *testing.T) {
 	laptop := dialRaw(t, s)
 	laptop.send(&protocol.Hello{Token: "lena#shared", DeviceID: "laptop"}, 1, 0)
 	laptop.expect(protocol.OpAuthOK)
-	phone.expectClosed(protocol.OpClose, protocol.CodeReplaced)
+	phone.expectClosed(protocol.OpClose, protocol.CloseReplaced)
 }

@@ -139,9 +139,9 @@ func (s *Server) Broadcast(payload []byte, exclude ...uint64) (int, error) {
 	return n, nil
 }
 
-// KickConn closes one connection with code (normally the terminal protocol.CodeKicked)
+// KickConn closes one connection with code (normally the terminal protocol.CloseKicked)
 // and reason. It returns ErrConnNotFound if there is no such connection.
-func (s *Server) KickConn(id uint64, code protocol.Code, reason string) error {
+func (s *Server) KickConn(id uint64, code protocol.CloseCode, reason string) error {
 	c := s.hub.conn(id)
 	if c == nil {
 		return ErrConnNotFound
@@ -152,7 +152,7 @@ func (s *Server) KickConn(id uint64, code protocol.Code, reason string) error {
 
 // KickUser closes every connection of a user with code and reason and returns how many
 // it closed.
-func (s *Server) KickUser(userID string, code protocol.Code, reason string) int {
+func (s *Server) KickUser(userID string, code protocol.CloseCode, reason string) int {
 	cs := s.hub.userConns(userID, nil)
 	for _, c := range cs {
 		c.Close(code, reason)

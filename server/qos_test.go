@@ -262,7 +262,7 @@ func TestQoS1EvictedBeforeSent(t *testing.T) {
 	ok := a.helloResume("ev", 0, 0)
 	pushN(t, s, "ev", 5) // m1 leaves the buffer unacknowledged: the connection is closed
 	a.expectPushes(1, 2, 0)
-	a.expectClosed(protocol.OpClose, protocol.CodeSlowConsumer)
+	a.expectClosed(protocol.OpClose, protocol.CloseSlowConsumer)
 	waitFor(t, "connection gone", func() bool { return s.Conn(ok.ConnID) == nil })
 	pushN(t, s, "ev", 7) // m3, never sent, leaves too
 	b := dialRaw(t, s)
@@ -494,7 +494,7 @@ func TestQoS1Bounds(t *testing.T) {
 	if res.MsgIDs["bd"] != 1 {
 		t.Fatalf("push after the last id got %+v, want id 1 of a new epoch", res)
 	}
-	a.expectClosed(protocol.OpClose, protocol.CodeGoingAway)
+	a.expectClosed(protocol.OpClose, protocol.CloseGoingAway)
 	b := dialRaw(t, s)
 	got := b.helloResume("bd", ok.Epoch, maxMsgID)
 	if got.Resume != protocol.ResumeNotRecovered || got.Epoch == ok.Epoch || got.Epoch >= maxJSONInt || got.LastID != 1 {
@@ -556,12 +556,12 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 			i := rng.IntN(users)
 			switch rng.IntN(3) {
 			case 0:
-				s.KickUser(userName(i), protocol.CodeServerBusy, "cut")
+				s.KickUser(userName(i), protocol.CloseServerBusy, "cut")
 			case 1:
 				dialers[i].Cut()
 			case 2:
 				for _, c := range s.UserConns(userName(i)) {
-					c.Close(protocol.CodeGoingAway, "moving")
+					c.Close(protocol.CloseGoingAway, "moving")
 				}
 			}
 		}

@@ -171,7 +171,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 	c.ip = addrIP(nc.RemoteAddr())
 	c.timer.SetOwner(c)
 	if s.draining.Load() {
-		s.refuse(c, protocol.CodeGoingAway, "draining")
+		s.refuse(c, protocol.CloseGoingAway, "draining")
 		return ctx
 	}
 	if code, reason := s.limits.admit(c.ip, s.hub.total.Load(), time.Now()); code != 0 {
@@ -191,7 +191,7 @@ func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.C
 }
 
 // refuse sends CLOSE with code and closes a socket that was not admitted.
-func (s *Server) refuse(c *Conn, code protocol.Code, reason string) {
+func (s *Server) refuse(c *Conn, code protocol.CloseCode, reason string) {
 	s.metrics.refusedCounter(reason).Inc()
 	c.closeWith(code, reason)
 }
@@ -217,11 +217,11 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 			// Its last frame did not get out within finalGrace.
 			_ = c.nc.Close()
 		case st.phase() != phaseAuthed:
-			c.closeWith(protocol.CodeAuthTimeout, "authentication deadline passed")
+			c.closeWith(protocol.CloseAuthTimeout, "authentication deadline passed")
 		case st&stGoingAway != 0:
-			c.closeWith(protocol.CodeGoingAway, "did not leave after GOAWAY")
+			c.closeWith(protocol.CloseGoingAway, "did not leave after GOAWAY")
 		default:
-			c.closeWith(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals")
+			c.closeWith(protocol.CloseHeartbeatTimeout, "no frame within 1.5 heartbeat intervals")
 		}
 	}
 }
@@ -263,7 +263,7 @@ func (s *Server) Stats() Stats {
 // GOAWAY through Conn.GoAway with a retry-after spread over Options.DrainSpread and a
 // grace that ends at ctx's deadline (after DrainSpread when ctx has none), closes the
 // connections not yet authenticated, waits until the clients have left or ctx is done,
-// closes whoever remains with CodeGoingAway, and stops the wheel, the pool and the admin
+// closes whoever remains with CloseGoingAway, and stops the wheel, the pool and the admin
 // listener. It returns ctx.Err() if the deadline cut the wait short.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
@@ -291,7 +291,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return waitErr
 }
 
-// Close closes every connection with CodeGoingAway at once and stops the server.
+// Close closes every connection with CloseGoingAway at once and stops the server.
 func (s *Server) Close() error {
 	s.draining.Store(true)
 	s.mu.Lock()
@@ -309,7 +309,7 @@ func (s *Server) shutdownNow() {
 	if !s.closed.CompareAndSwap(false, true) {
 		return
 	}
-	s.hub.each(func(c *Conn) { c.closeWith(protocol.CodeGoingAway, "server shutting down") })
+	s.hub.each(func(c *Conn) { c.closeWith(protocol.CloseGoingAway, "server shutting down") })
 	// Wait (bounded) for close callbacks so OnDisconnect notifications are queued: first
 	// while closing frames still queued get their grace, then for the sockets of those
 	// that did not take theirs, closed now.
@@ -363,7 +363,7 @@ func (s *Server) goAwayAll(ctx context.Context) int {
 		case nil:
 			n++
 		case ErrNotReady:
-			c.closeWith(protocol.CodeGoingAway, "server draining")
+			c.closeWith(protocol.CloseGoingAway, "server draining")
 		}
 	})
 	return n

@@ -30,7 +30,7 @@ func TestEmptyNamesAreBadRequests(t *testing.T) {
 		t.Helper()
 		f := c.expect(protocol.OpError)
 		var e protocol.Error
-		if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeBadRequest || f.Seq != seq {
+		if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorBadRequest || f.Seq != seq {
 			t.Fatalf("%s: ERROR %+v seq %d (%v), want BAD_REQUEST seq %d", what, e, f.Seq, err, seq)
 		}
 	}
@@ -162,10 +162,10 @@ func TestSlowConsumerGetsClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := sc.closeCode(); got != protocol.CodeSlowConsumer {
+	if got := sc.closeCode(); got != protocol.CloseSlowConsumer {
 		t.Fatalf("close code %v, want SLOW_CONSUMER", got)
 	}
-	c.expectClosed(protocol.OpClose, protocol.CodeSlowConsumer)
+	c.expectClosed(protocol.OpClose, protocol.CloseSlowConsumer)
 	waitFor(t, "backlog released", func() bool { return s.backlogBytes.Load() == 0 && s.Stats().Connections == 0 })
 }
 
@@ -243,29 +243,29 @@ func TestServerSendsOnlyUTF8(t *testing.T) {
 	c.send(&protocol.Send{Route: "r"}, 2, 0)
 	f := c.expect(protocol.OpError)
 	var e protocol.Error
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeDenied {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorDenied {
 		t.Fatalf("ERROR %+v: %v; want a decodable DENIED", e, err)
 	}
-	if n := s.KickUser("bob", protocol.CodeKicked, "bye \xff"); n != 1 {
+	if n := s.KickUser("bob", protocol.CloseKicked, "bye \xff"); n != 1 {
 		t.Fatalf("KickUser kicked %d", n)
 	}
-	c.expectClosed(protocol.OpClose, protocol.CodeKicked)
+	c.expectClosed(protocol.OpClose, protocol.CloseKicked)
 
 	bad := dialRaw(t, s)
 	bad.send(&protocol.Hello{Token: "mangled"}, 1, 0)
-	bad.expectClosed(protocol.OpAuthFail, protocol.CodeInvalidToken)
+	bad.expectClosed(protocol.OpAuthFail, protocol.CloseInvalidToken)
 
 	// A client's own invalid UTF-8 is a malformed HELLO.
 	raw := dialRaw(t, s)
 	raw.write(helloWithRawToken(t, "\xffbob"))
-	raw.expectClosed(protocol.OpClose, protocol.CodeProtocolError)
+	raw.expectClosed(protocol.OpClose, protocol.CloseProtocolError)
 }
 
 // replyErrorHandler fails every message with text that is not UTF-8.
 type replyErrorHandler struct{ NopHandler }
 
 func (replyErrorHandler) OnMessage(*Message) ([]byte, error) {
-	return nil, &ReplyError{Code: protocol.CodeDenied, Message: "not \xc3 valid"}
+	return nil, &ReplyError{Code: protocol.ErrorDenied, Message: "not \xc3 valid"}
 }
 
 // helloWithRawToken builds a HELLO whose token bytes are sent as they are, even when

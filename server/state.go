@@ -37,7 +37,7 @@ const (
 func (s connState) phase() connState { return s & phaseMask }
 
 // code returns the recorded close code (0 while not closing).
-func (s connState) code() protocol.Code { return protocol.Code(s >> codeShift) }
+func (s connState) code() protocol.CloseCode { return protocol.CloseCode(s >> codeShift) }
 
 // pushable reports whether a push may be written: AUTH_OK is out and no close started.
 func (s connState) pushable() bool {
@@ -56,7 +56,7 @@ func (c *Conn) pushable() bool { return c.state().pushable() }
 func (c *Conn) closing() bool { return c.state()&stClosing != 0 }
 
 // closeCode returns the code the connection is being or was closed with, 0 while open.
-func (c *Conn) closeCode() protocol.Code { return c.state().code() }
+func (c *Conn) closeCode() protocol.CloseCode { return c.state().code() }
 
 // cas moves the state word from old to new.
 func (c *Conn) cas(old, new connState) bool { return c.st.CompareAndSwap(uint32(old), uint32(new)) }
@@ -100,7 +100,7 @@ func (c *Conn) markGoingAway() { c.setFlag(stGoingAway) }
 
 // markClosing starts the close with code. Only the first call succeeds, so the code is
 // recorded exactly once; later callers learn the connection is closing already.
-func (c *Conn) markClosing(code protocol.Code) bool {
+func (c *Conn) markClosing(code protocol.CloseCode) bool {
 	for {
 		s := c.state()
 		if s&stClosing != 0 {
@@ -113,7 +113,7 @@ func (c *Conn) markClosing(code protocol.Code) bool {
 }
 
 // markClosed records that the close callback ran and returns the state before; a close
-// the server did not start (the peer left) is recorded as CodeNormal. ok is false if it
+// the server did not start (the peer left) is recorded as CloseNormal. ok is false if it
 // already ran.
 func (c *Conn) markClosed() (prev connState, ok bool) {
 	for {
@@ -123,7 +123,7 @@ func (c *Conn) markClosed() (prev connState, ok bool) {
 		}
 		n := s | stClosed | stWritesDone
 		if s&stClosing == 0 {
-			n |= stClosing | connState(protocol.CodeNormal)<<codeShift
+			n |= stClosing | connState(protocol.CloseNormal)<<codeShift
 		}
 		if c.cas(s, n) {
 			return s, true

@@ -19,7 +19,7 @@ import (
 // window (inflight.go) of at most Options.QoS1Window unacknowledged messages; the rest
 // wait in the buffer and go out as ACKs open the window. A message that leaves the
 // buffer before a live connection that needs it was sent it and acknowledged it closes
-// that connection with CodeSlowConsumer, so its resume says "not recovered": nothing is
+// that connection with CloseSlowConsumer, so its resume says "not recovered": nothing is
 // dropped silently.
 //
 // The entry's mutex serializes everything: QoS1 pushes, ACKs, ack timeouts, and a
@@ -114,7 +114,7 @@ func (s *Server) evictLocked(u *user, now int64) {
 		dev := c.ident().deviceID
 		for i := range gone {
 			if gone[i].id > q.acked && gone[i].forConn(c, dev) {
-				go c.closeWith(protocol.CodeSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
+				go c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
 				break
 			}
 		}
@@ -309,7 +309,7 @@ func (s *Server) renewLocked(u *user) {
 			s.wheel.Cancel(&q.timer)
 			c.qos = nil
 		}
-		go c.closeWith(protocol.CodeGoingAway, "message ids exhausted: the stream starts a new epoch") // u.mu is held: close off it (doc.go lock order)
+		go c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // u.mu is held: close off it (doc.go lock order)
 	}
 	clear(u.buf)
 	u.buf, u.devices, u.noTrim = nil, nil, false

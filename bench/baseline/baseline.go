@@ -35,7 +35,7 @@ var ErrServerClosed = errors.New("baseline: server closed")
 // in its doc; defaults live in Options.withDefaults.
 type Options struct {
 	// Heartbeat is the interval announced in AUTH_OK; a connection silent for 1.5x
-	// this is closed with CodeHeartbeatTimeout. Default 25s.
+	// this is closed with CloseHeartbeatTimeout. Default 25s.
 	Heartbeat time.Duration
 	// AuthTimeout is how long a new connection has to send HELLO. Default 10s.
 	AuthTimeout time.Duration
@@ -196,7 +196,7 @@ func (s *Server) Close() error {
 		ln.Close()
 	}
 	for _, c := range conns {
-		c.close(protocol.CodeGoingAway, "server shutting down")
+		c.close(protocol.CloseGoingAway, "server shutting down")
 	}
 	s.wg.Wait()
 	return nil
@@ -284,9 +284,9 @@ func (c *conn) readFailed(err error) {
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.authed {
-			c.close(protocol.CodeHeartbeatTimeout, "no frame within 1.5 heartbeat intervals")
+			c.close(protocol.CloseHeartbeatTimeout, "no frame within 1.5 heartbeat intervals")
 		} else {
-			c.close(protocol.CodeAuthTimeout, "authentication deadline passed")
+			c.close(protocol.CloseAuthTimeout, "authentication deadline passed")
 		}
 	case errors.Is(err, protocol.ErrFrameTooShort), errors.Is(err, protocol.ErrFrameTooLarge),
 		errors.Is(err, protocol.ErrUnsupportedVersion):
@@ -304,7 +304,7 @@ func (c *conn) handle(f protocol.Frame) bool {
 	}
 	if !c.authed {
 		if f.Op != protocol.OpHello {
-			c.close(protocol.CodeProtocolError, "expected HELLO before anything else")
+			c.close(protocol.CloseProtocolError, "expected HELLO before anything else")
 			return false
 		}
 		return c.hello(f)
@@ -315,7 +315,7 @@ func (c *conn) handle(f protocol.Frame) bool {
 	case protocol.OpSend:
 		var m protocol.Send
 		if err := m.Decode(f.Body); err != nil {
-			return c.writeMsg(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}, f.Seq)
+			return c.writeMsg(&protocol.Error{Code: protocol.ErrorBadRequest, Message: err.Error()}, f.Seq)
 		}
 		if f.Flags.Has(protocol.FlagNoReply) {
 			return true
@@ -324,7 +324,7 @@ func (c *conn) handle(f protocol.Frame) bool {
 	case protocol.OpSubscribe, protocol.OpUnsubscribe:
 		var m protocol.Subscribe
 		if err := m.Decode(f.Body); err != nil {
-			return c.writeMsg(&protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}, f.Seq)
+			return c.writeMsg(&protocol.Error{Code: protocol.ErrorBadRequest, Message: err.Error()}, f.Seq)
 		}
 		if f.Op == protocol.OpSubscribe {
 			if c.rooms == nil {
@@ -340,17 +340,17 @@ func (c *conn) handle(f protocol.Frame) bool {
 		return false
 	}
 	if f.Op.IsKnown() {
-		c.close(protocol.CodeProtocolError, "unexpected "+f.Op.String()+" from client")
+		c.close(protocol.CloseProtocolError, "unexpected "+f.Op.String()+" from client")
 		return false
 	}
-	return c.writeMsg(&protocol.Error{Code: protocol.CodeUnknownOpcode, Message: "unknown opcode"}, f.Seq)
+	return c.writeMsg(&protocol.Error{Code: protocol.ErrorUnknownOpcode, Message: "unknown opcode"}, f.Seq)
 }
 
 // hello authenticates insecurely (the token is the user id) and answers AUTH_OK.
 func (c *conn) hello(f protocol.Frame) bool {
 	var h protocol.Hello
 	if err := h.Decode(f.Body); err != nil {
-		c.close(protocol.CodeProtocolError, err.Error())
+		c.close(protocol.CloseProtocolError, err.Error())
 		return false
 	}
 	user := h.Token
@@ -405,7 +405,7 @@ func (c *conn) flushLocked() bool {
 
 // close sends a best-effort CLOSE with code and closes the socket. It may be called
 // from any goroutine, more than once.
-func (c *conn) close(code protocol.Code, reason string) {
+func (c *conn) close(code protocol.CloseCode, reason string) {
 	c.wmu.Lock()
 	if !c.wclosed {
 		if b, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(c.wbuf[:0], 0, 0); err == nil {

@@ -99,7 +99,7 @@ func (c *client) expect(op protocol.Opcode, seq uint32) protocol.Frame {
 }
 
 // expectClose reads a CLOSE with code, then EOF.
-func (c *client) expectClose(code protocol.Code) {
+func (c *client) expectClose(code protocol.CloseCode) {
 	c.t.Helper()
 	f := c.expect(protocol.OpClose, 0)
 	var m protocol.Close
@@ -179,12 +179,12 @@ func TestSession(t *testing.T) {
 	c.send(protocol.AppendEmpty(nil, 0x30, 8))
 	f = c.expect(protocol.OpError, 8)
 	var e protocol.Error
-	if err := e.Decode(f.Body); err != nil || e.Code != protocol.CodeUnknownOpcode {
+	if err := e.Decode(f.Body); err != nil || e.Code != protocol.ErrorUnknownOpcode {
 		t.Fatalf("ERROR %+v, %v; want UNKNOWN_OPCODE", e, err)
 	}
 
 	// CLOSE from the client ends the connection without an answer.
-	c.sendMsg(&protocol.Close{Code: protocol.CodeNormal}, 0, 0)
+	c.sendMsg(&protocol.Close{Code: protocol.CloseNormal}, 0, 0)
 	if _, err := c.tryRead(5 * time.Second); !errors.Is(err, io.EOF) {
 		t.Fatalf("after CLOSE: %v, want EOF", err)
 	}
@@ -192,7 +192,7 @@ func TestSession(t *testing.T) {
 }
 
 func TestCloses(t *testing.T) {
-	f := func(name string, opts Options, code protocol.Code, do func(c *client)) {
+	f := func(name string, opts Options, code protocol.CloseCode, do func(c *client)) {
 		t.Run(name, func(t *testing.T) {
 			_, addr := start(t, opts)
 			c := dial(t, addr)
@@ -201,26 +201,26 @@ func TestCloses(t *testing.T) {
 		})
 	}
 	// Anything but HELLO or PING first is a protocol error.
-	f("no hello", Options{}, protocol.CodeProtocolError, func(c *client) {
+	f("no hello", Options{}, protocol.CloseProtocolError, func(c *client) {
 		c.sendMsg(&protocol.Subscribe{Room: "r"}, 1, 0)
 	})
 	// A pre-auth frame above PreAuthMaxFrame is refused from its length prefix alone.
-	f("pre-auth too large", Options{}, protocol.CodeFrameTooLarge, func(c *client) {
+	f("pre-auth too large", Options{}, protocol.CloseFrameTooLarge, func(c *client) {
 		c.send(protocol.AppendHeader(nil, protocol.Header{Op: protocol.OpHello}, protocol.PreAuthMaxFrame))
 	})
 	// A foreign version byte is refused.
-	f("version", Options{}, protocol.CodeUnsupportedVersion, func(c *client) {
+	f("version", Options{}, protocol.CloseUnsupportedVersion, func(c *client) {
 		c.send(protocol.AppendEmpty(nil, protocol.OpPing, 1)[:4])
 		c.send([]byte{9, byte(protocol.OpPing), 0, 0, 0, 0, 0, 1})
 	})
 	// Silence before HELLO hits the auth deadline.
-	f("auth timeout", Options{AuthTimeout: 50 * time.Millisecond}, protocol.CodeAuthTimeout, func(*client) {})
+	f("auth timeout", Options{AuthTimeout: 50 * time.Millisecond}, protocol.CloseAuthTimeout, func(*client) {})
 	// Silence after AUTH_OK hits 1.5 x heartbeat.
-	f("heartbeat timeout", Options{Heartbeat: 60 * time.Millisecond}, protocol.CodeHeartbeatTimeout, func(c *client) {
+	f("heartbeat timeout", Options{Heartbeat: 60 * time.Millisecond}, protocol.CloseHeartbeatTimeout, func(c *client) {
 		c.hello("bob")
 	})
 	// A HELLO after AUTH_OK is a protocol error.
-	f("second hello", Options{}, protocol.CodeProtocolError, func(c *client) {
+	f("second hello", Options{}, protocol.CloseProtocolError, func(c *client) {
 		c.hello("carol")
 		c.sendMsg(&protocol.Hello{Token: "carol"}, 2, 0)
 	})
@@ -248,7 +248,7 @@ func TestCloseServer(t *testing.T) {
 		t.Fatalf("Serve returned %v, want ErrServerClosed", err)
 	}
 	for _, c := range cs {
-		c.expectClose(protocol.CodeGoingAway)
+		c.expectClose(protocol.CloseGoingAway)
 	}
 	if st := s.Stats(); st != (Stats{}) {
 		t.Fatalf("stats after Close: %+v", st)

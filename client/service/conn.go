@@ -124,7 +124,7 @@ func (c *conn) uplink(f protocol.Frame) {
 	}
 	u := &Uplink{Uplink: hdr, Payload: append([]byte(nil), payload...), c: c}
 	if s.opts.OnUplink == nil {
-		_ = u.Fail(protocol.CodeNoRoute, "service has no uplink handler")
+		_ = u.Fail(protocol.ErrorNoRoute, "service has no uplink handler")
 		return
 	}
 	select {
@@ -195,7 +195,7 @@ func (c *conn) failure() error {
 
 // close sends CLOSE NORMAL and closes the socket; the read loop then ends.
 func (c *conn) close() {
-	cl, _ := (&protocol.Close{Code: protocol.CodeNormal}).AppendFrame(nil, 0, 0)
+	cl, _ := (&protocol.Close{Code: protocol.CloseNormal}).AppendFrame(nil, 0, 0)
 	c.wmu.Lock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = c.nc.Write(cl)

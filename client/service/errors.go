@@ -30,9 +30,9 @@ var (
 // Error is the gateway's FAIL answer to a request: the request failed and the
 // connection stays open.
 type Error struct {
-	// Code is from the 4000–4999 range, e.g. protocol.CodeNotFound for a push to
+	// Code is from the 4000–4999 range, e.g. protocol.ErrorNotFound for a push to
 	// nobody online or an unknown room.
-	Code protocol.Code
+	Code protocol.ErrorCode
 	// Message is the gateway's human-readable detail.
 	Message string
 	// Offline is set on a push that failed with NOT_FOUND: how many addressed users
@@ -49,14 +49,14 @@ func (e *Error) Error() string {
 // connections or room do not exist (are offline).
 func IsNotFound(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.Code == protocol.CodeNotFound
+	return errors.As(err, &e) && e.Code == protocol.ErrorNotFound
 }
 
 // CloseError reports that the gateway closed the control connection with a code: a
 // wrong secret (3500 INVALID_TOKEN), a protocol error (3504), a frame too large
 // (3505), a service too slow to read (3002), or shutdown (3000).
 type CloseError struct {
-	Code   protocol.Code
+	Code   protocol.CloseCode
 	Reason string
 }
 

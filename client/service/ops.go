@@ -82,14 +82,14 @@ func (s *Service) push(ctx context.Context, req *wire.Push, payload []byte) (Pus
 
 // KickUsers closes every connection of the users with CLOSE code (0 means 3502
 // KICKED, terminal) and reason. It fails with NOT_FOUND when none was online.
-func (s *Service) KickUsers(ctx context.Context, users []string, code protocol.Code, reason string) (KickResult, error) {
+func (s *Service) KickUsers(ctx context.Context, users []string, code protocol.CloseCode, reason string) (KickResult, error) {
 	var res KickResult
 	err := s.request(ctx, wire.OpKick, &wire.Kick{Users: users, Code: code, Reason: reason}, nil, &res)
 	return res, err
 }
 
 // KickConns closes the connections with CLOSE code (0 means 3502 KICKED) and reason.
-func (s *Service) KickConns(ctx context.Context, conns []uint64, code protocol.Code, reason string) (KickResult, error) {
+func (s *Service) KickConns(ctx context.Context, conns []uint64, code protocol.CloseCode, reason string) (KickResult, error) {
 	var res KickResult
 	err := s.request(ctx, wire.OpKick, &wire.Kick{Conns: conns, Code: code, Reason: reason}, nil, &res)
 	return res, err
@@ -143,7 +143,7 @@ func (s *Service) Stats(ctx context.Context) (StatsResult, error) {
 // reconnect.
 func (s *Service) Subscribe(ctx context.Context, sub Subscription) (SubscribeResult, error) {
 	if (len(sub.Routes) > 0 || len(sub.Prefixes) > 0) && s.opts.OnUplink == nil {
-		return SubscribeResult{}, &Error{Code: protocol.CodeBadRequest, Message: "subscribing to routes needs Options.OnUplink"}
+		return SubscribeResult{}, &Error{Code: protocol.ErrorBadRequest, Message: "subscribing to routes needs Options.OnUplink"}
 	}
 	var res SubscribeResult
 	if err := s.request(ctx, wire.OpSubscribe, &sub, nil, &res); err != nil {

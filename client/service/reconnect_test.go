@@ -119,7 +119,7 @@ func (g *loopGateway) accept(session uint64) net.Conn {
 }
 
 // closeWith sends CLOSE with code and closes nc.
-func closeWith(t *testing.T, nc net.Conn, code protocol.Code) {
+func closeWith(t *testing.T, nc net.Conn, code protocol.CloseCode) {
 	t.Helper()
 	cl, _ := (&protocol.Close{Code: code, Reason: "test"}).AppendFrame(nil, 0, 0)
 	if _, err := nc.Write(cl); err != nil {
@@ -212,7 +212,7 @@ func TestShortSessionsBackOff(t *testing.T) {
 		waitFor(t, "the new connection", func() bool { return connected(svc, session) })
 		return nc
 	}
-	for _, code := range []protocol.Code{protocol.CodeGoingAway, protocol.CodeSlowConsumer, protocol.CodeServerFull} {
+	for _, code := range []protocol.CloseCode{protocol.CloseGoingAway, protocol.CloseSlowConsumer, protocol.CloseServerFull} {
 		closeWith(t, nc, code)
 		nc = next()
 	}
@@ -220,7 +220,7 @@ func TestShortSessionsBackOff(t *testing.T) {
 	// reconnect code.
 	nc.Close()
 	refused, _ := g.next()
-	closeWith(t, refused, protocol.CodeAuthTimeout)
+	closeWith(t, refused, protocol.CloseAuthTimeout)
 	nc = next()
 	want := []wait{{2 * ms, 1}, {4 * ms, 2}, {8 * ms, 3}, {16 * ms, 4}, {16 * ms, 5}}
 	if got := w.get(); !slices.Equal(got, want) {
@@ -228,9 +228,9 @@ func TestShortSessionsBackOff(t *testing.T) {
 	}
 
 	clk.advance(stable)
-	closeWith(t, nc, protocol.CodeGoingAway)
+	closeWith(t, nc, protocol.CloseGoingAway)
 	nc = next()
-	closeWith(t, nc, protocol.CodeGoingAway)
+	closeWith(t, nc, protocol.CloseGoingAway)
 	next()
 	want = append(want, wait{ms, 0}, wait{2 * ms, 1})
 	if got := w.get(); !slices.Equal(got, want) {
@@ -242,7 +242,7 @@ func TestShortSessionsBackOff(t *testing.T) {
 // connection or answers a reconnect's AUTH (a secret rotated meanwhile); a reconnect
 // code only makes it reconnect.
 func TestReconnectCloseCodes(t *testing.T) {
-	f := func(name string, refuseReconnect bool, code protocol.Code, terminal bool) {
+	f := func(name string, refuseReconnect bool, code protocol.CloseCode, terminal bool) {
 		t.Run(name, func(t *testing.T) {
 			g := newLoopGateway(t)
 			var w waits
@@ -262,7 +262,7 @@ func TestReconnectCloseCodes(t *testing.T) {
 			}
 			defer svc.Close()
 			if refuseReconnect {
-				closeWith(t, nc, protocol.CodeGoingAway)
+				closeWith(t, nc, protocol.CloseGoingAway)
 				nc, _ = g.next()
 			}
 			closeWith(t, nc, code)
@@ -293,8 +293,8 @@ func TestReconnectCloseCodes(t *testing.T) {
 			}
 		})
 	}
-	f("PROTOCOL_ERROR on a live connection", false, protocol.CodeProtocolError, true)
-	f("INVALID_TOKEN answering a reconnect", true, protocol.CodeInvalidToken, true)
-	f("SLOW_CONSUMER", false, protocol.CodeSlowConsumer, false)
-	f("GOING_AWAY answering a reconnect", true, protocol.CodeGoingAway, false)
+	f("PROTOCOL_ERROR on a live connection", false, protocol.CloseProtocolError, true)
+	f("INVALID_TOKEN answering a reconnect", true, protocol.CloseInvalidToken, true)
+	f("SLOW_CONSUMER", false, protocol.CloseSlowConsumer, false)
+	f("GOING_AWAY answering a reconnect", true, protocol.CloseGoingAway, false)
 }

@@ -190,7 +190,7 @@ func TestGatewayClose(t *testing.T) {
 	addr := fakeGateway(t, func(nc net.Conn) {
 		buf := make([]byte, 4096)
 		nc.Read(buf) // the request
-		cl, _ := (&protocol.Close{Code: protocol.CodeSlowConsumer, Reason: "slow"}).AppendFrame(nil, 0, 0)
+		cl, _ := (&protocol.Close{Code: protocol.CloseSlowConsumer, Reason: "slow"}).AppendFrame(nil, 0, 0)
 		nc.Write(cl)
 	})
 	svc, err := Dial(context.Background(), addr, Options{Secret: "x"})
@@ -200,7 +200,7 @@ func TestGatewayClose(t *testing.T) {
 	defer svc.Close()
 	_, err = svc.Stats(context.Background())
 	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Code != protocol.CodeSlowConsumer || ce.Terminal() {
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseSlowConsumer || ce.Terminal() {
 		t.Fatalf("Stats = %v, want CloseError SLOW_CONSUMER", err)
 	}
 	<-svc.Done()

@@ -34,9 +34,9 @@ func (u *Uplink) Reply(payload []byte) error { return u.answer(0, "", payload) }
 
 // Fail answers the uplink with an error: the client gets ERROR code (from the
 // 4000–4999 range; other codes reach it as 4007 INTERNAL) and msg.
-func (u *Uplink) Fail(code protocol.Code, msg string) error { return u.answer(code, msg, nil) }
+func (u *Uplink) Fail(code protocol.ErrorCode, msg string) error { return u.answer(code, msg, nil) }
 
-func (u *Uplink) answer(code protocol.Code, msg string, payload []byte) error {
+func (u *Uplink) answer(code protocol.ErrorCode, msg string, payload []byte) error {
 	if !u.answered.CompareAndSwap(false, true) {
 		return ErrAlreadyReplied
 	}

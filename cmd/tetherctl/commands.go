@@ -175,7 +175,7 @@ func kick(c *cli, args []string) (func(context.Context) error, error) {
 	fs := newFlags(c, "kick", "-user u1,u2 | -conn 1,2 [-code 3502] [-reason text]")
 	users := fs.String("user", "", "Comma-separated user ids: all their connections are closed.")
 	conns := fs.String("conn", "", "Comma-separated connection ids.")
-	code := fs.Uint("code", uint(protocol.CodeKicked), "CLOSE code: 3502 KICKED (terminal) by default; 3000-3499 lets the clients reconnect.")
+	code := fs.Uint("code", uint(protocol.CloseKicked), "CLOSE code: 3502 KICKED (terminal) by default; 3000-3499 lets the clients reconnect.")
 	reason := fs.String("reason", "", "Reason sent to the clients.")
 	if err := parse(fs, args); err != nil {
 		return nil, err
@@ -197,9 +197,9 @@ func kick(c *cli, args []string) (func(context.Context) error, error) {
 		var res service.KickResult
 		var err error
 		if *users != "" {
-			res, err = c.svc.KickUsers(ctx, list(*users), protocol.Code(*code), *reason)
+			res, err = c.svc.KickUsers(ctx, list(*users), protocol.CloseCode(*code), *reason)
 		} else {
-			res, err = c.svc.KickConns(ctx, connIDs, protocol.Code(*code), *reason)
+			res, err = c.svc.KickConns(ctx, connIDs, protocol.CloseCode(*code), *reason)
 		}
 		if err != nil {
 			return err

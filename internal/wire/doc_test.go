@@ -34,11 +34,11 @@ var controlFrames = []struct {
 	{"auth_result", docFrame{OpResult, 1, &AuthResult{Session: 1, MaxFrame: 1 << 20, ClientMaxFrame: 64 << 10, UplinkTimeoutMs: 10000}, ""}},
 	{"push_users", docFrame{OpPush, 2, &Push{Users: []string{"alice"}}, "hi"}},
 	{"push_result", docFrame{OpResult, 2, &PushResult{Delivered: 2, Offline: 0}, ""}},
-	{"push_room_fail", docFrame{OpFail, 3, &Fail{Code: protocol.CodeNotFound, Message: "no such room"}, ""}},
+	{"push_room_fail", docFrame{OpFail, 3, &Fail{Code: protocol.ErrorNotFound, Message: "no such room"}, ""}},
 	{"subscribe", docFrame{OpSubscribe, 4, &Subscription{Prefixes: []string{"chat."}, Events: true}, ""}},
 	{"uplink", docFrame{OpUplink, 0, &Uplink{ID: 7, Conn: 42, User: "alice", Route: "chat.send"}, "hi"}},
 	{"reply", docFrame{OpReply, 0, &Reply{ID: 7}, "ok"}},
-	{"event_offline", docFrame{OpEvent, 0, &Event{Type: EventOffline, Conn: 42, User: "alice", Code: protocol.CodeKicked, Reason: "KICKED"}, ""}},
+	{"event_offline", docFrame{OpEvent, 0, &Event{Type: EventOffline, Conn: 42, User: "alice", Code: protocol.CloseKicked, Reason: "KICKED"}, ""}},
 	{"stats", docFrame{OpStats, 5, nil, ""}},
 }
 

@@ -33,8 +33,8 @@ type AuthResult struct {
 // Fail is the header of FAIL, the gateway's answer to a request that failed. The
 // connection stays open.
 type Fail struct {
-	// Code is from the 4000–4999 range, e.g. protocol.CodeNotFound.
-	Code protocol.Code `json:"code"`
+	// Code is from the 4000–4999 range, e.g. protocol.ErrorNotFound.
+	Code protocol.ErrorCode `json:"code"`
 	// Message is human-readable detail, for logs.
 	Message string `json:"message,omitempty"`
 	// Offline is set on a PUSH that failed with NOT_FOUND: how many of the addressed
@@ -79,7 +79,7 @@ type Kick struct {
 	Users []string `json:"users,omitempty"`
 	Conns []uint64 `json:"conns,omitempty"`
 	// Code is the CLOSE code, 1000 or 3000–3999; default 3502 KICKED (terminal).
-	Code protocol.Code `json:"code,omitempty"`
+	Code protocol.CloseCode `json:"code,omitempty"`
 	// Reason is sent to the clients in CLOSE.
 	Reason string `json:"reason,omitempty"`
 }
@@ -202,9 +202,9 @@ type Uplink struct {
 // reply. Code 0 sends the client SEND_REPLY with the payload; a code from the
 // 4000–4999 range sends it ERROR Code with Message instead.
 type Reply struct {
-	ID      uint64        `json:"id"`
-	Code    protocol.Code `json:"code,omitempty"`
-	Message string        `json:"message,omitempty"`
+	ID      uint64             `json:"id"`
+	Code    protocol.ErrorCode `json:"code,omitempty"`
+	Message string             `json:"message,omitempty"`
 }
 
 // Event types.
@@ -216,11 +216,11 @@ const (
 // Event is the header of EVENT: a client connection authenticated (online) or closed
 // (offline, with its close code and that code's name as reason).
 type Event struct {
-	Type     string        `json:"type"`
-	Conn     uint64        `json:"conn"`
-	User     string        `json:"user"`
-	Device   string        `json:"device,omitempty"`
-	Platform string        `json:"platform,omitempty"`
-	Code     protocol.Code `json:"code,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
+	Type     string             `json:"type"`
+	Conn     uint64             `json:"conn"`
+	User     string             `json:"user"`
+	Device   string             `json:"device,omitempty"`
+	Platform string             `json:"platform,omitempty"`
+	Code     protocol.CloseCode `json:"code,omitempty"`
+	Reason   string             `json:"reason,omitempty"`
 }

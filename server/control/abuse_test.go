@@ -47,7 +47,7 @@ func (g *gateway) serviceFrom(ip, secret string) (*service.Service, error) {
 
 // closedWith reads c until the gateway closes it within timeout and returns the code of
 // its last CLOSE; ok is false if c is still open (a read timed out) or got no CLOSE.
-func closedWith(c net.Conn, timeout time.Duration) (code protocol.Code, ok bool) {
+func closedWith(c net.Conn, timeout time.Duration) (code protocol.CloseCode, ok bool) {
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(c)
 	var ne net.Error
@@ -101,7 +101,7 @@ func TestUnauthenticatedCapLetsServicesIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The flooding host's oldest connection made room; the other host's is untouched.
-	if code, ok := closedWith(flood[0], 5*time.Second); !ok || code != protocol.CodeServerFull {
+	if code, ok := closedWith(flood[0], 5*time.Second); !ok || code != protocol.CloseServerFull {
 		t.Fatalf("oldest flood connection: closed %v with %v, want SERVER_FULL", ok, code)
 	}
 	if _, closed := closedWith(other, 100*time.Millisecond); closed {
@@ -139,7 +139,7 @@ func TestMaxServices(t *testing.T) {
 	g.service(nil)
 	_, err := service.Dial(ctxTimeout(t, 5*time.Second), g.port.Addr().String(), service.Options{Secret: testSecret})
 	var ce *service.CloseError
-	if !errors.As(err, &ce) || ce.Code != protocol.CodeServerFull {
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseServerFull {
 		t.Fatalf("third service: %v, want CLOSE SERVER_FULL", err)
 	}
 	if v := g.metric(`tether_control_rejected_total{reason="too_many_services"}`); v != 1 {
@@ -158,7 +158,7 @@ func TestAuthThrottleLocksOutSource(t *testing.T) {
 	g := startGateway(t, func(o *Options) { o.MaxAuthFailures = 3; o.AuthLockout = lockout })
 	addr := g.port.Addr().String()
 	guess, _ := wire.AppendFrame(nil, OpAuth, 1, &wire.Auth{Secret: "wrong-guess-0123456789"}, nil)
-	try := func() protocol.Code {
+	try := func() protocol.CloseCode {
 		t.Helper()
 		c := dialFrom(t, "127.0.0.2", addr)
 		if _, err := c.Write(guess); err != nil {
@@ -171,13 +171,13 @@ func TestAuthThrottleLocksOutSource(t *testing.T) {
 		return code
 	}
 	for i := range 3 {
-		if code := try(); code != protocol.CodeInvalidToken {
+		if code := try(); code != protocol.CloseInvalidToken {
 			t.Fatalf("guess %d: CLOSE %v, want INVALID_TOKEN", i+1, code)
 		}
 	}
 	locked := time.Now()
 	// Locked out: refused before AUTH, the guess not even checked.
-	if code := try(); code != protocol.CodeRateLimited {
+	if code := try(); code != protocol.CloseRateLimited {
 		t.Fatalf("guess during the lock-out: CLOSE %v, want RATE_LIMITED", code)
 	}
 	if v := g.metric(`tether_control_auth_failures_total{reason="bad_secret"}`); v != 3 {
@@ -190,7 +190,7 @@ func TestAuthThrottleLocksOutSource(t *testing.T) {
 	// The right secret from the locked-out address waits for the lock-out to end.
 	_, err := g.serviceFrom("127.0.0.2", testSecret)
 	var ce *service.CloseError
-	if time.Since(locked) < lockout && (!errors.As(err, &ce) || ce.Code != protocol.CodeRateLimited || ce.Terminal()) {
+	if time.Since(locked) < lockout && (!errors.As(err, &ce) || ce.Code != protocol.CloseRateLimited || ce.Terminal()) {
 		t.Fatalf("right secret during the lock-out: %v, want CLOSE RATE_LIMITED (not terminal)", err)
 	}
 	waitFor(t, "right secret accepted after the lock-out", func() bool {
@@ -205,7 +205,7 @@ func TestAuthThrottleLocksOutSource(t *testing.T) {
 	}
 	// The success forgot the source: one more wrong guess is INVALID_TOKEN, not a
 	// lock-out.
-	if code := try(); code != protocol.CodeInvalidToken {
+	if code := try(); code != protocol.CloseInvalidToken {
 		t.Fatalf("guess after the success: CLOSE %v, want INVALID_TOKEN", code)
 	}
 }

@@ -20,7 +20,7 @@ import (
 // Every way of failing AUTH closes the connection with a defined code and is counted.
 func TestAuthFailures(t *testing.T) {
 	g := startGateway(t, func(o *Options) { o.AuthTimeout = 300 * time.Millisecond })
-	f := func(name string, send func(r *rawCtl), code protocol.Code, reason string) {
+	f := func(name string, send func(r *rawCtl), code protocol.CloseCode, reason string) {
 		t.Helper()
 		before := g.metric(`tether_control_auth_failures_total{reason="` + reason + `"}`)
 		r := g.raw()
@@ -31,27 +31,27 @@ func TestAuthFailures(t *testing.T) {
 		}
 	}
 	// wrong secret: terminal INVALID_TOKEN
-	f("wrong secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: "guess"}, nil) }, protocol.CodeInvalidToken, "bad_secret")
+	f("wrong secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: "guess"}, nil) }, protocol.CloseInvalidToken, "bad_secret")
 	// a secret that shares a prefix with the real one is as wrong
-	f("prefix secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: testSecret[:5]}, nil) }, protocol.CodeInvalidToken, "bad_secret")
+	f("prefix secret", func(r *rawCtl) { r.send(OpAuth, 1, &wire.Auth{Secret: testSecret[:5]}, nil) }, protocol.CloseInvalidToken, "bad_secret")
 	// no secret at all
-	f("missing secret", func(r *rawCtl) { r.send(OpAuth, 1, nil, nil) }, protocol.CodeInvalidToken, "missing_secret")
+	f("missing secret", func(r *rawCtl) { r.send(OpAuth, 1, nil, nil) }, protocol.CloseInvalidToken, "missing_secret")
 	// anything before AUTH
-	f("stats first", func(r *rawCtl) { r.send(OpStats, 1, nil, nil) }, protocol.CodeProtocolError, "no_auth")
-	f("ping first", func(r *rawCtl) { r.write(protocol.AppendEmpty(nil, protocol.OpPing, 1)) }, protocol.CodeProtocolError, "no_auth")
+	f("stats first", func(r *rawCtl) { r.send(OpStats, 1, nil, nil) }, protocol.CloseProtocolError, "no_auth")
+	f("ping first", func(r *rawCtl) { r.write(protocol.AppendEmpty(nil, protocol.OpPing, 1)) }, protocol.CloseProtocolError, "no_auth")
 	// AUTH whose JSON is broken
 	f("malformed AUTH", func(r *rawCtl) {
 		r.write(protocol.AppendFrame(nil, protocol.Header{Op: OpAuth, Seq: 1}, []byte{0, 3, '{', '"', 's'}))
-	}, protocol.CodeProtocolError, "malformed")
+	}, protocol.CloseProtocolError, "malformed")
 	// a pre-auth frame above 4 KiB is refused from its length prefix alone
-	f("oversized AUTH", func(r *rawCtl) { r.write(binary.BigEndian.AppendUint32(nil, 1<<20)) }, protocol.CodeFrameTooLarge, "protocol_error")
+	f("oversized AUTH", func(r *rawCtl) { r.write(binary.BigEndian.AppendUint32(nil, 1<<20)) }, protocol.CloseFrameTooLarge, "protocol_error")
 	// silence
-	f("timeout", func(r *rawCtl) {}, protocol.CodeAuthTimeout, "timeout")
+	f("timeout", func(r *rawCtl) {}, protocol.CloseAuthTimeout, "timeout")
 
 	// The SDK reports a refused secret as a terminal *CloseError.
 	_, err := service.Dial(ctxTimeout(t, 5*time.Second), g.port.Addr().String(), service.Options{Secret: "nope"})
 	var ce *service.CloseError
-	if !errors.As(err, &ce) || ce.Code != protocol.CodeInvalidToken || !ce.Terminal() {
+	if !errors.As(err, &ce) || ce.Code != protocol.CloseInvalidToken || !ce.Terminal() {
 		t.Fatalf("Dial with a wrong secret = %v, want CloseError INVALID_TOKEN", err)
 	}
 	if v := g.metric(`tether_control_closes_total{code="3500",reason="INVALID_TOKEN"}`); v != 4 {
@@ -65,7 +65,7 @@ func TestBadRequests(t *testing.T) {
 	g := startGateway(t, nil)
 	r := g.raw()
 	r.auth()
-	f := func(seq uint32, frame []byte, code protocol.Code) {
+	f := func(seq uint32, frame []byte, code protocol.ErrorCode) {
 		t.Helper()
 		r.write(frame)
 		r.expectFail(seq, code)
@@ -75,20 +75,20 @@ func TestBadRequests(t *testing.T) {
 	}
 	js := func(s string) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(s))), s...) }
 
-	f(2, frame(OpPush, 2, js(`{"users":`)), protocol.CodeBadRequest)                     // truncated JSON
-	f(3, frame(OpPush, 3, js(`["alice"]`)), protocol.CodeBadRequest)                     // not an object
-	f(4, frame(OpPush, 4, js(`{"users":"alice"}`)), protocol.CodeBadRequest)             // wrong type
-	f(5, frame(OpPush, 5, []byte{0, 200, '{', '}'}), protocol.CodeBadRequest)            // json_len past the body
-	f(6, frame(OpPush, 6, []byte{0}), protocol.CodeBadRequest)                           // no room for json_len
-	f(7, frame(OpPush, 7, js(`{"users":["a"],"all":true}`)), protocol.CodeBadRequest)    // two targets
-	f(8, frame(OpPush, 8, js(`{"room":"r","qos":1}`)), protocol.CodeBadRequest)          // qos on a room
-	f(9, frame(OpKick, 9, js(`{}`)), protocol.CodeBadRequest)                            // no target
-	f(10, frame(0x7F, 10, nil), protocol.CodeUnknownOpcode)                              // unassigned control opcode
-	f(11, frame(OpResult, 11, nil), protocol.CodeUnknownOpcode)                          // a gateway-to-service opcode
-	f(12, frame(protocol.OpSend, 12, nil), protocol.CodeUnknownOpcode)                   // a client-port opcode
-	f(13, frame(0x80, 13, nil), protocol.CodeUnknownOpcode)                              // extension range
-	f(14, frame(OpAuth, 14, js(`{"secret":"`+testSecret+`"}`)), protocol.CodeBadRequest) // AUTH twice
-	f(15, frame(OpReply, 15, js(`{"id":`)), protocol.CodeBadRequest)                     // malformed REPLY
+	f(2, frame(OpPush, 2, js(`{"users":`)), protocol.ErrorBadRequest)                     // truncated JSON
+	f(3, frame(OpPush, 3, js(`["alice"]`)), protocol.ErrorBadRequest)                     // not an object
+	f(4, frame(OpPush, 4, js(`{"users":"alice"}`)), protocol.ErrorBadRequest)             // wrong type
+	f(5, frame(OpPush, 5, []byte{0, 200, '{', '}'}), protocol.ErrorBadRequest)            // json_len past the body
+	f(6, frame(OpPush, 6, []byte{0}), protocol.ErrorBadRequest)                           // no room for json_len
+	f(7, frame(OpPush, 7, js(`{"users":["a"],"all":true}`)), protocol.ErrorBadRequest)    // two targets
+	f(8, frame(OpPush, 8, js(`{"room":"r","qos":1}`)), protocol.ErrorBadRequest)          // qos on a room
+	f(9, frame(OpKick, 9, js(`{}`)), protocol.ErrorBadRequest)                            // no target
+	f(10, frame(0x7F, 10, nil), protocol.ErrorUnknownOpcode)                              // unassigned control opcode
+	f(11, frame(OpResult, 11, nil), protocol.ErrorUnknownOpcode)                          // a gateway-to-service opcode
+	f(12, frame(protocol.OpSend, 12, nil), protocol.ErrorUnknownOpcode)                   // a client-port opcode
+	f(13, frame(0x80, 13, nil), protocol.ErrorUnknownOpcode)                              // extension range
+	f(14, frame(OpAuth, 14, js(`{"secret":"`+testSecret+`"}`)), protocol.ErrorBadRequest) // AUTH twice
+	f(15, frame(OpReply, 15, js(`{"id":`)), protocol.ErrorBadRequest)                     // malformed REPLY
 
 	// Still open: a PING is answered and so is a valid request.
 	r.write(protocol.AppendEmpty(nil, protocol.OpPing, 16))
@@ -120,7 +120,7 @@ func TestOversizedFrame(t *testing.T) {
 	r.auth()
 	// The prefix alone: the gateway must not wait for the megabyte behind it.
 	r.write(append(binary.BigEndian.AppendUint32(nil, 1<<20), 1, byte(OpPush), 0, 0, 0, 0, 0, 2))
-	r.expectClosed(protocol.CodeFrameTooLarge)
+	r.expectClosed(protocol.CloseFrameTooLarge)
 	g.waitMetric(`tether_control_closes_total{code="3505",reason="FRAME_TOO_LARGE"}`, 1)
 
 	// The SDK refuses to send an oversized request instead of getting closed.
@@ -133,7 +133,7 @@ func TestOversizedFrame(t *testing.T) {
 	}
 	// A push larger than the clients' max frame fails without hurting anyone.
 	_, err = other.Broadcast(context.Background(), make([]byte, 64<<10))
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 	if res, err := other.Broadcast(context.Background(), []byte("fine")); err != nil || res.Delivered != 1 {
 		t.Fatalf("Broadcast after: %+v, %v", res, err)
 	}
@@ -228,7 +228,7 @@ func TestUplinkBusy(t *testing.T) {
 			defer wg.Done()
 			for range 30 {
 				_, err := c.Send(ctxTimeout(t, 10*time.Second), "hog", big)
-				if isCode(err, protocol.CodeBusy) {
+				if isCode(err, protocol.ErrorBusy) {
 					once.Do(func() { close(busy) })
 					return
 				}

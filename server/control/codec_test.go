@@ -20,10 +20,10 @@ func TestCodecsAgree(t *testing.T) {
 	msgs := []any{
 		&wire.Auth{Secret: odd, Name: "chat"},
 		&wire.AuthResult{Session: 1, MaxFrame: 1 << 20, ClientMaxFrame: 65536, UplinkTimeoutMs: 10000},
-		&wire.Fail{Code: protocol.CodeNotFound, Message: odd, Offline: 2},
+		&wire.Fail{Code: protocol.ErrorNotFound, Message: odd, Offline: 2},
 		&wire.Push{Users: []string{"u1", odd}, Conns: []uint64{1, 1<<53 - 1}, Room: "r", All: true, Exclude: []uint64{4}, QoS: 1},
 		&wire.PushResult{Delivered: 3, Offline: 1, MsgIDs: map[string]uint64{"b": 2, "a": 1, odd: 3}},
-		&wire.Kick{Users: []string{"u"}, Code: protocol.CodeKicked, Reason: odd},
+		&wire.Kick{Users: []string{"u"}, Code: protocol.CloseKicked, Reason: odd},
 		&wire.KickResult{Kicked: 1, Missing: 2},
 		&wire.Room{Room: odd, Conns: []uint64{7}},
 		&wire.RoomResult{Conns: 1, Missing: 1, Refused: 1},
@@ -38,8 +38,8 @@ func TestCodecsAgree(t *testing.T) {
 		&wire.Subscription{Routes: []string{"echo"}, Prefixes: []string{""}, Events: true},
 		&wire.SubscribeResult{Routes: []string{}, Prefixes: []string{"chat."}},
 		&wire.Uplink{ID: 1, Conn: 2, User: odd, Device: "d", Platform: "p", Route: "chat.send", NoReply: true},
-		&wire.Reply{ID: 1, Code: protocol.CodeDenied, Message: odd},
-		&wire.Event{Type: wire.EventOffline, Conn: 2, User: "u", Code: protocol.CodeKicked, Reason: "KICKED"},
+		&wire.Reply{ID: 1, Code: protocol.ErrorDenied, Message: odd},
+		&wire.Event{Type: wire.EventOffline, Conn: 2, User: "u", Code: protocol.CloseKicked, Reason: "KICKED"},
 		&struct{}{},
 	}
 	for _, m := range msgs {

@@ -22,13 +22,13 @@ var (
 
 // failure is an operation's failure, sent to the service as FAIL.
 type failure struct {
-	code    protocol.Code
+	code    protocol.ErrorCode
 	msg     string
 	offline int
 }
 
 func (f *failure) Error() string { return f.code.String() + ": " + f.msg }
 
-func fail(code protocol.Code, msg string) *failure { return &failure{code: code, msg: msg} }
+func fail(code protocol.ErrorCode, msg string) *failure { return &failure{code: code, msg: msg} }
 
-func badRequest(msg string) *failure { return fail(protocol.CodeBadRequest, msg) }
+func badRequest(msg string) *failure { return fail(protocol.ErrorBadRequest, msg) }

@@ -214,7 +214,7 @@ func (r *rawCtl) expect(op protocol.Opcode, seq uint32) protocol.Frame {
 }
 
 // expectFail reads a FAIL for seq and checks its code.
-func (r *rawCtl) expectFail(seq uint32, code protocol.Code) wire.Fail {
+func (r *rawCtl) expectFail(seq uint32, code protocol.ErrorCode) wire.Fail {
 	r.t.Helper()
 	f := r.expect(OpFail, seq)
 	var fl wire.Fail
@@ -228,7 +228,7 @@ func (r *rawCtl) expectFail(seq uint32, code protocol.Code) wire.Fail {
 }
 
 // expectClosed reads until the gateway closes, requiring a last CLOSE with code.
-func (r *rawCtl) expectClosed(code protocol.Code) {
+func (r *rawCtl) expectClosed(code protocol.CloseCode) {
 	r.t.Helper()
 	var last *protocol.Frame
 	for {
@@ -264,7 +264,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func ctxTimeout(t *testing.T, d time.Duration) context.Context { return testkit.Context(t, d) }
 
 // serviceErr asserts that err is a *service.Error with code.
-func serviceErr(t *testing.T, err error, code protocol.Code) *service.Error {
+func serviceErr(t *testing.T, err error, code protocol.ErrorCode) *service.Error {
 	t.Helper()
 	var e *service.Error
 	if !errors.As(err, &e) || e.Code != code {
@@ -274,7 +274,7 @@ func serviceErr(t *testing.T, err error, code protocol.Code) *service.Error {
 }
 
 // clientErr asserts that err is a *client.ServerError with code.
-func clientErr(t *testing.T, err error, code protocol.Code) {
+func clientErr(t *testing.T, err error, code protocol.ErrorCode) {
 	t.Helper()
 	var e *client.ServerError
 	if !errors.As(err, &e) || e.Code != code {
@@ -283,7 +283,7 @@ func clientErr(t *testing.T, err error, code protocol.Code) {
 }
 
 // isCode reports whether err is a client ERROR with code.
-func isCode(err error, code protocol.Code) bool {
+func isCode(err error, code protocol.ErrorCode) bool {
 	var e *client.ServerError
 	return errors.As(err, &e) && e.Code == code
 }

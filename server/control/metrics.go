@@ -80,7 +80,7 @@ func newPortMetrics(p *Port) *portMetrics {
 	m.uplinkSent = set.NewCounter(`tether_control_uplinks_total{result="sent"}`)
 	m.uplinkReplied = set.NewCounter(`tether_control_uplinks_total{result="replied"}`)
 	m.uplinkFailed = set.NewCounter(`tether_control_uplinks_total{result="failed"}`)
-	for _, c := range []protocol.Code{protocol.CodeNoRoute, protocol.CodeBusy, protocol.CodeTimeout} {
+	for _, c := range []protocol.ErrorCode{protocol.ErrorNoRoute, protocol.ErrorBusy, protocol.ErrorTimeout} {
 		m.uplinkResult(c).Add(0)
 	}
 	set.NewGauge("tether_control_services", func() float64 { return float64(p.services()) })
@@ -105,13 +105,13 @@ func newPortMetrics(p *Port) *portMetrics {
 		m.framesIn[op] = set.NewCounter(fmt.Sprintf(`tether_control_frames_in_total{op=%q}`, wire.OpName(op)))
 	}
 	// Pre-register the series that count bad input, so dashboards and alerts see zeros.
-	for _, c := range []protocol.Code{protocol.CodeBadRequest, protocol.CodeUnknownOpcode, protocol.CodeNotFound,
-		protocol.CodeTooManyRooms, protocol.CodeInternal} {
+	for _, c := range []protocol.ErrorCode{protocol.ErrorBadRequest, protocol.ErrorUnknownOpcode, protocol.ErrorNotFound,
+		protocol.ErrorTooManyRooms, protocol.ErrorInternal} {
 		m.failedCounter(c)
 	}
-	for _, c := range []protocol.Code{protocol.CodeNormal, protocol.CodeGoingAway, protocol.CodeSlowConsumer,
-		protocol.CodeAuthTimeout, protocol.CodeInvalidToken, protocol.CodeProtocolError, protocol.CodeFrameTooLarge,
-		protocol.CodeServerFull} {
+	for _, c := range []protocol.CloseCode{protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseSlowConsumer,
+		protocol.CloseAuthTimeout, protocol.CloseInvalidToken, protocol.CloseProtocolError, protocol.CloseFrameTooLarge,
+		protocol.CloseServerFull} {
 		m.closedCounter(c)
 	}
 	for _, r := range []string{"bad_secret", "missing_secret", "no_auth", "malformed", "timeout", "protocol_error"} {
@@ -123,10 +123,10 @@ func newPortMetrics(p *Port) *portMetrics {
 	return m
 }
 
-func (m *portMetrics) frameIn(op protocol.Opcode) { m.framesIn[op].Inc() }
-func (m *portMetrics) request(op protocol.Opcode) { m.requests[op].Inc() }
-func (m *portMetrics) failed(code protocol.Code)  { m.failedCounter(code).Inc() }
-func (m *portMetrics) closed(code protocol.Code)  { m.closedCounter(code).Inc() }
+func (m *portMetrics) frameIn(op protocol.Opcode)     { m.framesIn[op].Inc() }
+func (m *portMetrics) request(op protocol.Opcode)     { m.requests[op].Inc() }
+func (m *portMetrics) failed(code protocol.ErrorCode) { m.failedCounter(code).Inc() }
+func (m *portMetrics) closed(code protocol.CloseCode) { m.closedCounter(code).Inc() }
 func (m *portMetrics) authFailed(reason string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`tether_control_auth_failures_total{reason=%q}`, reason)).Inc()
 }
@@ -134,21 +134,21 @@ func (m *portMetrics) rejected(reason string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`tether_control_rejected_total{reason=%q}`, reason)).Inc()
 }
 
-func (m *portMetrics) failedCounter(code protocol.Code) *metrics.Counter {
+func (m *portMetrics) failedCounter(code protocol.ErrorCode) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_control_fails_total{code="%d",reason=%q}`, uint16(code), code.String()))
 }
 
-func (m *portMetrics) closedCounter(code protocol.Code) *metrics.Counter {
+func (m *portMetrics) closedCounter(code protocol.CloseCode) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_control_closes_total{code="%d",reason=%q}`, uint16(code), code.String()))
 }
 
 // uplinkResult returns the uplink counter of a failed dispatch or a timeout.
-func (m *portMetrics) uplinkResult(code protocol.Code) *metrics.Counter {
+func (m *portMetrics) uplinkResult(code protocol.ErrorCode) *metrics.Counter {
 	r := "no_route"
 	switch code {
-	case protocol.CodeBusy:
+	case protocol.ErrorBusy:
 		r = "busy"
-	case protocol.CodeTimeout:
+	case protocol.ErrorTimeout:
 		r = "timeout"
 	}
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_control_uplinks_total{result=%q}`, r))

@@ -34,7 +34,7 @@ func (s *session) do(f protocol.Frame) (any, *failure) {
 	case OpSubscribe, OpUnsubscribe:
 		return s.subscribe(f.Body, f.Op == OpSubscribe)
 	}
-	return nil, fail(protocol.CodeUnknownOpcode, "unknown opcode "+wire.OpName(f.Op))
+	return nil, fail(protocol.ErrorUnknownOpcode, "unknown opcode "+wire.OpName(f.Op))
 }
 
 // decode decodes a request header, mapping errors to BAD_REQUEST.
@@ -91,7 +91,7 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		res, err = srv.PushConns(req.Conns, payload, opts)
 	case req.Room != "":
 		if srv.RoomSize(req.Room) == 0 {
-			return nil, fail(protocol.CodeNotFound, "no such room")
+			return nil, fail(protocol.ErrorNotFound, "no such room")
 		}
 		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
 	default:
@@ -109,7 +109,7 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		case req.All:
 			msg = "no connection got the message (none authenticated, or all excluded)"
 		}
-		return nil, &failure{code: protocol.CodeNotFound, msg: msg, offline: res.Offline}
+		return nil, &failure{code: protocol.ErrorNotFound, msg: msg, offline: res.Offline}
 	}
 	return &wire.PushResult{Delivered: res.Delivered, Offline: res.Offline, MsgIDs: res.MsgIDs}, nil
 }
@@ -122,11 +122,11 @@ func gatewayFailure(err error) *failure {
 	case errors.Is(err, server.ErrInvalidRoom):
 		return badRequest("invalid room name")
 	case errors.Is(err, server.ErrTooManyRooms):
-		return fail(protocol.CodeTooManyRooms, "connection is in too many rooms")
+		return fail(protocol.ErrorTooManyRooms, "connection is in too many rooms")
 	case errors.Is(err, server.ErrConnNotFound):
-		return fail(protocol.CodeNotFound, "no such connection")
+		return fail(protocol.ErrorNotFound, "no such connection")
 	}
-	return fail(protocol.CodeInternal, err.Error())
+	return fail(protocol.ErrorInternal, err.Error())
 }
 
 // kick closes users' or connections' connections with a close code.
@@ -140,9 +140,9 @@ func kick(srv *server.Server, body []byte) (any, *failure) {
 	}
 	code := req.Code
 	if code == 0 {
-		code = protocol.CodeKicked
+		code = protocol.CloseKicked
 	}
-	if code != protocol.CodeNormal && (code < 3000 || code > 3999) {
+	if code != protocol.CloseNormal && (code < 3000 || code > 3999) {
 		return nil, badRequest("code must be 1000 or in 3000-3999")
 	}
 	if len(req.Reason) > 1024 {
@@ -164,7 +164,7 @@ func kick(srv *server.Server, body []byte) (any, *failure) {
 		res.Kicked++
 	}
 	if res.Kicked == 0 {
-		return nil, fail(protocol.CodeNotFound, "no addressed user or connection is online")
+		return nil, fail(protocol.ErrorNotFound, "no addressed user or connection is online")
 	}
 	return &res, nil
 }
@@ -226,9 +226,9 @@ func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
 	}
 	if res.Conns == 0 {
 		if res.Refused > 0 {
-			return nil, fail(protocol.CodeTooManyRooms, "connections are in too many rooms")
+			return nil, fail(protocol.ErrorTooManyRooms, "connections are in too many rooms")
 		}
-		return nil, fail(protocol.CodeNotFound, "no addressed user or connection is online")
+		return nil, fail(protocol.ErrorNotFound, "no addressed user or connection is online")
 	}
 	return &res, nil
 }

@@ -66,13 +66,13 @@ func TestJoinLeavePresence(t *testing.T) {
 	}
 
 	_, err = svc.JoinUsers(ctx, "lobby", "ghost")
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 	_, err = svc.JoinConns(ctx, "lobby", 987654)
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 	_, err = svc.JoinUsers(ctx, "", "alice")
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 	_, err = svc.LeaveUsers(ctx, "lobby")
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 }
 
 // STATS reports the gateway's and the control port's counts.
@@ -114,9 +114,9 @@ func TestSubscribeLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := svc.Subscribe(ctx, service.Subscription{Routes: []string{"c"}})
-	serviceErr(t, err, protocol.CodeTooManyRooms)
+	serviceErr(t, err, protocol.ErrorTooManyRooms)
 	_, err = svc.Subscribe(ctx, service.Subscription{Routes: []string{""}})
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 	// The catch-all prefix "" serves any route.
 	c := g.client("alice", "d1")
 	if _, err := c.Send(ctxTimeout(t, 5*time.Second), "anything.at.all", nil); err != nil {
@@ -125,5 +125,5 @@ func TestSubscribeLimits(t *testing.T) {
 	// Without an uplink handler the SDK refuses to subscribe to routes.
 	bare := g.service(nil)
 	_, err = bare.Subscribe(ctx, service.Subscription{Routes: []string{"x"}})
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 }

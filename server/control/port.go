@@ -173,7 +173,7 @@ func (p *Port) Close() error {
 	}
 	p.mu.Unlock()
 	for _, s := range ss {
-		s.close(protocol.CodeGoingAway, "control port closing", true)
+		s.close(protocol.CloseGoingAway, "control port closing", true)
 	}
 	p.wg.Wait()
 	return nil
@@ -241,7 +241,7 @@ func (p *Port) admit(nc net.Conn) {
 	p.mu.Unlock()
 	if victim != nil {
 		p.m.rejected("too_many_unauthenticated")
-		victim.close(protocol.CodeServerFull, "too many unauthenticated control connections", true)
+		victim.close(protocol.CloseServerFull, "too many unauthenticated control connections", true)
 	}
 	go s.writeLoop()
 	go s.serve(refuse)

@@ -75,12 +75,12 @@ func TestCloseWithPendingUplinks(t *testing.T) {
 	go func() { _, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil); errs <- err }()
 	<-held
 	g.port.Close()
-	clientErr(t, <-errs, protocol.CodeNoRoute)
+	clientErr(t, <-errs, protocol.ErrorNoRoute)
 	<-svc.Done()
 	var ce *service.CloseError
-	if !errors.As(svc.Err(), &ce) || ce.Code != protocol.CodeGoingAway {
+	if !errors.As(svc.Err(), &ce) || ce.Code != protocol.CloseGoingAway {
 		t.Fatalf("service ended with %v, want CLOSE GOING_AWAY", svc.Err())
 	}
 	_, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil)
-	clientErr(t, err, protocol.CodeNoRoute)
+	clientErr(t, err, protocol.ErrorNoRoute)
 }

@@ -39,7 +39,7 @@ func TestPushUserEveryDevice(t *testing.T) {
 	nextPush(t, bob)
 
 	res, err = svc.PushUsers(ctx, []string{"ghost"}, []byte("x"), service.PushOptions{})
-	if e := serviceErr(t, err, protocol.CodeNotFound); e.Offline != 1 || res.Offline != 1 {
+	if e := serviceErr(t, err, protocol.ErrorNotFound); e.Offline != 1 || res.Offline != 1 {
 		t.Fatalf("push to ghost: %+v, result %+v; want offline 1", e, res)
 	}
 	if !service.IsNotFound(err) {
@@ -76,7 +76,7 @@ func TestPushConnsQoSAndBroadcast(t *testing.T) {
 	}
 	noPush(t, a)
 	_, err = svc.PushConns(ctx, []uint64{999999}, []byte("x"), service.PushOptions{})
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 
 	res, err = svc.PushUsers(ctx, []string{"alice"}, []byte("qos"), service.PushOptions{QoS1: true})
 	if err != nil || res.Delivered != 1 || res.MsgIDs["alice"] == 0 {
@@ -103,7 +103,7 @@ func TestPushConnsQoSAndBroadcast(t *testing.T) {
 	}
 	// Excluding everyone reaches nobody: NOT_FOUND, as for any push that reaches nobody.
 	_, err = svc.Broadcast(ctx, []byte("nobody"), a.ConnID(), b.ConnID())
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 	if _, err := svc.PushUsers(ctx, []string{"alice"}, []byte("marker"), service.PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +145,11 @@ func TestPushRoomWithExclude(t *testing.T) {
 
 	// A room push with every member excluded reaches nobody: NOT_FOUND, offline 0.
 	_, err = svc.PushRoom(ctx, "match-1", []byte("x"), a.ConnID(), b.ConnID(), c.ConnID())
-	if e := serviceErr(t, err, protocol.CodeNotFound); e.Offline != 0 {
+	if e := serviceErr(t, err, protocol.ErrorNotFound); e.Offline != 0 {
 		t.Fatalf("all-excluded room push: offline %d, want 0", e.Offline)
 	}
 	_, err = svc.PushRoom(ctx, "no-such-room", []byte("x"))
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 	_, err = svc.PushRoom(ctx, string(make([]byte, 300)), []byte("x"))
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 }

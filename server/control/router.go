@@ -72,7 +72,7 @@ func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failur
 	// A closing session has left the router already (close sets closing before it
 	// takes r.mu): adding it back would route uplinks to a dead connection.
 	if s.isClosing() {
-		return fail(protocol.CodeInternal, "connection closing")
+		return fail(protocol.ErrorInternal, "connection closing")
 	}
 	if s.routes == nil {
 		s.routes, s.prefixes = make(map[string]struct{}), make(map[string]struct{})
@@ -89,7 +89,7 @@ func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failur
 		}
 	}
 	if len(s.routes)+len(s.prefixes)+added > limit {
-		return fail(protocol.CodeTooManyRooms, "too many subscriptions for this connection")
+		return fail(protocol.ErrorTooManyRooms, "too many subscriptions for this connection")
 	}
 	for _, k := range sub.Routes {
 		if _, ok := s.routes[k]; ok {

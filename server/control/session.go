@@ -103,7 +103,7 @@ func signal(ch chan struct{}) {
 
 // refusal is why a connection is closed before it may authenticate.
 type refusal struct {
-	code   protocol.Code
+	code   protocol.CloseCode
 	reason string
 	metric string // tether_control_rejected_total's reason label
 }
@@ -111,7 +111,7 @@ type refusal struct {
 // lockedOutRefusal refuses a source locked out for failed AUTHs until until.
 func lockedOutRefusal(until time.Time) *refusal {
 	wait := time.Until(until).Round(time.Millisecond)
-	return &refusal{protocol.CodeRateLimited, fmt.Sprintf("too many failed AUTHs from this address; retry in %s", wait), "auth_locked_out"}
+	return &refusal{protocol.CloseRateLimited, fmt.Sprintf("too many failed AUTHs from this address; retry in %s", wait), "auth_locked_out"}
 }
 
 // serve is the session's reading goroutine: the AUTH handshake, then every frame in
@@ -146,7 +146,7 @@ func (s *session) serve(refuse *refusal) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.logger().Debug("control connection read failed", "err", err)
 			}
-			s.close(protocol.CodeNormal, "", false)
+			s.close(protocol.CloseNormal, "", false)
 			return
 		}
 	}
@@ -184,9 +184,9 @@ func (s *session) handshake() (rest []byte, ok bool) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				p.m.authFailed("timeout")
-				s.close(protocol.CodeAuthTimeout, "no AUTH in time", true)
+				s.close(protocol.CloseAuthTimeout, "no AUTH in time", true)
 			} else {
-				s.close(protocol.CodeNormal, "", false)
+				s.close(protocol.CloseNormal, "", false)
 			}
 			return nil, false
 		}
@@ -199,13 +199,13 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	p.m.frameIn(f.Op)
 	if f.Op != OpAuth {
 		p.m.authFailed("no_auth")
-		s.close(protocol.CodeProtocolError, "AUTH must be the first frame", true)
+		s.close(protocol.CloseProtocolError, "AUTH must be the first frame", true)
 		return false
 	}
 	var a wire.Auth
 	if _, err := codec.DecodeBody(f.Body, &a); err != nil {
 		p.m.authFailed("malformed")
-		s.close(protocol.CodeProtocolError, "malformed AUTH: "+err.Error(), true)
+		s.close(protocol.CloseProtocolError, "malformed AUTH: "+err.Error(), true)
 		return false
 	}
 	now := time.Now()
@@ -244,7 +244,7 @@ func (s *session) authenticate(f protocol.Frame) bool {
 	if p.authed >= p.opts.MaxServices {
 		p.mu.Unlock()
 		p.m.rejected("too_many_services")
-		s.close(protocol.CodeServerFull, "too many control connections", true)
+		s.close(protocol.CloseServerFull, "too many control connections", true)
 		return false
 	}
 	s.authed.Store(true)
@@ -277,7 +277,7 @@ func (s *session) secretFailed(now time.Time, metric, reason string) {
 			s.logger().Warn("control AUTH failed", "why", reason)
 		}
 	}
-	s.close(protocol.CodeInvalidToken, reason, true)
+	s.close(protocol.CloseInvalidToken, reason, true)
 }
 
 // decodeFailed closes the session after a framing error (or errStop).
@@ -307,7 +307,7 @@ func (s *session) handleFrame(f protocol.Frame) error {
 		var c protocol.Close
 		_ = c.Decode(f.Body)
 		s.logger().Debug("service closed the connection", "code", c.Code, "reason", c.Reason)
-		s.close(protocol.CodeNormal, "", false)
+		s.close(protocol.CloseNormal, "", false)
 		return errStop
 	case OpReply:
 		s.handleReply(f)
@@ -317,7 +317,7 @@ func (s *session) handleFrame(f protocol.Frame) error {
 		return nil
 	}
 	if !wire.IsRequest(f.Op) {
-		s.failed(f.Op, f.Seq, fail(protocol.CodeUnknownOpcode, "unknown opcode "+wire.OpName(f.Op)))
+		s.failed(f.Op, f.Seq, fail(protocol.ErrorUnknownOpcode, "unknown opcode "+wire.OpName(f.Op)))
 		return nil
 	}
 	// A service that does not read its results must not make the port queue
@@ -340,7 +340,7 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 	frame, err := codec.AppendFrame(nil, OpResult, seq, res, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a result", "op", wire.OpName(op), "err", err)
-		s.failed(op, seq, fail(protocol.CodeInternal, "result too large"))
+		s.failed(op, seq, fail(protocol.ErrorInternal, "result too large"))
 		return
 	}
 	s.send(frame)
@@ -451,7 +451,7 @@ func (s *session) slow(why string) {
 	}
 	s.p.m.slowClosed.Inc()
 	s.logger().Warn("closing a control connection that stopped reading", "why", why)
-	s.close(protocol.CodeSlowConsumer, why, true)
+	s.close(protocol.CloseSlowConsumer, why, true)
 }
 
 // writeLoop is the session's writing goroutine: it writes queued frames in batches
@@ -503,7 +503,7 @@ func (s *session) writeLoop() {
 				} else if !closing {
 					s.logger().Debug("control connection write failed", "err", err)
 				}
-				s.close(protocol.CodeNormal, "", false)
+				s.close(protocol.CloseNormal, "", false)
 				s.dropQueue()
 				return
 			}
@@ -527,7 +527,7 @@ func (s *session) dropQueue() {
 // close starts closing the session: it stops routing to it, re-dispatches its pending
 // uplinks, queues CLOSE (when send is set) and lets the writer flush and close the
 // socket within closeLinger. Only the first call has an effect.
-func (s *session) close(code protocol.Code, reason string, send bool) {
+func (s *session) close(code protocol.CloseCode, reason string, send bool) {
 	s.omu.Lock()
 	if s.closing {
 		s.omu.Unlock()

@@ -72,7 +72,7 @@ func TestQoS1StreamSurvivesCuts(t *testing.T) {
 		switch rng.IntN(3) {
 		case 0: // the server closes it, with a code that says "reconnect"
 			if cs := g.srv.UserConns(streamUser(i)); len(cs) > 0 {
-				if _, err := svc.KickConns(ctx, []uint64{cs[0].ID()}, protocol.CodeServerBusy, "cut"); err == nil {
+				if _, err := svc.KickConns(ctx, []uint64{cs[0].ID()}, protocol.CloseServerBusy, "cut"); err == nil {
 					cuts["server"]++
 				}
 			}

@@ -55,7 +55,7 @@ func (pd *pending) finish(stopTimer bool) bool {
 // and the port answers BAD_REQUEST should one arrive anyway.
 func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 	if m.Route == "" {
-		return nil, &server.ReplyError{Code: protocol.CodeBadRequest, Message: "empty route"}
+		return nil, &server.ReplyError{Code: protocol.ErrorBadRequest, Message: "empty route"}
 	}
 	c := m.Conn
 	hdr := wire.Uplink{
@@ -70,7 +70,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 	frame, err := codec.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
 	if err != nil {
 		p.log.Error("cannot encode an uplink", "err", err)
-		return nil, &server.ReplyError{Code: protocol.CodeInternal, Message: "internal error"}
+		return nil, &server.ReplyError{Code: protocol.ErrorInternal, Message: "internal error"}
 	}
 	pd := &pending{id: hdr.ID, msg: m, frame: frame, p: p}
 	if !m.NoReply {
@@ -91,19 +91,19 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		return nil, server.ErrDeferReply // the timeout answered already
 	}
 	msg := "no service for this route"
-	if code == protocol.CodeBusy {
+	if code == protocol.ErrorBusy {
 		msg = "services busy"
 	}
 	return nil, &server.ReplyError{Code: code, Message: msg}
 }
 
 // dispatch sends pd to one subscriber of its route other than exclude. It returns 0 on
-// success, protocol.CodeNoRoute when no open subscriber exists, and protocol.CodeBusy
+// success, protocol.ErrorNoRoute when no open subscriber exists, and protocol.ErrorBusy
 // when every subscriber's queue is full.
-func (p *Port) dispatch(pd *pending, exclude *session) protocol.Code {
+func (p *Port) dispatch(pd *pending, exclude *session) protocol.ErrorCode {
 	g, subs := p.router.lookup(pd.msg.Route)
 	if g == nil {
-		return protocol.CodeNoRoute
+		return protocol.ErrorNoRoute
 	}
 	track := !pd.msg.NoReply
 	busy := false
@@ -132,9 +132,9 @@ func (p *Port) dispatch(pd *pending, exclude *session) protocol.Code {
 		}
 	}
 	if busy {
-		return protocol.CodeBusy
+		return protocol.ErrorBusy
 	}
-	return protocol.CodeNoRoute
+	return protocol.ErrorNoRoute
 }
 
 // timeout answers an uplink whose service did not reply within Options.UplinkTimeout.
@@ -145,8 +145,8 @@ func (p *Port) timeout(pd *pending) {
 	if s := pd.sess.Load(); s != nil {
 		s.takePending(pd.id)
 	}
-	p.m.uplinkResult(protocol.CodeTimeout).Inc()
-	_ = pd.msg.Fail(protocol.CodeTimeout, "service did not answer in time")
+	p.m.uplinkResult(protocol.ErrorTimeout).Inc()
+	_ = pd.msg.Fail(protocol.ErrorTimeout, "service did not answer in time")
 }
 
 // failover re-dispatches, once, an uplink whose service connection ended before
@@ -156,7 +156,7 @@ func (p *Port) failover(pd *pending, from *session) {
 	if pd.done.Load() {
 		return
 	}
-	code := protocol.CodeNoRoute
+	code := protocol.ErrorNoRoute
 	if !pd.retried {
 		pd.retried = true
 		if code = p.dispatch(pd, from); code == 0 {
@@ -192,8 +192,8 @@ func (s *session) handleReply(f protocol.Frame) {
 		p.m.uplinkReplied.Inc()
 	} else {
 		code := r.Code
-		if !code.IsError() {
-			code = protocol.CodeInternal
+		if !code.InRange() {
+			code = protocol.ErrorInternal
 		}
 		err = m.Fail(code, r.Message)
 		p.m.uplinkFailed.Inc()
@@ -216,7 +216,7 @@ func (p *Port) OnConnect(c *server.Conn) {
 }
 
 // OnDisconnect tells event subscribers that c went offline, with its close code.
-func (p *Port) OnDisconnect(c *server.Conn, code protocol.Code) {
+func (p *Port) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
 	p.emit(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
 		Platform: c.Platform(), Code: code, Reason: code.String()})
 }

@@ -55,13 +55,13 @@ func TestUplinkRoundTrip(t *testing.T) {
 
 	// A service's Fail reaches the client as ERROR with its code.
 	svc2 := g.service(func(o *service.Options) {
-		o.OnUplink = func(u *service.Uplink) { _ = u.Fail(protocol.CodeDenied, "not allowed") }
+		o.OnUplink = func(u *service.Uplink) { _ = u.Fail(protocol.ErrorDenied, "not allowed") }
 	})
 	if _, err := svc2.Subscribe(context.Background(), service.Subscription{Routes: []string{"deny"}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Send(ctxTimeout(t, 5*time.Second), "deny", nil)
-	clientErr(t, err, protocol.CodeDenied)
+	clientErr(t, err, protocol.ErrorDenied)
 
 	// Fire-and-forget SENDs reach the service flagged NoReply.
 	if err := c.SendNoReply("echo", []byte("quiet")); err != nil {
@@ -96,7 +96,7 @@ func TestUplinkRouting(t *testing.T) {
 	}
 	f("chat.room.42", "chat:") // after unsubscribing, the shorter prefix serves it
 	_, err := c.Send(ctxTimeout(t, 5*time.Second), "nobody.home", nil)
-	clientErr(t, err, protocol.CodeNoRoute)
+	clientErr(t, err, protocol.ErrorNoRoute)
 	g.waitMetric(`tether_control_uplinks_total{result="no_route"}`, 1)
 
 	// The empty prefix matches every route, but a route is never empty: BAD_REQUEST,
@@ -104,7 +104,7 @@ func TestUplinkRouting(t *testing.T) {
 	echoService(g, "any:", nil, []string{""})
 	f("unclaimed.route", "any:")
 	_, err = c.Send(ctxTimeout(t, 5*time.Second), "", nil)
-	clientErr(t, err, protocol.CodeBadRequest)
+	clientErr(t, err, protocol.ErrorBadRequest)
 }
 
 // Uplinks are spread round-robin over the subscribers of a route.
@@ -187,7 +187,7 @@ func TestUplinkTimeoutAndLostService(t *testing.T) {
 	c := g.client("alice", "d1")
 	start := time.Now()
 	_, err := c.Send(ctxTimeout(t, 5*time.Second), "slow", nil)
-	clientErr(t, err, protocol.CodeTimeout)
+	clientErr(t, err, protocol.ErrorTimeout)
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("TIMEOUT after %v, before the uplink timeout", d)
 	}
@@ -215,7 +215,7 @@ func TestUplinkTimeoutAndLostService(t *testing.T) {
 	}()
 	<-held
 	go svc.Close()
-	clientErr(t, <-errs, protocol.CodeNoRoute)
+	clientErr(t, <-errs, protocol.ErrorNoRoute)
 }
 
 // Services subscribed to events learn of clients going online and offline, with the
@@ -249,7 +249,7 @@ func TestEventsAndKick(t *testing.T) {
 	}
 	waitFor(t, "offline event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 })
 	mu.Lock()
-	if ev := events[1]; ev.Type != "offline" || ev.Conn != id || ev.Code != protocol.CodeKicked || ev.Reason != "KICKED" {
+	if ev := events[1]; ev.Type != "offline" || ev.Conn != id || ev.Code != protocol.CloseKicked || ev.Reason != "KICKED" {
 		t.Fatalf("offline event = %+v", ev)
 	}
 	mu.Unlock()
@@ -258,20 +258,20 @@ func TestEventsAndKick(t *testing.T) {
 	// Kicking by user, with a custom reconnect code; unknown users are NOT_FOUND.
 	g.client("bob", "d1")
 	g.client("bob", "d2")
-	res, err = svc.KickUsers(context.Background(), []string{"bob", "ghost"}, protocol.CodeGoingAway, "maintenance")
+	res, err = svc.KickUsers(context.Background(), []string{"bob", "ghost"}, protocol.CloseGoingAway, "maintenance")
 	if err != nil || res.Kicked != 2 || res.Missing != 1 {
 		t.Fatalf("KickUsers = %+v, %v", res, err)
 	}
 	_, err = svc.KickUsers(context.Background(), []string{"ghost"}, 0, "")
-	serviceErr(t, err, protocol.CodeNotFound)
+	serviceErr(t, err, protocol.ErrorNotFound)
 	_, err = svc.KickUsers(context.Background(), []string{"bob"}, 4000, "")
-	serviceErr(t, err, protocol.CodeBadRequest)
+	serviceErr(t, err, protocol.ErrorBadRequest)
 	waitFor(t, "bob's offline events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
 		for _, ev := range events {
-			if ev.User == "bob" && ev.Type == "offline" && ev.Code == protocol.CodeGoingAway {
+			if ev.User == "bob" && ev.Type == "offline" && ev.Code == protocol.CloseGoingAway {
 				n++
 			}
 		}

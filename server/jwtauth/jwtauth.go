@@ -20,7 +20,7 @@ import (
 )
 
 // MaxTokenLen is the longest token, in bytes, that Authenticator parses; longer tokens
-// are rejected with CodeInvalidToken before any decoding. The HELLO frame allows longer
+// are rejected with CloseInvalidToken before any decoding. The HELLO frame allows longer
 // text fields, but a real JWT is a few hundred bytes, and the cap bounds the base64 and
 // JSON work an unauthenticated peer can make the worker pool do.
 const MaxTokenLen = 8 << 10
@@ -66,7 +66,7 @@ type Config struct {
 
 	// DeviceClaim names the claim carrying the device id. Default "did"; "-" disables it.
 	// When the token has it and the HELLO gave a device id, the two must be equal, else
-	// the connection is refused with CodeForbidden: this binds a token to one device.
+	// the connection is refused with CloseForbidden: this binds a token to one device.
 	// When the HELLO gave none, the claim becomes server.Identity.DeviceID.
 	DeviceClaim string
 
@@ -89,8 +89,8 @@ type Config struct {
 // with one pinned algorithm: HS256 with a shared secret or RS256 with a public key.
 //
 // The token's sub claim is the user id. Failures are *server.AuthError values with
-// CodeTokenExpired (exp passed, beyond the leeway), CodeForbidden (the token is bound to
-// another device) or CodeInvalidToken (everything else: bad signature, other algorithm,
+// CloseTokenExpired (exp passed, beyond the leeway), CloseForbidden (the token is bound to
+// another device) or CloseInvalidToken (everything else: bad signature, other algorithm,
 // malformed, wrong iss or aud, nbf or iat in the future, missing or oversize sub). The
 // Reason is a fixed phrase; the library's error, which never contains the key, is in Err.
 //
@@ -230,7 +230,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, req server.AuthRequest
 		// Neither id goes into the error: Err is logged, a device id may be personal data,
 		// and the caller has the HELLO's id if it needs it.
 		return server.Identity{}, &server.AuthError{
-			Code:   protocol.CodeForbidden,
+			Code:   protocol.CloseForbidden,
 			Reason: "token not valid for this device",
 			Err:    errors.New("jwtauth: device claim does not match the HELLO device id"),
 		}
@@ -281,7 +281,7 @@ func (a *Authenticator) stringClaim(claims jwt.MapClaims, name string) (string, 
 func parseFailure(err error) *server.AuthError {
 	switch {
 	case onlyExpired(err):
-		return &server.AuthError{Code: protocol.CodeTokenExpired, Reason: "token expired", Err: err}
+		return &server.AuthError{Code: protocol.CloseTokenExpired, Reason: "token expired", Err: err}
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return invalidToken("malformed token", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
@@ -302,7 +302,7 @@ func parseFailure(err error) *server.AuthError {
 
 // onlyExpired reports whether exp is the token's only problem. The parser reports every
 // failed claim check at once; a token that is expired and also, say, for another
-// audience gets CodeInvalidToken, since fetching a fresh token would not help it.
+// audience gets CloseInvalidToken, since fetching a fresh token would not help it.
 func onlyExpired(err error) bool {
 	if !errors.Is(err, jwt.ErrTokenExpired) {
 		return false
@@ -329,7 +329,7 @@ func onlyExpired(err error) bool {
 }
 
 func invalidToken(reason string, err error) *server.AuthError {
-	return &server.AuthError{Code: protocol.CodeInvalidToken, Reason: reason, Err: err}
+	return &server.AuthError{Code: protocol.CloseInvalidToken, Reason: reason, Err: err}
 }
 
 // LoadRSAPublicKeyPEM parses the first PEM block of pemBytes as an RSA public key, in

@@ -129,9 +129,9 @@ func TestJWTAuthenticate(t *testing.T) {
 		name     string
 		a        *Authenticator
 		token    string
-		device   string          // HELLO device id
-		want     server.Identity // checked when wantCode is 0
-		wantCode protocol.Code   // 0: success
+		device   string             // HELLO device id
+		want     server.Identity    // checked when wantCode is 0
+		wantCode protocol.CloseCode // 0: success
 	}{
 		// The plain HS256 case: sub becomes the user id, exp the expiry.
 		{name: "HS256 valid", a: hs, token: hsTok(nil),
@@ -147,30 +147,30 @@ func TestJWTAuthenticate(t *testing.T) {
 		// Signed with another secret.
 		{name: "wrong secret", a: hs,
 			token:    signJWT(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789-abcdefg"), jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Signed with another RSA key.
 		{name: "RS256 wrong key", a: rs, token: signJWT(t, jwt.SigningMethodRS256, otherRSAKey, jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// alg "none" with an empty signature: the classic bypass.
 		{name: "alg none", a: hs, token: rawJWT(t, `{"alg":"none","typ":"JWT"}`, jwtClaims(nil), ""),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// alg "none" against RS256 too.
 		{name: "alg none RS256", a: rs, token: rawJWT(t, `{"alg":"none","typ":"JWT"}`, jwtClaims(nil), ""),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Algorithm confusion: HS256 keyed with the RS256 public key's PEM, which an
 		// attacker knows; a verifier that let the token pick the algorithm would accept it.
 		{name: "alg confusion HS256 to RS256", a: rs,
 			token:    signJWT(t, jwt.SigningMethodHS256, rsaPublicPEM(t, &rsaKey.PublicKey), jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// An RS256 token offered to an HS256 authenticator.
 		{name: "RS256 token to HS256", a: hs, token: signJWT(t, jwt.SigningMethodRS256, rsaKey, jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Pinning is by exact algorithm, not family: a correct HS384 signature is refused.
 		{name: "HS384 to HS256", a: hs, token: signJWT(t, jwt.SigningMethodHS384, jwtTestSecret, jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Nor PS256 with the right RSA key.
 		{name: "PS256 to RS256", a: rs, token: signJWT(t, jwt.SigningMethodPS256, rsaKey, jwtClaims(nil)),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// A valid token with its last signature character changed.
 		{name: "tampered signature", a: hs, token: func() string {
 			s := hsTok(nil)
@@ -179,56 +179,56 @@ func TestJWTAuthenticate(t *testing.T) {
 				last = 'B'
 			}
 			return s[:len(s)-2] + string(last) + s[len(s)-1:]
-		}(), wantCode: protocol.CodeInvalidToken},
+		}(), wantCode: protocol.CloseInvalidToken},
 		// A valid signature over different claims: sub swapped after signing.
 		{name: "tampered claims", a: hs, token: func() string {
 			parts := strings.Split(hsTok(nil), ".")
 			forged := strings.Split(rawJWT(t, `{"alg":"HS256","typ":"JWT"}`, jwtClaims(map[string]any{"sub": "admin"}), ""), ".")
 			return parts[0] + "." + forged[1] + "." + parts[2]
-		}(), wantCode: protocol.CodeInvalidToken},
+		}(), wantCode: protocol.CloseInvalidToken},
 
 		// Time claims, default leeway 30s.
 		// exp 31s ago: beyond the leeway.
 		{name: "expired", a: hs, token: hsTok(map[string]any{"exp": at(-31 * time.Second)}),
-			wantCode: protocol.CodeTokenExpired},
+			wantCode: protocol.CloseTokenExpired},
 		// exp exactly leeway ago: valid only while now < exp+leeway.
 		{name: "expired at leeway boundary", a: hs, token: hsTok(map[string]any{"exp": at(-30 * time.Second)}),
-			wantCode: protocol.CodeTokenExpired},
+			wantCode: protocol.CloseTokenExpired},
 		// exp 29s ago: within the leeway, accepted.
 		{name: "exp within leeway", a: hs, token: hsTok(map[string]any{"exp": at(-29 * time.Second)}),
 			want: server.Identity{UserID: "u1", ExpiresAt: jwtTestNow.Add(-29 * time.Second)}},
 		// A configured leeway of 5s replaces the default: 6s ago is expired.
 		{name: "custom leeway expired", a: leeway5, token: hsTok(map[string]any{"exp": at(-6 * time.Second)}),
-			wantCode: protocol.CodeTokenExpired},
+			wantCode: protocol.CloseTokenExpired},
 		// nbf 31s ahead: not valid yet.
 		{name: "nbf in future", a: hs, token: hsTok(map[string]any{"nbf": at(31 * time.Second)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// nbf 29s ahead: within the leeway.
 		{name: "nbf within leeway", a: hs, token: hsTok(map[string]any{"nbf": at(29 * time.Second)}),
 			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// iat 31s ahead: issued in the future.
 		{name: "iat in future", a: hs, token: hsTok(map[string]any{"iat": at(31 * time.Second)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// exp of the wrong type.
 		{name: "exp not a number", a: hs, token: hsTok(map[string]any{"exp": "tomorrow"}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 
 		// Subject.
 		// No sub at all.
 		{name: "missing sub", a: hs, token: hsTok(map[string]any{"sub": nil}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// sub present but empty.
 		{name: "empty sub", a: hs, token: hsTok(map[string]any{"sub": ""}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// sub of the wrong type.
 		{name: "numeric sub", a: hs, token: hsTok(map[string]any{"sub": 42}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// sub at the 256-byte limit.
 		{name: "sub 256 bytes", a: hs, token: hsTok(map[string]any{"sub": strings.Repeat("u", 256)}),
 			want: server.Identity{UserID: strings.Repeat("u", 256), ExpiresAt: hourLater}},
 		// sub one byte over.
 		{name: "sub 257 bytes", a: hs, token: hsTok(map[string]any{"sub": strings.Repeat("u", 257)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 
 		// Issuer, audience and RequireExp.
 		// All present and right.
@@ -239,26 +239,26 @@ func TestJWTAuthenticate(t *testing.T) {
 			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// Another issuer.
 		{name: "wrong iss", a: strict, token: strictTok(map[string]any{"iss": "evil.example"}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// No iss when one is configured.
 		{name: "missing iss", a: strict, token: strictTok(map[string]any{"iss": nil}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Another audience.
 		{name: "wrong aud", a: strict, token: strictTok(map[string]any{"aud": []string{"other"}}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// No aud when one is configured.
 		{name: "missing aud", a: strict, token: strictTok(map[string]any{"aud": nil}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// No exp with RequireExp.
 		{name: "RequireExp without exp", a: strict, token: strictTok(map[string]any{"exp": nil}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Expired and for another audience: a fresh token would not help, so not TokenExpired.
 		{name: "expired and wrong aud", a: strict,
 			token:    strictTok(map[string]any{"aud": "other", "exp": at(-time.Hour)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Expired with everything else right is TokenExpired even with the extra checks on.
 		{name: "strict expired", a: strict, token: strictTok(map[string]any{"exp": at(-time.Hour)}),
-			wantCode: protocol.CodeTokenExpired},
+			wantCode: protocol.CloseTokenExpired},
 
 		// Device and platform claims.
 		// Device claim equal to the HELLO's.
@@ -272,13 +272,13 @@ func TestJWTAuthenticate(t *testing.T) {
 			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// Token bound to another device.
 		{name: "device mismatch", a: hs, device: "d2", token: hsTok(map[string]any{"did": "d1"}),
-			wantCode: protocol.CodeForbidden},
+			wantCode: protocol.CloseForbidden},
 		// Device claim of the wrong type.
 		{name: "device claim not a string", a: hs, device: "d1", token: hsTok(map[string]any{"did": 1}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// Oversize device claim.
 		{name: "device claim too long", a: hs, token: hsTok(map[string]any{"did": strings.Repeat("d", 257)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// DeviceClaim "-": the claim is ignored, so no mismatch.
 		{name: "device claim disabled", a: noDevice, device: "d2", token: hsTok(map[string]any{"did": "d1", "plat": "ios"}),
 			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
@@ -288,37 +288,37 @@ func TestJWTAuthenticate(t *testing.T) {
 			want:  server.Identity{UserID: "u1", DeviceID: "d1", Platform: "web", ExpiresAt: hourLater}},
 		// Renamed device claim mismatching.
 		{name: "renamed device mismatch", a: renamed, device: "d2", token: hsTok(map[string]any{"device": "d1"}),
-			wantCode: protocol.CodeForbidden},
+			wantCode: protocol.CloseForbidden},
 		// Platform claim of the wrong type.
 		{name: "platform claim not a string", a: hs, token: hsTok(map[string]any{"plat": []string{"ios"}}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 
 		// Size and shape.
 		// A correctly signed token over MaxTokenLen: refused before parsing.
 		{name: "oversize token", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxTokenLen)}),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// A large token under the cap is still accepted.
 		{name: "large token under cap", a: hs, token: hsTok(map[string]any{"pad": strings.Repeat("x", MaxTokenLen/2)}),
 			want: server.Identity{UserID: "u1", ExpiresAt: hourLater}},
 		// No token.
-		{name: "empty", a: hs, token: "", wantCode: protocol.CodeInvalidToken},
+		{name: "empty", a: hs, token: "", wantCode: protocol.CloseInvalidToken},
 		// Not a JWT.
-		{name: "garbage", a: hs, token: "not a jwt", wantCode: protocol.CodeInvalidToken},
+		{name: "garbage", a: hs, token: "not a jwt", wantCode: protocol.CloseInvalidToken},
 		// Three segments of nonsense.
-		{name: "garbage segments", a: hs, token: "a.b.c", wantCode: protocol.CodeInvalidToken},
+		{name: "garbage segments", a: hs, token: "a.b.c", wantCode: protocol.CloseInvalidToken},
 		// Only dots.
-		{name: "dots", a: hs, token: "..", wantCode: protocol.CodeInvalidToken},
+		{name: "dots", a: hs, token: "..", wantCode: protocol.CloseInvalidToken},
 		// Four segments.
-		{name: "four segments", a: hs, token: hsTok(nil) + ".x", wantCode: protocol.CodeInvalidToken},
+		{name: "four segments", a: hs, token: hsTok(nil) + ".x", wantCode: protocol.CloseInvalidToken},
 		// A JWE-like five segments.
-		{name: "five segments", a: hs, token: "a.b.c.d.e", wantCode: protocol.CodeInvalidToken},
+		{name: "five segments", a: hs, token: "a.b.c.d.e", wantCode: protocol.CloseInvalidToken},
 		// Valid base64 whose claims are not JSON.
 		{name: "claims not JSON", a: hs,
 			token:    base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256"}`)) + "." + base64.RawURLEncoding.EncodeToString([]byte("{nope")) + ".sig",
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 		// A header without alg.
 		{name: "no alg", a: hs, token: rawJWT(t, `{"typ":"JWT"}`, jwtClaims(nil), "c2ln"),
-			wantCode: protocol.CodeInvalidToken},
+			wantCode: protocol.CloseInvalidToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,7 +392,7 @@ func TestJWTAuthenticateReasons(t *testing.T) {
 }
 
 func TestJWTAuthenticateCancelled(t *testing.T) {
-	// A done context wins over a valid token: the caller maps it to CodeAuthTimeout.
+	// A done context wins over a valid token: the caller maps it to CloseAuthTimeout.
 	a := newTestJWT(t, Config{Algorithm: "HS256", HMACSecret: jwtTestSecret})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -627,8 +627,8 @@ func TestJWTMintHS256(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ae *server.AuthError
-	if _, err := auth(tok, ""); !errors.As(err, &ae) || ae.Code != protocol.CodeTokenExpired {
-		t.Errorf("expired minted token: err = %v, want CodeTokenExpired", err)
+	if _, err := auth(tok, ""); !errors.As(err, &ae) || ae.Code != protocol.CloseTokenExpired {
+		t.Errorf("expired minted token: err = %v, want CloseTokenExpired", err)
 	}
 
 	// ttl 0: no exp, which RequireExp refuses.
@@ -636,8 +636,8 @@ func TestJWTMintHS256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auth(tok, ""); !errors.As(err, &ae) || ae.Code != protocol.CodeInvalidToken {
-		t.Errorf("minted token without exp: err = %v, want CodeInvalidToken", err)
+	if _, err := auth(tok, ""); !errors.As(err, &ae) || ae.Code != protocol.CloseInvalidToken {
+		t.Errorf("minted token without exp: err = %v, want CloseInvalidToken", err)
 	}
 
 	// Bad arguments.
