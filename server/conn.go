@@ -194,22 +194,13 @@ func (c *Conn) Close(code protocol.CloseCode, reason string) {
 	c.closeWith(code, reason)
 }
 
-// appendClose appends a CLOSE frame: the one place CLOSE frames are built.
-func appendClose(dst []byte, code protocol.CloseCode, reason string) []byte {
-	b, err := (&protocol.Close{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(dst, 0, 0)
-	if err != nil {
-		return dst
-	}
-	return b
-}
-
 // closeWith closes the connection with code, sending CLOSE first when the socket can take
 // it: every server-initiated close with a CLOSE frame goes through here.
 func (c *Conn) closeWith(code protocol.CloseCode, reason string) {
 	if c.closing() {
 		return
 	}
-	c.closeAfter(code, reason, appendClose(nil, code, reason))
+	c.closeAfter(code, reason, protocol.AppendClose(nil, code, reason))
 }
 
 // closeSilently closes the connection with code and no frame (the peer closed, or is

@@ -2,7 +2,6 @@ package server
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -110,24 +109,4 @@ func (l *limits) release(ip netip.Addr) {
 		delete(l.byIP, ip)
 	}
 	l.mu.Unlock()
-}
-
-// addrIP extracts the IP of a connection's remote address (the zero Addr if it has none).
-func addrIP(a net.Addr) netip.Addr {
-	type ipAddr interface{ AddrPort() netip.AddrPort }
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(v.IP)
-		return ip.Unmap()
-	case ipAddr:
-		return v.AddrPort().Addr().Unmap()
-	}
-	if a == nil {
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }

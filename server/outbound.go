@@ -163,7 +163,7 @@ func (c *Conn) slowConsumerLocked(reason string) {
 	}
 	c.srv.metrics.slowConsumers.Inc()
 	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CloseSlowConsumer.String(), "reason", reason)
-	if c.finishWritesLocked(appendClose(nil, protocol.CloseSlowConsumer, reason)) {
+	if c.finishWritesLocked(protocol.AppendClose(nil, protocol.CloseSlowConsumer, reason)) {
 		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
 		return
 	}

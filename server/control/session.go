@@ -270,7 +270,7 @@ func (s *session) secretFailed(now time.Time, metric, reason string) {
 	if s.hasSource {
 		lockout = p.throttle.failed(s.source, now)
 	}
-	if p.authLog.allow() {
+	if p.authLog.Allow(metric) {
 		if lockout > 0 {
 			s.logger().Warn("control AUTH failed; locking the source out", "why", reason, "lockout", lockout.String())
 		} else {
@@ -537,14 +537,10 @@ func (s *session) close(code protocol.CloseCode, reason string, send bool) {
 	s.closeBy = time.Now().Add(closeLinger)
 	_ = s.nc.SetWriteDeadline(s.closeBy)
 	if send {
-		if len(reason) > 512 {
-			reason = reason[:512]
-		}
-		if frame, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
-			s.queue = append(s.queue, frame)
-			s.queued += len(frame)
-			s.p.m.queuedBytes.Add(int64(len(frame)))
-		}
+		frame := protocol.AppendClose(nil, code, reason)
+		s.queue = append(s.queue, frame)
+		s.queued += len(frame)
+		s.p.m.queuedBytes.Add(int64(len(frame)))
 	}
 	s.omu.Unlock()
 	signal(s.wake)
