@@ -63,6 +63,7 @@ func (s *Server) pumpLocked(u *user, c *Conn, w *window, dst [][]byte) [][]byte 
 		if w.dev != nil {
 			if q.id <= w.dev.sent {
 				frame = dupFrame(frame)
+				s.metrics.redeliveredReconnect.Inc()
 			} else {
 				w.dev.sent = q.id
 			}
@@ -197,5 +198,6 @@ func (s *Server) onAckTimeout(c *Conn) {
 		return
 	}
 	s.countPushes(frames)
+	s.metrics.redeliveredTimeout.Add(len(frames))
 	s.armAckTimer(w)
 }

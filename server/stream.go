@@ -113,7 +113,8 @@ func (s *Server) evictLocked(u *user, now int64) {
 		}
 		dev := c.ident().deviceID
 		for i := range gone {
-			if gone[i].id > q.acked && gone[i].forConn(c, dev) {
+			if gone[i].id > q.acked && gone[i].forConn(c, dev) && !c.closing() {
+				s.metrics.lostCloses.Inc()
 				go c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
 				break
 			}
@@ -230,9 +231,13 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 			continue
 		}
 		n++
-		f := s.pumpLocked(u, c, c.inflightLocked(u, id-1), out[:0])
+		w := c.inflightLocked(u, id-1)
+		f := s.pumpLocked(u, c, w, out[:0])
 		if len(f) > 0 && c.writeFrames(false, f...) == nil {
 			s.countPushes(f)
+		}
+		if w.sent < id {
+			s.metrics.windowFull.Inc() // waits for an ACK to open the window
 		}
 	}
 	clear(cs)
