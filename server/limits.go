@@ -110,3 +110,10 @@ func (l *limits) release(ip netip.Addr) {
 	}
 	l.mu.Unlock()
 }
+
+// close writes the pending summaries of the rate-limited lines (at Shutdown and Close),
+// so the last interval's counts are not lost.
+func (l *limits) close() {
+	l.authLog.Close()
+	l.banLog.Close()
+}

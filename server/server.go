@@ -333,6 +333,8 @@ func (s *Server) shutdownNow() {
 	if admin != nil {
 		_ = admin.Close()
 	}
+	s.limits.close()
+	fdLimiter().Flush() // process-wide: flushed, not closed, as other servers may share it
 	s.log.Info("tether gateway stopped")
 }
 
