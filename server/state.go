@@ -52,6 +52,19 @@ func (c *Conn) state() connState { return connState(c.st.Load()) }
 // it; writeFramesLocked still refuses a connection whose close began meanwhile.
 func (c *Conn) pushable() bool { return c.state().pushable() }
 
+// pushErr is nil when the connection is pushable, else why not: ErrConnClosed once a
+// close started, ErrNotReady before AUTH_OK is out.
+func (c *Conn) pushErr() error {
+	st := c.state()
+	switch {
+	case st.pushable():
+		return nil
+	case st&stClosing != 0:
+		return ErrConnClosed
+	}
+	return ErrNotReady
+}
+
 // closing reports whether a close started (a code is recorded).
 func (c *Conn) closing() bool { return c.state()&stClosing != 0 }
 

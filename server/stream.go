@@ -115,7 +115,7 @@ func (s *Server) evictLocked(u *user, now int64) {
 		for i := range gone {
 			if gone[i].id > q.acked && gone[i].forConn(c, dev) && !c.closing() {
 				s.metrics.lostCloses.Inc()
-				go c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
+				c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // under u.mu: allowed (doc.go)
 				break
 			}
 		}
@@ -314,7 +314,7 @@ func (s *Server) renewLocked(u *user) {
 			s.wheel.Cancel(&q.timer)
 			c.qos = nil
 		}
-		go c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // u.mu is held: close off it (doc.go lock order)
+		c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // under u.mu: allowed (doc.go)
 	}
 	clear(u.buf)
 	u.buf, u.devices, u.noTrim = nil, nil, false
