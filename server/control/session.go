@@ -28,12 +28,12 @@ var errStop = errors.New("control: session closing")
 // goroutines (the gateway's worker pool, timers) only queue frames with offer, which
 // never blocks.
 type session struct {
-	p      *Port
-	nc     net.Conn
-	id     uint64
-	remote string
+	p  *Port
+	nc net.Conn
+	id uint64
 	// source is the remote address's key in the AUTH throttle (hasSource false for
-	// a connection that is not TCP/IP); host is its string form, or remote's.
+	// a connection that is not TCP/IP); host is its string form, or the remote
+	// address's.
 	source    netip.Addr
 	hasSource bool
 	host      string
@@ -76,7 +76,6 @@ func newSession(p *Port, nc net.Conn) *session {
 		p:       p,
 		nc:      nc,
 		id:      id,
-		remote:  remote,
 		wake:    make(chan struct{}, 1),
 		space:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
