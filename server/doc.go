@@ -31,6 +31,12 @@
 //	flusher, one per backlogged    flushBacklog (outbound.go)                     netpoll's writer, up to WriteTimeout
 //	connection, while backlogged
 //	sweeper                        sweep (stream.go), every ResumeWindow/4        user and shard locks
+//	one-off closer                 closeSilently or Connection.Close after a      locks below (onClosed)
+//	                               write found the peer gone or passed a budget
+//	                               (outbound.go): its caller may hold locks
+//	                               onClosed takes (wmu; qmu in failQueued)
+//	one-off drain                  drain, when the pool refuses a connection's    the Handler
+//	                               connect/disconnect notifications (dispatch.go)
 //	callers                        Push*, Kick*, Join, GoAway, Shutdown           locks below; never the network
 //
 // onClosed (netpoll's close callback) runs wherever netpoll runs it: on a poller for a
