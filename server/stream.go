@@ -181,12 +181,9 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 		s.renewLocked(u)
 	}
 	id = u.lastID + 1
-	frame, err := (&protocol.Push{MsgID: id, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)
+	frame, err := s.fitFrame((&protocol.Push{MsgID: id, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested))
 	if err != nil {
 		return 0, 0, true, err
-	}
-	if len(frame)-protocol.LengthSize > s.opts.MaxFrame {
-		return 0, 0, true, ErrPayloadTooLarge
 	}
 	q := queued{id: id, at: time.Now().UnixNano(), frame: frame}
 
