@@ -68,14 +68,16 @@
 //	7 Conn.wmu          a connection's writes (outbound.go): held across the write(2) (the
 //	                    flusher releases it across netpoll's writer); the final-frame
 //	                    grace is armed under it (wheel's mutex)
-//	8 reserveListener.mu  the descriptor reserve (fdreserve_linux.go): held across the
+//	8 Server.mu         listeners, admin server, metric writers (server.go, admin.go):
+//	                    Start holds it while it sets up the listeners (closing the client
+//	                    listener on failure) and starts the wheel
+//	9 reserveListener.mu  the descriptor reserve (fdreserve_linux.go): held across the
 //	                    refusal, which logs through a loglimit.Limiter
-//	9 leaves            no lock of ours is taken under them: connShard.mu (hub.go), the
+//	10 leaves           no lock of ours is taken under them: connShard.mu (hub.go), the
 //	                    wheel's mutexes, limits.mu and each sourceSet.mu (limits.go,
 //	                    flapping.go: never nested; admit releases the set lock before it
 //	                    takes limits.mu), the loglimit.Limiter mutexes (they call the
-//	                    logger), Server.mu (taken alone; Start holds it while it sets up
-//	                    the listeners and starts the wheel)
+//	                    logger)
 //
 // The state word (Conn.st, state.go) is atomic and needs no lock; the flags documented
 // as set under wmu are read under wmu.
