@@ -249,6 +249,16 @@ func (m *Close) Decode(body []byte) error {
 	return nil
 }
 
+// AppendClose appends a CLOSE frame (seq 0) with code and reason made valid by
+// CleanText, so it cannot fail: the builder every sender of CLOSE uses.
+func AppendClose(dst []byte, code CloseCode, reason string) []byte {
+	b, err := (&Close{Code: code, Reason: CleanText(reason)}).AppendFrame(dst, 0, 0)
+	if err != nil {
+		panic("BUG: protocol: CLOSE with a clean reason did not encode: " + err.Error())
+	}
+	return b
+}
+
 // Error is the body of ERROR: a request failed and the connection stays
 // open. The frame's seq echoes the failed request's (0 if none). Body
 // layout:

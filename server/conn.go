@@ -143,11 +143,8 @@ func (c *Conn) Rooms() []string {
 // ErrConnClosed if the connection is closing and ErrPayloadTooLarge if the frame would
 // exceed Options.MaxFrame.
 func (c *Conn) Push(payload []byte) error {
-	if !c.pushable() {
-		if c.closing() {
-			return ErrConnClosed
-		}
-		return ErrNotReady
+	if err := c.pushErr(); err != nil {
+		return err
 	}
 	frame, err := c.srv.encodePush("", payload)
 	if err != nil {
@@ -166,11 +163,8 @@ func (c *Conn) Push(payload []byte) error {
 // load off a node; Shutdown calls it for every connection. It returns ErrNotReady before
 // AUTH_OK and ErrConnClosed once closing.
 func (c *Conn) GoAway(retryAfter, grace time.Duration, reason string) error {
-	if !c.pushable() {
-		if c.closing() {
-			return ErrConnClosed
-		}
-		return ErrNotReady
+	if err := c.pushErr(); err != nil {
+		return err
 	}
 	frame, err := (&protocol.GoAway{Code: protocol.CloseGoingAway, RetryAfterMs: uint32(retryAfter / time.Millisecond), Reason: protocol.CleanText(reason)}).AppendFrame(nil, 0, 0)
 	if err != nil {
@@ -194,22 +188,13 @@ func (c *Conn) Close(code protocol.CloseCode, reason string) {
 	c.closeWith(code, reason)
 }
 
-// appendClose appends a CLOSE frame: the one place CLOSE frames are built.
-func appendClose(dst []byte, code protocol.CloseCode, reason string) []byte {
-	b, err := (&protocol.Close{Code: code, Reason: protocol.CleanText(reason)}).AppendFrame(dst, 0, 0)
-	if err != nil {
-		return dst
-	}
-	return b
-}
-
 // closeWith closes the connection with code, sending CLOSE first when the socket can take
 // it: every server-initiated close with a CLOSE frame goes through here.
 func (c *Conn) closeWith(code protocol.CloseCode, reason string) {
 	if c.closing() {
 		return
 	}
-	c.closeAfter(code, reason, appendClose(nil, code, reason))
+	c.closeAfter(code, reason, protocol.AppendClose(nil, code, reason))
 }
 
 // closeSilently closes the connection with code and no frame (the peer closed, or is
@@ -226,7 +211,7 @@ func (c *Conn) closeAfter(code protocol.CloseCode, reason string, final []byte) 
 	if !c.markClosing(code) {
 		return
 	}
-	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", code.String(), "reason", reason)
+	c.logClose(code, reason)
 	c.wmu.Lock()
 	pending := c.finishWritesLocked(final)
 	if pending {
@@ -238,6 +223,11 @@ func (c *Conn) closeAfter(code protocol.CloseCode, reason string, final []byte) 
 	if !pending {
 		_ = c.nc.Close()
 	}
+}
+
+// logClose writes the debug line of a close the server started.
+func (c *Conn) logClose(code protocol.CloseCode, reason string) {
+	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", code.String(), "reason", reason)
 }
 
 // finalGrace bounds how long a closing connection waits for the socket to take its last

@@ -18,16 +18,25 @@
 //
 //	goroutine                      runs                                          may block on
 //	netpoll poller (per epoll fd)  accept; peer hang-up: onClosed                 nothing of ours but the locks below
-//	netpoll runner pool            onConnect, onRequest (read path, inbound.go);  locks below; never the network
+//	netpoll runner pool            onConnect, onRequest (read path, inbound.go),  locks below (onAck: user.mu);
+//	                               including onAck (inflight.go);                 never the network
 //	                               onClosed when the server closed meanwhile
 //	timing-wheel ticker            Wheel.Advance once per Options.Tick            the wheel mutex
-//	timing-wheel dispatcher        onExpire: auth, heartbeat, GOAWAY-grace and    locks below (closeWith)
-//	                               final-frame deadlines
+//	timing-wheel dispatcher        onExpire: auth, heartbeat, GOAWAY-grace and    locks below (closeWith;
+//	                               final-frame deadlines (Conn.timer), and the    onAckTimeout: user.mu)
+//	                               QoS1 ack timer (window.timer, a second timer
+//	                               of the connection): onAckTimeout
 //	ants worker pool               authenticate (handshake.go); a connection's    the Authenticator and Handler
 //	                               drain task (dispatch.go): Handler calls
 //	flusher, one per backlogged    flushBacklog (outbound.go)                     netpoll's writer, up to WriteTimeout
 //	connection, while backlogged
 //	sweeper                        sweep (stream.go), every ResumeWindow/4        user and shard locks
+//	one-off closer                 closeSilently or Connection.Close after a      locks below (onClosed)
+//	                               write found the peer gone or passed a budget
+//	                               (outbound.go): its caller may hold locks
+//	                               onClosed takes (wmu; qmu in failQueued)
+//	one-off drain                  drain, when the pool refuses a connection's    the Handler
+//	                               connect/disconnect notifications (dispatch.go)
 //	callers                        Push*, Kick*, Join, GoAway, Shutdown           locks below; never the network
 //
 // onClosed (netpoll's close callback) runs wherever netpoll runs it: on a poller for a
@@ -41,17 +50,34 @@
 // A lock may be taken while holding only locks above it in this table (nats-server's
 // locksordering.txt is the model). Comments elsewhere point here.
 //
-//	1 user.mu           a user's stream (stream.go): QoS1 ids, resume buffer; held across
-//	                    join + AUTH_OK + replay, and across a QoS1 fan-out
+//	1 user.mu           a user's stream (stream.go, inflight.go): QoS1 ids, resume buffer,
+//	                    device records, every connection's in-flight window (Conn.qos).
+//	                    Held across join + AUTH_OK + replay (handshake.go), a QoS1 fan-out
+//	                    (pushQoS1), an ACK (onAck, read path), an ack timeout (onAckTimeout,
+//	                    wheel dispatcher) and a sweep of the entry; under it are taken the
+//	                    user shard lock (userConns, addUser, sweep), Conn.wmu (the writes
+//	                    of all of these) and the wheel's mutex (the ack timer). closeWith
+//	                    may be called under it: onClosed never takes it.
 //	2 userShard.mu      hub user index (hub.go): user.conns, user.left; the phase change
 //	                    to phaseAuthed happens under it (hub.addUser)
 //	3 roomShard.mu      room index (room.go)
 //	4 Conn.rmu          a connection's room list
 //	5 room.mu           a room's member set
-//	6 Conn.qmu          a connection's pool-task queue (dispatch.go)
-//	7 Conn.wmu          a connection's writes (outbound.go): held across the write(2)
-//	8 leaves            connShard.mu (hub.go), the wheel's mutex, limits' mutex: no lock
-//	                    is taken under them
+//	6 Conn.qmu          a connection's pool-task queue (dispatch.go); failQueued writes
+//	                    ERROR BUSY under it
+//	7 Conn.wmu          a connection's writes (outbound.go): held across the write(2) (the
+//	                    flusher releases it across netpoll's writer); the final-frame
+//	                    grace is armed under it (wheel's mutex)
+//	8 Server.mu         listeners, admin server, metric writers (server.go, admin.go):
+//	                    Start holds it while it sets up the listeners (closing the client
+//	                    listener on failure) and starts the wheel
+//	9 reserveListener.mu  the descriptor reserve (fdreserve_linux.go): held across the
+//	                    refusal, which logs through a loglimit.Limiter
+//	10 leaves           no lock of ours is taken under them: connShard.mu (hub.go), the
+//	                    wheel's mutexes, limits.mu and each sourceSet.mu (limits.go,
+//	                    flapping.go: never nested; admit releases the set lock before it
+//	                    takes limits.mu), the loglimit.Limiter mutexes (they call the
+//	                    logger)
 //
 // The state word (Conn.st, state.go) is atomic and needs no lock; the flags documented
 // as set under wmu are read under wmu.

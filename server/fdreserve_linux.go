@@ -34,10 +34,7 @@ type reserveListener struct {
 
 // reserveFD wraps the client listener with a reserved descriptor.
 func (s *Server) reserveFD(ln netpoll.Listener) netpoll.Listener {
-	full, err := (&protocol.Close{Code: protocol.CloseServerFull, Reason: "server out of file descriptors"}).AppendFrame(nil, 0, 0)
-	if err != nil {
-		panic("BUG: cannot encode CLOSE SERVER_FULL: " + err.Error())
-	}
+	full := protocol.AppendClose(nil, protocol.CloseServerFull, "server out of file descriptors")
 	return &reserveListener{Listener: ln, s: s, full: full, reserve: openReserve()}
 }
 

@@ -7,12 +7,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 )
 
 // Per-source admission and the flapping ban, in the manner of EMQX's flapping
-// detection: each source address (an IPv4 address, or the /64 of an IPv6 one, since one
-// IPv6 host usually holds a whole /64) has a connect-rate token bucket
+// detection: each source address (netutil.SourceKey: an IPv4 address, or the /64 of an
+// IPv6 one) has a connect-rate token bucket
 // (Options.SourceConnectRate) and a strike count: a failed authentication or a connect
 // refused by the source's bucket is a strike, and more than Options.FlapThreshold
 // strikes within Options.FlapWindow ban the source for Options.FlapBan. While banned,
@@ -80,15 +81,6 @@ func newSources(o *Options) *sources {
 	}
 }
 
-// sourceKey is the address limits count ip under: itself, or its /64 for IPv6.
-func sourceKey(ip netip.Addr) netip.Addr {
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
-}
-
 // entry returns ip's entry in set, taking over a free or the least recently seen entry
 // if ip has none. The caller holds set.mu.
 func (s *sources) entry(set *sourceSet, key netip.Addr, now int64) *sourceEntry {
@@ -132,7 +124,7 @@ func (s *sources) connect(ip netip.Addr, now time.Time) (refusal string, banned 
 	if !ip.IsValid() {
 		return "", false // not an IP socket: nothing to count it under
 	}
-	key := sourceKey(ip)
+	key := netutil.SourceKey(ip)
 	t := int64(now.Sub(s.base))
 	set := s.lock(key)
 	defer set.mu.Unlock()
@@ -144,7 +136,7 @@ func (s *sources) connect(ip netip.Addr, now time.Time) (refusal string, banned 
 		e.last = t
 		return "", false
 	}
-	e.tokens = min(s.rate, e.tokens+float64(t-e.last)/float64(time.Second)*s.rate)
+	s.refillLocked(e, t)
 	e.last = t
 	if e.tokens < 1 {
 		return "source_rate", s.strikeLocked(e, t)
@@ -159,17 +151,21 @@ func (s *sources) strike(ip netip.Addr, now time.Time) bool {
 	if !ip.IsValid() {
 		return false
 	}
-	key := sourceKey(ip)
+	key := netutil.SourceKey(ip)
 	t := int64(now.Sub(s.base))
 	set := s.lock(key)
 	defer set.mu.Unlock()
 	e := s.entry(set, key, t)
 	if s.rate >= 0 {
-		// Bring the bucket up to now before last moves, so the refill is not lost.
-		e.tokens = min(s.rate, e.tokens+float64(t-e.last)/float64(time.Second)*s.rate)
+		s.refillLocked(e, t) // before last moves, so the refill is not lost
 	}
 	e.last = t
 	return s.strikeLocked(e, t)
+}
+
+// refillLocked brings e's bucket up to t (since e.last), capped at one second's worth.
+func (s *sources) refillLocked(e *sourceEntry, t int64) {
+	e.tokens = min(s.rate, e.tokens+float64(t-e.last)/float64(time.Second)*s.rate)
 }
 
 // strikeLocked counts one strike at t and bans the source when it passes the
@@ -206,7 +202,7 @@ func (l *limits) banned(ip netip.Addr, why string) {
 	l.bans.Add(1)
 	if l.banLog.Allow("banned") {
 		l.log.Warn("source banned for flapping: its new connections are refused with RATE_LIMITED",
-			"source", sourceKey(ip).String(), "cause", why, "ban", time.Duration(l.sources.ban),
+			"source", netutil.SourceKey(ip).String(), "cause", why, "ban", time.Duration(l.sources.ban),
 			"threshold", l.sources.threshold, "window", time.Duration(l.sources.window))
 	}
 }

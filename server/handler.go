@@ -112,10 +112,7 @@ func (m *Message) answer(payload []byte) ([]byte, error) {
 	if m.NoReply {
 		return nil, nil
 	}
-	frame, err := (&protocol.SendReply{Payload: payload}).AppendFrame(make([]byte, 0, protocol.Overhead+len(payload)), m.Seq, 0)
-	if err == nil && len(frame)-protocol.LengthSize > m.Conn.srv.opts.MaxFrame {
-		err = ErrPayloadTooLarge
-	}
+	frame, err := m.Conn.srv.fitFrame((&protocol.SendReply{Payload: payload}).AppendFrame(make([]byte, 0, protocol.Overhead+len(payload)), m.Seq, 0))
 	if err != nil {
 		// The client still gets an answer to its seq.
 		return m.Conn.errorFrame(m.Seq, protocol.ErrorInternal, "reply too large"), err

@@ -63,6 +63,7 @@ func (s *Server) pumpLocked(u *user, c *Conn, w *window, dst [][]byte) [][]byte 
 		if w.dev != nil {
 			if q.id <= w.dev.sent {
 				frame = dupFrame(frame)
+				s.metrics.redeliveredReconnect.Inc()
 			} else {
 				w.dev.sent = q.id
 			}
@@ -88,6 +89,17 @@ func (s *Server) armAckTimer(w *window) {
 	}
 	w.due = s.wheel.Clock() + int64(s.opts.AckTimeout)
 	s.wheel.Schedule(&w.timer, w.due)
+}
+
+// eachInFlight calls fn for every buffered message in flight to c: for c, with an id in
+// (w.acked, w.sent]. u.mu is held.
+func (u *user) eachInFlight(c *Conn, w *window, fn func(q *queued)) {
+	dev := c.ident().deviceID
+	for i := u.search(w.acked); i < len(u.buf) && u.buf[i].id <= w.sent; i++ {
+		if u.buf[i].forConn(c, dev) {
+			fn(&u.buf[i])
+		}
+	}
 }
 
 // dupFrame returns a copy of a PUSH frame with FlagDup set.
@@ -128,12 +140,7 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 	}
 	w.acked = msgID
 	w.n = 0 // recounted: messages in flight may have been trimmed meanwhile
-	dev := c.ident().deviceID
-	for i := u.search(w.acked); i < len(u.buf) && u.buf[i].id <= w.sent; i++ {
-		if u.buf[i].forConn(c, dev) {
-			w.n++
-		}
-	}
+	u.eachInFlight(c, w, func(*queued) { w.n++ })
 	if w.dev != nil {
 		w.dev.acked = max(w.dev.acked, msgID)
 	}
@@ -178,13 +185,8 @@ func (s *Server) onAckTimeout(c *Conn) {
 	if u.dead || w == nil || w.n == 0 || w.due == 0 || s.wheel.Clock() < w.due || !c.pushable() {
 		return // rearmed, answered or freed since it fired
 	}
-	dev := c.ident().deviceID
 	var frames [][]byte
-	for i := u.search(w.acked); i < len(u.buf) && u.buf[i].id <= w.sent; i++ {
-		if u.buf[i].forConn(c, dev) {
-			frames = append(frames, dupFrame(u.buf[i].frame))
-		}
-	}
+	u.eachInFlight(c, w, func(q *queued) { frames = append(frames, dupFrame(q.frame)) })
 	if len(frames) == 0 {
 		// What was in flight left the buffer (acknowledged by another connection of
 		// the device, or evicted, which closed this one).
@@ -197,5 +199,6 @@ func (s *Server) onAckTimeout(c *Conn) {
 		return
 	}
 	s.countPushes(frames)
+	s.metrics.redeliveredTimeout.Add(len(frames))
 	s.armAckTimer(w)
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -112,22 +111,9 @@ func (l *limits) release(ip netip.Addr) {
 	l.mu.Unlock()
 }
 
-// addrIP extracts the IP of a connection's remote address (the zero Addr if it has none).
-func addrIP(a net.Addr) netip.Addr {
-	type ipAddr interface{ AddrPort() netip.AddrPort }
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(v.IP)
-		return ip.Unmap()
-	case ipAddr:
-		return v.AddrPort().Addr().Unmap()
-	}
-	if a == nil {
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+// close writes the pending summaries of the rate-limited lines (at Shutdown and Close),
+// so the last interval's counts are not lost.
+func (l *limits) close() {
+	l.authLog.Close()
+	l.banLog.Close()
 }

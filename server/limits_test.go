@@ -490,3 +490,36 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 		mode, ok, limited, other, flood.Load(), elapsed.Round(time.Millisecond), float64(flood.Load())/elapsed.Seconds(),
 		dialErrs.Load(), strings.Join(refusals, "\n"))
 }
+
+// The rate-limited "authentication failed" lines of the last interval are summarised at
+// Close, not lost: a line each for the burst, and the rest counted in the summary.
+func TestCloseFlushesAuthFailureSummary(t *testing.T) {
+	auth := AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
+		return Identity{}, &AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
+	})
+	var logs testkit.LockedBuffer
+	s := startServer(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.Authenticator = auth
+	})
+	const n = loglimit.DefaultBurst + 7
+	for i := range n {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op, code := firstAnswer(t, c, "bad"); op != protocol.OpAuthFail {
+			t.Fatalf("login %d: %v %v, want AUTH_FAIL", i, op, code)
+		}
+		c.Close()
+	}
+	// All n within one interval (10s by default): the summary is still pending.
+	if strings.Contains(logs.String(), "authentication failures not logged") {
+		t.Skip("the logins spanned two log intervals on a slow machine")
+	}
+	s.Close()
+	if !strings.Contains(logs.String(), "authentication failures not logged") ||
+		!strings.Contains(logs.String(), "suppressed=7") {
+		t.Fatalf("no summary of the 7 suppressed lines after Close:\n%s", logs.String())
+	}
+}

@@ -34,6 +34,14 @@ type serverMetrics struct {
 	resumeRecovered *metrics.Counter
 	resumeFailed    *metrics.Counter
 	resumeReplayed  *metrics.Counter
+	// QoS1 (inflight.go, stream.go): frames sent again with FlagDup after an ack
+	// timeout on a live connection, and to a new connection of a device that was sent
+	// them before; messages that found the window full; connections closed because
+	// messages they had not acknowledged left the buffer.
+	redeliveredTimeout   *metrics.Counter
+	redeliveredReconnect *metrics.Counter
+	windowFull           *metrics.Counter
+	lostCloses           *metrics.Counter
 
 	framesInByOp   [256]*metrics.Counter
 	bytesInByOp    [256]*metrics.Counter
@@ -65,6 +73,10 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.resumeRecovered = set.NewCounter(`tether_resumes_total{result="recovered"}`)
 	m.resumeFailed = set.NewCounter(`tether_resumes_total{result="not_recovered"}`)
 	m.resumeReplayed = set.NewCounter("tether_resume_replayed_total")
+	m.redeliveredTimeout = set.NewCounter(`tether_qos1_redelivered_total{cause="ack_timeout"}`)
+	m.redeliveredReconnect = set.NewCounter(`tether_qos1_redelivered_total{cause="reconnect"}`)
+	m.windowFull = set.NewCounter("tether_qos1_window_full_total")
+	m.lostCloses = set.NewCounter("tether_qos1_lost_closes_total")
 	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
 	set.NewGauge("tether_source_bans_total", func() float64 { return float64(s.limits.bans.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })

@@ -1,10 +1,10 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"io"
 	"strings"
+
+	"github.com/tether-gw/tether/internal/promtext"
 )
 
 // metricHelp is the HELP text of every tether metric family, so that /metrics passes
@@ -36,6 +36,9 @@ var metricHelp = map[string]string{
 	"tether_pushes_delivered_total":     "Push frames written or queued to connections.",
 	"tether_read_bytes_total":           "Bytes read from client sockets.",
 	"tether_qos1_messages_total":        "QoS1 messages assigned a message id and buffered for resume.",
+	"tether_qos1_redelivered_total":     "QoS1 PUSH frames sent again with the DUP flag, by cause: ack_timeout (no ACK advanced within the ack timeout on a live connection), reconnect (a new connection of a device that was sent them before).",
+	"tether_qos1_window_full_total":     "QoS1 messages that found a connection's in-flight window full and waited in the buffer for an ACK.",
+	"tether_qos1_lost_closes_total":     "Connections closed with SLOW_CONSUMER because QoS1 messages they had not acknowledged left the resume buffer (count or age bound).",
 	"tether_resumes_total":              "Reconnects that asked to resume, by result.",
 	"tether_resume_replayed_total":      "QoS1 messages replayed to resuming connections.",
 	"tether_rooms":                      "Non-empty rooms.",
@@ -71,47 +74,6 @@ var promRenames = map[string]string{
 	"go_cpu_count":       "go_cpus",
 }
 
-// writeWithHelp copies the Prometheus text in src to w so that it passes promtool: it
-// fills in empty HELP lines (keeping any text a writer gave), types monotonic "_total" gauges as counters, and applies
-// promRenames.
-func writeWithHelp(w io.Writer, src []byte) {
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	bw := bufio.NewWriter(w)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "# HELP "):
-			fam, text, _ := strings.Cut(line[len("# HELP "):], " ")
-			fam = renamed(fam)
-			if strings.TrimSpace(text) == "" {
-				text = helpFor(fam)
-			}
-			line = "# HELP " + fam + " " + text
-		case strings.HasPrefix(line, "# TYPE "):
-			fam, typ, _ := strings.Cut(line[len("# TYPE "):], " ")
-			fam = renamed(fam)
-			if typ == "gauge" && strings.HasSuffix(fam, "_total") {
-				typ = "counter"
-			}
-			line = "# TYPE " + fam + " " + typ
-		default:
-			end := strings.IndexAny(line, "{ ")
-			if end > 0 {
-				if to, ok := promRenames[line[:end]]; ok {
-					line = to + line[end:]
-				}
-			}
-		}
-		bw.WriteString(line)
-		bw.WriteByte('\n')
-	}
-	bw.Flush()
-}
-
-func renamed(fam string) string {
-	if to, ok := promRenames[fam]; ok {
-		return to
-	}
-	return fam
-}
+// writeWithHelp copies the Prometheus text in src to w so that it passes promtool
+// (internal/promtext): HELP from metricHelp, promRenames applied.
+func writeWithHelp(w io.Writer, src []byte) { promtext.Rewrite(w, src, helpFor, promRenames) }

@@ -147,7 +147,7 @@ type Options struct {
 	// big frames. Process-wide. Default 256 bytes.
 	ReadBufferSize int
 
-	// --- abuse limits and admin exposure (flapping.go, admin.go) ---
+	// Per-source limits and the flapping ban (flapping.go).
 
 	// SourceConnectRate caps new connections per second from one source (an IPv4
 	// address, or an IPv6 /64) as a token bucket with a burst of one second's worth.
@@ -168,6 +168,7 @@ type Options struct {
 	// bytes each, allocated by New); when full, the least recently seen source that is
 	// not banned is forgotten. Default DefaultSourceTableSize (16,384).
 	SourceTableSize int
+
 	// AdminToken, if set, must be presented as "Authorization: Bearer <token>" to
 	// /metrics and /debug/pprof/ (/healthz and /readyz stay open for probes); at least
 	// 16 bytes. Default "" (none).
@@ -175,7 +176,6 @@ type Options struct {
 	// AdminPprofPublic serves /debug/pprof/ without AdminToken on an admin address that
 	// is not loopback. Default false: there, pprof answers 403 unless AdminToken is set.
 	AdminPprofPublic bool
-	// --- end of abuse limits and admin exposure ---
 
 	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
 	// driver: the wheel then moves only when the test advances it (clock_test.go), so deadlines
@@ -208,7 +208,7 @@ const (
 	DefaultAckTimeout       = 20 * time.Second
 	DefaultReadBufferSize   = 256
 
-	// abuse limits (flapping.go)
+	// Per-source limits and the flapping ban (flapping.go).
 	DefaultSourceConnectRate = 1000
 	DefaultFlapThreshold     = 100
 	DefaultFlapWindow        = time.Minute
@@ -268,7 +268,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ConnectRate == 0 {
 		o.ConnectRate = DefaultConnectRate
 	}
-	// abuse limits (flapping.go)
 	if o.SourceConnectRate == 0 {
 		o.SourceConnectRate = DefaultSourceConnectRate
 	}
@@ -276,15 +275,12 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.FlapWindow, DefaultFlapWindow)
 	setDur(&o.FlapBan, DefaultFlapBan)
 	setInt(&o.SourceTableSize, DefaultSourceTableSize)
-	if o.FlapWindow < 0 || o.FlapBan < 0 || o.SourceTableSize < 0 {
-		return o, fmt.Errorf("server: flap window, flap ban and source table size must not be negative")
-	}
-	if o.AdminToken != "" && len(o.AdminToken) < adminTokenMinLen {
-		return o, fmt.Errorf("server: admin token must be at least %d bytes", adminTokenMinLen)
-	}
-	// end of abuse limits
 
 	switch {
+	case o.FlapWindow < 0 || o.FlapBan < 0 || o.SourceTableSize < 0:
+		return o, fmt.Errorf("server: flap window, flap ban and source table size must not be negative")
+	case o.AdminToken != "" && len(o.AdminToken) < adminTokenMinLen:
+		return o, fmt.Errorf("server: admin token must be at least %d bytes", adminTokenMinLen)
 	case o.AuthTimeout < 0 || o.Heartbeat < 0 || o.Tick < 0 || o.WriteTimeout < 0 || o.DrainSpread < 0 || o.ResumeWindow < 0:
 		return o, fmt.Errorf("server: durations must not be negative")
 	case o.Heartbeat < o.Tick*2:

@@ -162,8 +162,8 @@ func (c *Conn) slowConsumerLocked(reason string) {
 		return
 	}
 	c.srv.metrics.slowConsumers.Inc()
-	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CloseSlowConsumer.String(), "reason", reason)
-	if c.finishWritesLocked(appendClose(nil, protocol.CloseSlowConsumer, reason)) {
+	c.logClose(protocol.CloseSlowConsumer, reason)
+	if c.finishWritesLocked(protocol.AppendClose(nil, protocol.CloseSlowConsumer, reason)) {
 		c.srv.wheel.Schedule(&c.timer, c.srv.deadline(finalGrace))
 		return
 	}
@@ -280,7 +280,7 @@ func (c *Conn) flushBacklog() {
 			c.wmu.Unlock()
 			if c.nc.IsActive() && c.markClosing(protocol.CloseSlowConsumer) {
 				c.srv.metrics.slowConsumers.Inc()
-				c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", protocol.CloseSlowConsumer.String(), "reason", "write timeout")
+				c.logClose(protocol.CloseSlowConsumer, "write timeout")
 			}
 			_ = c.nc.Close()
 			return

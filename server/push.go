@@ -41,14 +41,16 @@ type PushResult struct {
 // encodePush encodes a PUSH frame once for a fan-out, refusing payloads that would
 // exceed the max frame size announced to clients.
 func (s *Server) encodePush(channel string, payload []byte) ([]byte, error) {
-	frame, err := (&protocol.Push{Channel: channel, Payload: payload}).AppendFrame(nil, 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	if len(frame)-protocol.LengthSize > s.opts.MaxFrame {
+	return s.fitFrame((&protocol.Push{Channel: channel, Payload: payload}).AppendFrame(nil, 0, 0))
+}
+
+// fitFrame passes on an encoded frame and its encoding error, refusing a frame larger
+// than Options.MaxFrame (the limit AUTH_OK announces) with ErrPayloadTooLarge.
+func (s *Server) fitFrame(frame []byte, err error) ([]byte, error) {
+	if err == nil && len(frame)-protocol.LengthSize > s.opts.MaxFrame {
 		return nil, ErrPayloadTooLarge
 	}
-	return frame, nil
+	return frame, err
 }
 
 // connSlices recycles the member snapshots of fan-outs.

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/panjf2000/ants/v2"
 
+	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/timingwheel"
 )
@@ -168,7 +169,7 @@ func (s *Server) AdminAddr() string {
 func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
 	s.metrics.connsTotal.Inc()
 	c := &Conn{srv: s, nc: nc, fd: nc.(netpoll.Conn).Fd(), id: s.nextID.Add(1)}
-	c.ip = addrIP(nc.RemoteAddr())
+	c.ip = netutil.AddrIP(nc.RemoteAddr())
 	c.timer.SetOwner(c)
 	if s.draining.Load() {
 		s.refuse(c, protocol.CloseGoingAway, "draining")
@@ -332,6 +333,8 @@ func (s *Server) shutdownNow() {
 	if admin != nil {
 		_ = admin.Close()
 	}
+	s.limits.close()
+	fdLimiter().Flush() // process-wide: flushed, not closed, as other servers may share it
 	s.log.Info("tether gateway stopped")
 }
 

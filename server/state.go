@@ -52,6 +52,19 @@ func (c *Conn) state() connState { return connState(c.st.Load()) }
 // it; writeFramesLocked still refuses a connection whose close began meanwhile.
 func (c *Conn) pushable() bool { return c.state().pushable() }
 
+// pushErr is nil when the connection is pushable, else why not: ErrConnClosed once a
+// close started, ErrNotReady before AUTH_OK is out.
+func (c *Conn) pushErr() error {
+	st := c.state()
+	switch {
+	case st.pushable():
+		return nil
+	case st&stClosing != 0:
+		return ErrConnClosed
+	}
+	return ErrNotReady
+}
+
 // closing reports whether a close started (a code is recorded).
 func (c *Conn) closing() bool { return c.state()&stClosing != 0 }
 
@@ -66,27 +79,21 @@ func (c *Conn) setFlag(flag connState) connState { return connState(c.st.Or(uint
 
 // beginAuth moves a new connection to phaseAuthenticating; false if it is not new or a
 // close started.
-func (c *Conn) beginAuth() bool {
-	for {
-		s := c.state()
-		if s.phase() != phaseNew || s&(stClosing|stClosed) != 0 {
-			return false
-		}
-		if c.cas(s, s&^phaseMask|phaseAuthenticating) {
-			return true
-		}
-	}
-}
+func (c *Conn) beginAuth() bool { return c.advancePhase(phaseNew, phaseAuthenticating) }
 
 // markAuthed moves an authenticating connection to phaseAuthed; false if a close
 // started first. hub.addUser calls it under the user shard lock (see doc.go).
-func (c *Conn) markAuthed() bool {
+func (c *Conn) markAuthed() bool { return c.advancePhase(phaseAuthenticating, phaseAuthed) }
+
+// advancePhase moves the phase from from to to; false if the phase is not from or a
+// close started.
+func (c *Conn) advancePhase(from, to connState) bool {
 	for {
 		s := c.state()
-		if s.phase() != phaseAuthenticating || s&(stClosing|stClosed) != 0 {
+		if s.phase() != from || s&(stClosing|stClosed) != 0 {
 			return false
 		}
-		if c.cas(s, s&^phaseMask|phaseAuthed) {
+		if c.cas(s, s&^phaseMask|to) {
 			return true
 		}
 	}

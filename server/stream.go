@@ -113,8 +113,9 @@ func (s *Server) evictLocked(u *user, now int64) {
 		}
 		dev := c.ident().deviceID
 		for i := range gone {
-			if gone[i].id > q.acked && gone[i].forConn(c, dev) {
-				go c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // u.mu is held: close off it (doc.go lock order)
+			if gone[i].id > q.acked && gone[i].forConn(c, dev) && !c.closing() {
+				s.metrics.lostCloses.Inc()
+				c.closeWith(protocol.CloseSlowConsumer, "unacknowledged QoS1 messages left the resume buffer") // under u.mu: allowed (doc.go)
 				break
 			}
 		}
@@ -180,12 +181,9 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 		s.renewLocked(u)
 	}
 	id = u.lastID + 1
-	frame, err := (&protocol.Push{MsgID: id, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)
+	frame, err := s.fitFrame((&protocol.Push{MsgID: id, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested))
 	if err != nil {
 		return 0, 0, true, err
-	}
-	if len(frame)-protocol.LengthSize > s.opts.MaxFrame {
-		return 0, 0, true, ErrPayloadTooLarge
 	}
 	q := queued{id: id, at: time.Now().UnixNano(), frame: frame}
 
@@ -230,9 +228,13 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 			continue
 		}
 		n++
-		f := s.pumpLocked(u, c, c.inflightLocked(u, id-1), out[:0])
+		w := c.inflightLocked(u, id-1)
+		f := s.pumpLocked(u, c, w, out[:0])
 		if len(f) > 0 && c.writeFrames(false, f...) == nil {
 			s.countPushes(f)
+		}
+		if w.sent < id {
+			s.metrics.windowFull.Inc() // waits for an ACK to open the window
 		}
 	}
 	clear(cs)
@@ -309,7 +311,7 @@ func (s *Server) renewLocked(u *user) {
 			s.wheel.Cancel(&q.timer)
 			c.qos = nil
 		}
-		go c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // u.mu is held: close off it (doc.go lock order)
+		c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // under u.mu: allowed (doc.go)
 	}
 	clear(u.buf)
 	u.buf, u.devices, u.noTrim = nil, nil, false

@@ -1,39 +1,26 @@
 package loglimit
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
-// lockedBuf is a bytes.Buffer safe for the timer's goroutine and the test's.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuf) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuf) lines() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := strings.TrimSpace(w.b.String())
+// logLines returns the lines written to buf so far.
+func logLines(buf *testkit.LockedBuffer) []string {
+	s := strings.TrimSpace(buf.String())
 	if s == "" {
 		return nil
 	}
 	return strings.Split(s, "\n")
 }
 
-func newTestLimiter(burst int, interval time.Duration, now *time.Time) (*Limiter, *lockedBuf) {
-	var buf lockedBuf
+func newTestLimiter(burst int, interval time.Duration, now *time.Time) (*Limiter, *testkit.LockedBuffer) {
+	var buf testkit.LockedBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
@@ -64,7 +51,7 @@ func TestFloodIsBounded(t *testing.T) {
 		}
 	}
 	l.Flush()
-	lines := buf.lines()
+	lines := logLines(buf)
 	if want := intervals * (3 + 1); len(lines) != want {
 		t.Fatalf("%d lines for %d floods of %d, want %d:\n%s", len(lines), intervals, perInterval, want, strings.Join(lines, "\n"))
 	}
@@ -100,7 +87,7 @@ func TestQuietIntervalNoSummary(t *testing.T) {
 	l.Log(slog.LevelInfo, "a", "four") // new interval: summary of one, then passes
 	l.Log(slog.LevelInfo, "a", "five")
 	l.Flush() // nothing suppressed since: no line
-	lines := buf.lines()
+	lines := logLines(buf)
 	want := []string{"one", "two", "suppressed=1", "four", "five"}
 	if len(lines) != len(want) {
 		t.Fatalf("lines %q, want %d", lines, len(want))
@@ -115,7 +102,7 @@ func TestQuietIntervalNoSummary(t *testing.T) {
 // TestTimerWritesSummary: when a flood stops, the timer writes its summary without
 // another line arriving.
 func TestTimerWritesSummary(t *testing.T) {
-	var buf lockedBuf
+	var buf testkit.LockedBuffer
 	l := New(slog.New(slog.NewTextHandler(&buf, nil)), Options{Burst: 1, Interval: 50 * time.Millisecond})
 	defer l.Close()
 	for i := 0; i < 100; i++ {
@@ -123,14 +110,14 @@ func TestTimerWritesSummary(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if lines := buf.lines(); len(lines) == 2 {
+		if lines := logLines(&buf); len(lines) == 2 {
 			if !strings.Contains(lines[1], "suppressed=99") {
 				t.Fatalf("summary %q, want suppressed=99", lines[1])
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no summary from the timer: %q", buf.lines())
+			t.Fatalf("no summary from the timer: %q", logLines(&buf))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

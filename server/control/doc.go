@@ -42,6 +42,14 @@
 // service therefore never stalls clients or other services. Pending uplinks use one
 // runtime timer each (Options.UplinkTimeout).
 //
+// # Lock order
+//
+// router.mu before session.omu (subscribe checks that the session is not closing under
+// the router's lock, and session.close marks it closing before it takes the router's).
+// Port.mu, session.pmu, the AUTH throttle's and the log limiters' mutexes are leaves: no
+// lock is taken under them, and session.close releases omu before it takes router.mu
+// or Port.mu. Comments elsewhere point here.
+//
 // # What it trades away
 //
 // JSON headers (a few microseconds per frame) buy a protocol any language can speak

@@ -1,15 +1,14 @@
 package control
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
-	"strings"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/tether-gw/tether/internal/promtext"
 	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 )
@@ -160,28 +159,10 @@ func (m *portMetrics) uplinkResult(code protocol.ErrorCode) *metrics.Counter {
 func (p *Port) WriteMetrics(w io.Writer) {
 	var buf bytes.Buffer
 	p.m.set.WritePrometheus(&buf)
-	sc := bufio.NewScanner(&buf)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	bw := bufio.NewWriter(w)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "# HELP "):
-			fam, _, _ := strings.Cut(line[len("# HELP "):], " ")
-			h := metricHelp[fam]
-			if h == "" {
-				h = "tether control port metric " + fam + "."
-			}
-			line = "# HELP " + fam + " " + h
-		case strings.HasPrefix(line, "# TYPE "):
-			fam, typ, _ := strings.Cut(line[len("# TYPE "):], " ")
-			if typ == "gauge" && strings.HasSuffix(fam, "_total") {
-				typ = "counter"
-			}
-			line = "# TYPE " + fam + " " + typ
+	promtext.Rewrite(w, buf.Bytes(), func(fam string) string {
+		if h := metricHelp[fam]; h != "" {
+			return h
 		}
-		bw.WriteString(line)
-		bw.WriteByte('\n')
-	}
-	bw.Flush()
+		return "tether control port metric " + fam + "."
+	}, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/loglimit"
 	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
@@ -37,8 +38,8 @@ type Port struct {
 	uplinksN    atomic.Uint64
 
 	throttle  *authThrottle
-	authLog   *logLimit // failed AUTHs
-	acceptLog *logLimit // accept errors
+	authLog   *loglimit.Limiter // failed AUTHs
+	acceptLog *loglimit.Limiter // accept errors
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -93,14 +94,11 @@ func New(opts Options) (*Port, error) {
 		throttle:  newAuthThrottle(o.MaxAuthFailures, o.AuthLockout, o.AuthLockoutMax),
 		quit:      make(chan struct{}),
 	}
-	p.authLog = &logLimit{interval: o.logInterval, burst: authLogBurst, summary: func(n int) {
-		p.log.Warn("more control AUTH failures, not logged one by one (see tether_control_auth_failures_total)",
-			"suppressed", n, "interval", o.logInterval.String())
-	}}
-	p.acceptLog = &logLimit{interval: o.logInterval, burst: acceptLogBurst, summary: func(n int) {
-		p.log.Error("more control accept errors, not logged one by one (see tether_control_accept_errors_total)",
-			"suppressed", n, "interval", o.logInterval.String())
-	}}
+	p.authLog = loglimit.New(p.log, loglimit.Options{Burst: authLogBurst, Interval: o.logInterval,
+		Summary: "more control AUTH failures, not logged one by one (see tether_control_auth_failures_total)"})
+	errLevel := slog.LevelError
+	p.acceptLog = loglimit.New(p.log, loglimit.Options{Burst: acceptLogBurst, Interval: o.logInterval, Level: &errLevel,
+		Summary: "more control accept errors, not logged one by one (see tether_control_accept_errors_total)"})
 	p.router.init()
 	p.m = newPortMetrics(p)
 	return p, nil
@@ -153,8 +151,8 @@ func (p *Port) Addr() net.Addr {
 
 // Close stops the listener and closes every control connection with CLOSE GOING_AWAY;
 // uplinks waiting for a reply are answered ERROR NO_ROUTE. It waits for the port's
-// goroutines to end, at most about a second for services that stopped reading.
-// Closing twice is a no-op.
+// goroutines to end, at most about a second for services that stopped reading, and
+// writes the pending summaries of the rate-limited log lines. Closing twice is a no-op.
 func (p *Port) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -176,6 +174,9 @@ func (p *Port) Close() error {
 		s.close(protocol.CloseGoingAway, "control port closing", true)
 	}
 	p.wg.Wait()
+	// Write the last summaries of the rate-limited lines, so their counts are not lost.
+	p.authLog.Close()
+	p.acceptLog.Close()
 	return nil
 }
 
@@ -196,7 +197,7 @@ func (p *Port) acceptLoop(ln net.Listener) {
 			}
 			delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
 			p.m.acceptErrors.Inc()
-			if p.acceptLog.allow() {
+			if p.acceptLog.Allow("accept_error") {
 				p.log.Error("control port cannot accept; retrying", "err", err, "retry_in", delay.String())
 			}
 			select {

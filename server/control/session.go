@@ -28,12 +28,12 @@ var errStop = errors.New("control: session closing")
 // goroutines (the gateway's worker pool, timers) only queue frames with offer, which
 // never blocks.
 type session struct {
-	p      *Port
-	nc     net.Conn
-	id     uint64
-	remote string
+	p  *Port
+	nc net.Conn
+	id uint64
 	// source is the remote address's key in the AUTH throttle (hasSource false for
-	// a connection that is not TCP/IP); host is its string form, or remote's.
+	// a connection that is not TCP/IP); host is its string form, or the remote
+	// address's.
 	source    netip.Addr
 	hasSource bool
 	host      string
@@ -76,7 +76,6 @@ func newSession(p *Port, nc net.Conn) *session {
 		p:       p,
 		nc:      nc,
 		id:      id,
-		remote:  remote,
 		wake:    make(chan struct{}, 1),
 		space:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -114,13 +113,18 @@ func lockedOutRefusal(until time.Time) *refusal {
 	return &refusal{protocol.CloseRateLimited, fmt.Sprintf("too many failed AUTHs from this address; retry in %s", wait), "auth_locked_out"}
 }
 
+// refuse counts r and closes the session with its code.
+func (s *session) refuse(r *refusal) {
+	s.p.m.rejected(r.metric)
+	s.close(r.code, r.reason, true)
+}
+
 // serve is the session's reading goroutine: the AUTH handshake, then every frame in
 // order until the connection ends. A non-nil refuse closes the connection at once.
 func (s *session) serve(refuse *refusal) {
 	defer s.p.wg.Done()
 	if refuse != nil {
-		s.p.m.rejected(refuse.metric)
-		s.close(refuse.code, refuse.reason, true)
+		s.refuse(refuse)
 		return
 	}
 	rest, ok := s.handshake()
@@ -213,9 +217,7 @@ func (s *session) authenticate(f protocol.Frame) bool {
 		// A connection accepted before its source was locked out must not get its
 		// guess checked either.
 		if until, locked := p.throttle.lockedOut(s.source, now); locked {
-			r := lockedOutRefusal(until)
-			p.m.rejected(r.metric)
-			s.close(r.code, r.reason, true)
+			s.refuse(lockedOutRefusal(until))
 			return false
 		}
 	}
@@ -270,7 +272,7 @@ func (s *session) secretFailed(now time.Time, metric, reason string) {
 	if s.hasSource {
 		lockout = p.throttle.failed(s.source, now)
 	}
-	if p.authLog.allow() {
+	if p.authLog.Allow(metric) {
 		if lockout > 0 {
 			s.logger().Warn("control AUTH failed; locking the source out", "why", reason, "lockout", lockout.String())
 		} else {
@@ -373,12 +375,17 @@ func (s *session) send(frame []byte) bool {
 		s.omu.Unlock()
 		return false
 	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
+	s.enqueueLocked(frame)
 	s.omu.Unlock()
-	s.p.m.queuedBytes.Add(int64(len(frame)))
 	signal(s.wake)
 	return true
+}
+
+// enqueueLocked appends frame to the write queue and counts its bytes; omu is held.
+func (s *session) enqueueLocked(frame []byte) {
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.p.m.queuedBytes.Add(int64(len(frame)))
 }
 
 // offer queues a frame the gateway sends on its own (UPLINK, EVENT) unless the queue
@@ -403,10 +410,8 @@ func (s *session) offer(frame []byte) bool {
 		}
 		return false
 	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
+	s.enqueueLocked(frame)
 	s.omu.Unlock()
-	s.p.m.queuedBytes.Add(int64(len(frame)))
 	signal(s.wake)
 	return true
 }
@@ -537,14 +542,7 @@ func (s *session) close(code protocol.CloseCode, reason string, send bool) {
 	s.closeBy = time.Now().Add(closeLinger)
 	_ = s.nc.SetWriteDeadline(s.closeBy)
 	if send {
-		if len(reason) > 512 {
-			reason = reason[:512]
-		}
-		if frame, err := (&protocol.Close{Code: code, Reason: reason}).AppendFrame(nil, 0, 0); err == nil {
-			s.queue = append(s.queue, frame)
-			s.queued += len(frame)
-			s.p.m.queuedBytes.Add(int64(len(frame)))
-		}
+		s.enqueueLocked(protocol.AppendClose(nil, code, reason))
 	}
 	s.omu.Unlock()
 	signal(s.wake)

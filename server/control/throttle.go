@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/tether-gw/tether/internal/netutil"
 )
 
 // authThrottle slows down secret guessing: it counts failed AUTHs per source address
@@ -47,22 +49,15 @@ func newAuthThrottle(limit int, base, max time.Duration) *authThrottle {
 	return &authThrottle{limit: limit, base: base, max: max, capacity: maxAuthSources, sources: make(map[netip.Addr]*authSource)}
 }
 
-// sourceKey returns the throttle's key for a remote address: the IPv4 address, or the
-// /64 of an IPv6 address. ok is false for an address that is not IP (a test pipe).
+// sourceKey returns the throttle's key for a remote address (netutil.SourceKey: the
+// IPv4 address, or the /64 of an IPv6 address). ok is false for an address that is not
+// IP (a test pipe).
 func sourceKey(remote net.Addr) (key netip.Addr, ok bool) {
-	ta, isTCP := remote.(*net.TCPAddr)
-	if !isTCP {
+	ip := netutil.AddrIP(remote)
+	if !ip.IsValid() {
 		return netip.Addr{}, false
 	}
-	a, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		a = netip.PrefixFrom(a, 64).Masked().Addr()
-	}
-	return a, true
+	return netutil.SourceKey(ip), true
 }
 
 // lockedOut reports whether source may not try a secret at now, and until when.
