@@ -113,6 +113,11 @@ func (s *Server) Start() error {
 	if s.closed.Load() {
 		return ErrServerClosed
 	}
+	// netpoll opens its pollers (an epoll and an eventfd each) lazily, on the first
+	// connection; if descriptors have run out by then its poll manager is left empty and
+	// every later connection panics inside netpoll. Open them now, while Start can still
+	// have them.
+	netpoll.Initialize()
 	ln, err := netpoll.CreateListener("tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("server: cannot listen on %s: %w", s.opts.Addr, err)
