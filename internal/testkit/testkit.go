@@ -1,11 +1,14 @@
 // Package testkit holds what the gateway's test suites share: a frame-level loopback
 // client, a dialer that can cut its connection under a client, condition polling with a
 // deadline, a quiet logger, a locked buffer for child-process output, and the promtool
-// check of a /metrics exposition. It is test support only; nothing in the gateway
-// imports it.
+// check of a /metrics exposition, and the goroutine-leak check every suite's TestMain
+// runs. It is test support only; nothing in the gateway imports it. It must not import
+// server or the SDKs, so that their own tests can use it: helpers that start the real
+// gateway live in internal/e2e.
 package testkit
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -13,12 +16,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
+	"go.uber.org/goleak"
 )
 
 // Logger returns a logger that discards everything unless TETHER_TEST_LOG is set, in
@@ -192,4 +197,37 @@ func Promtool(t testing.TB, exposition string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
 	}
+}
+
+// VerifyNoLeaks runs the tests of m and fails the package if a test leaves a goroutine
+// behind once every gateway, port, service and client it started is closed. netpoll's
+// pollers and its runner pool are process-wide and outlive servers by design, so they
+// are ignored, as is everything running before the tests start (ants' package-level
+// default pool). Call it from TestMain.
+func VerifyNoLeaks(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
+		goleak.IgnoreAnyFunction("github.com/bytedance/gopkg/util/gopool.(*worker).run.func1"),
+		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*manager).Run"),
+	)
+}
+
+// Metric returns the value of the series named exactly name (with its labels, as in
+// `tether_resumes_total{result="recovered"}`) in a Prometheus text exposition, or -1
+// when it is absent. A value that does not parse fails the test.
+func Metric(t testing.TB, exposition, name string) float64 {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(exposition))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return -1
 }

@@ -1,8 +1,6 @@
 package control
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -116,20 +114,10 @@ func (g *gateway) client(user, device string) *client.Client {
 // metric returns the value of the series named exactly name (with labels) in the
 // port's metrics, or -1 when absent.
 func (g *gateway) metric(name string) float64 {
-	var buf bytes.Buffer
+	g.t.Helper()
+	var buf strings.Builder
 	g.port.WriteMetrics(&buf)
-	sc := bufio.NewScanner(&buf)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") {
-			v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
-			if err != nil {
-				g.t.Fatalf("metric %s: %v", line, err)
-			}
-			return v
-		}
-	}
-	return -1
+	return testkit.Metric(g.t, buf.String(), name)
 }
 
 // waitMetric polls until metric name reaches at least want.

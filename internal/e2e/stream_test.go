@@ -1,4 +1,4 @@
-package control
+package e2e
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
 // TestQoS1StreamSurvivesCuts is the hard way: a backend service pushes a
@@ -20,7 +21,9 @@ import (
 // code), by the client (its socket closed under the SDK), and by GOAWAY. Every client
 // must end with every number exactly once, in order.
 func TestQoS1StreamSurvivesCuts(t *testing.T) {
-	g := startGateway(t, nil)
+	// Room for a whole test stream: a loaded machine may stall a client past the
+	// default 256 messages, and the test is about no loss within the window.
+	g := startGateway(t, func(o *server.Options) { o.ResumeBuffer = 4096 })
 	svc, err := service.Dial(context.Background(), g.port.Addr().String(), service.Options{Secret: testSecret, Name: "streamer"})
 	if err != nil {
 		t.Fatal(err)
