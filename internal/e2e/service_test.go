@@ -17,7 +17,7 @@ import (
 // After the connection is lost, the Service reconnects and subscribes again, so
 // clients' uplinks reach it once more; requests made meanwhile wait for it.
 func TestReconnectResubscribes(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	d := &testkit.CutDialer{}
 	var events sync.Map
 	svc, err := service.Dial(context.Background(), g.port.Addr().String(), service.Options{
@@ -52,7 +52,7 @@ func TestReconnectResubscribes(t *testing.T) {
 
 // Without Reconnect a lost connection ends the Service.
 func TestLostConnectionEnds(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	d := &testkit.CutDialer{}
 	svc, err := service.Dial(context.Background(), g.port.Addr().String(), service.Options{Secret: testSecret, Dialer: d.Dial})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 	"go.uber.org/goleak"
 )
@@ -130,6 +131,92 @@ func IsClosed(err error) bool {
 	return errors.As(err, &ne) && !ne.Timeout()
 }
 
+// ControlConn is a control-port connection speaking internal/wire frames by hand, for
+// tests of what the port does with what the service SDK never sends. Its methods are for
+// the test's goroutine only.
+type ControlConn struct {
+	*FrameConn
+}
+
+// DialControl connects to the control port at addr; the connection is closed when the
+// test ends.
+func DialControl(t testing.TB, addr string) *ControlConn {
+	t.Helper()
+	return &ControlConn{FrameConn: DialFrames(t, addr)}
+}
+
+// Send encodes and sends a control frame, failing the test on error.
+func (c *ControlConn) Send(op protocol.Opcode, seq uint32, hdr any, payload []byte) {
+	c.t.Helper()
+	b, err := wire.AppendFrame(nil, op, seq, hdr, payload)
+	if err != nil {
+		c.t.Fatalf("encode: %v", err)
+	}
+	c.Write(b)
+}
+
+// Auth authenticates as service "raw" with secret (seq 1) and waits for the RESULT.
+func (c *ControlConn) Auth(secret string) {
+	c.t.Helper()
+	c.Send(wire.OpAuth, 1, &wire.Auth{Secret: secret, Name: "raw"}, nil)
+	c.Expect(wire.OpResult, 1)
+}
+
+// Expect returns the next frame, failing the test unless it is op with seq within 5 s.
+func (c *ControlConn) Expect(op protocol.Opcode, seq uint32) protocol.Frame {
+	c.t.Helper()
+	f, err := c.Next(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("waiting for %s: %v", wire.OpName(op), err)
+	}
+	if f.Op != op || f.Seq != seq {
+		c.t.Fatalf("got %s seq %d (body %q), want %s seq %d", wire.OpName(f.Op), f.Seq, f.Body, wire.OpName(op), seq)
+	}
+	return f
+}
+
+// ExpectFail reads a FAIL for seq and checks its code.
+func (c *ControlConn) ExpectFail(seq uint32, code protocol.ErrorCode) wire.Fail {
+	c.t.Helper()
+	f := c.Expect(wire.OpFail, seq)
+	var fl wire.Fail
+	if _, err := wire.DecodeBody(f.Body, &fl); err != nil {
+		c.t.Fatalf("FAIL body: %v", err)
+	}
+	if fl.Code != code {
+		c.t.Fatalf("FAIL %v (%s), want %v", fl.Code, fl.Message, code)
+	}
+	return fl
+}
+
+// ExpectClosed reads until the gateway closes the connection, requiring a last CLOSE
+// with code; it fails the test if the connection is still open after 5 s of silence.
+func (c *ControlConn) ExpectClosed(code protocol.CloseCode) {
+	c.t.Helper()
+	var last *protocol.Frame
+	for {
+		f, err := c.Next(5 * time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.t.Fatalf("connection not closed in time (want CLOSE %v)", code)
+			}
+			break
+		}
+		last = &f
+	}
+	if last == nil || last.Op != protocol.OpClose {
+		c.t.Fatalf("closed without CLOSE %v (last frame %+v)", code, last)
+	}
+	var m protocol.Close
+	if err := m.Decode(last.Body); err != nil {
+		c.t.Fatal(err)
+	}
+	if m.Code != code {
+		c.t.Fatalf("closed with %v (%s), want %v", m.Code, m.Reason, code)
+	}
+}
+
 // CutDialer dials TCP and can close the latest connection under the client that dialed
 // it, to simulate the network dropping. It is safe for concurrent use.
 type CutDialer struct {
@@ -214,11 +301,14 @@ func VerifyNoLeaks(m *testing.M) {
 }
 
 // Metric returns the value of the series named exactly name (with its labels, as in
-// `tether_resumes_total{result="recovered"}`) in a Prometheus text exposition, or -1
-// when it is absent. A value that does not parse fails the test.
-func Metric(t testing.TB, exposition, name string) float64 {
+// `tether_resumes_total{result="recovered"}`) in the Prometheus text exposition that
+// write writes (a WriteMetrics method), or -1 when it is absent. A value that does not
+// parse fails the test.
+func Metric(t testing.TB, write func(io.Writer), name string) float64 {
 	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(exposition))
+	var buf strings.Builder
+	write(&buf)
+	sc := bufio.NewScanner(strings.NewReader(buf.String()))
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, name+" ") {
