@@ -27,7 +27,9 @@ type gateway struct {
 
 // startGateway starts the gateway and its control port on loopback ports with
 // test-friendly timings and every per-source limit off; mutate and mutateControl (either
-// may be nil) adjust their options first. Both are closed when the test ends.
+// may be nil) adjust their options first. If mutate replaces the Handler (the port), the
+// gateway runs without a control port and the result's port is nil. Everything started
+// is closed when the test ends.
 func startGateway(t *testing.T, mutate func(o *server.Options), mutateControl func(o *control.Options)) *gateway {
 	t.Helper()
 	co := control.Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: testkit.Logger(), AuthTimeout: 2 * time.Second}
@@ -54,6 +56,9 @@ func startGateway(t *testing.T, mutate func(o *server.Options), mutateControl fu
 		t.Fatalf("start the gateway: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
+	if so.Handler != p { // the test replaced the control port: the gateway runs alone
+		return &gateway{t: t, srv: srv}
+	}
 	if err := p.Start(srv); err != nil {
 		t.Fatalf("start the control port: %v", err)
 	}
@@ -83,17 +88,35 @@ func (g *gateway) service(mutate func(o *service.Options)) *service.Service {
 	return s
 }
 
+// userName returns a user id unique to the test: a token is its user id, and the
+// gateway quietly replaces a connection presenting the same token from the same device,
+// so tests must not share one.
+func userName(t *testing.T) string {
+	return strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+}
+
+// dial connects a client to addr, as userName(t) unless o has a token, and closes it
+// when the test ends.
+func dial(t *testing.T, addr string, o client.Options) *client.Client {
+	t.Helper()
+	if o.Token == "" && o.TokenFunc == nil {
+		o.Token = userName(t)
+	}
+	c, err := client.Dial(testkit.Context(t, waitTimeout), addr, o)
+	if err != nil {
+		t.Fatalf("client.Dial(%s): %v", o.Token, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // client connects a client for user on device and waits until the control port has
 // seen it (OnConnect ran), so that pushes and presence see it.
 func (g *gateway) client(user, device string) *client.Client {
 	g.t.Helper()
-	c, err := client.Dial(testkit.Context(g.t, 5*time.Second), g.srv.Addr().String(), client.Options{
+	c := dial(g.t, g.srv.Addr().String(), client.Options{
 		Token: user + "#" + device, DeviceID: device, Platform: "test", NoReconnect: true,
 	})
-	if err != nil {
-		g.t.Fatalf("client.Dial(%s/%s): %v", user, device, err)
-	}
-	g.t.Cleanup(func() { c.Close() })
 	id := c.ConnID()
 	testkit.WaitFor(g.t, "connection "+strconv.FormatUint(id, 10)+" ready", func() bool {
 		for _, cc := range g.srv.UserConns(user) {
@@ -125,19 +148,33 @@ func (g *gateway) waitMetric(name string, want float64) {
 	testkit.WaitFor(g.t, name+" >= "+strconv.FormatFloat(want, 'g', -1, 64), func() bool { return g.metric(name) >= want })
 }
 
+// recv receives one push from ch or fails the test.
+func recv(t *testing.T, ch <-chan client.Push) client.Push {
+	t.Helper()
+	select {
+	case p, ok := <-ch:
+		if !ok {
+			t.Fatal("push channel closed")
+		}
+		return p
+	case <-time.After(waitTimeout):
+		t.Fatal("timed out waiting for a push")
+	}
+	return client.Push{}
+}
+
 // nextPush returns the next push a client received.
 func nextPush(t *testing.T, c *client.Client) client.Push {
 	t.Helper()
-	select {
-	case p, ok := <-c.Pushes():
-		if !ok {
-			t.Fatal("client closed while waiting for a push")
-		}
-		return p
-	case <-time.After(5 * time.Second):
-		t.Fatal("no push within 5s")
+	return recv(t, c.Pushes())
+}
+
+// closeCode matches a *client.CloseError with code.
+func closeCode(code protocol.CloseCode) func(error) bool {
+	return func(err error) bool {
+		var ce *client.CloseError
+		return errors.As(err, &ce) && ce.Code == code
 	}
-	return client.Push{}
 }
 
 // noPush fails if the client has a push queued.

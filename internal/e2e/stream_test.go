@@ -106,7 +106,7 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 	s := g.srv
 	sinks := make([]*streamSink, users)
 	for i := range users {
-		sinks[i] = dialSink(t, s.Addr().String(), userName(i), "dev", func(o *client.Options) {
+		sinks[i] = dialSink(t, s.Addr().String(), cutUser(i), "dev", func(o *client.Options) {
 			// Every session counts as stable, so the backoff stays at its floor and
 			// reconnects keep up with the cuts (this test is about loss, not pacing).
 			o.StableAfter = time.Nanosecond
@@ -115,7 +115,7 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for n := uint32(0); n < msgs; n++ {
 		for i := range users {
-			if _, err := s.PushUsers([]string{userName(i)}, binary.BigEndian.AppendUint32(nil, n), server.PushOptions{QoS1: true}); err != nil {
+			if _, err := s.PushUsers([]string{cutUser(i)}, binary.BigEndian.AppendUint32(nil, n), server.PushOptions{QoS1: true}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -123,11 +123,11 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 			i := rng.IntN(users)
 			switch rng.IntN(3) {
 			case 0:
-				s.KickUser(userName(i), protocol.CloseServerBusy, "cut")
+				s.KickUser(cutUser(i), protocol.CloseServerBusy, "cut")
 			case 1:
 				sinks[i].dialer.Cut()
 			case 2:
-				for _, c := range s.UserConns(userName(i)) {
+				for _, c := range s.UserConns(cutUser(i)) {
 					c.Close(protocol.CloseGoingAway, "moving")
 				}
 			}
@@ -137,7 +137,7 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 		}
 	}
 	for i, sk := range sinks {
-		sk.wantStream(t, userName(i), msgs, func() string {
+		sk.wantStream(t, cutUser(i), msgs, func() string {
 			return fmt.Sprintf("resumes recovered %v, not recovered %v", g.serverMetric(recovered), g.serverMetric(notRecovered))
 		})
 	}
@@ -150,7 +150,7 @@ func TestQoS1NoLossUnderCuts(t *testing.T) {
 	}
 }
 
-func userName(i int) string { return "stream-" + string(rune('a'+i)) }
+func cutUser(i int) string { return "stream-" + string(rune('a'+i)) }
 
 // TestQoS1StreamSurvivesCuts is the hard way: a backend service pushes a
 // numbered QoS1 stream to several users through the control port while their

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -244,6 +245,51 @@ func (d *CutDialer) Cut() {
 	if d.last != nil {
 		d.last.Close()
 	}
+}
+
+// Transitions records the state changes an SDK reports (client.Options.OnStateChange),
+// for tests that look for one afterwards. It is safe for concurrent use.
+type Transitions[S comparable] struct {
+	mu  sync.Mutex
+	all []Transition[S]
+}
+
+// Transition is one recorded state change: the state entered and the error, if any,
+// that caused it.
+type Transition[S comparable] struct {
+	State S
+	Err   error
+}
+
+// Record appends a state change; it has the shape of OnStateChange.
+func (tr *Transitions[S]) Record(s S, err error) {
+	tr.mu.Lock()
+	tr.all = append(tr.all, Transition[S]{s, err})
+	tr.mu.Unlock()
+}
+
+// Find returns the first recorded transition to s whose error satisfies match (nil
+// matches any).
+func (tr *Transitions[S]) Find(s S, match func(error) bool) (Transition[S], bool) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, x := range tr.all {
+		if x.State == s && (match == nil || match(x.Err)) {
+			return x, true
+		}
+	}
+	return Transition[S]{}, false
+}
+
+// Dump returns the recorded transitions, "state(err) ..." in order, for failure messages.
+func (tr *Transitions[S]) Dump() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var b strings.Builder
+	for _, x := range tr.all {
+		fmt.Fprintf(&b, "%v(%v) ", x.State, x.Err)
+	}
+	return b.String()
 }
 
 // LockedBuffer collects output written by one goroutine while another reads it.
