@@ -82,16 +82,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // recv receives one push or fails the test.
 func recv(t *testing.T, ch <-chan Push) Push {
 	t.Helper()
-	select {
-	case p, ok := <-ch:
-		if !ok {
-			t.Fatal("push channel closed")
-		}
-		return p
-	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for a push")
-	}
-	return Push{}
+	return testkit.Recv(t, ch, waitTimeout)
 }
 
 // closeCode matches a *CloseError with code.

@@ -20,13 +20,13 @@ import (
 // The tests in this file run the client SDK against the real gateway with a Handler of
 // their own (no control port), through its exported API only.
 
-// testHeartbeat is the gateway's heartbeat in these tests: short enough to see several
-// intervals pass quickly, long enough that -race scheduling delays do not trip the
-// gateway's 1.5 × idle timeout.
-const testHeartbeat = 300 * time.Millisecond
-
-// waitTimeout bounds every wait; tests normally finish far sooner.
-const waitTimeout = 5 * time.Second
+const (
+	// testHeartbeat is short so that heartbeats are seen quickly, and long enough that a
+	// loaded -race run does not trip the gateway's idle timeout (1.5 × heartbeat).
+	testHeartbeat = 300 * time.Millisecond
+	// waitTimeout bounds each wait for a push or a dial.
+	waitTimeout = 5 * time.Second
+)
 
 // startServer starts the gateway the way the client SDK's tests want it: alone (no
 // control port; the Handler is whatever set installs, none by default), testHeartbeat,

@@ -151,16 +151,7 @@ func (g *gateway) waitMetric(name string, want float64) {
 // recv receives one push from ch or fails the test.
 func recv(t *testing.T, ch <-chan client.Push) client.Push {
 	t.Helper()
-	select {
-	case p, ok := <-ch:
-		if !ok {
-			t.Fatal("push channel closed")
-		}
-		return p
-	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for a push")
-	}
-	return client.Push{}
+	return testkit.Recv(t, ch, waitTimeout)
 }
 
 // nextPush returns the next push a client received.

@@ -49,6 +49,23 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// Recv receives one value from ch, failing the test if ch is closed or nothing arrives
+// within timeout.
+func Recv[T any](t testing.TB, ch <-chan T, timeout time.Duration) T {
+	t.Helper()
+	select {
+	case v, ok := <-ch:
+		if !ok {
+			t.Fatal("channel closed while waiting to receive")
+		}
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("nothing received within %v", timeout)
+	}
+	var zero T
+	return zero
+}
+
 // Context returns a context that ends after d or with the test.
 func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
