@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
@@ -70,10 +71,10 @@ func TestShortSessionsBackOff(t *testing.T) {
 	fs := newFakeServer(t)
 	clk := newFakeClock()
 	var w waits
-	var tr transitions
+	var tr testkit.Transitions[State]
 	const stable = time.Minute // on the fake clock
 	c, fc, _ := dialFake(t, fs, Options{BackoffMin: ms, BackoffMax: 16 * ms, StableAfter: stable,
-		randN: topDraw, now: clk.now, onWait: w.record, OnStateChange: tr.record}, protocol.AuthOK{ConnID: 1})
+		randN: topDraw, now: clk.now, onWait: w.record, OnStateChange: tr.Record}, protocol.AuthOK{ConnID: 1})
 
 	// next accepts the next login as connection id and waits until the client
 	// uses it (so it has taken its start time).
@@ -111,8 +112,8 @@ func TestShortSessionsBackOff(t *testing.T) {
 	if got := w.get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after a stable session %v, want %v", got, want)
 	}
-	if x, ok := tr.find(StateReconnecting, closeCode(protocol.CloseSlowConsumer)); !ok || x.err == nil {
-		t.Fatalf("transitions %s", tr.dump())
+	if x, ok := tr.Find(StateReconnecting, closeCode(protocol.CloseSlowConsumer)); !ok || x.Err == nil {
+		t.Fatalf("transitions %s", tr.Dump())
 	}
 }
 

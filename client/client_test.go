@@ -1,276 +1,18 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
-	"github.com/tether-gw/tether/server"
 )
 
-// The tests in this file run against the real gateway from package server.
-
-// testHandler echoes route "echo", fails route "nope" with NO_ROUTE, never
-// answers route "slow", records fire-and-forget SENDs, and refuses to let
-// anyone into room "private".
-type testHandler struct {
-	server.NopHandler
-	mu      sync.Mutex
-	noReply []string
-}
-
-func (h *testHandler) OnMessage(m *server.Message) ([]byte, error) {
-	switch m.Route {
-	case "echo":
-		return append([]byte("echo:"), m.Payload...), nil
-	case "nope":
-		return nil, &server.ReplyError{Code: protocol.ErrorNoRoute, Message: "no route"}
-	case "slow":
-		return nil, server.ErrDeferReply
-	case "note":
-		h.mu.Lock()
-		h.noReply = append(h.noReply, fmt.Sprintf("%s:%v", m.Payload, m.NoReply))
-		h.mu.Unlock()
-		return nil, nil
-	}
-	return nil, nil
-}
-
-func (h *testHandler) OnSubscribe(_ *server.Conn, room string) error {
-	if room == "private" {
-		return &server.ReplyError{Code: protocol.ErrorDenied, Message: "members only"}
-	}
-	return nil
-}
-
-func (h *testHandler) notes() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.noReply...)
-}
-
-func withHandler(h server.Handler) func(*server.Options) {
-	return func(o *server.Options) { o.Handler = h }
-}
-
-func TestDialAuthenticates(t *testing.T) {
-	s := startServer(t, nil)
-	var tr transitions
-	c := dial(t, s.Addr().String(), Options{DeviceID: "dev1", Platform: "ios", ClientVersion: "1.2.3", OnStateChange: tr.record})
-
-	if got := c.State(); got != StateConnected {
-		t.Fatalf("State = %v, want connected", got)
-	}
-	if got, want := c.UserID(), userName(t); got != want {
-		t.Fatalf("UserID = %q, want %q", got, want)
-	}
-	auth := c.LastAuth()
-	if auth.HeartbeatMs != uint32(testHeartbeat/time.Millisecond) || auth.MaxFrame != protocol.DefaultMaxFrame {
-		t.Fatalf("AUTH_OK = %+v", auth)
-	}
-	if c.ConnID() == 0 || c.ConnID() != auth.ConnID {
-		t.Fatalf("ConnID = %d, AUTH_OK conn_id %d", c.ConnID(), auth.ConnID)
-	}
-	conns := s.UserConns(userName(t))
-	if len(conns) != 1 {
-		t.Fatalf("server sees %d connections, want 1", len(conns))
-	}
-	sc := conns[0]
-	if sc.ID() != c.ConnID() || sc.DeviceID() != "dev1" || sc.Platform() != "ios" || sc.ClientVersion() != "1.2.3" {
-		t.Fatalf("server conn %d %q %q %q", sc.ID(), sc.DeviceID(), sc.Platform(), sc.ClientVersion())
-	}
-	if _, ok := tr.find(StateConnecting, nil); !ok {
-		t.Fatal("no transition to connecting")
-	}
-	if _, ok := tr.find(StateConnected, nil); !ok {
-		t.Fatal("no transition to connected")
-	}
-}
-
-func TestDialFailures(t *testing.T) {
-	s := startServer(t, func(o *server.Options) {
-		o.Authenticator = server.AuthenticatorFunc(func(_ context.Context, req server.AuthRequest) (server.Identity, error) {
-			if req.Token == "busy" {
-				return server.Identity{}, &server.AuthError{Code: protocol.CloseServerBusy, Reason: "try later"}
-			}
-			return server.Identity{}, &server.AuthError{Code: protocol.CloseInvalidToken, Reason: "bad token"}
-		})
-	})
-	ctx := context.Background()
-
-	// AUTH_FAIL with a terminal code.
-	_, err := Dial(ctx, s.Addr().String(), Options{Token: "forged"})
-	var ce *CloseError
-	if !errors.As(err, &ce) || ce.Op != protocol.OpAuthFail || ce.Code != protocol.CloseInvalidToken || !ce.Terminal() {
-		t.Fatalf("Dial with a bad token: %v, want terminal AUTH_FAIL INVALID_TOKEN", err)
-	}
-
-	// AUTH_FAIL with a reconnect code: still an error from Dial, not terminal.
-	_, err = Dial(ctx, s.Addr().String(), Options{Token: "busy"})
-	if !errors.As(err, &ce) || ce.Code != protocol.CloseServerBusy || ce.Terminal() {
-		t.Fatalf("Dial to a busy server: %v, want non-terminal SERVER_BUSY", err)
-	}
-
-	// Nothing listening.
-	fs := newFakeServer(t)
-	addr := fs.addr()
-	fs.close()
-	if _, err := Dial(ctx, addr, Options{}); err == nil {
-		t.Fatal("Dial to a closed port succeeded")
-	}
-
-	// A failing TokenFunc fails the attempt before dialing.
-	boom := errors.New("no token")
-	_, err = Dial(ctx, s.Addr().String(), Options{TokenFunc: func(context.Context) (string, error) { return "", boom }})
-	if !errors.Is(err, boom) {
-		t.Fatalf("Dial with a failing TokenFunc: %v", err)
-	}
-}
-
-func TestSendReply(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{})
-	ctx := context.Background()
-
-	// Concurrent requests check that replies are matched by seq.
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := range 20 {
-		wg.Go(func() {
-			in := fmt.Sprintf("msg-%d", i)
-			out, err := c.Send(ctx, "echo", []byte(in))
-			if err == nil && string(out) != "echo:"+in {
-				err = fmt.Errorf("Send(%q) = %q", in, out)
-			}
-			if err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-
-	// An empty reply is a nil payload, not an error.
-	out, err := c.Send(ctx, "other", nil)
-	if err != nil || len(out) != 0 {
-		t.Fatalf("Send(other) = %q, %v", out, err)
-	}
-}
-
-func TestSendTooLarge(t *testing.T) {
-	s := startServer(t, func(o *server.Options) { o.MaxFrame = 1024 })
-	c := dial(t, s.Addr().String(), Options{})
-	_, err := c.Send(context.Background(), "echo", make([]byte, 2000))
-	if !errors.Is(err, protocol.ErrFrameTooLarge) {
-		t.Fatalf("Send of 2000 bytes with max_frame 1024: %v", err)
-	}
-	// Nothing was sent: the connection is intact.
-	if _, err := c.Send(context.Background(), "echo", []byte("small")); err != nil {
-		t.Fatalf("Send after refusing a large frame: %v", err)
-	}
-}
-
-func TestSendServerError(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{})
-	id := c.ConnID()
-
-	_, err := c.Send(context.Background(), "nope", []byte("x"))
-	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.ErrorNoRoute || se.Message != "no route" {
-		t.Fatalf("Send(nope) = %v, want ServerError NO_ROUTE", err)
-	}
-	// ERROR leaves the connection open.
-	if _, err := c.Send(context.Background(), "echo", nil); err != nil || c.ConnID() != id {
-		t.Fatalf("Send after ERROR: %v (conn %d, was %d)", err, c.ConnID(), id)
-	}
-}
-
-func TestSendTimeout(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{RequestTimeout: 100 * time.Millisecond})
-
-	_, err := c.Send(context.Background(), "slow", nil)
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("Send(slow) = %v, want ErrTimeout", err)
-	}
-	// A shorter deadline of the caller is reported as the caller's.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := c.Send(ctx, "slow", nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send(slow) with a 20ms context = %v, want DeadlineExceeded", err)
-	}
-	// Timed-out requests leave the connection usable.
-	if _, err := c.Send(context.Background(), "echo", nil); err != nil {
-		t.Fatalf("Send after timeouts: %v", err)
-	}
-}
-
-func TestSendNoReply(t *testing.T) {
-	h := &testHandler{}
-	s := startServer(t, withHandler(h))
-	c := dial(t, s.Addr().String(), Options{})
-	if err := c.SendNoReply("note", []byte("fire")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the handler to see the SEND", func() bool { return len(h.notes()) == 1 })
-	if got := h.notes()[0]; got != "fire:true" {
-		t.Fatalf("handler saw %q, want fire:true", got)
-	}
-}
-
-func TestPing(t *testing.T) {
-	s := startServer(t, nil)
-	c := dial(t, s.Addr().String(), Options{})
-	rtt, err := c.Ping(context.Background())
-	if err != nil || rtt <= 0 {
-		t.Fatalf("Ping = %v, %v", rtt, err)
-	}
-}
-
-func TestPushCallback(t *testing.T) {
-	s := startServer(t, nil)
-	got := make(chan Push, 4)
-	c := dial(t, s.Addr().String(), Options{OnPush: func(p Push) { got <- p }})
-	if c.Pushes() != nil {
-		t.Fatal("Pushes() is not nil with OnPush set")
-	}
-	if n, err := s.PushUser(userName(t), []byte("hello")); n != 1 || err != nil {
-		t.Fatalf("PushUser = %d, %v", n, err)
-	}
-	p := recv(t, got)
-	if p.MsgID != 0 || p.Channel != "" || string(p.Payload) != "hello" || p.AckRequested {
-		t.Fatalf("push = %+v", p)
-	}
-}
-
-func TestPushChannel(t *testing.T) {
-	s := startServer(t, nil)
-	c := dial(t, s.Addr().String(), Options{})
-	for i := range 5 {
-		if _, err := s.PushUser(userName(t), fmt.Appendf(nil, "p%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 5 {
-		if p := recv(t, c.Pushes()); string(p.Payload) != fmt.Sprintf("p%d", i) {
-			t.Fatalf("push %d = %q", i, p.Payload)
-		}
-	}
-	_ = c.Close()
-	if _, ok := <-c.Pushes(); ok {
-		t.Fatal("Pushes not closed after Close")
-	}
-}
+// The tests in this file run against the real gateway from package server and look at
+// the client's unexported state (heartbeats sent, dial attempts, its read goroutine);
+// the tests that need only the exported API are in internal/e2e.
 
 func TestHeartbeatKeepsIdleConnectionAlive(t *testing.T) {
 	s := startServer(t, nil)
@@ -287,38 +29,10 @@ func TestHeartbeatKeepsIdleConnectionAlive(t *testing.T) {
 	}
 }
 
-func TestReconnectAfterKickWithReconnectCode(t *testing.T) {
-	s := startServer(t, nil)
-	var tr transitions
-	var tokens atomic.Int32
-	c := dial(t, s.Addr().String(), Options{
-		OnStateChange: tr.record,
-		BackoffMin:    10 * time.Millisecond,
-		TokenFunc: func(context.Context) (string, error) {
-			tokens.Add(1)
-			return userName(t), nil
-		},
-	})
-	old := c.ConnID()
-	if n := s.KickUser(userName(t), protocol.CloseServerBusy, "busy"); n != 1 {
-		t.Fatalf("KickUser closed %d connections", n)
-	}
-	waitFor(t, "a new connection", func() bool { id := c.ConnID(); return id != 0 && id != old })
-	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CloseServerBusy)); !ok {
-		t.Fatalf("no reconnecting transition with SERVER_BUSY: %+v", tr.dump())
-	}
-	if n := tokens.Load(); n != 2 {
-		t.Fatalf("TokenFunc called %d times, want 2 (dial and reconnect)", n)
-	}
-	if _, err := c.Ping(context.Background()); err != nil {
-		t.Fatalf("Ping after reconnect: %v", err)
-	}
-}
-
 func TestNoReconnectAfterTerminalKick(t *testing.T) {
 	s := startServer(t, nil)
-	var tr transitions
-	c := dial(t, s.Addr().String(), Options{OnStateChange: tr.record, BackoffMin: time.Millisecond})
+	var tr testkit.Transitions[State]
+	c := dial(t, s.Addr().String(), Options{OnStateChange: tr.Record, BackoffMin: time.Millisecond})
 	s.KickUser(userName(t), protocol.CloseKicked, "bye")
 
 	select {
@@ -329,13 +43,13 @@ func TestNoReconnectAfterTerminalKick(t *testing.T) {
 	if c.State() != StateClosed || c.attempts.Load() != 1 {
 		t.Fatalf("state %v after %d attempts, want closed after 1", c.State(), c.attempts.Load())
 	}
-	x, ok := tr.find(StateClosed, closeCode(protocol.CloseKicked))
+	x, ok := tr.Find(StateClosed, closeCode(protocol.CloseKicked))
 	if !ok {
-		t.Fatalf("no closed transition with KICKED: %+v", tr.dump())
+		t.Fatalf("no closed transition with KICKED: %+v", tr.Dump())
 	}
 	var ce *CloseError
-	if !errors.As(x.err, &ce) || !ce.Terminal() || ce.Reason != "bye" || ce.Op != protocol.OpClose {
-		t.Fatalf("closed with %v", x.err)
+	if !errors.As(x.Err, &ce) || !ce.Terminal() || ce.Reason != "bye" || ce.Op != protocol.OpClose {
+		t.Fatalf("closed with %v", x.Err)
 	}
 	_, err := c.Send(context.Background(), "echo", nil)
 	if !errors.Is(err, ErrClosed) || !errors.As(err, &ce) {
@@ -350,116 +64,5 @@ func TestNoReconnectOption(t *testing.T) {
 	waitFor(t, "the client to close", func() bool { return c.State() == StateClosed })
 	if n := c.attempts.Load(); n != 1 {
 		t.Fatalf("%d attempts with NoReconnect", n)
-	}
-}
-
-func TestRoomsRejoinedAfterReconnect(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{BackoffMin: 10 * time.Millisecond})
-	ctx := context.Background()
-	for _, room := range []string{"r1", "r2"} {
-		if err := c.Subscribe(ctx, room); err != nil {
-			t.Fatalf("Subscribe(%s): %v", room, err)
-		}
-	}
-	if err := c.Unsubscribe(ctx, "r2"); err != nil {
-		t.Fatalf("Unsubscribe: %v", err)
-	}
-	if s.RoomSize("r1") != 1 || s.RoomSize("r2") != 0 {
-		t.Fatalf("room sizes r1=%d r2=%d", s.RoomSize("r1"), s.RoomSize("r2"))
-	}
-
-	old := c.ConnID()
-	s.KickUser(userName(t), protocol.CloseInternal, "oops")
-	waitFor(t, "reconnect and rejoin", func() bool {
-		id := c.ConnID()
-		return id != 0 && id != old && s.RoomSize("r1") == 1
-	})
-	if s.RoomSize("r2") != 0 {
-		t.Fatal("r2 was rejoined after Unsubscribe")
-	}
-	if n, err := s.PushRoom("r1", []byte("after")); n != 1 || err != nil {
-		t.Fatalf("PushRoom = %d, %v", n, err)
-	}
-	if p := recv(t, c.Pushes()); p.Channel != "r1" || string(p.Payload) != "after" {
-		t.Fatalf("push = %+v", p)
-	}
-	if got := c.Rooms(); len(got) != 1 || got[0] != "r1" {
-		t.Fatalf("Rooms = %v", got)
-	}
-}
-
-func TestSubscribeDenied(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{})
-	err := c.Subscribe(context.Background(), "private")
-	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.ErrorDenied {
-		t.Fatalf("Subscribe(private) = %v, want DENIED", err)
-	}
-	if got := c.Rooms(); len(got) != 0 {
-		t.Fatalf("refused room kept: %v", got)
-	}
-}
-
-func TestShutdownGoAway(t *testing.T) {
-	s := startServer(t, nil)
-	var tr transitions
-	dial(t, s.Addr().String(), Options{OnStateChange: tr.record, BackoffMin: 10 * time.Millisecond})
-
-	// Shutdown waits until the clients have left: a client that honours
-	// GOAWAY by closing lets it return well before the deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	waitFor(t, "a reconnecting transition after GOAWAY", func() bool {
-		_, ok := tr.find(StateReconnecting, func(err error) bool {
-			var ce *CloseError
-			return errors.As(err, &ce) && ce.Op == protocol.OpGoAway && ce.Code == protocol.CloseGoingAway
-		})
-		return ok
-	})
-}
-
-func TestConcurrentUseDuringReconnects(t *testing.T) {
-	s := startServer(t, withHandler(&testHandler{}))
-	c := dial(t, s.Addr().String(), Options{BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond})
-	ctx := context.Background()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var ok atomic.Int64
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				out, err := c.Send(ctx, "echo", []byte("x"))
-				switch {
-				case err == nil && !bytes.Equal(out, []byte("echo:x")):
-					t.Errorf("Send = %q", out)
-					return
-				case err == nil:
-					ok.Add(1)
-				case !errors.Is(err, ErrDisconnected):
-					t.Errorf("Send: %v", err)
-					return
-				}
-			}
-		})
-	}
-	for range 5 {
-		old := c.ConnID()
-		s.KickUser(userName(t), protocol.CloseServerBusy, "again")
-		waitFor(t, "reconnect", func() bool { id := c.ConnID(); return id != 0 && id != old })
-	}
-	close(stop)
-	wg.Wait()
-	if ok.Load() == 0 {
-		t.Fatal("no Send succeeded")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -204,12 +205,12 @@ func TestFramesAfterAuthOKInSameRead(t *testing.T) {
 
 func TestGoAwayRetryAfter(t *testing.T) {
 	fs := newFakeServer(t)
-	var tr transitions
+	var tr testkit.Transitions[State]
 	// A backoff of up to an hour would time the test out: the reconnect must
 	// use the GOAWAY's retry-after instead. That holds after a stable session
 	// (after a short one, see TestGoAwayAfterShortSession): with StableAfter
 	// 1ns every session is one.
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Hour, BackoffMax: time.Hour,
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record, BackoffMin: time.Hour, BackoffMax: time.Hour,
 		StableAfter: time.Nanosecond}, protocol.AuthOK{})
 
 	// A request in flight when GOAWAY arrives still gets its answer.
@@ -243,16 +244,16 @@ func TestGoAwayRetryAfter(t *testing.T) {
 	if waited := time.Since(sent); waited < retry {
 		t.Fatalf("reconnected %v after GOAWAY, want >= %v", waited, retry)
 	}
-	if _, ok := tr.find(StateReconnecting, closeCode(protocol.CloseGoingAway)); !ok {
-		t.Fatalf("transitions %s", tr.dump())
+	if _, ok := tr.Find(StateReconnecting, closeCode(protocol.CloseGoingAway)); !ok {
+		t.Fatalf("transitions %s", tr.Dump())
 	}
 	waitFor(t, "connected again", func() bool { return c.State() == StateConnected })
 }
 
 func TestDeadServerDetected(t *testing.T) {
 	fs := newFakeServer(t)
-	var tr transitions
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Millisecond},
+	var tr testkit.Transitions[State]
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record, BackoffMin: time.Millisecond},
 		protocol.AuthOK{HeartbeatMs: 100})
 	start := time.Now()
 
@@ -268,8 +269,8 @@ func TestDeadServerDetected(t *testing.T) {
 	}
 	fc2.accept(protocol.AuthOK{HeartbeatMs: 10_000})
 	waitFor(t, "connected again", func() bool { return c.State() == StateConnected })
-	if _, ok := tr.find(StateReconnecting, func(err error) bool { return errors.Is(err, ErrHeartbeatTimeout) }); !ok {
-		t.Fatalf("transitions %s", tr.dump())
+	if _, ok := tr.Find(StateReconnecting, func(err error) bool { return errors.Is(err, ErrHeartbeatTimeout) }); !ok {
+		t.Fatalf("transitions %s", tr.Dump())
 	}
 }
 
@@ -314,8 +315,8 @@ func TestPendingFailOnDisconnect(t *testing.T) {
 
 func TestTerminalAuthFailOnReconnect(t *testing.T) {
 	fs := newFakeServer(t)
-	var tr transitions
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Millisecond}, protocol.AuthOK{})
+	var tr testkit.Transitions[State]
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record, BackoffMin: time.Millisecond}, protocol.AuthOK{})
 
 	// A reconnect code first: the client comes back...
 	fc.send(&protocol.Close{Code: protocol.CloseServerBusy, Reason: "busy"}, 0, 0)
@@ -331,8 +332,8 @@ func TestTerminalAuthFailOnReconnect(t *testing.T) {
 	if n := c.attempts.Load(); n != 2 {
 		t.Fatalf("%d connection attempts, want 2", n)
 	}
-	if _, ok := tr.find(StateClosed, closeCode(protocol.CloseTokenExpired)); !ok {
-		t.Fatalf("transitions %s", tr.dump())
+	if _, ok := tr.Find(StateClosed, closeCode(protocol.CloseTokenExpired)); !ok {
+		t.Fatalf("transitions %s", tr.Dump())
 	}
 	select {
 	case fc := <-fs.conns:
@@ -366,8 +367,8 @@ func TestDialContextCancelled(t *testing.T) {
 
 func TestServerProtocolViolation(t *testing.T) {
 	fs := newFakeServer(t)
-	var tr transitions
-	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record}, protocol.AuthOK{})
+	var tr testkit.Transitions[State]
+	c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record}, protocol.AuthOK{})
 	// A frame of version 2: the client answers CLOSE UNSUPPORTED_VERSION and,
 	// the code being terminal, does not come back.
 	fc.write([]byte{0, 0, 0, 8, 2, byte(protocol.OpPing), 0, 0, 0, 0, 0, 1})
@@ -377,10 +378,10 @@ func TestServerProtocolViolation(t *testing.T) {
 		t.Fatalf("CLOSE = %+v, %v", m, err)
 	}
 	waitFor(t, "closed", func() bool { return c.State() == StateClosed })
-	x, _ := tr.find(StateClosed, nil)
+	x, _ := tr.Find(StateClosed, nil)
 	var ce *CloseError
-	if !errors.As(x.err, &ce) || !ce.Local || ce.Code != protocol.CloseUnsupportedVersion {
-		t.Fatalf("closed with %v", x.err)
+	if !errors.As(x.Err, &ce) || !ce.Local || ce.Code != protocol.CloseUnsupportedVersion {
+		t.Fatalf("closed with %v", x.Err)
 	}
 }
 
@@ -427,9 +428,9 @@ func TestServerCloseCodes(t *testing.T) {
 	f := func(name string, end protocol.Message, code protocol.CloseCode, terminal bool) {
 		t.Run(name, func(t *testing.T) {
 			fs := newFakeServer(t)
-			var tr transitions
+			var tr testkit.Transitions[State]
 			var w waits
-			c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.record, BackoffMin: time.Millisecond,
+			c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record, BackoffMin: time.Millisecond,
 				BackoffMax: time.Millisecond, onWait: w.record}, protocol.AuthOK{Epoch: 1})
 			fc.push(4, "", "x", 0)
 			recv(t, c.Pushes())
@@ -440,10 +441,10 @@ func TestServerCloseCodes(t *testing.T) {
 				case <-time.After(waitTimeout):
 					t.Fatal("client still running after a terminal code")
 				}
-				x, ok := tr.find(StateClosed, closeCode(code))
+				x, ok := tr.Find(StateClosed, closeCode(code))
 				var ce *CloseError
-				if !ok || !errors.As(x.err, &ce) || ce.Local || ce.Op != end.Opcode() || !ce.Terminal() {
-					t.Fatalf("transitions %s", tr.dump())
+				if !ok || !errors.As(x.Err, &ce) || ce.Local || ce.Op != end.Opcode() || !ce.Terminal() {
+					t.Fatalf("transitions %s", tr.Dump())
 				}
 				if _, err := c.Send(context.Background(), "r", nil); !errors.Is(err, ErrClosed) || !closeCode(code)(err) {
 					t.Fatalf("Send after %s = %v, want ErrClosed wrapping the CloseError", name, err)
@@ -458,8 +459,8 @@ func TestServerCloseCodes(t *testing.T) {
 			if h.ResumeEpoch != 1 || h.ResumeLastID != 4 {
 				t.Fatalf("HELLO after %s resumes %d/%d, want 1/4", name, h.ResumeEpoch, h.ResumeLastID)
 			}
-			if _, ok := tr.find(StateReconnecting, closeCode(code)); !ok {
-				t.Fatalf("transitions %s", tr.dump())
+			if _, ok := tr.Find(StateReconnecting, closeCode(code)); !ok {
+				t.Fatalf("transitions %s", tr.Dump())
 			}
 			// The session was short: the wait counted it as a failure.
 			if got := w.get(); len(got) != 1 || got[0].failures != 1 {

@@ -82,46 +82,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // recv receives one push or fails the test.
 func recv(t *testing.T, ch <-chan Push) Push {
 	t.Helper()
-	select {
-	case p, ok := <-ch:
-		if !ok {
-			t.Fatal("push channel closed")
-		}
-		return p
-	case <-time.After(waitTimeout):
-		t.Fatal("timed out waiting for a push")
-	}
-	return Push{}
-}
-
-// transitions records OnStateChange calls.
-type transitions struct {
-	mu  sync.Mutex
-	all []transition
-}
-
-type transition struct {
-	s   State
-	err error
-}
-
-func (tr *transitions) record(s State, err error) {
-	tr.mu.Lock()
-	tr.all = append(tr.all, transition{s, err})
-	tr.mu.Unlock()
-}
-
-// find returns the first recorded transition to s whose error satisfies
-// match (nil matches any).
-func (tr *transitions) find(s State, match func(error) bool) (transition, bool) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	for _, x := range tr.all {
-		if x.s == s && (match == nil || match(x.err)) {
-			return x, true
-		}
-	}
-	return transition{}, false
+	return testkit.Recv(t, ch, waitTimeout)
 }
 
 // closeCode matches a *CloseError with code.
@@ -299,14 +260,3 @@ func (fc *fakeConn) push(id uint64, channel, payload string, flags protocol.Flag
 
 // pushString formats a push as "id/channel/payload" for comparisons.
 func pushString(p Push) string { return fmt.Sprintf("%d/%s/%s", p.MsgID, p.Channel, p.Payload) }
-
-// dump returns the recorded transitions for failure messages.
-func (tr *transitions) dump() string {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	var b strings.Builder
-	for _, x := range tr.all {
-		fmt.Fprintf(&b, "%v(%v) ", x.s, x.err)
-	}
-	return b.String()
-}

@@ -3,16 +3,9 @@ package service
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: Close must stop
-// everything a Service started. netpoll's pollers belong to the test gateway.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
-		goleak.IgnoreAnyFunction("github.com/bytedance/gopkg/util/gopool.(*worker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*manager).Run"),
-	)
-}
+// everything a Service started (testkit.VerifyNoLeaks).
+func TestMain(m *testing.M) { testkit.VerifyNoLeaks(m) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
 )
@@ -209,7 +210,7 @@ func TestShortSessionsBackOff(t *testing.T) {
 		t.Helper()
 		session++
 		nc := g.accept(session)
-		waitFor(t, "the new connection", func() bool { return connected(svc, session) })
+		testkit.WaitFor(t, "the new connection", func() bool { return connected(svc, session) })
 		return nc
 	}
 	for _, code := range []protocol.CloseCode{protocol.CloseGoingAway, protocol.CloseSlowConsumer, protocol.CloseServerFull} {
@@ -268,7 +269,7 @@ func TestReconnectCloseCodes(t *testing.T) {
 			closeWith(t, nc, code)
 			if !terminal {
 				g.accept(2)
-				waitFor(t, "the new connection", func() bool { return connected(svc, 2) })
+				testkit.WaitFor(t, "the new connection", func() bool { return connected(svc, 2) })
 				return
 			}
 			select {

@@ -1,24 +1,31 @@
 // Package testkit holds what the gateway's test suites share: a frame-level loopback
 // client, a dialer that can cut its connection under a client, condition polling with a
 // deadline, a quiet logger, a locked buffer for child-process output, and the promtool
-// check of a /metrics exposition. It is test support only; nothing in the gateway
-// imports it.
+// check of a /metrics exposition, and the goroutine-leak check every suite's TestMain
+// runs. It is test support only; nothing in the gateway imports it. It must not import
+// server or the SDKs, so that their own tests can use it: helpers that start the real
+// gateway live in internal/e2e.
 package testkit
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
+	"go.uber.org/goleak"
 )
 
 // Logger returns a logger that discards everything unless TETHER_TEST_LOG is set, in
@@ -40,6 +47,23 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// Recv receives one value from ch, failing the test if ch is closed or nothing arrives
+// within timeout.
+func Recv[T any](t testing.TB, ch <-chan T, timeout time.Duration) T {
+	t.Helper()
+	select {
+	case v, ok := <-ch:
+		if !ok {
+			t.Fatal("channel closed while waiting to receive")
+		}
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("nothing received within %v", timeout)
+	}
+	var zero T
+	return zero
 }
 
 // Context returns a context that ends after d or with the test.
@@ -125,6 +149,92 @@ func IsClosed(err error) bool {
 	return errors.As(err, &ne) && !ne.Timeout()
 }
 
+// ControlConn is a control-port connection speaking internal/wire frames by hand, for
+// tests of what the port does with what the service SDK never sends. Its methods are for
+// the test's goroutine only.
+type ControlConn struct {
+	*FrameConn
+}
+
+// DialControl connects to the control port at addr; the connection is closed when the
+// test ends.
+func DialControl(t testing.TB, addr string) *ControlConn {
+	t.Helper()
+	return &ControlConn{FrameConn: DialFrames(t, addr)}
+}
+
+// Send encodes and sends a control frame, failing the test on error.
+func (c *ControlConn) Send(op protocol.Opcode, seq uint32, hdr any, payload []byte) {
+	c.t.Helper()
+	b, err := wire.AppendFrame(nil, op, seq, hdr, payload)
+	if err != nil {
+		c.t.Fatalf("encode: %v", err)
+	}
+	c.Write(b)
+}
+
+// Auth authenticates as service "raw" with secret (seq 1) and waits for the RESULT.
+func (c *ControlConn) Auth(secret string) {
+	c.t.Helper()
+	c.Send(wire.OpAuth, 1, &wire.Auth{Secret: secret, Name: "raw"}, nil)
+	c.Expect(wire.OpResult, 1)
+}
+
+// Expect returns the next frame, failing the test unless it is op with seq within 5 s.
+func (c *ControlConn) Expect(op protocol.Opcode, seq uint32) protocol.Frame {
+	c.t.Helper()
+	f, err := c.Next(5 * time.Second)
+	if err != nil {
+		c.t.Fatalf("waiting for %s: %v", wire.OpName(op), err)
+	}
+	if f.Op != op || f.Seq != seq {
+		c.t.Fatalf("got %s seq %d (body %q), want %s seq %d", wire.OpName(f.Op), f.Seq, f.Body, wire.OpName(op), seq)
+	}
+	return f
+}
+
+// ExpectFail reads a FAIL for seq and checks its code.
+func (c *ControlConn) ExpectFail(seq uint32, code protocol.ErrorCode) wire.Fail {
+	c.t.Helper()
+	f := c.Expect(wire.OpFail, seq)
+	var fl wire.Fail
+	if _, err := wire.DecodeBody(f.Body, &fl); err != nil {
+		c.t.Fatalf("FAIL body: %v", err)
+	}
+	if fl.Code != code {
+		c.t.Fatalf("FAIL %v (%s), want %v", fl.Code, fl.Message, code)
+	}
+	return fl
+}
+
+// ExpectClosed reads until the gateway closes the connection, requiring a last CLOSE
+// with code; it fails the test if the connection is still open after 5 s of silence.
+func (c *ControlConn) ExpectClosed(code protocol.CloseCode) {
+	c.t.Helper()
+	var last *protocol.Frame
+	for {
+		f, err := c.Next(5 * time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.t.Fatalf("connection not closed in time (want CLOSE %v)", code)
+			}
+			break
+		}
+		last = &f
+	}
+	if last == nil || last.Op != protocol.OpClose {
+		c.t.Fatalf("closed without CLOSE %v (last frame %+v)", code, last)
+	}
+	var m protocol.Close
+	if err := m.Decode(last.Body); err != nil {
+		c.t.Fatal(err)
+	}
+	if m.Code != code {
+		c.t.Fatalf("closed with %v (%s), want %v", m.Code, m.Reason, code)
+	}
+}
+
 // CutDialer dials TCP and can close the latest connection under the client that dialed
 // it, to simulate the network dropping. It is safe for concurrent use.
 type CutDialer struct {
@@ -152,6 +262,51 @@ func (d *CutDialer) Cut() {
 	if d.last != nil {
 		d.last.Close()
 	}
+}
+
+// Transitions records the state changes an SDK reports (client.Options.OnStateChange),
+// for tests that look for one afterwards. It is safe for concurrent use.
+type Transitions[S comparable] struct {
+	mu  sync.Mutex
+	all []Transition[S]
+}
+
+// Transition is one recorded state change: the state entered and the error, if any,
+// that caused it.
+type Transition[S comparable] struct {
+	State S
+	Err   error
+}
+
+// Record appends a state change; it has the shape of OnStateChange.
+func (tr *Transitions[S]) Record(s S, err error) {
+	tr.mu.Lock()
+	tr.all = append(tr.all, Transition[S]{s, err})
+	tr.mu.Unlock()
+}
+
+// Find returns the first recorded transition to s whose error satisfies match (nil
+// matches any).
+func (tr *Transitions[S]) Find(s S, match func(error) bool) (Transition[S], bool) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, x := range tr.all {
+		if x.State == s && (match == nil || match(x.Err)) {
+			return x, true
+		}
+	}
+	return Transition[S]{}, false
+}
+
+// Dump returns the recorded transitions, "state(err) ..." in order, for failure messages.
+func (tr *Transitions[S]) Dump() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var b strings.Builder
+	for _, x := range tr.all {
+		fmt.Fprintf(&b, "%v(%v) ", x.State, x.Err)
+	}
+	return b.String()
 }
 
 // LockedBuffer collects output written by one goroutine while another reads it.
@@ -192,4 +347,40 @@ func Promtool(t testing.TB, exposition string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics failed: %v\n%s", err, out)
 	}
+}
+
+// VerifyNoLeaks runs the tests of m and fails the package if a test leaves a goroutine
+// behind once every gateway, port, service and client it started is closed. netpoll's
+// pollers and its runner pool are process-wide and outlive servers by design, so they
+// are ignored, as is everything running before the tests start (ants' package-level
+// default pool). Call it from TestMain.
+func VerifyNoLeaks(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
+		goleak.IgnoreAnyFunction("github.com/bytedance/gopkg/util/gopool.(*worker).run.func1"),
+		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*manager).Run"),
+	)
+}
+
+// Metric returns the value of the series named exactly name (with its labels, as in
+// `tether_resumes_total{result="recovered"}`) in the Prometheus text exposition that
+// write writes (a WriteMetrics method), or -1 when it is absent. A value that does not
+// parse fails the test.
+func Metric(t testing.TB, write func(io.Writer), name string) float64 {
+	t.Helper()
+	var buf strings.Builder
+	write(&buf)
+	sc := bufio.NewScanner(strings.NewReader(buf.String()))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return -1
 }

@@ -135,8 +135,16 @@ func TestUnauthenticatedCapLetsServicesIn(t *testing.T) {
 // SERVER_FULL at AUTH, and a place freed is taken again.
 func TestMaxServices(t *testing.T) {
 	g := startGateway(t, func(o *Options) { o.MaxServices = 2 })
-	a := g.service(nil)
-	g.service(nil)
+	mustService := func() *service.Service {
+		t.Helper()
+		s, err := g.serviceFrom("127.0.0.1", testSecret)
+		if err != nil {
+			t.Fatalf("service: %v", err)
+		}
+		return s
+	}
+	a := mustService()
+	mustService()
 	_, err := service.Dial(ctxTimeout(t, 5*time.Second), g.port.Addr().String(), service.Options{Secret: testSecret})
 	var ce *service.CloseError
 	if !errors.As(err, &ce) || ce.Code != protocol.CloseServerFull {
@@ -147,7 +155,7 @@ func TestMaxServices(t *testing.T) {
 	}
 	a.Close()
 	waitFor(t, "a place freed", func() bool { return g.port.services() == 1 })
-	g.service(nil)
+	mustService()
 }
 
 // Failed AUTHs lock their source out with back-off; a service from another address is

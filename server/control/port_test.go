@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
-	"github.com/tether-gw/tether/protocol"
 )
 
 func TestOptionsValidation(t *testing.T) {
@@ -59,28 +58,4 @@ func TestStartErrors(t *testing.T) {
 		t.Fatalf("insecure port refused an empty secret: %v", err)
 	}
 	svc.Close()
-}
-
-// Closing the port answers the uplinks waiting for a reply and closes the services
-// with GOING_AWAY.
-func TestCloseWithPendingUplinks(t *testing.T) {
-	g := startGateway(t, nil)
-	held := make(chan *service.Uplink, 1)
-	svc := g.service(func(o *service.Options) { o.OnUplink = func(u *service.Uplink) { held <- u } })
-	if _, err := svc.Subscribe(context.Background(), service.Subscription{Routes: []string{"r"}}); err != nil {
-		t.Fatal(err)
-	}
-	c := g.client("alice", "d1")
-	errs := make(chan error, 1)
-	go func() { _, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil); errs <- err }()
-	<-held
-	g.port.Close()
-	clientErr(t, <-errs, protocol.ErrorNoRoute)
-	<-svc.Done()
-	var ce *service.CloseError
-	if !errors.As(svc.Err(), &ce) || ce.Code != protocol.CloseGoingAway {
-		t.Fatalf("service ended with %v, want CLOSE GOING_AWAY", svc.Err())
-	}
-	_, err := c.Send(ctxTimeout(t, 5*time.Second), "r", nil)
-	clientErr(t, err, protocol.ErrorNoRoute)
 }

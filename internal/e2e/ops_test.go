@@ -1,4 +1,4 @@
-package control
+package e2e
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/control"
 )
 
 // JOIN and LEAVE by user and by connection, seen through presence and room pushes.
 func TestJoinLeavePresence(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	a1, a2 := g.client("alice", "phone"), g.client("alice", "laptop")
 	b := g.client("bob", "phone")
 	svc := g.service(nil)
@@ -77,7 +79,7 @@ func TestJoinLeavePresence(t *testing.T) {
 
 // STATS reports the gateway's and the control port's counts.
 func TestStats(t *testing.T) {
-	g := startGateway(t, func(o *Options) { o.UplinkTimeout = 5 * time.Second })
+	g := startGateway(t, nil, func(o *control.Options) { o.UplinkTimeout = 5 * time.Second })
 	g.client("alice", "d1")
 	held := make(chan *service.Uplink, 1)
 	svc := g.service(func(o *service.Options) { o.OnUplink = func(u *service.Uplink) { held <- u } })
@@ -86,7 +88,7 @@ func TestStats(t *testing.T) {
 	}
 	c := g.client("bob", "d1")
 	done := make(chan error, 1)
-	go func() { _, err := c.Send(ctxTimeout(t, 5*time.Second), "a", nil); done <- err }()
+	go func() { _, err := c.Send(testkit.Context(t, 5*time.Second), "a", nil); done <- err }()
 	u := <-held
 	st, err := svc.Stats(context.Background())
 	if err != nil {
@@ -107,7 +109,7 @@ func TestStats(t *testing.T) {
 
 // The gateway refuses subscriptions beyond the limit and malformed names.
 func TestSubscribeLimits(t *testing.T) {
-	g := startGateway(t, func(o *Options) { o.MaxSubscriptions = 3 })
+	g := startGateway(t, nil, func(o *control.Options) { o.MaxSubscriptions = 3 })
 	svc := g.service(func(o *service.Options) { o.OnUplink = func(u *service.Uplink) { _ = u.Reply(nil) } })
 	ctx := context.Background()
 	if _, err := svc.Subscribe(ctx, service.Subscription{Routes: []string{"a", "b"}, Prefixes: []string{""}}); err != nil {
@@ -119,7 +121,7 @@ func TestSubscribeLimits(t *testing.T) {
 	serviceErr(t, err, protocol.ErrorBadRequest)
 	// The catch-all prefix "" serves any route.
 	c := g.client("alice", "d1")
-	if _, err := c.Send(ctxTimeout(t, 5*time.Second), "anything.at.all", nil); err != nil {
+	if _, err := c.Send(testkit.Context(t, 5*time.Second), "anything.at.all", nil); err != nil {
 		t.Fatal(err)
 	}
 	// Without an uplink handler the SDK refuses to subscribe to routes.

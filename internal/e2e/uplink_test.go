@@ -1,4 +1,4 @@
-package control
+package e2e
 
 import (
 	"bytes"
@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/control"
 )
 
 // echoService subscribes to routes and answers each uplink with prefix+payload.
@@ -27,7 +29,7 @@ func echoService(g *gateway, prefix string, routes, prefixes []string) *service.
 // A client's SEND reaches the subscribed service with the sender's identity, and the
 // service's reply comes back to the client's request.
 func TestUplinkRoundTrip(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	got := make(chan *service.Uplink, 1)
 	svc := g.service(func(o *service.Options) {
 		o.OnUplink = func(u *service.Uplink) {
@@ -40,7 +42,7 @@ func TestUplinkRoundTrip(t *testing.T) {
 		t.Fatalf("Subscribe = %+v, %v", sub, err)
 	}
 	c := g.client("alice", "phone")
-	reply, err := c.Send(ctxTimeout(t, 5*time.Second), "echo", []byte("hello"))
+	reply, err := c.Send(testkit.Context(t, 5*time.Second), "echo", []byte("hello"))
 	if err != nil || string(reply) != "HELLO" {
 		t.Fatalf("Send = %q, %v; want HELLO", reply, err)
 	}
@@ -60,7 +62,7 @@ func TestUplinkRoundTrip(t *testing.T) {
 	if _, err := svc2.Subscribe(context.Background(), service.Subscription{Routes: []string{"deny"}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Send(ctxTimeout(t, 5*time.Second), "deny", nil)
+	_, err = c.Send(testkit.Context(t, 5*time.Second), "deny", nil)
 	clientErr(t, err, protocol.ErrorDenied)
 
 	// Fire-and-forget SENDs reach the service flagged NoReply.
@@ -75,14 +77,14 @@ func TestUplinkRoundTrip(t *testing.T) {
 // An exact route wins over prefixes and the longest prefix wins; unsubscribing moves
 // traffic on; no subscriber at all is NO_ROUTE.
 func TestUplinkRouting(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	echoService(g, "exact:", []string{"chat.send"}, nil)
 	echoService(g, "chat:", nil, []string{"chat."})
 	long := echoService(g, "room:", nil, []string{"chat.room."})
 	c := g.client("alice", "d1")
 	f := func(route, want string) {
 		t.Helper()
-		got, err := c.Send(ctxTimeout(t, 5*time.Second), route, nil)
+		got, err := c.Send(testkit.Context(t, 5*time.Second), route, nil)
 		if err != nil || string(got) != want {
 			t.Fatalf("Send(%s) = %q, %v; want %q", route, got, err, want)
 		}
@@ -95,7 +97,7 @@ func TestUplinkRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	f("chat.room.42", "chat:") // after unsubscribing, the shorter prefix serves it
-	_, err := c.Send(ctxTimeout(t, 5*time.Second), "nobody.home", nil)
+	_, err := c.Send(testkit.Context(t, 5*time.Second), "nobody.home", nil)
 	clientErr(t, err, protocol.ErrorNoRoute)
 	g.waitMetric(`tether_control_uplinks_total{result="no_route"}`, 1)
 
@@ -103,13 +105,13 @@ func TestUplinkRouting(t *testing.T) {
 	// and no service sees it.
 	echoService(g, "any:", nil, []string{""})
 	f("unclaimed.route", "any:")
-	_, err = c.Send(ctxTimeout(t, 5*time.Second), "", nil)
+	_, err = c.Send(testkit.Context(t, 5*time.Second), "", nil)
 	clientErr(t, err, protocol.ErrorBadRequest)
 }
 
 // Uplinks are spread round-robin over the subscribers of a route.
 func TestUplinkRoundRobin(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	const services, sends = 5, 50
 	for i := range services {
 		echoService(g, fmt.Sprint(i), []string{"work"}, nil)
@@ -117,7 +119,7 @@ func TestUplinkRoundRobin(t *testing.T) {
 	c := g.client("alice", "d1")
 	count := map[string]int{}
 	for range sends {
-		got, err := c.Send(ctxTimeout(t, 5*time.Second), "work", nil)
+		got, err := c.Send(testkit.Context(t, 5*time.Second), "work", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +135,7 @@ func TestUplinkRoundRobin(t *testing.T) {
 // When a service connection drops, its unanswered uplink is re-dispatched to another
 // subscriber, and later uplinks go to the survivor.
 func TestUplinkFailover(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	held := make(chan *service.Uplink, 1)
 	a := g.service(func(o *service.Options) {
 		o.OnUplink = func(u *service.Uplink) { held <- u } // never answers
@@ -148,7 +150,7 @@ func TestUplinkFailover(t *testing.T) {
 	}
 	inflight := make(chan answer, 1)
 	go func() {
-		r, err := c.Send(ctxTimeout(t, 10*time.Second), "work", []byte("first"))
+		r, err := c.Send(testkit.Context(t, 10*time.Second), "work", []byte("first"))
 		inflight <- answer{r, err}
 	}()
 	u := <-held
@@ -165,7 +167,7 @@ func TestUplinkFailover(t *testing.T) {
 		t.Fatal("Reply on the dead connection succeeded")
 	}
 	for i := range 4 {
-		got, err := c.Send(ctxTimeout(t, 5*time.Second), "work", []byte(fmt.Sprint(i)))
+		got, err := c.Send(testkit.Context(t, 5*time.Second), "work", []byte(fmt.Sprint(i)))
 		if err != nil || string(got) != "b:"+fmt.Sprint(i) {
 			t.Fatalf("Send after failover = %q, %v", got, err)
 		}
@@ -176,7 +178,7 @@ func TestUplinkFailover(t *testing.T) {
 // An uplink whose service dies with no other subscriber gets NO_ROUTE; one whose
 // service does not answer gets TIMEOUT, and the late reply is dropped and counted.
 func TestUplinkTimeoutAndLostService(t *testing.T) {
-	g := startGateway(t, func(o *Options) { o.UplinkTimeout = 200 * time.Millisecond })
+	g := startGateway(t, nil, func(o *control.Options) { o.UplinkTimeout = 200 * time.Millisecond })
 	held := make(chan *service.Uplink, 4)
 	svc := g.service(func(o *service.Options) {
 		o.OnUplink = func(u *service.Uplink) { held <- u }
@@ -186,7 +188,7 @@ func TestUplinkTimeoutAndLostService(t *testing.T) {
 	}
 	c := g.client("alice", "d1")
 	start := time.Now()
-	_, err := c.Send(ctxTimeout(t, 5*time.Second), "slow", nil)
+	_, err := c.Send(testkit.Context(t, 5*time.Second), "slow", nil)
 	clientErr(t, err, protocol.ErrorTimeout)
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("TIMEOUT after %v, before the uplink timeout", d)
@@ -197,20 +199,20 @@ func TestUplinkTimeoutAndLostService(t *testing.T) {
 	}
 	g.waitMetric("tether_control_replies_unknown_total", 1)
 	g.waitMetric(`tether_control_uplinks_total{result="timeout"}`, 1)
-	if n := g.port.pendingN.Load(); n != 0 {
-		t.Fatalf("%d uplinks still pending", n)
+	if n := g.metric("tether_control_uplinks_pending"); n != 0 {
+		t.Fatalf("%v uplinks still pending", n)
 	}
 
 	// The client is fine afterwards: its connection and other routes keep working.
 	echoService(g, "ok:", []string{"fast"}, nil)
-	if got, err := c.Send(ctxTimeout(t, 5*time.Second), "fast", nil); err != nil || string(got) != "ok:" {
+	if got, err := c.Send(testkit.Context(t, 5*time.Second), "fast", nil); err != nil || string(got) != "ok:" {
 		t.Fatalf("Send(fast) = %q, %v", got, err)
 	}
 
 	// The only subscriber drops with the uplink in flight: NO_ROUTE.
 	errs := make(chan error, 1)
 	go func() {
-		_, err := c.Send(ctxTimeout(t, 5*time.Second), "slow", nil)
+		_, err := c.Send(testkit.Context(t, 5*time.Second), "slow", nil)
 		errs <- err
 	}()
 	<-held
@@ -221,7 +223,7 @@ func TestUplinkTimeoutAndLostService(t *testing.T) {
 // Services subscribed to events learn of clients going online and offline, with the
 // close code; a kick carries its code to the client.
 func TestEventsAndKick(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	var mu sync.Mutex
 	var events []service.Event
 	svc := g.service(func(o *service.Options) {
@@ -236,7 +238,7 @@ func TestEventsAndKick(t *testing.T) {
 	}
 	c := g.client("alice", "phone")
 	id := c.ConnID()
-	waitFor(t, "online event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 1 })
+	testkit.WaitFor(t, "online event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 1 })
 	mu.Lock()
 	if ev := events[0]; ev.Type != "online" || ev.User != "alice" || ev.Device != "phone" || ev.Conn != id || ev.Platform != "test" {
 		t.Fatalf("online event = %+v", ev)
@@ -247,13 +249,13 @@ func TestEventsAndKick(t *testing.T) {
 	if err != nil || res.Kicked != 1 {
 		t.Fatalf("KickConns = %+v, %v", res, err)
 	}
-	waitFor(t, "offline event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 })
+	testkit.WaitFor(t, "offline event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 })
 	mu.Lock()
 	if ev := events[1]; ev.Type != "offline" || ev.Conn != id || ev.Code != protocol.CloseKicked || ev.Reason != "KICKED" {
 		t.Fatalf("offline event = %+v", ev)
 	}
 	mu.Unlock()
-	waitFor(t, "client closed", func() bool { return c.State().String() == "closed" })
+	testkit.WaitFor(t, "client closed", func() bool { return c.State().String() == "closed" })
 
 	// Kicking by user, with a custom reconnect code; unknown users are NOT_FOUND.
 	g.client("bob", "d1")
@@ -266,7 +268,7 @@ func TestEventsAndKick(t *testing.T) {
 	serviceErr(t, err, protocol.ErrorNotFound)
 	_, err = svc.KickUsers(context.Background(), []string{"bob"}, 4000, "")
 	serviceErr(t, err, protocol.ErrorBadRequest)
-	waitFor(t, "bob's offline events", func() bool {
+	testkit.WaitFor(t, "bob's offline events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0

@@ -1,4 +1,4 @@
-package control
+package e2e
 
 import (
 	"context"
@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 )
 
 // A push to a user reaches every device; offline users are counted, and a push that
 // reaches nobody fails with NOT_FOUND.
 func TestPushUserEveryDevice(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	phone, laptop := g.client("alice", "phone"), g.client("alice", "laptop")
 	bob := g.client("bob", "phone")
 	svc := g.service(nil)
@@ -62,7 +63,7 @@ func TestPushUserEveryDevice(t *testing.T) {
 
 // Connection pushes, QoS1 pushes and broadcasts.
 func TestPushConnsQoSAndBroadcast(t *testing.T) {
-	g := startGateway(t, nil)
+	g := startGateway(t, nil, nil)
 	a, b := g.client("alice", "d1"), g.client("bob", "d1")
 	svc := g.service(nil)
 	ctx := context.Background()
@@ -114,8 +115,8 @@ func TestPushConnsQoSAndBroadcast(t *testing.T) {
 
 // Room pushes honour the exclude list; an unknown room fails with NOT_FOUND.
 func TestPushRoomWithExclude(t *testing.T) {
-	g := startGateway(t, nil)
-	ctx := ctxTimeout(t, 5*time.Second)
+	g := startGateway(t, nil, nil)
+	ctx := testkit.Context(t, 5*time.Second)
 	a, b, c := g.client("alice", "d1"), g.client("bob", "d1"), g.client("carol", "d1")
 	for _, cl := range []interface {
 		Subscribe(context.Context, string) error
