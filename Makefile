@@ -26,7 +26,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStream$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s -fuzzminimizetime 5s ./protocol
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s -fuzzminimizetime 5s ./server/control/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/wire
 
 # bench: the micro-benchmarks, then the standard load suite (tether-bench suite: the
 # bench/floor probe in process and with a reading peer process, connect/idle/echo/
