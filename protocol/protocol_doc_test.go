@@ -2,17 +2,12 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
-)
 
-// protocolDoc is the normative document whose worked frames must match the
-// encoder byte for byte.
-const protocolDoc = "../docs/PROTOCOL.md"
+	"github.com/tether-gw/tether/internal/testkit/protodoc"
+)
 
 // workedFrames are the frames of the "Worked frames" section of PROTOCOL.md,
 // keyed by the name in each block's <!-- frame: NAME --> marker. The
@@ -40,51 +35,22 @@ func workedFrames(t *testing.T) map[string][]byte {
 	}
 }
 
-var (
-	// A worked frame: the marker, an annotated hex dump, and a one-line copy.
-	docFrameRE = regexp.MustCompile("(?s)<!-- frame: ([a-z_]+) -->\\s*```text\\n(.*?)```\\s*One line: `([0-9a-f ]+)`")
-	hexByteRE  = regexp.MustCompile(`^[0-9a-f]{2}$`)
-)
-
-// dumpBytes collects the hex bytes that start each line of an annotated
-// dump; the first token that is not a hex byte ends the line's bytes.
-func dumpBytes(t *testing.T, dump string) []byte {
-	var out []byte
-	for _, line := range strings.Split(dump, "\n") {
-		for _, tok := range strings.Fields(line) {
-			if !hexByteRE.MatchString(tok) {
-				break
-			}
-			b, err := hex.DecodeString(tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, b...)
-		}
-	}
-	return out
-}
-
 func TestProtocolDocFrames(t *testing.T) {
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatalf("the normative document must exist: %v", err)
-	}
 	want := workedFrames(t)
 	found := map[string]bool{}
-	for _, m := range docFrameRE.FindAllStringSubmatch(string(doc), -1) {
-		name, dump, oneLine := m[1], m[2], m[3]
+	for _, f := range protodoc.Frames(protodoc.Text(t), "frame") {
+		name := f.Name
 		frame, ok := want[name]
 		if !ok {
 			t.Errorf("PROTOCOL.md frame %q has no Go counterpart", name)
 			continue
 		}
 		found[name] = true
-		if got := dumpBytes(t, dump); !bytes.Equal(got, frame) {
+		if got := f.Dump; !bytes.Equal(got, frame) {
 			t.Errorf("PROTOCOL.md frame %q annotated dump:\n got % x\nwant % x", name, got, frame)
 		}
-		if got := strings.TrimSpace(oneLine); got != hexSpaced(frame) {
-			t.Errorf("PROTOCOL.md frame %q one-line hex:\n got %s\nwant %s", name, got, hexSpaced(frame))
+		if got := f.OneLine; got != protodoc.Spaced(frame) {
+			t.Errorf("PROTOCOL.md frame %q one-line hex:\n got %s\nwant %s", name, got, protodoc.Spaced(frame))
 		}
 		// Each worked frame is itself valid.
 		if _, n, err := Parse(frame, 0); err != nil || n != len(frame) {
@@ -98,26 +64,10 @@ func TestProtocolDocFrames(t *testing.T) {
 	}
 }
 
-func hexSpaced(b []byte) string {
-	s := hex.EncodeToString(b)
-	var sb strings.Builder
-	for i := 0; i < len(s); i += 2 {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		sb.WriteString(s[i : i+2])
-	}
-	return sb.String()
-}
-
 func TestProtocolDocCodes(t *testing.T) {
 	// Every opcode and code name appears in the document with its value, so
 	// the tables cannot silently drift from the constants.
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(doc)
+	text := protodoc.Text(t)
 	for op := ClientOpMin; op <= ClientOpMax; op++ {
 		if !op.IsKnown() {
 			continue

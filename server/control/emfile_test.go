@@ -1,15 +1,11 @@
 package control
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +20,7 @@ const emfileChildEnv = "TETHER_CONTROL_EMFILE_CHILD"
 // TestControlEMFILEChild is the child half of TestControlEMFILE; it does nothing in a
 // normal run.
 func TestControlEMFILEChild(t *testing.T) {
-	if os.Getenv(emfileChildEnv) == "" {
+	if !testkit.InChild(emfileChildEnv) {
 		return
 	}
 	die := func(what string, err error) {
@@ -47,13 +43,10 @@ func TestControlEMFILEChild(t *testing.T) {
 		die("control Start", err)
 	}
 	// Allow only a few descriptors more than are open now.
-	entries, _ := os.ReadDir("/proc/self/fd")
-	lim := syscall.Rlimit{Cur: uint64(len(entries) + 6), Max: uint64(len(entries) + 6)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	if err := testkit.LowerFileLimit(6); err != nil {
 		die("setrlimit", err)
 	}
-	fmt.Println("ADDR", p.Addr().String())
-	io.Copy(io.Discard, os.Stdin) // serve until the parent closes stdin
+	testkit.ServeAsChild(p.Addr().String())
 	p.Close()
 	srv.Close()
 	os.Exit(0)
@@ -63,32 +56,10 @@ func TestControlEMFILEChild(t *testing.T) {
 // it, and answers services again once descriptors are freed (its accept loop used to
 // end at the first EMFILE).
 func TestControlEMFILE(t *testing.T) {
-	if os.Getenv(emfileChildEnv) != "" {
+	if testkit.InChild(emfileChildEnv) {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestControlEMFILEChild$")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr testkit.LockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-		t.Logf("child: %s", sc.Text())
-	}
-	if addr == "" {
-		t.Fatalf("child did not start: %s", stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
+	addr, stderr := testkit.StartChild(t, "TestControlEMFILEChild", emfileChildEnv)
 
 	// Idle connections, more than the child has descriptors: the kernel completes the
 	// handshakes, the child accepts until it runs out.
