@@ -22,18 +22,15 @@ func TestEMFILEChild(t *testing.T) {
 	}
 	// Count what is open now and allow only a few more descriptors.
 	if err := testkit.LowerFileLimit(12); err != nil {
-		fmt.Println("setrlimit:", err)
-		os.Exit(1)
+		testkit.ExitChild("setrlimit", err)
 	}
 	s, err := New(Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth,
 		MaxConnsPerIP: -1, ConnectRate: -1, Heartbeat: 30 * time.Second})
 	if err != nil {
-		fmt.Println("new:", err)
-		os.Exit(1)
+		testkit.ExitChild("new", err)
 	}
 	if err := s.Start(); err != nil {
-		fmt.Println("start:", err)
-		os.Exit(1)
+		testkit.ExitChild("start", err)
 	}
 	testkit.ServeAsChild(s.Addr().String())
 	s.Close()

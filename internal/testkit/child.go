@@ -65,6 +65,13 @@ func ServeAsChild(addr string) {
 	io.Copy(io.Discard, os.Stdin)
 }
 
+// ExitChild ends a child of StartChild that could not start what it serves: it prints
+// what failed and err on stdout, where StartChild logs them, and exits with status 1.
+func ExitChild(what string, err error) {
+	fmt.Println(what+":", err)
+	os.Exit(1)
+}
+
 // LowerFileLimit sets this process's RLIMIT_NOFILE, soft and hard, to the number of
 // descriptors open now (counted in /proc/self/fd) plus extra. It is for a child of
 // StartChild: the limit cannot be raised again.

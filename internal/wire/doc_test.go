@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -51,27 +50,7 @@ func TestControlDocFrames(t *testing.T) {
 	for _, cf := range controlFrames {
 		want[cf.name] = cf.f.encode(t)
 	}
-	found := map[string]bool{}
-	for _, f := range protodoc.Frames(doc, "control-frame") {
-		name := f.Name
-		frame, ok := want[name]
-		if !ok {
-			t.Errorf("PROTOCOL.md control frame %q has no Go counterpart", name)
-			continue
-		}
-		found[name] = true
-		if got := f.Dump; !bytes.Equal(got, frame) {
-			t.Errorf("PROTOCOL.md control frame %q dump:\n got % x\nwant % x", name, got, frame)
-		}
-		if got := f.OneLine; got != protodoc.Spaced(frame) {
-			t.Errorf("PROTOCOL.md control frame %q one-line hex:\n got %s\nwant %s", name, got, protodoc.Spaced(frame))
-		}
-	}
-	for name := range want {
-		if !found[name] {
-			t.Errorf("control frame %q missing from PROTOCOL.md", name)
-		}
-	}
+	protodoc.CheckFrames(t, doc, "control-frame", want)
 	// Every opcode appears in the opcode table.
 	for op := OpAuth; op <= OpEvent; op++ {
 		row := fmt.Sprintf("| `0x%02X` | %s |", uint8(op), OpName(op))

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -23,28 +22,24 @@ func TestControlEMFILEChild(t *testing.T) {
 	if !testkit.InChild(emfileChildEnv) {
 		return
 	}
-	die := func(what string, err error) {
-		fmt.Println(what+":", err)
-		os.Exit(1)
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	p, err := New(Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: logger, AuthTimeout: time.Minute})
 	if err != nil {
-		die("control.New", err)
+		testkit.ExitChild("control.New", err)
 	}
 	srv, err := server.New(server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Handler: p, Logger: logger})
 	if err != nil {
-		die("server.New", err)
+		testkit.ExitChild("server.New", err)
 	}
 	if err := srv.Start(); err != nil {
-		die("server.Start", err)
+		testkit.ExitChild("server.Start", err)
 	}
 	if err := p.Start(srv); err != nil {
-		die("control Start", err)
+		testkit.ExitChild("control Start", err)
 	}
 	// Allow only a few descriptors more than are open now.
 	if err := testkit.LowerFileLimit(6); err != nil {
-		die("setrlimit", err)
+		testkit.ExitChild("setrlimit", err)
 	}
 	testkit.ServeAsChild(p.Addr().String())
 	p.Close()

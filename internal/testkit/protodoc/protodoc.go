@@ -6,6 +6,7 @@
 package protodoc
 
 import (
+	"bytes"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -110,4 +111,35 @@ func Between(t testing.TB, doc, begin, end string) string {
 		t.Fatalf("PROTOCOL.md lacks the %s ... %s markers", begin, end)
 	}
 	return doc[i:j]
+}
+
+// CheckFrames holds the worked frames of doc with marker (Frames) to want, the frames
+// the Go encoder produces keyed by marker name: every worked frame must have a Go
+// counterpart whose bytes its annotated dump and its one-line copy both spell, and
+// every frame of want must be in the document. Each mismatch is a test error. It
+// returns the names of the frames found in both, in the document's order.
+func CheckFrames(t testing.TB, doc, marker string, want map[string][]byte) (found []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, f := range Frames(doc, marker) {
+		frame, ok := want[f.Name]
+		if !ok {
+			t.Errorf("PROTOCOL.md %s %q has no Go counterpart", marker, f.Name)
+			continue
+		}
+		seen[f.Name] = true
+		found = append(found, f.Name)
+		if !bytes.Equal(f.Dump, frame) {
+			t.Errorf("PROTOCOL.md %s %q annotated dump:\n got % x\nwant % x", marker, f.Name, f.Dump, frame)
+		}
+		if f.OneLine != Spaced(frame) {
+			t.Errorf("PROTOCOL.md %s %q one-line hex:\n got %s\nwant %s", marker, f.Name, f.OneLine, Spaced(frame))
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("%s %q missing from PROTOCOL.md", marker, name)
+		}
+	}
+	return found
 }
