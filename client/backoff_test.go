@@ -2,7 +2,6 @@ package client
 
 import (
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,49 +18,6 @@ import (
 // topDraw makes every backoff wait its ceiling.
 func topDraw(n int64) int64 { return n - 1 }
 
-// fakeClock is a clock that moves only when the test says so.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// waits records the reconnect waits the client computed.
-type waits struct {
-	mu  sync.Mutex
-	all []wait
-}
-
-type wait struct {
-	d        time.Duration
-	failures int
-}
-
-func (w *waits) record(d time.Duration, failures int) {
-	w.mu.Lock()
-	w.all = append(w.all, wait{d, failures})
-	w.mu.Unlock()
-}
-
-func (w *waits) get() []wait {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.all)
-}
-
 // TestShortSessionsBackOff is issue 8 §3's device flapping against the fake
 // server: every login is accepted and at once closed with a reconnect code,
 // or refused with one. Each such attempt must grow the backoff, and only a
@@ -69,12 +25,12 @@ func (w *waits) get() []wait {
 func TestShortSessionsBackOff(t *testing.T) {
 	const ms = time.Millisecond
 	fs := newFakeServer(t)
-	clk := newFakeClock()
-	var w waits
+	clk := testkit.NewFakeClock()
+	var w testkit.Waits
 	var tr testkit.Transitions[State]
 	const stable = time.Minute // on the fake clock
 	c, fc, _ := dialFake(t, fs, Options{BackoffMin: ms, BackoffMax: 16 * ms, StableAfter: stable,
-		randN: topDraw, now: clk.now, onWait: w.record, OnStateChange: tr.Record}, protocol.AuthOK{ConnID: 1})
+		randN: topDraw, now: clk.Now, onWait: w.Record, OnStateChange: tr.Record}, protocol.AuthOK{ConnID: 1})
 
 	// next accepts the next login as connection id and waits until the client
 	// uses it (so it has taken its start time).
@@ -96,20 +52,20 @@ func TestShortSessionsBackOff(t *testing.T) {
 	_ = fc.nc.Close()
 	fs.next().refuse(protocol.CloseServerBusy)
 	fc = next()
-	want := []wait{{2 * ms, 1}, {4 * ms, 2}, {8 * ms, 3}, {16 * ms, 4}, {16 * ms, 5}}
-	if got := w.get(); !slices.Equal(got, want) {
+	want := []testkit.Wait{{D: 2 * ms, Failures: 1}, {D: 4 * ms, Failures: 2}, {D: 8 * ms, Failures: 3}, {D: 16 * ms, Failures: 4}, {D: 16 * ms, Failures: 5}}
+	if got := w.Get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after short sessions %v, want %v", got, want)
 	}
 
 	// A session that lives StableAfter resets the count: the next wait is
 	// at most BackoffMin, and a short session after it starts the growth over.
-	clk.advance(stable)
+	clk.Advance(stable)
 	fc.send(&protocol.Close{Code: protocol.CloseGoingAway}, 0, 0)
 	fc = next()
 	fc.send(&protocol.Close{Code: protocol.CloseGoingAway}, 0, 0)
 	next()
-	want = append(want, wait{ms, 0}, wait{2 * ms, 1})
-	if got := w.get(); !slices.Equal(got, want) {
+	want = append(want, testkit.Wait{D: ms, Failures: 0}, testkit.Wait{D: 2 * ms, Failures: 1})
+	if got := w.Get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after a stable session %v, want %v", got, want)
 	}
 	if x, ok := tr.Find(StateReconnecting, closeCode(protocol.CloseSlowConsumer)); !ok || x.Err == nil {
@@ -122,12 +78,12 @@ func TestShortSessionsBackOff(t *testing.T) {
 // stable session it waits the retry-after exactly (TestGoAwayRetryAfter).
 func TestGoAwayAfterShortSession(t *testing.T) {
 	fs := newFakeServer(t)
-	var w waits
+	var w testkit.Waits
 	c, fc, _ := dialFake(t, fs, Options{BackoffMin: time.Hour, BackoffMax: time.Hour,
-		randN: topDraw, onWait: w.record}, protocol.AuthOK{})
+		randN: topDraw, onWait: w.Record}, protocol.AuthOK{})
 	fc.send(&protocol.GoAway{Code: protocol.CloseGoingAway, RetryAfterMs: 1}, 0, 0)
-	waitFor(t, "the reconnect wait", func() bool { return len(w.get()) == 1 })
-	if got := w.get()[0]; got != (wait{time.Hour, 1}) {
+	waitFor(t, "the reconnect wait", func() bool { return len(w.Get()) == 1 })
+	if got := w.Get()[0]; got != (testkit.Wait{D: time.Hour, Failures: 1}) {
 		t.Fatalf("wait after a GOAWAY on a short session = %v, want the backoff (1h, 1 failure)", got)
 	}
 	if c.State() != StateReconnecting {
@@ -141,8 +97,8 @@ func TestGoAwayAfterShortSession(t *testing.T) {
 func TestKickLoopBacksOff(t *testing.T) {
 	const ms = time.Millisecond
 	s := startServer(t, func(o *server.Options) { o.ConnectRate = -1 })
-	var w waits
-	c := dial(t, s.Addr().String(), Options{BackoffMin: ms, BackoffMax: 8 * ms, randN: topDraw, onWait: w.record})
+	var w testkit.Waits
+	c := dial(t, s.Addr().String(), Options{BackoffMin: ms, BackoffMax: 8 * ms, randN: topDraw, onWait: w.Record})
 	for range 4 {
 		old := c.ConnID()
 		if n := s.KickUser(userName(t), protocol.CloseServerBusy, "again"); n != 1 {
@@ -151,8 +107,8 @@ func TestKickLoopBacksOff(t *testing.T) {
 		waitFor(t, "reconnect", func() bool { id := c.ConnID(); return id != 0 && id != old })
 	}
 	// Each session lived far less than the default StableAfter of 10s.
-	want := []wait{{2 * ms, 1}, {4 * ms, 2}, {8 * ms, 3}, {8 * ms, 4}}
-	if got := w.get(); !slices.Equal(got, want) {
+	want := []testkit.Wait{{D: 2 * ms, Failures: 1}, {D: 4 * ms, Failures: 2}, {D: 8 * ms, Failures: 3}, {D: 8 * ms, Failures: 4}}
+	if got := w.Get(); !slices.Equal(got, want) {
 		t.Fatalf("waits %v, want %v", got, want)
 	}
 }

@@ -429,9 +429,9 @@ func TestServerCloseCodes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			fs := newFakeServer(t)
 			var tr testkit.Transitions[State]
-			var w waits
+			var w testkit.Waits
 			c, fc, _ := dialFake(t, fs, Options{OnStateChange: tr.Record, BackoffMin: time.Millisecond,
-				BackoffMax: time.Millisecond, onWait: w.record}, protocol.AuthOK{Epoch: 1})
+				BackoffMax: time.Millisecond, onWait: w.Record}, protocol.AuthOK{Epoch: 1})
 			fc.push(4, "", "x", 0)
 			recv(t, c.Pushes())
 			fc.send(end, 0, 0)
@@ -450,8 +450,8 @@ func TestServerCloseCodes(t *testing.T) {
 					t.Fatalf("Send after %s = %v, want ErrClosed wrapping the CloseError", name, err)
 				}
 				// The read goroutine has ended: no reconnect can follow.
-				if len(w.get()) != 0 || len(fs.conns) != 0 {
-					t.Fatalf("client reconnected after %s (%d waits)", name, len(w.get()))
+				if len(w.Get()) != 0 || len(fs.conns) != 0 {
+					t.Fatalf("client reconnected after %s (%d waits)", name, len(w.Get()))
 				}
 				return
 			}
@@ -463,7 +463,7 @@ func TestServerCloseCodes(t *testing.T) {
 				t.Fatalf("transitions %s", tr.Dump())
 			}
 			// The session was short: the wait counted it as a failure.
-			if got := w.get(); len(got) != 1 || got[0].failures != 1 {
+			if got := w.Get(); len(got) != 1 || got[0].Failures != 1 {
 				t.Fatalf("waits %v, want one after one failure", got)
 			}
 		})

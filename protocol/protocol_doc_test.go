@@ -1,18 +1,12 @@
 package protocol
 
 import (
-	"bytes"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
-)
 
-// protocolDoc is the normative document whose worked frames must match the
-// encoder byte for byte.
-const protocolDoc = "../docs/PROTOCOL.md"
+	"github.com/tether-gw/tether/internal/testkit/protodoc"
+)
 
 // workedFrames are the frames of the "Worked frames" section of PROTOCOL.md,
 // keyed by the name in each block's <!-- frame: NAME --> marker. The
@@ -40,84 +34,21 @@ func workedFrames(t *testing.T) map[string][]byte {
 	}
 }
 
-var (
-	// A worked frame: the marker, an annotated hex dump, and a one-line copy.
-	docFrameRE = regexp.MustCompile("(?s)<!-- frame: ([a-z_]+) -->\\s*```text\\n(.*?)```\\s*One line: `([0-9a-f ]+)`")
-	hexByteRE  = regexp.MustCompile(`^[0-9a-f]{2}$`)
-)
-
-// dumpBytes collects the hex bytes that start each line of an annotated
-// dump; the first token that is not a hex byte ends the line's bytes.
-func dumpBytes(t *testing.T, dump string) []byte {
-	var out []byte
-	for _, line := range strings.Split(dump, "\n") {
-		for _, tok := range strings.Fields(line) {
-			if !hexByteRE.MatchString(tok) {
-				break
-			}
-			b, err := hex.DecodeString(tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, b...)
-		}
-	}
-	return out
-}
-
 func TestProtocolDocFrames(t *testing.T) {
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatalf("the normative document must exist: %v", err)
-	}
 	want := workedFrames(t)
-	found := map[string]bool{}
-	for _, m := range docFrameRE.FindAllStringSubmatch(string(doc), -1) {
-		name, dump, oneLine := m[1], m[2], m[3]
-		frame, ok := want[name]
-		if !ok {
-			t.Errorf("PROTOCOL.md frame %q has no Go counterpart", name)
-			continue
-		}
-		found[name] = true
-		if got := dumpBytes(t, dump); !bytes.Equal(got, frame) {
-			t.Errorf("PROTOCOL.md frame %q annotated dump:\n got % x\nwant % x", name, got, frame)
-		}
-		if got := strings.TrimSpace(oneLine); got != hexSpaced(frame) {
-			t.Errorf("PROTOCOL.md frame %q one-line hex:\n got %s\nwant %s", name, got, hexSpaced(frame))
-		}
+	for _, name := range protodoc.CheckFrames(t, protodoc.Text(t), "frame", want) {
 		// Each worked frame is itself valid.
+		frame := want[name]
 		if _, n, err := Parse(frame, 0); err != nil || n != len(frame) {
 			t.Errorf("worked frame %q does not parse: n %d err %v", name, n, err)
 		}
 	}
-	for name := range want {
-		if !found[name] {
-			t.Errorf("worked frame %q missing from PROTOCOL.md", name)
-		}
-	}
-}
-
-func hexSpaced(b []byte) string {
-	s := hex.EncodeToString(b)
-	var sb strings.Builder
-	for i := 0; i < len(s); i += 2 {
-		if i > 0 {
-			sb.WriteByte(' ')
-		}
-		sb.WriteString(s[i : i+2])
-	}
-	return sb.String()
 }
 
 func TestProtocolDocCodes(t *testing.T) {
 	// Every opcode and code name appears in the document with its value, so
 	// the tables cannot silently drift from the constants.
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(doc)
+	text := protodoc.Text(t)
 	for op := ClientOpMin; op <= ClientOpMax; op++ {
 		if !op.IsKnown() {
 			continue

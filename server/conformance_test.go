@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,15 +10,13 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/internal/testkit/protodoc"
 	"github.com/tether-gw/tether/protocol"
 )
 
 // The negative conformance vectors of docs/PROTOCOL.md section 17, parsed from the
 // document and run against a real server over loopback, so that the table and the code
 // cannot drift apart.
-
-// protocolDoc is the normative document holding the vectors.
-const protocolDoc = "../docs/PROTOCOL.md"
 
 // probeSeq is the seq of the PING that checks a connection stayed open (section 17).
 const probeSeq = 32343
@@ -54,18 +50,10 @@ var (
 // vector silently.
 func docVectors(t *testing.T) []vector {
 	t.Helper()
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatalf("the normative document must exist: %v", err)
-	}
-	text := string(doc)
-	i, j := strings.Index(text, vectorsBegin), strings.Index(text, vectorsEnd)
-	if i < 0 || j < i {
-		t.Fatalf("PROTOCOL.md lacks the %s ... %s markers of section 17", vectorsBegin, vectorsEnd)
-	}
+	section := protodoc.Between(t, protodoc.Text(t), vectorsBegin, vectorsEnd)
 	var vs []vector
 	seen := map[string]bool{}
-	for _, line := range strings.Split(text[i:j], "\n") {
+	for _, line := range strings.Split(section, "\n") {
 		if !strings.HasPrefix(line, "| `") {
 			continue
 		}
@@ -83,10 +71,7 @@ func docVectors(t *testing.T) []vector {
 			if pm == nil {
 				t.Fatalf("vector %s: bytes part %q does not parse", v.name, part)
 			}
-			b, err := hex.DecodeString(strings.ReplaceAll(pm[1], " ", ""))
-			if err != nil {
-				t.Fatalf("vector %s: %v", v.name, err)
-			}
+			b := protodoc.Hex(t, pm[1])
 			n := 1
 			if pm[2] != "" {
 				n, _ = strconv.Atoi(pm[2])
@@ -272,12 +257,6 @@ func TestConformanceReplacedSameDevice(t *testing.T) {
 	// PROTOCOL.md 6.1 and 13: a login with the same device_id replaces the older
 	// connection, which gets CLOSE 3503 REPLACED before it is closed, under every policy.
 	for _, p := range []DevicePolicy{DevicesMany, DevicesOnePerPlatform, DevicesOnePerUser} {
-		t.Run(p.String(), func(t *testing.T) {
-			s := startServer(t, func(o *Options) { o.DevicePolicy = p })
-			old := dialRaw(t, s)
-			old.hello("replaced-user", "dev", "ios")
-			dialRaw(t, s).hello("replaced-user", "dev", "ios")
-			old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
-		})
+		t.Run(p.String(), func(t *testing.T) { replaceSameDevice(t, p, "replaced-user") })
 	}
 }

@@ -1,14 +1,10 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,28 +17,22 @@ const emfileChildEnv = "TETHER_EMFILE_CHILD"
 
 // TestEMFILEChild is the child half of TestEMFILE; it does nothing in a normal run.
 func TestEMFILEChild(t *testing.T) {
-	if os.Getenv(emfileChildEnv) == "" {
+	if !testkit.InChild(emfileChildEnv) {
 		return
 	}
 	// Count what is open now and allow only a few more descriptors.
-	entries, _ := os.ReadDir("/proc/self/fd")
-	lim := syscall.Rlimit{Cur: uint64(len(entries) + 12), Max: uint64(len(entries) + 12)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Println("setrlimit:", err)
-		os.Exit(1)
+	if err := testkit.LowerFileLimit(12); err != nil {
+		testkit.ExitChild("setrlimit", err)
 	}
 	s, err := New(Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth,
 		MaxConnsPerIP: -1, ConnectRate: -1, Heartbeat: 30 * time.Second})
 	if err != nil {
-		fmt.Println("new:", err)
-		os.Exit(1)
+		testkit.ExitChild("new", err)
 	}
 	if err := s.Start(); err != nil {
-		fmt.Println("start:", err)
-		os.Exit(1)
+		testkit.ExitChild("start", err)
 	}
-	fmt.Println("ADDR", s.Addr().String())
-	io.Copy(io.Discard, os.Stdin) // serve until the parent closes stdin
+	testkit.ServeAsChild(s.Addr().String())
 	s.Close()
 	os.Exit(0)
 }
@@ -51,32 +41,10 @@ func TestEMFILEChild(t *testing.T) {
 // it has, answers new clients CLOSE SERVER_FULL instead of leaving them hanging, logs
 // the condition, and serves new clients normally once descriptors are freed.
 func TestEMFILE(t *testing.T) {
-	if os.Getenv(emfileChildEnv) != "" {
+	if testkit.InChild(emfileChildEnv) {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEChild$")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr testkit.LockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-		t.Logf("child: %s", sc.Text())
-	}
-	if addr == "" {
-		t.Fatalf("child did not start: %s", stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
+	addr, stderr := testkit.StartChild(t, "TestEMFILEChild", emfileChildEnv)
 
 	// login dials, sends HELLO and returns the connection with the first frame's opcode
 	// and code (AUTH_OK, or CLOSE with its code).
@@ -86,35 +54,11 @@ func TestEMFILE(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
-		hello, _ := (&protocol.Hello{Token: fmt.Sprintf("u%d", i)}).AppendFrame(nil, 1, 0)
-		c.Write(hello)
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var dec protocol.Decoder
-		buf := make([]byte, 512)
-		for {
-			n, err := c.Read(buf)
-			var op protocol.Opcode
-			var code protocol.CloseCode
-			dec.Decode(buf[:n], func(f protocol.Frame) error {
-				if op == 0 {
-					op = f.Op
-					if f.Op == protocol.OpClose {
-						var cl protocol.Close
-						if err := cl.Decode(f.Body); err != nil {
-							t.Fatalf("bad CLOSE: %v", err)
-						}
-						code = cl.Code
-					}
-				}
-				return nil
-			})
-			if op != 0 {
-				return c, op, code
-			}
-			if err != nil {
-				t.Fatalf("login %d: no answer to HELLO: %v", i, err)
-			}
+		op, code := firstAnswer(t, c, fmt.Sprintf("u%d", i))
+		if op == 0 {
+			t.Fatalf("login %d: no answer to HELLO", i)
 		}
+		return c, op, code
 	}
 
 	// Log in one client after another until the child runs out of descriptors: each

@@ -97,7 +97,8 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 // firstAnswer sends a HELLO with token on c and returns the first frame's opcode and,
-// for CLOSE or AUTH_FAIL, its code; op is 0 if the server closed without a frame.
+// for CLOSE or AUTH_FAIL, its code; op is 0 if the server closed without a frame. A
+// CLOSE whose body does not decode fails the test.
 func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, protocol.CloseCode) {
 	t.Helper()
 	hello, _ := (&protocol.Hello{Token: token}).AppendFrame(nil, 1, 0)
@@ -117,9 +118,10 @@ func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, proto
 			switch f.Op {
 			case protocol.OpClose:
 				var m protocol.Close
-				if m.Decode(f.Body) == nil {
-					code = m.Code
+				if err := m.Decode(f.Body); err != nil {
+					t.Fatalf("bad CLOSE: %v", err)
 				}
+				code = m.Code
 			case protocol.OpAuthFail:
 				var m protocol.AuthFail
 				if m.Decode(f.Body) == nil {
@@ -144,6 +146,57 @@ func firstAnswer(t *testing.T, c net.Conn, token string) (protocol.Opcode, proto
 func dialFrom(src, addr string) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	return d.Dial("tcp", addr)
+}
+
+// flood is a bad-token flood from 127.0.0.2 (startFlood).
+type flood struct {
+	connects atomic.Int64 // connections dialled, sent HELLO, answered and closed
+	dialErrs atomic.Int64
+	done     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// startFlood starts dialers goroutines that connect from 127.0.0.2 to addr in a loop,
+// each sending a HELLO with a bad token and closing once answered: after the first read
+// or, with drain, once the server closes. It runs until stop.
+func startFlood(addr string, dialers int, drain bool) *flood {
+	fl := &flood{done: make(chan struct{})}
+	for range dialers {
+		fl.wg.Add(1)
+		go func() {
+			defer fl.wg.Done()
+			hello, _ := (&protocol.Hello{Token: "bad"}).AppendFrame(nil, 1, 0)
+			buf := make([]byte, 256)
+			for {
+				select {
+				case <-fl.done:
+					return
+				default:
+				}
+				c, err := dialFrom("127.0.0.2", addr)
+				if err != nil {
+					fl.dialErrs.Add(1)
+					continue
+				}
+				c.Write(hello)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for {
+					if _, err := c.Read(buf); err != nil || !drain {
+						break // the refusal or AUTH_FAIL
+					}
+				}
+				c.Close()
+				fl.connects.Add(1)
+			}
+		}()
+	}
+	return fl
+}
+
+// stop ends the flood and waits for its dialers; it may be called more than once.
+func (fl *flood) stop() {
+	fl.once.Do(func() { close(fl.done); fl.wg.Wait() })
 }
 
 // TestSourceLimiter drives the per-source table with an explicit clock.
@@ -304,39 +357,9 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 	})
 	addr := s.Addr().String()
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var flooded atomic.Int64
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hello, _ := (&protocol.Hello{Token: "bad"}).AppendFrame(nil, 1, 0)
-			buf := make([]byte, 256)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := dialFrom("127.0.0.2", addr)
-				if err != nil {
-					continue
-				}
-				c.Write(hello)
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				for {
-					if _, err := c.Read(buf); err != nil {
-						break
-					}
-				}
-				c.Close()
-				flooded.Add(1)
-			}
-		}()
-	}
-	defer func() { close(stop); wg.Wait() }()
-	waitFor(t, "the flood under way", func() bool { return flooded.Load() >= 20 })
+	fl := startFlood(addr, 4, true)
+	defer fl.stop()
+	waitFor(t, "the flood under way", func() bool { return fl.connects.Load() >= 20 })
 
 	for i := 0; i < 40; i++ { // within 127.0.0.3's own burst of 50
 		c, err := dialFrom("127.0.0.3", addr)
@@ -349,11 +372,9 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 			t.Fatalf("valid login %d from 127.0.0.3 during the flood: %v %v, want AUTH_OK", i, op, code)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	stop = make(chan struct{})
+	fl.stop()
 	if n := s.limits.bans.Load(); n < 1 {
-		t.Fatalf("%d bans after %d flood connects", n, flooded.Load())
+		t.Fatalf("%d bans after %d flood connects", n, fl.connects.Load())
 	}
 
 	// Banned: refused at accept whatever the token, until the ban ends.
@@ -382,7 +403,7 @@ func TestBadTokenFloodIsBanned(t *testing.T) {
 	// The flood's failures were logged a burst per interval (the test spans one or
 	// two), not one line each.
 	if n := strings.Count(logs.String(), "authentication failed"); n > 2*loglimit.DefaultBurst {
-		t.Errorf("%d \"authentication failed\" lines for %d failed logins", n, flooded.Load())
+		t.Errorf("%d \"authentication failed\" lines for %d failed logins", n, fl.connects.Load())
 	}
 	var m strings.Builder
 	s.WriteMetrics(&m)
@@ -421,34 +442,7 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 		}
 	})
 	addr := s.Addr().String()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var flood, dialErrs atomic.Int64
-	for g := 0; g < 64; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hello, _ := (&protocol.Hello{Token: "bad"}).AppendFrame(nil, 1, 0)
-			buf := make([]byte, 256)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := dialFrom("127.0.0.2", addr)
-				if err != nil {
-					dialErrs.Add(1)
-					continue
-				}
-				c.Write(hello)
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				c.Read(buf) // the refusal or AUTH_FAIL
-				c.Close()
-				flood.Add(1)
-			}
-		}()
-	}
+	fl := startFlood(addr, 64, false)
 	start := time.Now()
 	var ok, limited, other int
 	tick := time.NewTicker(40 * time.Millisecond)
@@ -474,8 +468,7 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 	for time.Since(start) < 15*time.Second {
 		time.Sleep(100 * time.Millisecond) // let the flood run its full 15 s
 	}
-	close(stop)
-	wg.Wait()
+	fl.stop()
 	elapsed := time.Since(start)
 	var m strings.Builder
 	s.WriteMetrics(&m)
@@ -487,8 +480,8 @@ func TestMeasureBadTokenFlood(t *testing.T) {
 		}
 	}
 	t.Logf("mode %s: valid logins %d/280 AUTH_OK, %d RATE_LIMITED, %d other; flood %d connects in %v (%.0f/s), %d dial errors\n%s",
-		mode, ok, limited, other, flood.Load(), elapsed.Round(time.Millisecond), float64(flood.Load())/elapsed.Seconds(),
-		dialErrs.Load(), strings.Join(refusals, "\n"))
+		mode, ok, limited, other, fl.connects.Load(), elapsed.Round(time.Millisecond), float64(fl.connects.Load())/elapsed.Seconds(),
+		fl.dialErrs.Load(), strings.Join(refusals, "\n"))
 }
 
 // The rate-limited "authentication failed" lines of the last interval are summarised at

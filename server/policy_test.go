@@ -60,17 +60,26 @@ func TestDevicePolicyMany(t *testing.T) {
 func TestSameDeviceReplaced(t *testing.T) {
 	for _, policy := range []DevicePolicy{DevicesMany, DevicesOnePerPlatform, DevicesOnePerUser} {
 		t.Run(policy.String(), func(t *testing.T) {
-			s := startServer(t, func(o *Options) { o.DevicePolicy = policy })
-			old := dialRaw(t, s)
-			old.hello("ivan", "phone", "ios")
-			fresh := dialRaw(t, s)
-			fresh.hello("ivan", "phone", "ios")
-			old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
+			s, fresh := replaceSameDevice(t, policy, "ivan")
 			fresh.write(protocol.AppendEmpty(nil, protocol.OpPing, 2))
 			fresh.expect(protocol.OpPong)
 			waitFor(t, "one connection", func() bool { return len(s.UserConns("ivan")) == 1 && s.Stats().Authenticated == 1 })
 		})
 	}
+}
+
+// replaceSameDevice starts a server under policy and logs user in twice from the same
+// device; the older connection must get CLOSE REPLACED. It returns the server and the
+// newer connection.
+func replaceSameDevice(t *testing.T, policy DevicePolicy, user string) (*Server, *rawConn) {
+	t.Helper()
+	s := startServer(t, func(o *Options) { o.DevicePolicy = policy })
+	old := dialRaw(t, s)
+	old.hello(user, "phone", "ios")
+	fresh := dialRaw(t, s)
+	fresh.hello(user, "phone", "ios")
+	old.expectClosed(protocol.OpClose, protocol.CloseReplaced)
+	return s, fresh
 }
 
 // TestKick: KickUser closes every device with the given terminal code.

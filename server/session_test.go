@@ -146,6 +146,26 @@ func loginOnce(addr string, hello []byte, waitAuth bool) error {
 	}
 }
 
+// overflow logs user in on a client that does not read, then pushes 8 KiB to it until
+// its queue passes MaxOutboundBytes and the server starts closing it, failing the test
+// if 20,000 pushes do not get there. It returns the client and its Conn.
+func overflow(t *testing.T, s *Server, user string) (*rawConn, *Conn) {
+	t.Helper()
+	c := dialRaw(t, s)
+	c.hello(user, "a", "ios")
+	sc := s.UserConns(user)[0]
+	payload := bytes.Repeat([]byte("z"), 8<<10)
+	for i := 0; i < 20000 && !sc.closing(); i++ {
+		if _, err := s.PushUser(user, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !sc.closing() {
+		t.Fatal("never became a slow consumer")
+	}
+	return c, sc
+}
+
 // TestSlowConsumerGetsClose: a client that stops reading is closed as a slow consumer
 // once its queue passes MaxOutboundBytes; the queued backlog is dropped, and when the
 // client drains what the kernel already holds it finds CLOSE SLOW_CONSUMER after the
@@ -153,15 +173,7 @@ func loginOnce(addr string, hello []byte, waitAuth bool) error {
 // so the result does not depend on how fast the client drains.
 func TestSlowConsumerGetsClose(t *testing.T) {
 	s, _ := startManual(t, func(o *Options) { o.MaxOutboundBytes = 64 << 10 })
-	c := dialRaw(t, s)
-	c.hello("slowclose", "a", "ios")
-	sc := s.UserConns("slowclose")[0]
-	payload := bytes.Repeat([]byte("z"), 8<<10)
-	for i := 0; i < 20000 && !sc.closing(); i++ {
-		if _, err := s.PushUser("slowclose", payload); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, sc := overflow(t, s, "slowclose")
 	if got := sc.closeCode(); got != protocol.CloseSlowConsumer {
 		t.Fatalf("close code %v, want SLOW_CONSUMER", got)
 	}
@@ -205,18 +217,7 @@ func TestConnSizeClass(t *testing.T) {
 // firing): its socket is closed and every count returns to zero.
 func TestCloseWithPendingFinalFrame(t *testing.T) {
 	s, _ := startManual(t, func(o *Options) { o.MaxOutboundBytes = 64 << 10 })
-	c := dialRaw(t, s)
-	c.hello("stuck", "a", "ios")
-	sc := s.UserConns("stuck")[0]
-	payload := bytes.Repeat([]byte("z"), 8<<10)
-	for i := 0; i < 20000 && !sc.closing(); i++ {
-		if _, err := s.PushUser("stuck", payload); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !sc.closing() {
-		t.Fatal("never became a slow consumer")
-	}
+	overflow(t, s, "stuck")
 	s.Close()
 	if st := s.Stats(); st.Connections != 0 || st.Authenticated != 0 || s.backlogBytes.Load() != 0 {
 		t.Fatalf("after Close: %+v, backlog %d bytes", st, s.backlogBytes.Load())

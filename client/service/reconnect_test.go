@@ -129,47 +129,6 @@ func closeWith(t *testing.T, nc net.Conn, code protocol.CloseCode) {
 	nc.Close()
 }
 
-// fakeClock is a clock that moves only when the test says so.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// waits records the reconnect waits the Service computed.
-type waits struct {
-	mu  sync.Mutex
-	all []wait
-}
-
-type wait struct {
-	d        time.Duration
-	failures int
-}
-
-func (w *waits) record(d time.Duration, failures int) {
-	w.mu.Lock()
-	w.all = append(w.all, wait{d, failures})
-	w.mu.Unlock()
-}
-
-func (w *waits) get() []wait {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.all)
-}
-
 // connected reports whether s uses a connection of the given session.
 func connected(s *Service, session uint64) bool {
 	s.mu.Lock()
@@ -183,8 +142,8 @@ func connected(s *Service, session uint64) bool {
 func TestShortSessionsBackOff(t *testing.T) {
 	const ms = time.Millisecond
 	g := newLoopGateway(t)
-	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
-	var w waits
+	clk := testkit.NewFakeClock()
+	var w testkit.Waits
 	const stable = time.Minute // on the fake clock
 	type result struct {
 		s   *Service
@@ -194,7 +153,7 @@ func TestShortSessionsBackOff(t *testing.T) {
 	go func() {
 		s, err := Dial(context.Background(), g.addr(), Options{Secret: "x", Reconnect: true,
 			BackoffMin: ms, BackoffMax: 16 * ms, StableAfter: stable,
-			randN: func(n int64) int64 { return n - 1 }, now: clk.now, onWait: w.record})
+			randN: func(n int64) int64 { return n - 1 }, now: clk.Now, onWait: w.Record})
 		res <- result{s, err}
 	}()
 	nc := g.accept(1)
@@ -223,18 +182,18 @@ func TestShortSessionsBackOff(t *testing.T) {
 	refused, _ := g.next()
 	closeWith(t, refused, protocol.CloseAuthTimeout)
 	nc = next()
-	want := []wait{{2 * ms, 1}, {4 * ms, 2}, {8 * ms, 3}, {16 * ms, 4}, {16 * ms, 5}}
-	if got := w.get(); !slices.Equal(got, want) {
+	want := []testkit.Wait{{D: 2 * ms, Failures: 1}, {D: 4 * ms, Failures: 2}, {D: 8 * ms, Failures: 3}, {D: 16 * ms, Failures: 4}, {D: 16 * ms, Failures: 5}}
+	if got := w.Get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after short sessions %v, want %v", got, want)
 	}
 
-	clk.advance(stable)
+	clk.Advance(stable)
 	closeWith(t, nc, protocol.CloseGoingAway)
 	nc = next()
 	closeWith(t, nc, protocol.CloseGoingAway)
 	next()
-	want = append(want, wait{ms, 0}, wait{2 * ms, 1})
-	if got := w.get(); !slices.Equal(got, want) {
+	want = append(want, testkit.Wait{D: ms, Failures: 0}, testkit.Wait{D: 2 * ms, Failures: 1})
+	if got := w.Get(); !slices.Equal(got, want) {
 		t.Fatalf("waits after a stable session %v, want %v", got, want)
 	}
 }
@@ -246,11 +205,11 @@ func TestReconnectCloseCodes(t *testing.T) {
 	f := func(name string, refuseReconnect bool, code protocol.CloseCode, terminal bool) {
 		t.Run(name, func(t *testing.T) {
 			g := newLoopGateway(t)
-			var w waits
+			var w testkit.Waits
 			res := make(chan *Service, 1)
 			go func() {
 				s, err := Dial(context.Background(), g.addr(), Options{Secret: "x", Reconnect: true,
-					BackoffMin: time.Millisecond, BackoffMax: time.Millisecond, onWait: w.record})
+					BackoffMin: time.Millisecond, BackoffMax: time.Millisecond, onWait: w.Record})
 				if err != nil {
 					t.Error(err)
 				}
@@ -284,7 +243,7 @@ func TestReconnectCloseCodes(t *testing.T) {
 			if _, err := svc.Stats(context.Background()); !errors.Is(err, ErrClosed) || !errors.As(err, &ce) {
 				t.Fatalf("Stats after the end = %v, want ErrClosed wrapping the CloseError", err)
 			}
-			if n := len(w.get()); n != map[bool]int{false: 0, true: 1}[refuseReconnect] {
+			if n := len(w.Get()); n != map[bool]int{false: 0, true: 1}[refuseReconnect] {
 				t.Fatalf("%d reconnect waits", n)
 			}
 			select {

@@ -12,21 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tether-gw/tether/client"
+	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*defaultPoll).Wait"),
-		goleak.IgnoreAnyFunction("github.com/bytedance/gopkg/util/gopool.(*worker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/cloudwego/netpoll.(*manager).Run"),
-	)
-}
+// TestMain fails the package if any test leaves a goroutine behind once every gateway,
+// port and client it started is closed (testkit.VerifyNoLeaks).
+func TestMain(m *testing.M) { testkit.VerifyNoLeaks(m) }
 
 const secret = "ctl-test-secret"
 

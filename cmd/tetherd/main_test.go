@@ -18,6 +18,19 @@ import (
 	"github.com/tether-gw/tether/server"
 )
 
+// options maps args and the environment env (nil: empty) onto server.Options the way
+// tetherd does; args that do not parse fail the test.
+func options(t *testing.T, args []string, env map[string]string) (server.Options, error) {
+	t.Helper()
+	var st settings
+	fs := newFlagSet(&st, &bytes.Buffer{})
+	getenv := func(k string) string { return env[k] }
+	if err := applyLayers(fs, args, &st.config, getenv); err != nil {
+		t.Fatal(err)
+	}
+	return serverOptions(&st, nil, getenv)
+}
+
 // TestSettingsPrecedence: defaults < config file < TETHER_* environment < flags.
 func TestSettingsPrecedence(t *testing.T) {
 	dir := t.TempDir()
@@ -48,8 +61,7 @@ func TestSettingsPrecedence(t *testing.T) {
 // zero ("the library's default", so tetherd does not restate it) and its help quotes the
 // exported constant with its value; with no flags the options stay zero.
 func TestFlagsDefaultToLibrary(t *testing.T) {
-	var st settings
-	fs := newFlagSet(&st, &bytes.Buffer{})
+	fs := newFlagSet(new(settings), &bytes.Buffer{})
 	library := map[string]string{
 		"addr": "server.DefaultAddr (\":7000\")", "admin": "server.DefaultAdminAddr (\"127.0.0.1:7002\")",
 		"heartbeat": "server.DefaultHeartbeat (25s)", "auth-timeout": "server.DefaultAuthTimeout (10s)",
@@ -79,10 +91,7 @@ func TestFlagsDefaultToLibrary(t *testing.T) {
 			t.Errorf("-%s help %q does not quote %q", name, f.Usage, want)
 		}
 	}
-	if err := applyLayers(fs, []string{"-auth", "insecure"}, &st.config, func(string) string { return "" }); err != nil {
-		t.Fatal(err)
-	}
-	o, err := serverOptions(&st, nil, func(string) string { return "" })
+	o, err := options(t, []string{"-auth", "insecure"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +107,8 @@ func TestResumeAndAbuseFlags(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "tether.json")
 	os.WriteFile(cfg, []byte(`{"resume-buffer": 64, "flap-ban": "90s", "flap-threshold": 7}`), 0o600)
 	env := map[string]string{"TETHER_RESUME_WINDOW": "2m", "TETHER_SOURCE_CONNECT_RATE": "5.5"}
-	var st settings
-	fs := newFlagSet(&st, &bytes.Buffer{})
 	args := []string{"-config", cfg, "-auth", "insecure", "-flap-window", "30s", "-source-table-size", "1024", "-admin-pprof-public"}
-	if err := applyLayers(fs, args, &st.config, func(k string) string { return env[k] }); err != nil {
-		t.Fatal(err)
-	}
-	o, err := serverOptions(&st, nil, func(string) string { return "" })
+	o, err := options(t, args, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +123,7 @@ func TestResumeAndAbuseFlags(t *testing.T) {
 func TestDevMode(t *testing.T) {
 	opts := func(args ...string) server.Options {
 		t.Helper()
-		var st settings
-		fs := newFlagSet(&st, &bytes.Buffer{})
-		if err := applyLayers(fs, args, &st.config, func(string) string { return "" }); err != nil {
-			t.Fatal(err)
-		}
-		o, err := serverOptions(&st, nil, func(string) string { return "" })
+		o, err := options(t, args, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,18 +176,7 @@ func TestAdminTokenSettings(t *testing.T) {
 		{"blank env", nil, "   ", "TETHER_ADMIN_TOKEN", true},
 		{"missing file", []string{"-admin-token-file", filepath.Join(dir, "none")}, "", "cannot read -admin-token-file", true},
 	} {
-		var st settings
-		fs := newFlagSet(&st, &bytes.Buffer{})
-		env := func(k string) string {
-			if k == "TETHER_ADMIN_TOKEN" {
-				return tc.env
-			}
-			return ""
-		}
-		if err := applyLayers(fs, append([]string{"-auth", "insecure"}, tc.args...), &st.config, env); err != nil {
-			t.Fatal(err)
-		}
-		o, err := serverOptions(&st, nil, env)
+		o, err := options(t, append([]string{"-auth", "insecure"}, tc.args...), map[string]string{"TETHER_ADMIN_TOKEN": tc.env})
 		switch {
 		case tc.wantErr && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want one naming %q", tc.name, err, tc.want)

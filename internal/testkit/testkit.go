@@ -1,10 +1,14 @@
 // Package testkit holds what the gateway's test suites share: a frame-level loopback
 // client, a dialer that can cut its connection under a client, condition polling with a
-// deadline, a quiet logger, a locked buffer for child-process output, and the promtool
-// check of a /metrics exposition, and the goroutine-leak check every suite's TestMain
-// runs. It is test support only; nothing in the gateway imports it. It must not import
-// server or the SDKs, so that their own tests can use it: helpers that start the real
-// gateway live in internal/e2e.
+// deadline, a quiet logger, a locked buffer for child-process output, the harness that
+// re-runs a test binary as a child under a lowered file limit (child.go), a fake clock
+// and a recorder of the SDKs' reconnect waits (clock.go), the promtool check of a
+// /metrics exposition, and the goroutine-leak check every suite's TestMain runs. It is
+// test support only; nothing in the gateway imports it. It must not import server or
+// the SDKs, so that their own tests can use it: helpers that start the real gateway live
+// in internal/e2e. PROTOCOL.md's worked frames and sections are read by its
+// stdlib-only subpackage protodoc, which the in-package tests of protocol and
+// internal/wire (both imported here) can use.
 package testkit
 
 import (

@@ -1,21 +1,15 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/tether-gw/tether/internal/testkit/protodoc"
 	"github.com/tether-gw/tether/protocol"
 )
-
-// protocolDoc is the normative document whose control-port worked frames must match
-// the encoder byte for byte.
-const protocolDoc = "../../docs/PROTOCOL.md"
 
 type docFrame struct {
 	op      protocol.Opcode
@@ -42,11 +36,6 @@ var controlFrames = []struct {
 	{"stats", docFrame{OpStats, 5, nil, ""}},
 }
 
-var (
-	docFrameRE = regexp.MustCompile("(?s)<!-- control-frame: ([a-z_]+) -->\\s*```text\\n(.*?)```\\s*One line: `([0-9a-f ]+)`")
-	hexByteRE  = regexp.MustCompile(`^[0-9a-f]{2}$`)
-)
-
 func (d docFrame) encode(t testing.TB) []byte {
 	b, err := AppendFrame(nil, d.op, d.seq, d.hdr, []byte(d.payload))
 	if err != nil {
@@ -55,63 +44,17 @@ func (d docFrame) encode(t testing.TB) []byte {
 	return b
 }
 
-// dumpBytes collects the hex bytes that start each line of an annotated dump.
-func dumpBytes(dump string) []byte {
-	var out []byte
-	for _, line := range strings.Split(dump, "\n") {
-		for _, tok := range strings.Fields(line) {
-			if !hexByteRE.MatchString(tok) {
-				break
-			}
-			b, _ := hex.DecodeString(tok)
-			out = append(out, b...)
-		}
-	}
-	return out
-}
-
-func spaced(b []byte) string {
-	parts := make([]string, len(b))
-	for i, c := range b {
-		parts[i] = fmt.Sprintf("%02x", c)
-	}
-	return strings.Join(parts, " ")
-}
-
 func TestControlDocFrames(t *testing.T) {
-	doc, err := os.ReadFile(protocolDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := protodoc.Text(t)
 	want := map[string][]byte{}
 	for _, cf := range controlFrames {
 		want[cf.name] = cf.f.encode(t)
 	}
-	found := map[string]bool{}
-	for _, m := range docFrameRE.FindAllStringSubmatch(string(doc), -1) {
-		name, dump, oneLine := m[1], m[2], m[3]
-		frame, ok := want[name]
-		if !ok {
-			t.Errorf("PROTOCOL.md control frame %q has no Go counterpart", name)
-			continue
-		}
-		found[name] = true
-		if got := dumpBytes(dump); !bytes.Equal(got, frame) {
-			t.Errorf("PROTOCOL.md control frame %q dump:\n got % x\nwant % x", name, got, frame)
-		}
-		if got := strings.TrimSpace(oneLine); got != spaced(frame) {
-			t.Errorf("PROTOCOL.md control frame %q one-line hex:\n got %s\nwant %s", name, got, spaced(frame))
-		}
-	}
-	for name := range want {
-		if !found[name] {
-			t.Errorf("control frame %q missing from PROTOCOL.md", name)
-		}
-	}
+	protodoc.CheckFrames(t, doc, "control-frame", want)
 	// Every opcode appears in the opcode table.
 	for op := OpAuth; op <= OpEvent; op++ {
 		row := fmt.Sprintf("| `0x%02X` | %s |", uint8(op), OpName(op))
-		if !strings.Contains(string(doc), row) {
+		if !strings.Contains(doc, row) {
 			t.Errorf("PROTOCOL.md lacks control opcode row starting %q", row)
 		}
 	}
@@ -124,7 +67,7 @@ func TestPrintControlFrames(t *testing.T) {
 		t.Skip("set TETHER_PRINT_FRAMES=1 to print the worked frames")
 	}
 	for _, cf := range controlFrames {
-		fmt.Printf("<!-- control-frame: %s -->\n```text\n%s```\nOne line: `%s`\n\n", cf.name, annotate(cf.f.encode(t)), spaced(cf.f.encode(t)))
+		fmt.Printf("<!-- control-frame: %s -->\n```text\n%s```\nOne line: `%s`\n\n", cf.name, annotate(cf.f.encode(t)), protodoc.Spaced(cf.f.encode(t)))
 	}
 }
 
@@ -132,7 +75,7 @@ func TestPrintControlFrames(t *testing.T) {
 func annotate(b []byte) string {
 	var sb strings.Builder
 	line := func(bytes []byte, field, meaning string) {
-		sb.WriteString(strings.TrimRight(fmt.Sprintf("%-24s %-15s %s", spaced(bytes), field, meaning), " "))
+		sb.WriteString(strings.TrimRight(fmt.Sprintf("%-24s %-15s %s", protodoc.Spaced(bytes), field, meaning), " "))
 		sb.WriteByte('\n')
 	}
 	length := binary.BigEndian.Uint32(b)

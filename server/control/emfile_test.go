@@ -1,15 +1,10 @@
 package control
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,36 +19,29 @@ const emfileChildEnv = "TETHER_CONTROL_EMFILE_CHILD"
 // TestControlEMFILEChild is the child half of TestControlEMFILE; it does nothing in a
 // normal run.
 func TestControlEMFILEChild(t *testing.T) {
-	if os.Getenv(emfileChildEnv) == "" {
+	if !testkit.InChild(emfileChildEnv) {
 		return
-	}
-	die := func(what string, err error) {
-		fmt.Println(what+":", err)
-		os.Exit(1)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	p, err := New(Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: logger, AuthTimeout: time.Minute})
 	if err != nil {
-		die("control.New", err)
+		testkit.ExitChild("control.New", err)
 	}
 	srv, err := server.New(server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Handler: p, Logger: logger})
 	if err != nil {
-		die("server.New", err)
+		testkit.ExitChild("server.New", err)
 	}
 	if err := srv.Start(); err != nil {
-		die("server.Start", err)
+		testkit.ExitChild("server.Start", err)
 	}
 	if err := p.Start(srv); err != nil {
-		die("control Start", err)
+		testkit.ExitChild("control Start", err)
 	}
 	// Allow only a few descriptors more than are open now.
-	entries, _ := os.ReadDir("/proc/self/fd")
-	lim := syscall.Rlimit{Cur: uint64(len(entries) + 6), Max: uint64(len(entries) + 6)}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		die("setrlimit", err)
+	if err := testkit.LowerFileLimit(6); err != nil {
+		testkit.ExitChild("setrlimit", err)
 	}
-	fmt.Println("ADDR", p.Addr().String())
-	io.Copy(io.Discard, os.Stdin) // serve until the parent closes stdin
+	testkit.ServeAsChild(p.Addr().String())
 	p.Close()
 	srv.Close()
 	os.Exit(0)
@@ -63,32 +51,10 @@ func TestControlEMFILEChild(t *testing.T) {
 // it, and answers services again once descriptors are freed (its accept loop used to
 // end at the first EMFILE).
 func TestControlEMFILE(t *testing.T) {
-	if os.Getenv(emfileChildEnv) != "" {
+	if testkit.InChild(emfileChildEnv) {
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestControlEMFILEChild$")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr testkit.LockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	sc := bufio.NewScanner(stdout)
-	var addr string
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-		t.Logf("child: %s", sc.Text())
-	}
-	if addr == "" {
-		t.Fatalf("child did not start: %s", stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
+	addr, stderr := testkit.StartChild(t, "TestControlEMFILEChild", emfileChildEnv)
 
 	// Idle connections, more than the child has descriptors: the kernel completes the
 	// handshakes, the child accepts until it runs out.
