@@ -80,7 +80,7 @@ func RunEMFILE(ctx context.Context, cfg EMFILEConfig, stdout, stderr io.Writer) 
 		t0 := time.Now()
 		c, err := dial(srcAddr(2), d.Addr, 5*time.Second)
 		if err != nil {
-			probeT.add("dial_error")
+			probeT.add("dial_" + outcome(reply{}, err))
 			continue
 		}
 		r, err := hello(c, "probe", "p", 10*time.Second)
@@ -89,7 +89,6 @@ func RunEMFILE(ctx context.Context, cfg EMFILEConfig, stdout, stderr io.Writer) 
 		kit.CloseReset(c)
 	}
 	fmt.Fprintf(stdout, "  (a) new clients while exhausted: %s; dial to answer %s\n", probeT.String(), summarize(probes))
-	fd, _ := d.metric("tether_accept_fd_exhausted_total", "")
 	// A service connects while descriptors are exhausted; its AUTH waits.
 	type res struct {
 		r   reply
@@ -153,7 +152,8 @@ func RunEMFILE(ctx context.Context, cfg EMFILEConfig, stdout, stderr io.Writer) 
 	if last != "" {
 		fmt.Fprintf(stdout, "  (b) a new service was never answered: %s\n", last)
 	}
+	fd, _ := d.metric("tether_accept_fd_exhausted_total", "")
 	cerr, _ := d.metric("tether_control_accept_errors_total", "")
-	fmt.Fprintf(stdout, "  server: tether_accept_fd_exhausted_total %.0f (before the control probe), tether_control_accept_errors_total %.0f\n", fd, cerr)
+	fmt.Fprintf(stdout, "  server: tether_accept_fd_exhausted_total %.0f, tether_control_accept_errors_total %.0f\n", fd, cerr)
 	return nil
 }

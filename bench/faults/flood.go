@@ -66,6 +66,9 @@ func outcome(r reply, err error) string {
 		if strings.Contains(err.Error(), "reset") {
 			return "reset"
 		}
+		if strings.Contains(err.Error(), "refused") {
+			return "refused"
+		}
 		return "error"
 	}
 	return strings.ReplaceAll(r.String(), " ", "_")
@@ -86,13 +89,23 @@ func flood(ctx context.Context, workers int, once func()) *sync.WaitGroup {
 	return &wg
 }
 
-// logSize returns the size in bytes and the number of lines of the file at path.
-func logSize(path string) (int64, int, error) {
+// logSize returns the size in bytes and the number of lines of the file at path,
+// not counting lines that contain exclude (when not empty).
+func logSize(path, exclude string) (int64, int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0, err
 	}
-	return int64(len(b)), bytes.Count(b, []byte{'\n'}), nil
+	var n int64
+	lines := 0
+	for _, l := range bytes.SplitAfter(b, []byte{'\n'}) {
+		if len(l) == 0 || (exclude != "" && bytes.Contains(l, []byte(exclude))) {
+			continue
+		}
+		n += int64(len(l))
+		lines++
+	}
+	return n, lines, nil
 }
 
 // mint returns an HS256 token for user signed with the secret in secretFile, from
@@ -117,6 +130,9 @@ func logTail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// extraArgs splits a -tetherd-args value into flags.
+func extraArgs(s string) []string { return strings.Fields(s) }
 
 // pause waits d or until ctx ends.
 func pause(ctx context.Context, d time.Duration) {

@@ -109,7 +109,7 @@ func RunLockout(ctx context.Context, cfg LockoutConfig, stdout, stderr io.Writer
 		t0 := time.Now()
 		c, err := dial(srcAddr(3), d.Control, 5*time.Second)
 		if err != nil {
-			t.add("dial_error")
+			t.add("dial_" + outcome(reply{}, err))
 			continue
 		}
 		r, err := controlAuth(c, controlSecret, 10*time.Second)

@@ -26,6 +26,8 @@ type LoginFloodConfig struct {
 	Sources  int
 	Interval time.Duration
 	Dir      string
+	// Args are further tetherd flags.
+	Args string
 }
 
 func bindLoginFlood(fs *flag.FlagSet, c *LoginFloodConfig) {
@@ -35,6 +37,7 @@ func bindLoginFlood(fs *flag.FlagSet, c *LoginFloodConfig) {
 	fs.IntVar(&c.Sources, "sources", 20, "Valid-login sources, 127.0.0.3 onwards.")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "Time between one source's valid logins.")
 	fs.StringVar(&c.Dir, "dir", "", "Directory for the secrets and tetherd's log; default a new temporary one, removed after.")
+	fs.StringVar(&c.Args, "tetherd-args", "", "Further tetherd flags, space-separated, e.g. \"-flap-threshold -1\".")
 }
 
 // RunLoginFlood starts tetherd with an HS256 secret and its log in a file, floods it
@@ -73,12 +76,13 @@ func RunLoginFlood(ctx context.Context, cfg LoginFloodConfig, stdout, stderr io.
 		return err
 	}
 	defer logf.Close()
-	d, err := startDaemon(ctx, daemonConfig{Bin: cfg.Tetherd, Args: []string{"-jwt-secret-file", good}, Out: logf})
+	d, err := startDaemon(ctx, daemonConfig{Bin: cfg.Tetherd, Args: append([]string{"-jwt-secret-file", good}, extraArgs(cfg.Args)...), Out: logf})
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	b0, l0, err := logSize(logPath)
+	exclude := ""
+	b0, l0, err := logSize(logPath, exclude)
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func RunLoginFlood(ctx context.Context, cfg LoginFloodConfig, stdout, stderr io.
 	wg := flood(fctx, cfg.Flooders, func() {
 		c, err := dial(srcAddr(2), d.Addr, 2*time.Second)
 		if err != nil {
-			floodT.add("dial_error")
+			floodT.add("dial_" + outcome(reply{}, err))
 			return
 		}
 		r, err := hello(c, badToken, "x", 5*time.Second)
@@ -105,7 +109,7 @@ func RunLoginFlood(ctx context.Context, cfg LoginFloodConfig, stdout, stderr io.
 				t := time.Now()
 				c, err := dial(srcAddr(3+i), d.Addr, 2*time.Second)
 				if err != nil {
-					validT.add("dial_error")
+					validT.add("dial_" + outcome(reply{}, err))
 				} else {
 					r, err := hello(c, tokens[i], "dev", 5*time.Second)
 					validT.add(outcome(r, err))
@@ -117,7 +121,7 @@ func RunLoginFlood(ctx context.Context, cfg LoginFloodConfig, stdout, stderr io.
 	}
 	wg.Wait()
 	vwg.Wait()
-	b1, l1, err := logSize(logPath)
+	b1, l1, err := logSize(logPath, exclude)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ type SecretFloodConfig struct {
 	// with a wrong secret, read the answer and close, in a loop.
 	Flooders int
 	Dir      string
+	// Args are further tetherd flags.
+	Args string
 }
 
 func bindSecretFlood(fs *flag.FlagSet, c *SecretFloodConfig) {
@@ -29,6 +31,7 @@ func bindSecretFlood(fs *flag.FlagSet, c *SecretFloodConfig) {
 	fs.DurationVar(&c.Duration, "duration", 15*time.Second, "How long the flood runs.")
 	fs.IntVar(&c.Flooders, "flooders", 16, "Concurrent wrong-secret dialers on 127.0.0.2.")
 	fs.StringVar(&c.Dir, "dir", "", "Directory for the secrets and tetherd's log; default a new temporary one, removed after.")
+	fs.StringVar(&c.Args, "tetherd-args", "", "Further tetherd flags, space-separated, e.g. \"-flap-threshold -1\".")
 }
 
 const controlSecret = "bench-control-secret-0123456789abcdef"
@@ -60,12 +63,13 @@ func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr i
 		return err
 	}
 	defer logf.Close()
-	d, err := startDaemon(ctx, daemonConfig{Bin: cfg.Tetherd, Control: true, Args: []string{"-jwt-secret-file", jwt, "-control-secret-file", cs}, Out: logf})
+	d, err := startDaemon(ctx, daemonConfig{Bin: cfg.Tetherd, Control: true, Args: append([]string{"-jwt-secret-file", jwt, "-control-secret-file", cs}, extraArgs(cfg.Args)...), Out: logf})
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	b0, l0, err := logSize(logPath)
+	exclude := "remote=127.0.0.3:" // the real service's own lines
+	b0, l0, err := logSize(logPath, exclude)
 	if err != nil {
 		return err
 	}
@@ -77,7 +81,7 @@ func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr i
 	wg := flood(fctx, cfg.Flooders, func() {
 		c, err := dial(srcAddr(2), d.Control, 2*time.Second)
 		if err != nil {
-			t.add("dial_error")
+			t.add("dial_" + outcome(reply{}, err))
 			return
 		}
 		r, err := controlAuth(c, "wrong-secret-guess-000000000000000", 5*time.Second)
@@ -92,7 +96,7 @@ func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr i
 		t0 := time.Now()
 		c, err := dial(srcAddr(3), d.Control, 2*time.Second)
 		if err != nil {
-			svcT.add("dial_error")
+			svcT.add("dial_" + outcome(reply{}, err))
 			continue
 		}
 		r, err := controlAuth(c, controlSecret, 5*time.Second)
@@ -104,7 +108,7 @@ func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr i
 	}
 	wg.Wait()
 	el := time.Since(start)
-	b1, l1, err := logSize(logPath)
+	b1, l1, err := logSize(logPath, exclude)
 	if err != nil {
 		return err
 	}
@@ -114,7 +118,7 @@ func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr i
 	fmt.Fprintf(stdout, "secretflood: %s, %d wrong-secret dialers on 127.0.0.2\n", cfg.Duration, cfg.Flooders)
 	fmt.Fprintf(stdout, "  wrong-secret attempts %s\n", t.String())
 	fmt.Fprintf(stdout, "  guesses checked by the server (bad_secret): %.0f = %.2f/s; refused before AUTH while locked out: %.0f\n", checked, checked/el.Seconds(), locked)
-	fmt.Fprintf(stdout, "  log during the flood: %d bytes, %d lines (%.2f bytes per attempt)\n", b1-b0, l1-l0, float64(b1-b0)/float64(max(1, floodTotal(&t))))
+	fmt.Fprintf(stdout, "  log during the flood, without the real service's lines: %d bytes, %d lines (%.2f bytes per attempt, %.1f per checked guess)\n", b1-b0, l1-l0, float64(b1-b0)/float64(max(1, floodTotal(&t))), float64(b1-b0)/max(1, checked))
 	fmt.Fprintf(stdout, "  a real service's AUTH from 127.0.0.3 each second meanwhile: %s; time to RESULT %s\n", svcT.String(), summarize(svc))
 	fmt.Fprintf(stdout, "  last log lines:\n%s", indent(logTail(logPath, 6)))
 	return nil
