@@ -69,7 +69,7 @@ func outcome(r reply, err error) string {
 		if strings.Contains(err.Error(), "refused") {
 			return "refused"
 		}
-		return "error"
+		return "error(" + strings.ReplaceAll(err.Error(), " ", "_") + ")"
 	}
 	return strings.ReplaceAll(r.String(), " ", "_")
 }

@@ -69,7 +69,7 @@ func RunLockout(ctx context.Context, cfg LockoutConfig, stdout, stderr io.Writer
 	var open, dials atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var conns []net.Conn
+	conns := make(map[net.Conn]struct{})
 	ready := make(chan struct{}, cfg.Idle)
 	for range cfg.Idle {
 		wg.Add(1)
@@ -88,11 +88,15 @@ func RunLockout(ctx context.Context, cfg LockoutConfig, stdout, stderr io.Writer
 					continue
 				}
 				mu.Lock()
-				conns = append(conns, c)
+				conns[c] = struct{}{}
 				mu.Unlock()
 				open.Add(1)
 				_, _ = io.Copy(io.Discard, c) // until the server closes it (or we do)
 				open.Add(-1)
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				kit.CloseReset(c)
 			}
 		}()
 	}
@@ -123,8 +127,8 @@ func RunLockout(ctx context.Context, cfg LockoutConfig, stdout, stderr io.Writer
 	stillOpen := open.Load()
 	cancel()
 	mu.Lock()
-	for _, c := range conns {
-		kit.CloseReset(c)
+	for c := range conns {
+		_ = c.SetReadDeadline(time.Unix(1, 0)) // ends its io.Copy, which closes it
 	}
 	mu.Unlock()
 	wg.Wait()
