@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
-	"golang.org/x/sys/unix"
 )
 
 // HalfOpenConfig configures the half-open heartbeat measurement.
@@ -108,13 +107,13 @@ func dialInNS(ns, addr string) (net.Conn, error) {
 			return
 		}
 		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(f.Fd()); err != nil {
 			runtime.UnlockOSThread()
 			ch <- res{nil, fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); rerr == nil {
+		if rerr := setns(orig.Fd()); rerr == nil {
 			runtime.UnlockOSThread()
 		} // else the thread stays locked and exits with the goroutine
 		ch <- res{c, err}

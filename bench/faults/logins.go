@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,27 +147,13 @@ func floodTotal(t *tally) int {
 	return n
 }
 
+// indent indents every line of s by four spaces.
 func indent(s string) string {
-	out := ""
-	for _, l := range splitLines(s) {
-		out += "    " + l + "\n"
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		b.WriteString("    " + l + "\n")
 	}
-	return out
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
+	return b.String()
 }
 
 // workDir returns dir, or a new temporary directory that cleanup removes.
