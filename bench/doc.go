@@ -15,6 +15,8 @@
 //	bench/floor     the kernel floor probe (what a write, a heartbeat, an accept cost)
 //	bench/load      tether-bench: the load scenarios, the suite behind make bench, reports
 //	bench/memtest   tether-memtest: resident memory per connection
+//	bench/faults    tether-bench halfopen, loginflood, secretflood, emfile, lockout:
+//	                issue 8's faults measured against real tetherd processes
 //
 // cmd/tether-bench and cmd/tether-memtest are thin mains over bench/load and
 // bench/memtest.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-gw/tether/bench/faults"
 	"github.com/tether-gw/tether/bench/floor"
 	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/bench/loadgen"
@@ -45,6 +46,7 @@ Other commands:
   serve    a server child (bench/serve, started by the scenarios)
   load     a load child (bench/loadgen, started by the scenarios)
 
+` + faults.Usage + `
 Run "tether-bench <scenario> -h" for the flags. Example:
 
   tether-bench echo -n 10000 -msg-rate 1 -duration 15s -json out.json -plot plots/
@@ -65,6 +67,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		serve.Command("tether-bench", stdin, stdout, stderr),
 		loadgen.Command("tether-bench", stdin, stdout, stderr),
 	)
+	cmds = append(cmds, faults.Commands("tether-bench", stdout, stderr)...)
 	return kit.Main("tether-bench", usage, cmds, args, stdout, stderr)
 }
 

@@ -1,0 +1,4 @@
+package faults
+
+// sysSetns is setns(2) on linux/amd64 (package syscall does not define it here).
+const sysSetns = 308
