@@ -71,8 +71,9 @@
 //	8 Server.mu         listeners, admin server, metric writers (server.go, admin.go):
 //	                    Start holds it while it sets up the listeners (closing the client
 //	                    listener on failure) and starts the wheel
-//	9 reserveListener.mu  the descriptor reserve (fdreserve_linux.go): held across the
-//	                    refusal, which logs through a loglimit.Limiter
+//	9 fdreserve's mutex the process's spare descriptor (internal/fdreserve): held across
+//	                    every accept of the client and control listeners and across a
+//	                    refusal; nothing is taken under it (the refusal is logged after)
 //	10 leaves           no lock of ours is taken under them: connShard.mu (hub.go), the
 //	                    wheel's mutexes, limits.mu and each sourceSet.mu (limits.go,
 //	                    flapping.go: never nested; admit releases the set lock before it

@@ -36,8 +36,8 @@ var fdLimiter = sync.OnceValue(func() *loglimit.Limiter {
 })
 
 // netpollLog turns netpoll's log lines into slog records. It counts the accept failures
-// that mean the process ran out of file descriptors (when the reserve of
-// fdreserve_linux.go could not answer them), and demotes the per-connection noise of
+// that mean the process ran out of file descriptors (when the spare descriptor
+// of internal/fdreserve could not answer them), and demotes the per-connection noise of
 // peers resetting their connections to debug.
 type netpollLog struct{}
 

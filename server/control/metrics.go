@@ -27,7 +27,7 @@ var metricHelp = map[string]string{
 	"tether_control_push_delivered_total":       "Push frames written or queued to client connections by control-port pushes.",
 	"tether_control_queued_bytes":               "Bytes queued for services, not yet written.",
 	"tether_control_read_bytes_total":           "Bytes read from control connections.",
-	"tether_control_rejected_total":             "Control connections refused or closed instead of served, by reason (too_many_services: authenticated cap; too_many_unauthenticated: evicted to make room; auth_locked_out: source locked out after failed AUTHs).",
+	"tether_control_rejected_total":             "Control connections refused or closed instead of served, by reason (too_many_services: authenticated cap; too_many_unauthenticated: evicted to make room; auth_locked_out: source locked out after failed AUTHs; fd_exhausted: answered SERVER_FULL while the process was out of file descriptors).",
 	"tether_control_replies_unknown_total":      "REPLY frames for uplinks that were unknown, already answered or timed out.",
 	"tether_control_requests_total":             "Requests answered (RESULT or FAIL), by opcode.",
 	"tether_control_services":                   "Authenticated control connections.",
@@ -116,7 +116,7 @@ func newPortMetrics(p *Port) *portMetrics {
 	for _, r := range []string{"bad_secret", "missing_secret", "no_auth", "malformed", "timeout", "protocol_error"} {
 		set.GetOrCreateCounter(fmt.Sprintf(`tether_control_auth_failures_total{reason=%q}`, r))
 	}
-	for _, r := range []string{"too_many_services", "too_many_unauthenticated", "auth_locked_out"} {
+	for _, r := range []string{"too_many_services", "too_many_unauthenticated", "auth_locked_out", "fd_exhausted"} {
 		set.GetOrCreateCounter(fmt.Sprintf(`tether_control_rejected_total{reason=%q}`, r))
 	}
 	return m

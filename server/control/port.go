@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-gw/tether/internal/fdreserve"
 	"github.com/tether-gw/tether/internal/loglimit"
 	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
@@ -23,6 +24,10 @@ import (
 // server. Its methods are safe for concurrent use.
 type Port struct {
 	server.NopHandler
+
+	// exhausted is set while the accept loop, the only goroutine that touches it, is out
+	// of descriptors (accept_linux.go).
+	exhausted bool
 
 	opts      Options
 	log       *slog.Logger
@@ -126,6 +131,7 @@ func (p *Port) Start(srv *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("control: cannot listen on %s: %w", p.opts.Addr, err)
 	}
+	fdreserve.Hold() // the spare the accept loop refuses with when out of descriptors
 	p.srv.Store(srv)
 	p.ln = ln
 	p.started = true
@@ -190,7 +196,7 @@ func (p *Port) acceptLoop(ln net.Listener) {
 	defer p.wg.Done()
 	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := p.accept(ln) // accept_linux.go: through the descriptor reserve when out
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || p.isClosed() {
 				return
@@ -208,6 +214,9 @@ func (p *Port) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 0
+		if nc == nil {
+			continue // refused while out of descriptors, or descriptors are back
+		}
 		p.m.connsTotal.Inc()
 		p.admit(nc)
 	}
