@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 )
 
@@ -70,6 +71,11 @@ func TestControlEMFILE(t *testing.T) {
 	waitFor(t, "the child out of descriptors", func() bool {
 		return strings.Contains(stderr.String(), "control port cannot accept")
 	})
+	// The last of them waited while the child was out of descriptors: it is refused
+	// SERVER_FULL on the process's spare descriptor instead of waiting unanswered.
+	if code, ok := closedWith(conns[len(conns)-1], 10*time.Second); !ok || code != protocol.CloseServerFull {
+		t.Fatalf("a service connecting while the child was out of descriptors got code %v (a CLOSE: %v), want SERVER_FULL\nchild log:\n%s", code, ok, stderr.String())
+	}
 	// Free them: the child's sessions end, and the port must accept a service again.
 	for _, c := range conns {
 		c.Close()
