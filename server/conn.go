@@ -73,8 +73,9 @@ type identity struct {
 	userID, deviceID, platform, clientVersion string
 	// tokenHash tells a reconnect presenting the same token from a second login.
 	tokenHash uint64
-	// expiresAt is Identity.ExpiresAt: when the token expires (zero if unknown).
-	expiresAt time.Time
+	// expiresAt is Identity.ExpiresAt in Unix nanoseconds, 0 if unknown (an int64
+	// rather than a time.Time keeps the struct in the 80-byte size class).
+	expiresAt int64
 }
 
 // noIdentity is what an unauthenticated connection reports.
@@ -125,7 +126,12 @@ func (c *Conn) Authenticated() bool {
 // (Identity.ExpiresAt), or the zero time if the Authenticator gave none. The gateway does
 // not close a live connection when its token expires: the token was valid when it was
 // presented.
-func (c *Conn) TokenExpiry() time.Time { return c.ident().expiresAt }
+func (c *Conn) TokenExpiry() time.Time {
+	if ns := c.ident().expiresAt; ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 // Rooms returns a copy of the names of the rooms the connection is in.
 func (c *Conn) Rooms() []string {

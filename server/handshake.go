@@ -57,7 +57,9 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 		platform:      h.Platform,
 		clientVersion: h.ClientVersion,
 		tokenHash:     hashToken(h.Token),
-		expiresAt:     id.ExpiresAt,
+	}
+	if !id.ExpiresAt.IsZero() {
+		who.expiresAt = id.ExpiresAt.UnixNano()
 	}
 	if id.DeviceID != "" {
 		who.deviceID = id.DeviceID

@@ -17,8 +17,13 @@ type user struct {
 
 	// mu guards everything below and the per-connection QoS1 state (Conn.qos) of the
 	// user's connections.
-	mu     sync.Mutex
-	dead   bool   // swept: look the entry up again
+	mu   sync.Mutex
+	dead bool // swept: look the entry up again
+	// noTrim stops acknowledgements from trimming the buffer for the rest of the epoch:
+	// set when a connection without a device id authenticated (its next connection
+	// cannot be recognised, so nobody knows what it will resume from) or a device record
+	// had to be forgotten. (Beside dead, so the struct fits the 144-byte size class.)
+	noTrim bool
 	epoch  uint64 // in [1, 2^53): see nextEpoch
 	lastID uint64 // the latest message id, at most maxMsgID
 	// lost is the highest id the buffer's bounds (count, age) evicted: a device that had
@@ -32,11 +37,6 @@ type user struct {
 	// devices are the devices (non-empty device ids) that connected in this epoch, at
 	// most maxDevices.
 	devices []*device
-	// noTrim stops acknowledgements from trimming the buffer for the rest of the epoch:
-	// set when a connection without a device id authenticated (its next connection
-	// cannot be recognised, so nobody knows what it will resume from) or a device record
-	// had to be forgotten.
-	noTrim bool
 }
 
 // device is what the stream remembers about one device of the user, across its
