@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -80,9 +81,21 @@ func TestControlEMFILE(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	svc, err := service.Dial(ctxTimeout(t, 20*time.Second), addr, service.Options{Secret: testSecret, DialTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatalf("control port did not answer AUTH after descriptors were freed: %v\nchild log:\n%s", err, stderr.String())
+	// Until the child has seen the closes, a service may still be refused SERVER_FULL (a
+	// reconnect code): retry those, as a service does, within the deadline.
+	deadline := time.Now().Add(20 * time.Second)
+	var svc *service.Service
+	for {
+		var err error
+		svc, err = service.Dial(ctxTimeout(t, 20*time.Second), addr, service.Options{Secret: testSecret, DialTimeout: 20 * time.Second})
+		if err == nil {
+			break
+		}
+		var ce *service.CloseError
+		if !errors.As(err, &ce) || ce.Code != protocol.CloseServerFull || time.Now().After(deadline) {
+			t.Fatalf("control port did not answer AUTH after descriptors were freed: %v\nchild log:\n%s", err, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // a refused service's retry, not a wait for a condition
 	}
 	if _, err := svc.Stats(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
