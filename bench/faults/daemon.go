@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,6 +138,33 @@ func (d *daemon) metric(name, match string) (float64, error) {
 		sum += v
 	}
 	return sum, sc.Err()
+}
+
+// jwtSecret is the HS256 secret every measurement's tetherd verifies tokens with.
+const jwtSecret = "bench-jwt-secret-0123456789abcdef0123456789"
+
+// workspace is a measurement's directory with tetherd's JWT and control secrets in it.
+type workspace struct {
+	dir, jwt, control string // the directory and the two secret files
+}
+
+// newWorkspace checks that a tetherd binary was given, and prepares dir (or a new
+// temporary directory, removed by cleanup) with the JWT and control secrets.
+func newWorkspace(tetherd, dir string) (ws workspace, cleanup func(), err error) {
+	if tetherd == "" {
+		return ws, nil, errors.New("-tetherd is required")
+	}
+	if ws.dir, cleanup, err = workDir(dir); err != nil {
+		return ws, nil, err
+	}
+	if ws.jwt, err = writeSecret(ws.dir, "jwt.secret", jwtSecret); err == nil {
+		ws.control, err = writeSecret(ws.dir, "control.secret", controlSecret)
+	}
+	if err != nil {
+		cleanup()
+		return ws, nil, err
+	}
+	return ws, cleanup, nil
 }
 
 // writeSecret writes secret to a new file under dir and returns its path.

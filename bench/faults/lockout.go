@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,22 +38,12 @@ func bindLockout(fs *flag.FlagSet, c *LockoutConfig) {
 // RunLockout starts tetherd with a control secret, opens Idle control connections
 // that send nothing, and times a real service's AUTH to its result Services times.
 func RunLockout(ctx context.Context, cfg LockoutConfig, stdout, stderr io.Writer) error {
-	if cfg.Tetherd == "" {
-		return errors.New("-tetherd is required")
-	}
-	dir, cleanup, err := workDir("")
+	ws, cleanup, err := newWorkspace(cfg.Tetherd, "")
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	jwt, err := writeSecret(dir, "jwt.secret", "bench-jwt-secret-0123456789abcdef0123456789")
-	if err != nil {
-		return err
-	}
-	cs, err := writeSecret(dir, "control.secret", controlSecret)
-	if err != nil {
-		return err
-	}
+	dir, jwt, cs := ws.dir, ws.jwt, ws.control
 	logf, err := os.Create(filepath.Join(dir, "tetherd.log"))
 	if err != nil {
 		return err

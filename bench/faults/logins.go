@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,18 +44,12 @@ func bindLoginFlood(fs *flag.FlagSet, c *LoginFloodConfig) {
 // with bad tokens from 127.0.0.2 for Duration while Sources other addresses log in
 // with valid tokens, and reports the log's growth and the valid logins' outcomes.
 func RunLoginFlood(ctx context.Context, cfg LoginFloodConfig, stdout, stderr io.Writer) error {
-	if cfg.Tetherd == "" {
-		return errors.New("-tetherd is required")
-	}
-	dir, cleanup, err := workDir(cfg.Dir)
+	ws, cleanup, err := newWorkspace(cfg.Tetherd, cfg.Dir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	good, err := writeSecret(dir, "jwt.secret", "bench-jwt-secret-0123456789abcdef0123456789")
-	if err != nil {
-		return err
-	}
+	dir, good := ws.dir, ws.jwt
 	bad, err := writeSecret(dir, "wrong.secret", "some-other-secret-0123456789abcdef012345678")
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,22 +40,12 @@ const controlSecret = "bench-control-secret-0123456789abcdef"
 // the guesses the server actually checked (tether_control_auth_failures_total
 // reason bad_secret) per second, and a real service's AUTH from 127.0.0.3 after.
 func RunSecretFlood(ctx context.Context, cfg SecretFloodConfig, stdout, stderr io.Writer) error {
-	if cfg.Tetherd == "" {
-		return errors.New("-tetherd is required")
-	}
-	dir, cleanup, err := workDir(cfg.Dir)
+	ws, cleanup, err := newWorkspace(cfg.Tetherd, cfg.Dir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	jwt, err := writeSecret(dir, "jwt.secret", "bench-jwt-secret-0123456789abcdef0123456789")
-	if err != nil {
-		return err
-	}
-	cs, err := writeSecret(dir, "control.secret", controlSecret)
-	if err != nil {
-		return err
-	}
+	dir, jwt, cs := ws.dir, ws.jwt, ws.control
 	logPath := filepath.Join(dir, "tetherd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
