@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 20s
 PKGS      := ./...
 
-.PHONY: all build run test unit fuzz bench bench-quick lint tidy clean
+.PHONY: all build run test unit fuzz bench bench-quick faults lint tidy clean
 
 all: build
 
@@ -47,6 +47,13 @@ bench-quick:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/tetherd ./cmd/tether-bench ./cmd/tether-memtest
 	$(BIN)/tether-bench suite -scale 20 -results /tmp/tether-bench-quick -md - -tetherd $(BIN)/tetherd -memtest $(BIN)/tether-memtest
+
+# faults: issue 8's fault and abuse measurements against real tetherd processes (half-open
+# clients in a network namespace, bad-token and wrong-secret floods, descriptor
+# exhaustion, control-port lockout), about 5 minutes; needs root for the namespace.
+# Results go to bench/results/issue8-*.txt; BENCHMARKS.md "Issue 8" explains them.
+faults: build
+	bench/faults/issue8.sh $(BIN)
 
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
