@@ -85,6 +85,9 @@ func TestBadRequests(t *testing.T) {
 	f(13, frame(0x80, 13, nil), protocol.ErrorUnknownOpcode)                              // extension range
 	f(14, frame(OpAuth, 14, js(`{"secret":"`+testSecret+`"}`)), protocol.ErrorBadRequest) // AUTH twice
 	f(15, frame(OpReply, 15, js(`{"id":`)), protocol.ErrorBadRequest)                     // malformed REPLY
+	f(18, frame(OpStats, 18, []byte{0, 10, '{', '}'}), protocol.ErrorBadRequest)          // STATS: json_len past the body
+	f(19, frame(OpStats, 19, js(`[]`)), protocol.ErrorBadRequest)                         // STATS: not an object
+	f(20, frame(OpStats, 20, []byte{0}), protocol.ErrorBadRequest)                        // STATS: 1-byte body
 
 	// Still open: a PING is answered and so is a valid request.
 	r.write(protocol.AppendEmpty(nil, protocol.OpPing, 16))
@@ -98,8 +101,8 @@ func TestBadRequests(t *testing.T) {
 	r.send(OpReply, 0, &wire.Reply{ID: 12345}, []byte("x"))
 	g.waitMetric("tether_control_replies_unknown_total", 1)
 
-	if v := g.metric(`tether_control_fails_total{code="4000",reason="BAD_REQUEST"}`); v != 10 {
-		t.Fatalf("BAD_REQUEST fails = %v, want 10", v)
+	if v := g.metric(`tether_control_fails_total{code="4000",reason="BAD_REQUEST"}`); v != 13 {
+		t.Fatalf("BAD_REQUEST fails = %v, want 13", v)
 	}
 	if v := g.metric(`tether_control_fails_total{code="4006",reason="UNKNOWN_OPCODE"}`); v != 4 {
 		t.Fatalf("UNKNOWN_OPCODE fails = %v, want 4", v)

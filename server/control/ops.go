@@ -30,6 +30,11 @@ func (s *session) do(f protocol.Frame) (any, *failure) {
 	case OpPresence:
 		return presence(srv, f.Body)
 	case OpStats:
+		// STATS takes no fields, but its body is held to the same rules as every
+		// other request's (§15.1): a malformed one is BAD_REQUEST, not ignored.
+		if _, f := decode(f.Body, &struct{}{}); f != nil {
+			return nil, f
+		}
 		return s.p.stats(srv), nil
 	case OpSubscribe, OpUnsubscribe:
 		return s.subscribe(f.Body, f.Op == OpSubscribe)
