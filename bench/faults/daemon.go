@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -142,6 +143,22 @@ func (d *daemon) metric(name, match string) (float64, error) {
 
 // jwtSecret is the HS256 secret every measurement's tetherd verifies tokens with.
 const jwtSecret = "bench-jwt-secret-0123456789abcdef0123456789"
+
+// floodTarget is what the flood measurements share: the tetherd binary, the directory
+// for its secrets and log, and further tetherd flags.
+type floodTarget struct {
+	Tetherd string
+	Dir     string
+	// Args are further tetherd flags.
+	Args string
+}
+
+// bind registers the shared flags.
+func (t *floodTarget) bind(fs *flag.FlagSet) {
+	fs.StringVar(&t.Tetherd, "tetherd", "", "The tetherd binary. Required.")
+	fs.StringVar(&t.Dir, "dir", "", "Directory for the secrets and tetherd's log; default a new temporary one, removed after.")
+	fs.StringVar(&t.Args, "tetherd-args", "", "Further tetherd flags, space-separated, e.g. \"-flap-threshold -1\".")
+}
 
 // workspace is a measurement's directory with tetherd's JWT and control secrets in it.
 type workspace struct {

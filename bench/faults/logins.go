@@ -16,7 +16,6 @@ import (
 
 // LoginFloodConfig configures the failed-login flood.
 type LoginFloodConfig struct {
-	Tetherd  string
 	Duration time.Duration
 	// Flooders are the goroutines on 127.0.0.2 that dial, send HELLO with a token
 	// signed by the wrong key, read the answer and close, in a loop.
@@ -25,19 +24,15 @@ type LoginFloodConfig struct {
 	// a valid token every Interval.
 	Sources  int
 	Interval time.Duration
-	Dir      string
-	// Args are further tetherd flags.
-	Args string
+	floodTarget
 }
 
 func bindLoginFlood(fs *flag.FlagSet, c *LoginFloodConfig) {
-	fs.StringVar(&c.Tetherd, "tetherd", "", "The tetherd binary. Required.")
+	c.floodTarget.bind(fs)
 	fs.DurationVar(&c.Duration, "duration", 15*time.Second, "How long the flood runs.")
 	fs.IntVar(&c.Flooders, "flooders", 64, "Concurrent bad-token dialers on 127.0.0.2.")
 	fs.IntVar(&c.Sources, "sources", 20, "Valid-login sources, 127.0.0.3 onwards.")
 	fs.DurationVar(&c.Interval, "interval", time.Second, "Time between one source's valid logins.")
-	fs.StringVar(&c.Dir, "dir", "", "Directory for the secrets and tetherd's log; default a new temporary one, removed after.")
-	fs.StringVar(&c.Args, "tetherd-args", "", "Further tetherd flags, space-separated, e.g. \"-flap-threshold -1\".")
 }
 
 // RunLoginFlood starts tetherd with an HS256 secret and its log in a file, floods it

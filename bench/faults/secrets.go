@@ -15,22 +15,17 @@ import (
 
 // SecretFloodConfig configures the wrong control-secret flood.
 type SecretFloodConfig struct {
-	Tetherd  string
 	Duration time.Duration
 	// Flooders are goroutines on 127.0.0.2 that dial the control port, send AUTH
 	// with a wrong secret, read the answer and close, in a loop.
 	Flooders int
-	Dir      string
-	// Args are further tetherd flags.
-	Args string
+	floodTarget
 }
 
 func bindSecretFlood(fs *flag.FlagSet, c *SecretFloodConfig) {
-	fs.StringVar(&c.Tetherd, "tetherd", "", "The tetherd binary. Required.")
+	c.floodTarget.bind(fs)
 	fs.DurationVar(&c.Duration, "duration", 15*time.Second, "How long the flood runs.")
 	fs.IntVar(&c.Flooders, "flooders", 16, "Concurrent wrong-secret dialers on 127.0.0.2.")
-	fs.StringVar(&c.Dir, "dir", "", "Directory for the secrets and tetherd's log; default a new temporary one, removed after.")
-	fs.StringVar(&c.Args, "tetherd-args", "", "Further tetherd flags, space-separated, e.g. \"-flap-threshold -1\".")
 }
 
 const controlSecret = "bench-control-secret-0123456789abcdef"
