@@ -56,3 +56,17 @@ func BenchmarkDecoderFeed(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUpgrade is the cost of one accepted opening handshake.
+func BenchmarkUpgrade(b *testing.B) {
+	req := goodRequest("Origin: https://gw.example.com", "Sec-WebSocket-Protocol: tether.v1",
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+	cfg := &UpgradeConfig{}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req)))
+	for b.Loop() {
+		if _, _, _, err := Upgrade(req, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

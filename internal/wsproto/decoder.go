@@ -57,12 +57,6 @@ func (s *Stream) Compressed() bool { return s.compressed }
 // the exception, see Compressed). A Decoder is used by one goroutine at a
 // time (see the package doc).
 type Decoder struct {
-	// Compressed allows RSV1 on the first frame of a data message; set it
-	// when Info.Deflate is true. Default false. A compressed message is
-	// the one exception to streaming: its frames are collected (pooled
-	// buffer, released after) and inflated when its FIN frame ends, then
-	// delivered through onData like any other payload.
-	Compressed bool
 	// MaxMessage is the largest data message, summed over its fragments,
 	// before the decoder fails with 1009. Default 0: no limit for plain
 	// messages (the tether frame decoder above bounds its own frames). A
@@ -70,17 +64,26 @@ type Decoder struct {
 	// MaxMessage or DefaultMaxInflated, whichever is smaller.
 	MaxMessage int64
 
-	h       Header // frame in progress when inFrame
-	off     int64  // payload bytes of h already consumed
-	msgLen  int64  // payload bytes of the data message so far
+	h      Header    // frame in progress when inFrame
+	off    int64     // payload bytes of h already consumed
+	msgLen int64     // payload bytes of the data message so far
+	ctrl   *ctrlBuf  // partial control payload; nil unless one straddles reads
+	z      *inflater // compressed message state; nil until the first one
+	err    error     // sticky: the first error Feed returned
+
+	// Compressed allows RSV1 on the first frame of a data message; set it
+	// when Info.Deflate is true. Default false. A compressed message is
+	// the one exception to streaming: its frames are collected (pooled
+	// buffer, released after) and inflated when its FIN frame ends, then
+	// delivered through onData like any other payload.
+	Compressed bool
+
+	// The small fields sit together so the struct packs into 96 bytes.
 	stream  Stream
 	inFrame bool
-	closed  bool // a close frame was delivered; the rest of the input is ignored
-	hlen    uint8
+	closed  bool  // a close frame was delivered; the rest of the input is ignored
+	hlen    uint8 // bytes of a partial header held in hbuf
 	hbuf    [maxClientHeaderLen]byte
-	ctrl    *ctrlBuf  // partial control payload; nil unless one straddles reads
-	z       *inflater // compressed message state; nil until the first one
-	err     error     // sticky: the first error Feed returned
 }
 
 // ctrlBuf holds a control frame payload that arrived in pieces.
@@ -107,8 +110,9 @@ var ctrlPool = sync.Pool{New: func() any { return new(ctrlBuf) }}
 // Feed, is ignored (RFC 6455: nothing follows a close). A callback's error
 // stops decoding and is returned as is; a protocol violation is a
 // *CloseError. Either way the error is sticky: later calls return it again,
-// and the connection must be closed. Feed allocates nothing, except a pooled
-// buffer while a control frame straddles two calls.
+// and the connection must be closed. Both callbacks must be non-nil. Feed
+// allocates nothing, except pooled buffers while a control frame straddles
+// two calls or a compressed message is in progress.
 func (d *Decoder) Feed(p []byte, onData func([]byte) error, onControl func(op OpCode, payload []byte) error) error {
 	if d.err != nil {
 		return d.err
