@@ -115,8 +115,8 @@ func Inflate(dst, msg []byte, limit int) ([]byte, error) {
 // (compressed at flate.BestSpeed, the tail stripped as RFC 7692 asks), ready
 // to follow AppendCompressedHeader. With no context takeover the result
 // depends only on msg, so a broadcast is compressed once and shared by every
-// connection that negotiated deflate. The flate writer (about 1 MB of
-// state) is pooled; safe for concurrent use.
+// connection that negotiated deflate. The flate writer (1.2 MB of state)
+// is pooled; safe for concurrent use.
 func Deflate(dst, msg []byte) []byte {
 	out := bytes.NewBuffer(dst)
 	w := flateWriters.Get().(*flate.Writer)

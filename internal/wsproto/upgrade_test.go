@@ -239,6 +239,11 @@ func TestUpgradeCompression(t *testing.T) {
 	if !strings.Contains(ext, "permessage-deflate") || !strings.Contains(ext, "server_no_context_takeover") || !strings.Contains(ext, "client_no_context_takeover") {
 		t.Fatalf("extension response %q", ext)
 	}
+	// An offer that limits our window is declined, not refused.
+	_, _, info, err = Upgrade(goodRequest("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10"), &UpgradeConfig{Compression: true})
+	if err != nil || info.Deflate {
+		t.Fatalf("server_max_window_bits: err=%v info=%+v", err, info)
+	}
 	// Compression on but not offered.
 	_, _, info, err = Upgrade(goodRequest(), &UpgradeConfig{Compression: true})
 	if err != nil || info.Deflate {
