@@ -3,6 +3,7 @@ package wsproto
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -98,7 +99,8 @@ var crlfcrlf = []byte("\r\n\r\n")
 // bytes are buffered without it, the request is refused 431 instead of being
 // buffered further. The header checks are gobwas/ws' Upgrader (method GET,
 // HTTP/1.1, Host, Upgrade: websocket, Connection: Upgrade,
-// Sec-WebSocket-Version: 13, a 24-byte Sec-WebSocket-Key), followed by
+// Sec-WebSocket-Version: 13, a Sec-WebSocket-Key that is base64 of 16
+// bytes), followed by
 // path, Origin and subprotocol. Upgrade is safe for concurrent use and
 // allocates the response and Info's strings.
 func Upgrade(buf []byte, cfg *UpgradeConfig) (n int, resp []byte, info Info, err error) {
@@ -188,6 +190,9 @@ func Upgrade(buf []byte, cfg *UpgradeConfig) (n int, resp []byte, info Info, err
 
 	var out bytes.Buffer
 	_, err = u.Upgrade(&readWriter{r: bytes.NewReader(buf[:n]), w: &out})
+	if err == nil && !keyDecodes(buf[:n]) {
+		err = ws.ErrHandshakeBadSecKey
+	}
 	if err != nil {
 		return refuseErr(n, err)
 	}
@@ -282,4 +287,23 @@ func refuse(n, status int, reason string) (int, []byte, Info, error) {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	return n, b, Info{}, &UpgradeError{Status: status, Reason: reason}
+}
+
+// keyDecodes reports whether the head's Sec-WebSocket-Key is base64 of 16
+// bytes, as RFC 6455 4.2.1 requires (ws.Upgrader checks only its length).
+func keyDecodes(head []byte) bool {
+	var key [18]byte
+	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(bytes.TrimSpace(k), []byte("Sec-WebSocket-Key")) {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		if len(v) != 24 {
+			return false
+		}
+		n, err := base64.StdEncoding.Decode(key[:], v)
+		return err == nil && n == 16
+	}
+	return false
 }

@@ -125,6 +125,7 @@ func TestUpgradeRefusals(t *testing.T) {
 		{"Connection: keep-alive", nil, request("GET /ws HTTP/1.1", append(without("Connection"), "Connection: keep-alive")...), 400},
 		{"no key", nil, request("GET /ws HTTP/1.1", without("Sec-WebSocket-Key")...), 400},
 		{"short key", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Key"), "Sec-WebSocket-Key: abc")...), 400},
+		{"key not base64", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Key"), "Sec-WebSocket-Key: ************************")...), 400},
 		{"no version", nil, request("GET /ws HTTP/1.1", without("Sec-WebSocket-Version")...), 400},
 		{"version 8", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Version"), "Sec-WebSocket-Version: 8")...), 426},
 		{"header without colon", nil, goodRequest("nonsense"), 400},
