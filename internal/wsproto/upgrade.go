@@ -99,10 +99,10 @@ var crlfcrlf = []byte("\r\n\r\n")
 // bytes are buffered without it, the request is refused 431 instead of being
 // buffered further. The header checks are gobwas/ws' Upgrader (method GET,
 // HTTP/1.1, Host, Upgrade: websocket, Connection: Upgrade,
-// Sec-WebSocket-Version: 13, a Sec-WebSocket-Key that is base64 of 16
-// bytes), followed by
-// path, Origin and subprotocol. Upgrade is safe for concurrent use and
-// allocates the response and Info's strings.
+// Sec-WebSocket-Version: 13, a Sec-WebSocket-Key) plus path, Origin,
+// subprotocol, and the key being base64 of 16 bytes. Upgrade is safe for
+// concurrent use; it allocates the response and Info's strings (about 1 KB
+// in 19 allocations for a browser's request).
 func Upgrade(buf []byte, cfg *UpgradeConfig) (n int, resp []byte, info Info, err error) {
 	c := cfg.withDefaults()
 	scan := buf
