@@ -35,7 +35,8 @@ func startTetherd(cfg Config) (target, error) {
 	if cfg.Tetherd == "" {
 		return nil, errors.New("impl tetherd needs the path of a tetherd binary (-tetherd)")
 	}
-	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Control: cfg.Control, Out: os.Stderr})
+	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Control: cfg.Control, Out: os.Stderr,
+		Transport: cfg.Transport, Cert: cfg.cert()})
 	if err != nil {
 		return nil, err
 	}
