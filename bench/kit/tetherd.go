@@ -62,7 +62,7 @@ type Tetherd struct {
 	// admin listener and control port (empty unless TetherdConfig.Control), all
 	// host:port on loopback; TCPAddr is its raw TCP client port.
 	Addr, Admin, Control, TCPAddr string
-	exited               chan struct{}
+	exited                        chan struct{}
 }
 
 // StartTetherd runs cfg.Bin on free loopback ports in development mode (any token is
