@@ -193,3 +193,26 @@ func FetchProfile(ctx context.Context, admin, path string, seconds int) error {
 	}
 	return writeFile(path, b)
 }
+
+// FetchHeap writes to w a heap profile from the admin listener's
+// /debug/pprof/heap?gc=1, which runs a garbage collection first: how a GC is forced
+// in a tetherd from outside.
+func FetchHeap(ctx context.Context, admin string, w io.Writer) error {
+	hc := http.Client{Timeout: time.Minute}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot get tetherd heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tetherd heap profile: %s", resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("cannot read tetherd heap profile: %w", err)
+	}
+	return nil
+}
