@@ -99,7 +99,7 @@ type SuiteResult struct {
 	// Transports is the transports measurement (tcp, tls, ws, wss).
 	Transports *TransportsReport `json:",omitempty"`
 	Targets    []Target
-	Seconds float64
+	Seconds    float64
 	// Scale is the suite's -scale.
 	Scale int
 }
