@@ -40,12 +40,15 @@ func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
 const ipBindAddressNoPort = 24
 
 // CloseReset closes c with a reset (linger 0) rather than leaving its port in
-// TIME_WAIT for a minute, where it would slow the port search of the next run.
+// TIME_WAIT for a minute, where it would slow the port search of the next run. For
+// a TLS or WebSocket connection it resets the TCP connection underneath (see TCP):
+// no close_notify or close frame is sent.
 func CloseReset(c net.Conn) error {
-	if tc, ok := c.(*net.TCPConn); ok {
+	raw := TCP(c)
+	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
-	return c.Close()
+	return raw.Close()
 }
 
 // Launch calls start(i) for i = 0 .. n-1, the i-th no earlier than i/rate seconds

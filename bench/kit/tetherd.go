@@ -22,15 +22,47 @@ type TetherdConfig struct {
 	Control bool
 	// Out receives tetherd's stdout and stderr. Default: discarded.
 	Out io.Writer
+	// Transport adds the listener of that transport (-tls-addr, -ws-addr or
+	// -wss-addr) beside the raw TCP one, and makes it Tetherd.Addr. Default
+	// TransportTCP: the raw TCP listener only.
+	Transport Transport
+	// Cert is the certificate tls and wss serve (-tls-cert, -tls-key). Required
+	// for those.
+	Cert Cert
+}
+
+// transportArgs returns tetherd's flags for a listener of t on addr.
+func transportArgs(t Transport, addr string, cert Cert) ([]string, error) {
+	var args []string
+	switch t {
+	case TransportTCP:
+		return nil, nil
+	case TransportTLS:
+		args = []string{"-tls-addr", addr}
+	case TransportWS:
+		args = []string{"-ws-addr", addr, "-ws-origins", "*"}
+	case TransportWSS:
+		args = []string{"-wss-addr", addr, "-ws-origins", "*"}
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrTransport, t)
+	}
+	if t.Secure() {
+		if cert.CertFile == "" || cert.KeyFile == "" {
+			return nil, fmt.Errorf("tetherd over %s needs a certificate and key", t)
+		}
+		args = append(args, "-tls-cert", cert.CertFile, "-tls-key", cert.KeyFile)
+	}
+	return args, nil
 }
 
 // Tetherd is a tetherd process under test.
 type Tetherd struct {
 	cmd *exec.Cmd
-	// Addr, Admin and Control are its client port, admin listener and control
-	// port (empty unless TetherdConfig.Control), all host:port on loopback.
-	Addr, Admin, Control string
-	exited               chan struct{}
+	// Addr, Admin and Control are its client port for TetherdConfig.Transport,
+	// admin listener and control port (empty unless TetherdConfig.Control), all
+	// host:port on loopback; TCPAddr is its raw TCP client port.
+	Addr, Admin, Control, TCPAddr string
+	exited                        chan struct{}
 }
 
 // StartTetherd runs cfg.Bin on free loopback ports in development mode (any token is
@@ -38,12 +70,17 @@ type Tetherd struct {
 // connection comes from a handful of loopback addresses, and waits until its
 // /healthz answers. The kernel kills it if this process dies.
 func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
-	ports, err := FreePorts(3)
+	ports, err := FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"-dev", "-addr", ports[0], "-admin", ports[1], "-max-conns-per-ip", "-1", "-connect-rate", "-1",
 		"-max-conns", "100000", "-log-level", "warn", "-drain-timeout", "1s"}
+	targs, err := transportArgs(cfg.Transport.Or(), ports[3], cfg.Cert)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, targs...)
 	if cfg.Heartbeat > 0 {
 		args = append(args, "-heartbeat", cfg.Heartbeat.String())
 	}
@@ -58,7 +95,10 @@ func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s: %w", cfg.Bin, err)
 	}
-	t := &Tetherd{cmd: cmd, Addr: ports[0], Admin: ports[1], exited: make(chan struct{})}
+	t := &Tetherd{cmd: cmd, Addr: ports[0], TCPAddr: ports[0], Admin: ports[1], exited: make(chan struct{})}
+	if targs != nil {
+		t.Addr = ports[3]
+	}
 	if cfg.Control {
 		t.Control = ports[2]
 	}
@@ -152,4 +192,27 @@ func FetchProfile(ctx context.Context, admin, path string, seconds int) error {
 		return fmt.Errorf("cannot read CPU profile: %w", err)
 	}
 	return writeFile(path, b)
+}
+
+// FetchHeap writes to w a heap profile from the admin listener's
+// /debug/pprof/heap?gc=1, which runs a garbage collection first: how a GC is forced
+// in a tetherd from outside.
+func FetchHeap(ctx context.Context, admin string, w io.Writer) error {
+	hc := http.Client{Timeout: time.Minute}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot get tetherd heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tetherd heap profile: %s", resp.Status)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("cannot read tetherd heap profile: %w", err)
+	}
+	return nil
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/bench/kit/kittest"
 )
 
@@ -183,4 +185,83 @@ func TestUpdateMarkdown(t *testing.T) {
 	f("a\n"+MarkBegin+"\nold\n"+MarkEnd+"\nb\n", "new\n", "a\n"+MarkBegin+"\nnew\n"+MarkEnd+"\nb\n")
 	// An empty file gets just the section.
 	f("", "x\n", MarkBegin+"\nx\n"+MarkEnd+"\n")
+}
+
+// TestTransportConnectSmoke: a scenario over wss reaches the baseline through TLS
+// and the WebSocket upgrade with the run's own certificate, and records the
+// handshake times; servers that serve raw TCP only are refused over it.
+func TestTransportConnectSmoke(t *testing.T) {
+	res := smoke(t, RunConfig{Scenario: ScenarioConnect, Impls: []string{ImplBaseline}, Transport: kit.TransportWSS, N: 20, Src: "127.0.17.2"})
+	if r := res[0]; r.Transport != kit.TransportWSS || r.HandshakeLat.Count != 20 || r.HandshakeLat.P50 <= 0 {
+		t.Errorf("transport %q, handshake times %+v; want 20 over wss", r.Transport, r.HandshakeLat)
+	}
+	for _, impl := range []string{ImplTether, ImplBare} {
+		if _, err := (RunConfig{Scenario: ScenarioConnect, Impls: []string{impl}, Transport: kit.TransportTLS}).Defaults(); err == nil {
+			t.Errorf("%s over tls was accepted", impl)
+		}
+	}
+	if c, err := (RunConfig{Scenario: ScenarioIdle, Transport: kit.TransportWS}).Defaults(); err != nil || !slices.Equal(c.Impls, []string{ImplTetherd, ImplBaseline}) {
+		t.Errorf("idle over ws defaults to %v, %v", c.Impls, err)
+	}
+}
+
+// TestTransportsSmoke runs the transports measurement on the baseline over all four
+// transports at a tiny size and checks every row has its figures.
+func TestTransportsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := RunTransports(ctx, TransportsConfig{Impls: []string{ImplBaseline}, N: 20, Src: "127.0.18.2", Exe: os.Args[0],
+		Env: kittest.ChildEnv(childEnv), Timeout: time.Minute, Log: kittest.Log{T: t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want 4", len(rep.Results))
+	}
+	for i, x := range rep.Results {
+		if x.Transport != kit.Transports[i] || x.Connected != 20 || x.Failed != 0 || x.Lost != 0 || x.HandshakeRate <= 0 ||
+			x.HandshakeLat.P50 <= 0 || x.RSSBefore <= 0 || x.RSSSettled <= 0 {
+			t.Errorf("row %d: %+v", i, x)
+		}
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatalf("report does not encode: %v", err)
+	}
+}
+
+// TestTransportRows: every ratio is to the same server over raw tcp, and tetherd's
+// also to the baseline on the same transport; missing figures show as "-".
+func TestTransportRows(t *testing.T) {
+	rep := &TransportsReport{Results: []*TransportResult{
+		{Transport: kit.TransportTCP, Impl: ImplTetherd, Connected: 10, RSSPerConn: 4096, HandshakeRate: 8000, CPUPerMsg: 1},
+		{Transport: kit.TransportTCP, Impl: ImplBaseline, Connected: 10, RSSPerConn: 8192, HandshakeRate: 10000},
+		{Transport: kit.TransportTLS, Impl: ImplTetherd, Connected: 10, RSSPerConn: 6144, HandshakeRate: 2000, CPUPerMsg: 1.5},
+		{Transport: kit.TransportTLS, Impl: ImplBaseline, Connected: 10, RSSPerConn: 24576, HandshakeRate: 1000},
+	}}
+	_, rows := rep.transportRows()
+	want := [][]string{
+		// RSS/conn, vs tcp, vs baseline, conn/s, vs tcp, vs baseline, fan-out, vs tcp
+		{"4.00 KiB", "1.00x", "0.50x", "8000", "1.00x", "0.80x", "1.00", "1.00x"},
+		{"8.00 KiB", "1.00x", "-", "10000", "1.00x", "-", "-", "-"},
+		{"6.00 KiB", "1.50x", "0.25x", "2000", "0.25x", "2.00x", "1.50", "1.50x"},
+		{"24.00 KiB", "3.00x", "-", "1000", "0.10x", "-", "-", "-"},
+	}
+	for i, row := range rows {
+		got := []string{row[3], row[4], row[5], row[6], row[7], row[8], row[11], row[12]}
+		if !slices.Equal(got, want[i]) {
+			t.Errorf("row %d: %q, want %q", i, got, want[i])
+		}
+	}
+	if md := rep.MarkdownTable(); strings.Count(md, "\n") != 6 || !strings.Contains(md, "| tls | baseline: crypto/tls, goroutine per conn |") {
+		t.Errorf("markdown table:\n%s", md)
+	}
 }

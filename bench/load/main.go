@@ -39,6 +39,10 @@ baselines measured in the same run:
 
 Other commands:
 
+  transports  memory per idle connection, handshake+auth rate and room fan-out CPU
+           per message of tetherd and the goroutine-per-connection baseline over
+           tcp, tls, ws and wss, each against tetherd over raw tcp
+
   suite    the standard suite behind make bench: every scenario, the floor probe,
            raw results under bench/results and the tables in BENCHMARKS.md
   floor    the kernel floor probe (bench/floor) in a process of its own
@@ -61,6 +65,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmds = append(cmds, kit.Command{Name: sc, Run: func(a []string) error { return mainScenario(sc, a, stdout, stderr) }})
 	}
 	cmds = append(cmds,
+		kit.Command{Name: "transports", Run: func(a []string) error { return mainTransports(a, stdout, stderr) }},
 		kit.Command{Name: "suite", Run: func(a []string) error { return mainSuite(a, stdout, stderr) }},
 		kit.Command{Name: "floor", Run: func(a []string) error { return mainFloor(a, stdout, stderr) }},
 		kit.Command{Name: floorPeerCmd, Run: func(a []string) error { return floor.PeerMain(a, stdin, stdout, stderr) }},
@@ -94,6 +99,11 @@ func scenarioFlags(fs *flag.FlagSet, cfg *RunConfig) *string {
 	fs.BoolVar(&cfg.QoS1, "qos1", false, "push: push QoS1 (acknowledged, sequenced) instead of QoS0.")
 	fs.IntVar(&cfg.Broadcasts, "broadcasts", 10, "room: broadcasts timed one by one, then sent back to back.")
 	fs.Float64Var(&cfg.ChurnRate, "churn-rate", 0, "churn: connections dropped and reconnected per second; default n/20.")
+	fs.Func("transport", "How the loaders reach the servers: tcp, tls, ws or wss (tls and wss with a self-signed ECDSA P-256 certificate generated for the run; only tetherd and baseline serve all four). Default tcp.", func(v string) error {
+		t, err := kit.ParseTransport(v)
+		cfg.Transport = t
+		return err
+	})
 	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary; empty means build ./cmd/tetherd with go build (run from the module).")
 	fs.DurationVar(&cfg.Timeout, "timeout", 3*time.Minute, "The time limit for one server's measurement; children exit by themselves after it.")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "A directory for a 5-second CPU profile of the server (from its admin /debug/pprof/profile) taken in the window.")

@@ -157,6 +157,29 @@ func (sr *SuiteResult) targets() []Target {
 			add(t)
 		}
 	}
+	// Transports.
+	if t := sr.Transports; t != nil {
+		if tcp := t.Find(kit.TransportTCP, ImplTetherd); tcp != nil && tcp.RSSPerConn > 0 {
+			for _, g := range []struct {
+				tr   kit.Transport
+				want float64
+			}{{kit.TransportTLS, 2}, {kit.TransportWS, 1.5}} {
+				x := t.Find(g.tr, ImplTetherd)
+				if x == nil || x.RSSPerConn <= 0 {
+					continue
+				}
+				q := x.RSSPerConn / tcp.RSSPerConn
+				note := ""
+				if b := t.Find(g.tr, ImplBaseline); b != nil && b.RSSPerConn > 0 {
+					note = fmt.Sprintf("%s %s; handshake+auth %.0f/s vs the baseline's %.0f/s", serverLabel(ImplBaseline, g.tr), kit.FormatBytes(b.RSSPerConn),
+						x.HandshakeRate, b.HandshakeRate)
+				}
+				add(Target{Name: fmt.Sprintf("memory: RSS per idle authenticated %s connection at %d / raw tcp (tetherd, settled, transports step)", g.tr, x.Connected),
+					Want: fmt.Sprintf("≤ %.1fx", g.want), Got: fmt.Sprintf("%.2fx (%s vs %s)", q, kit.FormatBytes(x.RSSPerConn), kit.FormatBytes(tcp.RSSPerConn)),
+					Met: q <= g.want, Note: note})
+			}
+		}
+	}
 	// Churn.
 	if r := sr.result("churn", ImplTetherd); r != nil {
 		add(Target{Name: fmt.Sprintf("churn: QoS1 messages lost or duplicated (%d conns, %d reconnects)", r.Connected, r.Reconnects), Want: "0 and 0",
@@ -282,6 +305,11 @@ func (sr *SuiteResult) Markdown(cfg SuiteConfig) string {
 				fmt.Fprintf(&b, "\n![%s](%s)\n", p, rel(path))
 			}
 		}
+	}
+	if t := sr.Transports; t != nil {
+		fmt.Fprintf(&b, "\n### Transports\n\n`%s` (raw: `%s`, `%s`)\n\n%s.\n\n%s\nRSS per connection as found, before the GC: %s.\n",
+			transportsCmd(t.Config), rel(filepath.Join(cfg.Results, "load-transports.txt")), rel(filepath.Join(cfg.Results, "load-transports.json")),
+			t.params(), t.MarkdownTable(), t.foundText())
 	}
 	if m := sr.Memtest; m != nil {
 		fmt.Fprintf(&b, "\n### Memory, settled (tether-memtest in the same suite; raw: `%s`)\n\n```text\n%s```\n",

@@ -26,6 +26,7 @@ type Report struct {
 // ReportConfig records the parameters a Report was measured with.
 type ReportConfig struct {
 	Scenario                        string
+	Transport                       kit.Transport `json:",omitempty"`
 	N, Loaders, PerLoader           int
 	Src                             string
 	Rate                            float64
@@ -40,7 +41,7 @@ type ReportConfig struct {
 // NewReport wraps results with the machine and cfg.
 func NewReport(cfg RunConfig, results []*Result) *Report {
 	return &Report{Env: kit.CurrentEnv(), Results: results, Config: ReportConfig{
-		Scenario: cfg.Scenario, N: cfg.N, Loaders: cfg.Loaders, PerLoader: cfg.PerLoader, Src: cfg.Src, Rate: cfg.Rate,
+		Scenario: cfg.Scenario, Transport: cfg.Transport, N: cfg.N, Loaders: cfg.Loaders, PerLoader: cfg.PerLoader, Src: cfg.Src, Rate: cfg.Rate,
 		Heartbeat: cfg.Heartbeat, Warmup: cfg.Warmup, Duration: cfg.Duration, MsgRate: cfg.MsgRate, Window: cfg.Window,
 		Size: cfg.Size, Batch: cfg.Batch, Broadcasts: cfg.Broadcasts, QoS1: cfg.QoS1, ChurnRate: cfg.ChurnRate, Plan: cfg.Plan(),
 	}}
@@ -61,7 +62,11 @@ func ms(us int64) string { return fmt.Sprintf("%.3f", float64(us)/1000) }
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	c := r.Config
-	fmt.Fprintf(&b, "tether-bench %s: %d connections, %s\n", c.Scenario, c.N, r.params())
+	over := ""
+	if c.Transport.Or() != kit.TransportTCP {
+		over = " over " + string(c.Transport)
+	}
+	fmt.Fprintf(&b, "tether-bench %s: %d connections%s, %s\n", c.Scenario, c.N, over, r.params())
 	fmt.Fprintf(&b, "machine: %s\n", r.Env.Machine())
 	fmt.Fprintf(&b, "started: %s\n\n", r.Env.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
@@ -121,6 +126,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if len(x.ErrorCodes) > 0 {
 			fmt.Fprintf(&b, "%s ERROR answers: %s\n", x.Impl, msg.Reasons(x.ErrorCodes))
+		}
+		if x.Transport.Or() != kit.TransportTCP && x.HandshakeLat.Count > 0 {
+			fmt.Fprintf(&b, "%s %s handshake (dial until the transport is usable): p50 %s ms, p99 %s ms\n", x.Impl, x.Transport,
+				ms(x.HandshakeLat.P50), ms(x.HandshakeLat.P99))
 		}
 		if x.ProfiledRate > 0 {
 			fmt.Fprintf(&b, "%s second pass, under the profiler: %.0f conn/s, server CPU %s%%, loader CPU %s%%\n", x.Impl, x.ProfiledRate,

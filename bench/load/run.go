@@ -74,6 +74,12 @@ type RunConfig struct {
 	Broadcasts int
 	// ChurnRate is connections dropped and reconnected per second. Default N/20.
 	ChurnRate float64
+	// Transport is how the loaders reach the servers: tls and wss with a
+	// self-signed certificate the run generates in its work directory, ws and wss
+	// on tetherd's WebSocket path. Only tetherd and the baseline serve every
+	// transport; the embedded gateway and the bare echo serve raw TCP. Default
+	// kit.TransportTCP.
+	Transport kit.Transport
 	// Tetherd is the tetherd binary; empty means build ./cmd/tetherd with go build.
 	Tetherd string
 	// Exe is the binary started as serve and load children. Default: this one.
@@ -98,6 +104,10 @@ func (c RunConfig) Defaults() (RunConfig, error) {
 	default:
 		return c, fmt.Errorf("unknown scenario %q (want connect, idle, echo, push, room or churn)", c.Scenario)
 	}
+	c.Transport = c.Transport.Or()
+	if _, err := kit.ParseTransport(string(c.Transport)); err != nil {
+		return c, err
+	}
 	if len(c.Impls) == 0 {
 		switch c.Scenario {
 		case ScenarioConnect, ScenarioIdle:
@@ -107,12 +117,18 @@ func (c RunConfig) Defaults() (RunConfig, error) {
 		default:
 			c.Impls = []string{ImplTetherd}
 		}
+		if c.Transport != kit.TransportTCP && c.Scenario != ScenarioPush && c.Scenario != ScenarioRoom && c.Scenario != ScenarioChurn {
+			c.Impls = []string{ImplTetherd, ImplBaseline}
+		}
 	}
 	for _, impl := range c.Impls {
 		switch impl {
 		case ImplTetherd, ImplTether, ImplBaseline, ImplBare:
 		default:
 			return c, fmt.Errorf("unknown server %q (want tetherd, tether, baseline or bare)", impl)
+		}
+		if c.Transport != kit.TransportTCP && impl != ImplTetherd && impl != ImplBaseline {
+			return c, fmt.Errorf("%s serves raw TCP only; over %s measure %s or %s", impl, c.Transport, ImplTetherd, ImplBaseline)
 		}
 		if impl != ImplTetherd && impl != ImplTether && (c.Scenario == ScenarioPush || c.Scenario == ScenarioRoom || c.Scenario == ScenarioChurn) {
 			return c, fmt.Errorf("the %s scenario needs the control port, which only %s and %s have", c.Scenario, ImplTetherd, ImplTether)
@@ -225,6 +241,15 @@ type runner struct {
 	bin     string
 	binErr  error
 	binDir  string
+	// settle forces a GC in each server (srv.gc) before its first RSS reading,
+	// for the settled memory figures of the transports measurement.
+	settle bool
+
+	// workMu guards work, a temporary directory for the run's certificate, and
+	// cert, generated on first use.
+	workMu sync.Mutex
+	work   string
+	cert   kit.Cert
 }
 
 func newRunner(cfg RunConfig) *runner {
@@ -235,6 +260,41 @@ func (r *runner) close() {
 	if r.binDir != "" {
 		os.RemoveAll(r.binDir)
 	}
+	if r.work != "" {
+		os.RemoveAll(r.work)
+	}
+}
+
+// certificate returns the run's self-signed certificate, generating it into the
+// work directory on first use.
+func (r *runner) certificate() (kit.Cert, error) {
+	r.workMu.Lock()
+	defer r.workMu.Unlock()
+	if r.cert.CertFile != "" {
+		return r.cert, nil
+	}
+	if r.work == "" {
+		dir, err := os.MkdirTemp("", "tether-bench-work-")
+		if err != nil {
+			return kit.Cert{}, fmt.Errorf("cannot create work directory: %w", err)
+		}
+		r.work = dir
+	}
+	c, err := kit.SelfSignedCert(r.work)
+	if err != nil {
+		return kit.Cert{}, err
+	}
+	r.cert = c
+	return c, nil
+}
+
+// transportCert returns the certificate the run's transport needs: none for
+// plaintext ones.
+func (r *runner) transportCert() (kit.Cert, error) {
+	if !r.cfg.Transport.Secure() {
+		return kit.Cert{}, nil
+	}
+	return r.certificate()
 }
 
 // nextSrc returns a fresh loopback source address.
@@ -296,12 +356,21 @@ type MemPoint struct {
 func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*session, error) {
 	cfg := r.cfg
 	s := &session{r: r, name: cfg.Scenario + " " + impl, stopTick: make(chan struct{})}
+	if cfg.Transport != kit.TransportTCP {
+		s.name += " over " + string(cfg.Transport)
+	}
 	srv, err := startServer(ctx, r, impl, cfg.Heartbeat, control)
 	if err != nil {
 		return nil, err
 	}
 	s.srv = srv
 	time.Sleep(200 * time.Millisecond) // let the fresh process settle before the first RSS reading
+	if r.settle && srv.gc != nil {
+		if err := srv.gc(); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
 	s.rssBefore, _ = kit.ProcRSS(srv.pid)
 	s.cpuStart = s.cpu()
 	if err := s.startLoaders(ctx, impl, n); err != nil {
@@ -323,6 +392,10 @@ func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*s
 // fresh source address; they start connecting at once.
 func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 	cfg := s.r.cfg
+	cert, err := s.r.transportCert()
+	if err != nil {
+		return err
+	}
 	loaders := max(cfg.Loaders, (n+cfg.PerLoader-1)/cfg.PerLoader)
 	s.mu.Lock()
 	s.progress = make([]*msg.Stats, loaders)
@@ -341,7 +414,8 @@ func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 			cnt++
 		}
 		lc := loadgen.Config{Addr: s.srv.addr, N: cnt, Src: s.r.nextSrc(), ID: i, ClientVersion: "tether-bench",
-			Rate: cfg.Rate / float64(loaders), Concurrency: cfg.Concurrency, MaxLifetime: cfg.Timeout}
+			Rate: cfg.Rate / float64(loaders), Concurrency: cfg.Concurrency, MaxLifetime: cfg.Timeout,
+			Transport: cfg.Transport, CAFile: cert.CertFile}
 		if impl == ImplBare {
 			lc.Bare, lc.PingInterval = true, cfg.Heartbeat
 		}

@@ -22,8 +22,10 @@ import (
 type Result struct {
 	Scenario string
 	Impl     string
-	N        int
-	Loaders  int
+	// Transport is how the loaders reached the server.
+	Transport kit.Transport `json:",omitempty"`
+	N         int
+	Loaders   int
 
 	// Connection phase: attempts, failures by reason, the achieved rate of
 	// authenticated connections (first dial to last AUTH_OK) and dial-to-AUTH_OK
@@ -33,7 +35,10 @@ type Result struct {
 	ConnectSeconds    float64
 	ConnectRate       float64
 	ConnectLat        msg.Summary
-	CPUPerConnect     float64
+	// HandshakeLat is the initial connections' dial-to-usable-transport times (TCP
+	// connect plus the TLS handshake or WebSocket upgrade).
+	HandshakeLat  msg.Summary
+	CPUPerConnect float64
 	// ConnectServerCPU and ConnectLoaderCPU are the CPU seconds the server and the
 	// loaders used in the connection phase: they share the machine's cores.
 	ConnectServerCPU, ConnectLoaderCPU float64
@@ -126,7 +131,7 @@ func (r *runner) runOne(ctx context.Context, impl string) (*Result, error) {
 		return nil, err
 	}
 	defer s.close()
-	res := &Result{Scenario: cfg.Scenario, Impl: impl, N: cfg.N, Loaders: len(s.loaders)}
+	res := &Result{Scenario: cfg.Scenario, Impl: impl, Transport: cfg.Transport, N: cfg.N, Loaders: len(s.loaders)}
 	if err := s.connectFigures(ctx, res); err != nil {
 		return nil, err
 	}
@@ -168,6 +173,7 @@ func (s *session) connectFigures(ctx context.Context, res *Result) error {
 		res.ConnectRate = float64(t.Authed) / res.ConnectSeconds
 	}
 	res.ConnectLat = t.ConnectLat.Summary()
+	res.HandshakeLat = t.HandshakeLat.Summary()
 	if t.Authed > 0 {
 		res.CPUPerConnect = (s.cpuConnected - s.cpuStart) / float64(t.Authed) * 1e6
 	}

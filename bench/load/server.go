@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
@@ -37,6 +38,9 @@ type serverProc struct {
 	control string // control port host:port, "" if none
 	stop    func()
 	exited  <-chan struct{}
+	// gc forces a garbage collection in the server (and, in a serve child, returns
+	// free memory to the OS), as tether-memtest does before its settled readings.
+	gc func() error
 }
 
 // startServer starts impl in a process of its own and waits until it serves.
@@ -47,7 +51,12 @@ func startServer(ctx context.Context, r *runner, impl string, heartbeat time.Dur
 	if control && impl != ImplTether {
 		return nil, fmt.Errorf("%s has no control port; this scenario needs %s or %s", impl, ImplTetherd, ImplTether)
 	}
-	args := serve.Args(serve.Config{Impl: impl, Heartbeat: heartbeat, Admin: true, Control: true, MaxLifetime: r.cfg.Timeout})
+	cert, err := r.transportCert()
+	if err != nil {
+		return nil, err
+	}
+	args := serve.Args(serve.Config{Impl: impl, Heartbeat: heartbeat, Admin: true, Control: true, MaxLifetime: r.cfg.Timeout,
+		Transport: r.cfg.Transport, CertFile: cert.CertFile, KeyFile: cert.KeyFile})
 	c, err := msg.StartChild(ctx, "serve "+impl, r.cfg.Exe, args, r.cfg.Env, r.log.Line)
 	if err != nil {
 		return nil, err
@@ -57,8 +66,15 @@ func startServer(ctx context.Context, r *runner, impl string, heartbeat time.Dur
 		_ = c.Stop(5 * time.Second)
 		return nil, err
 	}
+	gc := func() error {
+		if err := c.Do(msg.Command{Op: "gc"}); err != nil {
+			return err
+		}
+		_, err := c.Await(time.Minute, nil, "stats")
+		return err
+	}
 	return &serverProc{impl: impl, pid: ev.PID, addr: ev.Addr, admin: ev.Admin, control: ev.Control, stop: func() { _ = c.Stop(10 * time.Second) },
-		exited: c.Exited()}, nil
+		exited: c.Exited(), gc: gc}, nil
 }
 
 // startTetherd runs the tetherd binary (see kit.StartTetherd) and waits until it is
@@ -68,9 +84,18 @@ func startTetherd(ctx context.Context, r *runner, heartbeat time.Duration, contr
 	if err != nil {
 		return nil, err
 	}
-	t, err := kit.StartTetherd(ctx, kit.TetherdConfig{Bin: bin, Heartbeat: heartbeat, Control: control, Out: r.log.Prefixed("tetherd")})
+	cert, err := r.transportCert()
 	if err != nil {
 		return nil, err
 	}
-	return &serverProc{impl: ImplTetherd, pid: t.PID(), addr: t.Addr, admin: t.Admin, control: t.Control, exited: t.Exited(), stop: t.Stop}, nil
+	t, err := kit.StartTetherd(ctx, kit.TetherdConfig{Bin: bin, Heartbeat: heartbeat, Control: control, Out: r.log.Prefixed("tetherd"),
+		Transport: r.cfg.Transport, Cert: cert})
+	if err != nil {
+		return nil, err
+	}
+	// tetherd cannot be made to return free pages to the OS; a heap profile taken
+	// after a GC is how a GC is forced from outside (as bench/serve's tetherd
+	// target does).
+	gc := func() error { return kit.FetchHeap(ctx, t.Admin, io.Discard) }
+	return &serverProc{impl: ImplTetherd, pid: t.PID(), addr: t.Addr, admin: t.Admin, control: t.Control, exited: t.Exited(), stop: t.Stop, gc: gc}, nil
 }

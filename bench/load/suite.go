@@ -43,7 +43,7 @@ type SuiteConfig struct {
 	// suite itself. Default 1.
 	Scale int
 	// Only, when set, runs only the named steps (comma-separated: floor, connect,
-	// idle, echo, pipelined, push, room, churn, memtest).
+	// idle, echo, pipelined, push, room, churn, transports, memtest).
 	Only string
 	// Log receives progress.
 	Log io.Writer
@@ -82,14 +82,24 @@ func suiteSteps(scale int) []step {
 	}
 }
 
+// suiteTransports returns the suite's transports measurement: 19,000 connections
+// (scaled) per server per transport, like the memory figures. On the 2-core
+// reference machine it adds about four minutes.
+func suiteTransports(scale int) TransportsConfig {
+	return TransportsConfig{Transports: kit.Transports, Impls: []string{ImplTetherd, ImplBaseline}, N: max(19000/scale, 50), Loaders: 2,
+		Concurrency: 64, Src: "127.0.6.2", Broadcasts: 10}
+}
+
 // SuiteResult is everything the suite measured.
 type SuiteResult struct {
 	Env     Env
 	Floor   *floor.Result
 	Reports map[string]*Report
 	Memtest *MemtestFigures `json:",omitempty"`
-	Targets []Target
-	Seconds float64
+	// Transports is the transports measurement (tcp, tls, ws, wss).
+	Transports *TransportsReport `json:",omitempty"`
+	Targets    []Target
+	Seconds    float64
 	// Scale is the suite's -scale.
 	Scale int
 }
@@ -120,7 +130,7 @@ func mainSuite(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Memtest, "memtest", "", "The tether-memtest binary for the memory run at 19,000 connections; empty skips it.")
 	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary; empty means build ./cmd/tetherd.")
 	fs.IntVar(&cfg.Scale, "scale", 1, "Divide connection counts and durations by this, to check the suite quickly.")
-	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, memtest.")
+	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, transports, memtest.")
 	quiet := fs.Bool("q", false, "Print no progress.")
 	render := fs.Bool("render", false, "Measure nothing: rewrite the section of -md from the suite.json in -results.")
 	if err := kit.Parse(fs, args); err != nil {
@@ -224,6 +234,23 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 			}
 		}
 		if err := writeBoth(filepath.Join(cfg.Results, "load-"+st.name), text.String(), rep); err != nil {
+			return sr, err
+		}
+		log.Printf("%s", text.String())
+	}
+	if only("transports") {
+		tc := suiteTransports(cfg.Scale)
+		tc.Tetherd, tc.Log, tc.TTY = tetherd, cfg.Log, cfg.TTY
+		log.Printf("== transports: %s", transportsCmd(tc))
+		rep, err := RunTransports(ctx, tc)
+		if err != nil {
+			return sr, fmt.Errorf("step transports: %w", err)
+		}
+		sr.Transports = rep
+		var text bytes.Buffer
+		fmt.Fprintf(&text, "# %s\n\n", transportsCmd(tc))
+		_ = rep.WriteText(&text)
+		if err := writeBoth(filepath.Join(cfg.Results, "load-transports"), text.String(), rep); err != nil {
 			return sr, err
 		}
 		log.Printf("%s", text.String())

@@ -139,10 +139,16 @@ func (c *lconn) run(ctx context.Context) {
 // dial connects and sends HELLO, resuming the user stream when there is a cursor.
 func (c *lconn) dial(ctx context.Context) (net.Conn, error) {
 	l := c.l
-	l.firstDial.CompareAndSwap(0, time.Now().UnixNano())
-	nc, err := l.dial.DialContext(ctx, "tcp", l.cfg.Addr)
+	t0 := time.Now()
+	l.firstDial.CompareAndSwap(0, t0.UnixNano())
+	dctx, cancel := context.WithTimeout(ctx, l.cfg.HandshakeTimeout)
+	nc, err := l.dial.Dial(dctx, l.cfg.Addr)
+	cancel()
 	if err != nil {
 		return nil, err
+	}
+	if c.dropAt.Load() == 0 {
+		l.handshakeLat.Record(time.Since(t0).Microseconds())
 	}
 	l.dialed.Add(1)
 	hello, err := (&protocol.Hello{Token: c.user, DeviceID: l.cfg.DeviceID, Platform: "loadgen", ClientVersion: l.cfg.ClientVersion,

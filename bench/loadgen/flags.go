@@ -16,6 +16,14 @@ const CommandName = "load"
 // Flags binds the load child's flags to cfg.
 func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", "", "The server's client port (loopback only in this tool's intended use).")
+	fs.Func("transport", "How the connections reach -addr: tcp, tls, ws (binary WebSocket messages) or wss (WebSocket in TLS). Default tcp.", func(v string) error {
+		t, err := kit.ParseTransport(v)
+		cfg.Transport = t
+		return err
+	})
+	fs.StringVar(&cfg.CAFile, "ca", "", "tls, wss: a PEM file with the certificate the server's must chain to (the bench's self-signed one).")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "tls, wss: do not verify the server's certificate.")
+	fs.StringVar(&cfg.WSPath, "ws-path", "", "ws, wss: the WebSocket endpoint's path; empty means "+kit.WSPath+".")
 	fs.IntVar(&cfg.N, "n", 0, "The number of connections to open and hold.")
 	fs.StringVar(&cfg.Src, "src", "127.0.0.1", "The local address to connect from; give each loader its own so ephemeral ports last.")
 	fs.IntVar(&cfg.ID, "id", 0, "The loader number, used in the user ids (tokens u<id>-<i>).")
@@ -36,6 +44,18 @@ func Args(cfg Config) []string {
 		"-rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64)}
 	if cfg.Src != "" {
 		args = append(args, "-src", cfg.Src)
+	}
+	if cfg.Transport != "" {
+		args = append(args, "-transport", string(cfg.Transport))
+	}
+	if cfg.CAFile != "" {
+		args = append(args, "-ca", cfg.CAFile)
+	}
+	if cfg.Insecure {
+		args = append(args, "-insecure")
+	}
+	if cfg.WSPath != "" {
+		args = append(args, "-ws-path", cfg.WSPath)
 	}
 	if cfg.DeviceID != "" {
 		args = append(args, "-device", cfg.DeviceID)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/tether-gw/tether/bench/kit"
 )
 
 // TestArgsRoundTrip parses what Args renders with Flags: an orchestrator's Config
@@ -33,4 +35,31 @@ func TestArgsRoundTrip(t *testing.T) {
 	// tether-bench's, against the bare echo server.
 	f(Config{Addr: "127.0.0.1:4001", N: 20, Src: "127.0.10.2", DeviceID: "bench", ClientVersion: "tether-bench", Rate: 0.5,
 		Concurrency: 256, Bare: true, PingInterval: 5 * time.Second, MaxLifetime: time.Minute})
+	// Every transport, with a CA file or insecure, and a WebSocket path.
+	f(Config{Addr: "127.0.0.1:4002", N: 100, Src: "127.0.11.2", DeviceID: "bench", Transport: kit.TransportTLS, CAFile: "/tmp/w/cert.pem",
+		WSPath: "/ws", Concurrency: 64, MaxLifetime: time.Minute})
+	f(Config{Addr: "127.0.0.1:4003", N: 100, Src: "127.0.11.3", DeviceID: "bench", Transport: kit.TransportWSS, Insecure: true,
+		WSPath: "/tether/ws", Concurrency: 64, MaxLifetime: time.Minute})
+	f(Config{Addr: "127.0.0.1:4004", N: 100, Src: "127.0.11.4", DeviceID: "bench", Transport: kit.TransportWS, WSPath: "/ws",
+		Concurrency: 64, MaxLifetime: time.Minute})
+}
+
+// TestTransportFlag: -transport takes only the four names, and none means tcp.
+func TestTransportFlag(t *testing.T) {
+	parse := func(args ...string) (Config, error) {
+		fs := flag.NewFlagSet("load", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var cfg Config
+		Flags(fs, &cfg)
+		return cfg, fs.Parse(args)
+	}
+	if cfg, err := parse("-transport", "wss"); err != nil || cfg.Transport != kit.TransportWSS {
+		t.Errorf("-transport wss: %+v, %v", cfg, err)
+	}
+	if _, err := parse("-transport", "quic"); err == nil {
+		t.Error("-transport quic was accepted")
+	}
+	if cfg := (Config{}).withDefaults(); cfg.Transport != kit.TransportTCP || cfg.WSPath != kit.WSPath {
+		t.Errorf("defaults: transport %q, ws path %q", cfg.Transport, cfg.WSPath)
+	}
 }

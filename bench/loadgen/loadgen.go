@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -21,8 +20,17 @@ import (
 // Config configures a load child. The zero value keeps the defaults in each field's
 // doc.
 type Config struct {
-	// Addr is the server's client port. Required.
+	// Addr is the server's client port (for Transport). Required.
 	Addr string
+	// Transport is how the connections reach Addr. Default kit.TransportTCP.
+	Transport kit.Transport
+	// CAFile is the PEM certificate the server's must chain to, for tls and wss.
+	// Default none, which needs Insecure.
+	CAFile string
+	// Insecure skips verifying the server's certificate, for tls and wss.
+	Insecure bool
+	// WSPath is the WebSocket endpoint's path, for ws and wss. Default kit.WSPath.
+	WSPath string
 	// N is how many connections to open. Required.
 	N int
 	// Src is the local address every connection is made from, so that loaders use
@@ -61,6 +69,10 @@ func (c Config) withDefaults() Config {
 	if c.Src == "" {
 		c.Src = "127.0.0.1"
 	}
+	c.Transport = c.Transport.Or()
+	if c.WSPath == "" {
+		c.WSPath = kit.WSPath
+	}
 	if c.UserPrefix == "" {
 		c.UserPrefix = "u"
 	}
@@ -89,7 +101,7 @@ const histShards = 8
 // loader is one load child (see the package doc for its goroutines).
 type loader struct {
 	cfg   Config
-	dial  *net.Dialer
+	dial  *kit.TransportDialer
 	ew    *msg.Writer
 	conns []*lconn
 	sem   chan struct{}
@@ -105,7 +117,7 @@ type loader struct {
 	pongs, sent, replies, errors, skipped                   atomic.Int64
 	pushes, dups, appDups, reconnects, notRecovered, subOKs atomic.Int64
 	lat                                                     [histShards]*msg.Hist
-	connectLat, reconnectLat                                *msg.Hist
+	connectLat, reconnectLat, handshakeLat                  *msg.Hist
 	fmu                                                     sync.Mutex
 	failures, errCodes                                      map[string]int64
 	bmu                                                     sync.Mutex
@@ -129,14 +141,20 @@ func Load(cfg Config, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("loadgen: bad source address: %w", err)
 	}
+	dial, err := kit.ClientTransport{Transport: cfg.Transport, CAFile: cfg.CAFile, Insecure: cfg.Insecure, WSPath: cfg.WSPath}.
+		NewDialer(kit.Dialer(src, cfg.HandshakeTimeout))
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
 	kit.FileLimit()
 	l := &loader{
 		cfg:          cfg,
-		dial:         kit.Dialer(src, cfg.HandshakeTimeout),
+		dial:         dial,
 		ew:           msg.NewWriter(out),
 		sem:          make(chan struct{}, cfg.Concurrency),
 		connectLat:   msg.NewHist(),
 		reconnectLat: msg.NewHist(),
+		handshakeLat: msg.NewHist(),
 		failures:     map[string]int64{},
 		errCodes:     map[string]int64{},
 		bcasts:       map[uint64]*msg.BcastStat{},
@@ -279,9 +297,10 @@ func (l *loader) stats(full, users bool) *msg.Stats {
 	for _, h := range l.lat {
 		s.Lat.Merge(h)
 	}
-	s.ConnectLat, s.ReconnectLat = msg.NewHist(), msg.NewHist()
+	s.ConnectLat, s.ReconnectLat, s.HandshakeLat = msg.NewHist(), msg.NewHist(), msg.NewHist()
 	s.ConnectLat.Merge(l.connectLat)
 	s.ReconnectLat.Merge(l.reconnectLat)
+	s.HandshakeLat.Merge(l.handshakeLat)
 	l.bmu.Lock()
 	if len(l.bcasts) > 0 {
 		s.Bcasts = make(map[uint64]msg.BcastStat, len(l.bcasts))

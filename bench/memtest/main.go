@@ -61,6 +61,11 @@ func mainRun(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 256, "The handshakes (dial to AUTH_OK) one loader keeps in progress at most.")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "The time limit for measuring one implementation; children exit by themselves after it.")
 	fs.StringVar(&cfg.HeapDir, "heap-dir", "", "The directory that receives each server's heap profile at n connections and its pprof -top text; empty means no profiles.")
+	fs.Func("transport", "How the loaders reach the server: tcp, tls, ws or wss (tetherd and baseline only; tls and wss with a self-signed certificate generated for the run). Default tcp.", func(v string) error {
+		t, err := kit.ParseTransport(v)
+		cfg.Transport = t
+		return err
+	})
 	jsonOut := fs.String("json", "", "Also write the report as JSON to this file; - means stdout, after the table.")
 	quiet := fs.Bool("q", false, "Do not print progress and the children's output on stderr.")
 	if err := kit.Parse(fs, args); err != nil {

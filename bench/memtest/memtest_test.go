@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/bench/kit/kittest"
 )
 
@@ -131,5 +132,29 @@ func TestRunConfigRejects(t *testing.T) {
 		if _, err := cfg.withDefaults(); err == nil {
 			t.Errorf("withDefaults(%+v) accepted it", cfg)
 		}
+	}
+}
+
+// TestMemtestTLS measures the baseline over tls, its certificate generated for the
+// run: every connection authenticates and heartbeats through crypto/tls.
+func TestMemtestTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	const n = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, RunConfig{Exe: os.Args[0], Env: kittest.ChildEnv(childEnv), Impls: []string{ImplBaseline}, N: n, Loaders: 1,
+		Concurrency: 4, Heartbeat: 2 * time.Second, PingInterval: 100 * time.Millisecond, Timeout: time.Minute, Src: "127.0.19.2",
+		Transport: kit.TransportTLS, Log: kittest.Log{T: t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := rep.Results[0]; res.After.Authed != n || rep.Config.Transport != kit.TransportTLS {
+		t.Errorf("%d authenticated over %q, want %d over tls", res.After.Authed, rep.Config.Transport, n)
+	}
+	if _, err := Run(ctx, RunConfig{Impls: []string{ImplNetpoll}, N: 1, Transport: kit.TransportWS, Exe: os.Args[0], Env: kittest.ChildEnv(childEnv),
+		Src: "127.0.19.10", Timeout: 20 * time.Second}); err == nil {
+		t.Error("netpoll over ws was measured")
 	}
 }

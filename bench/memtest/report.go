@@ -23,8 +23,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if c.PingInterval > 0 {
 		ping = c.PingInterval.String()
 	}
-	fmt.Fprintf(&b, "parameters:  N=%d loaders=%d (from %s up) heartbeat=%v pings=%d every %s, rate=%.0f/s\n",
-		c.N, c.Loaders, c.Src, c.Heartbeat, c.Pings, ping, c.Rate)
+	fmt.Fprintf(&b, "parameters:  N=%d loaders=%d (from %s up) heartbeat=%v pings=%d every %s, rate=%.0f/s, transport %s\n",
+		c.N, c.Loaders, c.Src, c.Heartbeat, c.Pings, ping, c.Rate, c.Transport.Or())
 	fmt.Fprintf(&b, "started:     %s\n\n", e.Started.Format(time.RFC3339))
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)

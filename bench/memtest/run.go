@@ -77,6 +77,10 @@ type RunConfig struct {
 	HeapDir string
 	// Log receives progress and the children's own output. Default io.Discard.
 	Log io.Writer
+	// Transport is how the loaders reach the server (tetherd and baseline serve
+	// every transport, the others raw TCP only); tls and wss use a self-signed
+	// certificate generated for the run. Default kit.TransportTCP.
+	Transport kit.Transport
 }
 
 func (c RunConfig) withDefaults() (RunConfig, error) {
@@ -113,6 +117,10 @@ func (c RunConfig) withDefaults() (RunConfig, error) {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	c.Transport = c.Transport.Or()
+	if _, err := kit.ParseTransport(string(c.Transport)); err != nil {
+		return c, err
 	}
 	for _, impl := range c.Impls {
 		switch impl {
@@ -195,6 +203,7 @@ type ReportConfig struct {
 	Heartbeat, PingInterval time.Duration
 	Rate                    float64
 	Src                     string
+	Transport               kit.Transport `json:",omitempty"`
 }
 
 // Ratio returns a's RSS per connection divided by b's, or 0 if either was not
@@ -225,7 +234,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	rep := &Report{
 		Env: kit.CurrentEnv(),
 		Config: ReportConfig{N: cfg.N, Loaders: cfg.Loaders, Pings: cfg.Pings, Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval,
-			Rate: cfg.Rate, Src: cfg.Src},
+			Rate: cfg.Rate, Src: cfg.Src, Transport: cfg.Transport},
 	}
 	if slices.Contains(cfg.Impls, ImplTetherd) && cfg.Tetherd == "" {
 		dir, err := os.MkdirTemp("", "tether-memtest-")
@@ -237,8 +246,19 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 			return nil, err
 		}
 	}
+	var cert kit.Cert
+	if cfg.Transport.Secure() {
+		dir, err := os.MkdirTemp("", "tether-memtest-cert-")
+		if err != nil {
+			return nil, fmt.Errorf("cannot create certificate directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if cert, err = kit.SelfSignedCert(dir); err != nil {
+			return nil, err
+		}
+	}
 	for k, impl := range cfg.Impls {
-		res, err := measure(ctx, cfg, impl, k*cfg.Loaders)
+		res, err := measure(ctx, cfg, cert, impl, k*cfg.Loaders)
 		if err != nil {
 			return rep, fmt.Errorf("cannot measure %s: %w", impl, err)
 		}
@@ -250,7 +270,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 // measure runs one implementation's server and loaders and takes its samples.
 // Its loaders use source addresses from the srcOffset-th after cfg.Src, so that no
 // implementation's connections meet the ports a previous one left in TIME_WAIT.
-func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (res *Result, err error) {
+func measure(ctx context.Context, cfg RunConfig, cert kit.Cert, impl string, srcOffset int) (res *Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	log := &kit.Logger{W: cfg.Log}
@@ -258,7 +278,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 
 	srv, err := msg.StartChild(ctx, "serve "+impl, cfg.Exe, serve.Args(serve.Config{
 		Impl: impl, Addr: "127.0.0.1:0", Heartbeat: cfg.Heartbeat, MemProfileRate: memProfileRate,
-		MaxLifetime: cfg.Timeout, Tetherd: cfg.Tetherd,
+		MaxLifetime: cfg.Timeout, Tetherd: cfg.Tetherd, Transport: cfg.Transport, CertFile: cert.CertFile, KeyFile: cert.KeyFile,
 	}), cfg.Env, log.Line)
 	if err != nil {
 		return nil, err
@@ -278,7 +298,7 @@ func measure(ctx context.Context, cfg RunConfig, impl string, srcOffset int) (re
 		return nil, err
 	}
 
-	loaders, err := startLoaders(ctx, cfg, addr, srcOffset, log)
+	loaders, err := startLoaders(ctx, cfg, cert, addr, srcOffset, log)
 	defer func() {
 		for _, l := range loaders {
 			if lerr := l.Stop(30 * time.Second); lerr != nil && err == nil {
@@ -362,7 +382,7 @@ func sample(srv msg.Child, pid int, cmd string) (Sample, error) {
 // startLoaders starts cfg.Loaders load children sharing cfg.N connections, each from
 // its own source address, starting srcOffset addresses after cfg.Src. On error it
 // returns the loaders already started, for the caller to stop.
-func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int, log *kit.Logger) ([]msg.Child, error) {
+func startLoaders(ctx context.Context, cfg RunConfig, cert kit.Cert, addr string, srcOffset int, log *kit.Logger) ([]msg.Child, error) {
 	src := netip.MustParseAddr(cfg.Src)
 	for range srcOffset {
 		src = src.Next()
@@ -376,7 +396,8 @@ func startLoaders(ctx context.Context, cfg RunConfig, addr string, srcOffset int
 		// The device id keeps the HELLO (and so what the server stores per
 		// connection) as it was when the figures in BENCHMARKS.md were measured.
 		args := loadgen.Args(loadgen.Config{Addr: addr, N: n, Src: src.String(), ID: i, DeviceID: "memtest",
-			Rate: cfg.Rate / float64(cfg.Loaders), Concurrency: cfg.Concurrency, Pings: cfg.Pings, PingInterval: cfg.PingInterval, MaxLifetime: cfg.Timeout})
+			Rate: cfg.Rate / float64(cfg.Loaders), Concurrency: cfg.Concurrency, Pings: cfg.Pings, PingInterval: cfg.PingInterval, MaxLifetime: cfg.Timeout,
+			Transport: cfg.Transport, CAFile: cert.CertFile})
 		l, err := msg.StartChild(ctx, fmt.Sprintf("load %d", i), cfg.Exe, args, cfg.Env, log.Line)
 		if err != nil {
 			return loaders, err

@@ -125,6 +125,10 @@ type Stats struct {
 	// Lat holds request and push latencies, ConnectLat dial-to-AUTH_OK times and
 	// ReconnectLat drop-to-AUTH_OK times, in microseconds.
 	Lat, ConnectLat, ReconnectLat *Hist `json:",omitempty"`
+	// HandshakeLat holds the initial connections' times from dial to a usable
+	// transport (TCP connect, plus the TLS handshake or WebSocket upgrade), in
+	// microseconds.
+	HandshakeLat *Hist `json:",omitempty"`
 	// Bcasts maps a broadcast's id to its deliveries in this child.
 	Bcasts map[uint64]BcastStat `json:",omitempty"`
 	// Users maps a user to its QoS1 deliveries, when the report asked for them.
@@ -218,6 +222,7 @@ func (s *Stats) Add(o *Stats) {
 	s.Lat = mergeHist(s.Lat, o.Lat)
 	s.ConnectLat = mergeHist(s.ConnectLat, o.ConnectLat)
 	s.ReconnectLat = mergeHist(s.ReconnectLat, o.ReconnectLat)
+	s.HandshakeLat = mergeHist(s.HandshakeLat, o.HandshakeLat)
 	for id, b := range o.Bcasts {
 		if s.Bcasts == nil {
 			s.Bcasts = map[uint64]BcastStat{}
@@ -238,7 +243,7 @@ func (s *Stats) Add(o *Stats) {
 // Merge adds up the stats of several load children. Unlike a Stats built by Add
 // alone, the result has every histogram and map, empty where nobody had any.
 func Merge(all []*Stats) *Stats {
-	t := &Stats{Lat: NewHist(), ConnectLat: NewHist(), ReconnectLat: NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
+	t := &Stats{Lat: NewHist(), ConnectLat: NewHist(), ReconnectLat: NewHist(), HandshakeLat: NewHist(), Failures: map[string]int64{}, ErrorCodes: map[string]int64{},
 		Bcasts: map[uint64]BcastStat{}, Users: map[string]UserStat{}}
 	for _, s := range all {
 		t.Add(s)

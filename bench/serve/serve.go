@@ -73,6 +73,14 @@ type Config struct {
 	MaxLifetime time.Duration
 	// Tetherd is the tetherd binary ImplTetherd runs. Required for ImplTetherd.
 	Tetherd string
+	// Transport is what the client port speaks: ImplBaseline serves it itself
+	// (crypto/tls and a gobwas/ws upgrade in each connection's goroutine),
+	// ImplTetherd through its own listener for it; the others serve raw TCP only.
+	// Default kit.TransportTCP.
+	Transport kit.Transport
+	// CertFile and KeyFile are the PEM certificate and key for the tls and wss
+	// transports. Required for those.
+	CertFile, KeyFile string
 }
 
 func (c Config) withDefaults() Config {
@@ -85,8 +93,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxLifetime <= 0 {
 		c.MaxLifetime = 15 * time.Minute
 	}
+	c.Transport = c.Transport.Or()
 	return c
 }
+
+// cert returns the configured certificate.
+func (c Config) cert() kit.Cert { return kit.Cert{CertFile: c.CertFile, KeyFile: c.KeyFile} }
 
 // Serve runs a server child: it starts cfg.Impl, sends a "listening" event, then
 // answers the commands read from in (see msg.Command) until in closes, "quit"
@@ -169,6 +181,13 @@ func Flags(fs *flag.FlagSet, cfg *Config) {
 	fs.IntVar(&cfg.MemProfileRate, "memprofilerate", 0, "The runtime.MemProfileRate for heap profiles, in bytes; 0 keeps the runtime's.")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 15*time.Minute, "The time after which the server exits even if its stdin stays open.")
 	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary that -impl tetherd runs and relays for.")
+	fs.Func("transport", "What the client port speaks: tcp, tls, ws or wss (baseline and tetherd only). Default tcp.", func(v string) error {
+		t, err := kit.ParseTransport(v)
+		cfg.Transport = t
+		return err
+	})
+	fs.StringVar(&cfg.CertFile, "tls-cert", "", "tls, wss: the PEM certificate file.")
+	fs.StringVar(&cfg.KeyFile, "tls-key", "", "tls, wss: the PEM key file.")
 }
 
 // Args returns the command line (after the program name) that runs a serve child
@@ -195,6 +214,15 @@ func Args(cfg Config) []string {
 	}
 	if cfg.Tetherd != "" {
 		args = append(args, "-tetherd", cfg.Tetherd)
+	}
+	if cfg.Transport != "" {
+		args = append(args, "-transport", string(cfg.Transport))
+	}
+	if cfg.CertFile != "" {
+		args = append(args, "-tls-cert", cfg.CertFile)
+	}
+	if cfg.KeyFile != "" {
+		args = append(args, "-tls-key", cfg.KeyFile)
 	}
 	return args
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/bench/msg"
 	"github.com/tether-gw/tether/protocol"
 )
@@ -30,6 +32,35 @@ func TestArgsRoundTrip(t *testing.T) {
 	f(Config{Impl: ImplNetpoll, Addr: "127.0.0.1:0", Heartbeat: 5 * time.Second, MemProfileRate: 16 << 10, MaxLifetime: time.Minute})
 	// tether-bench's embedded gateway.
 	f(Config{Impl: ImplTether, Addr: "127.0.0.1:0", Heartbeat: time.Minute, Admin: true, Control: true, MaxLifetime: 3 * time.Minute})
+	// The TLS baseline and tetherd over wss, with their certificate.
+	f(Config{Impl: ImplBaseline, Addr: "127.0.0.1:0", Heartbeat: time.Minute, Transport: kit.TransportTLS, CertFile: "/w/cert.pem", KeyFile: "/w/key.pem", MaxLifetime: time.Minute})
+	f(Config{Impl: ImplTetherd, Addr: "127.0.0.1:0", Heartbeat: time.Minute, Tetherd: "bin/tetherd", Transport: kit.TransportWSS, CertFile: "/w/cert.pem", KeyFile: "/w/key.pem", MaxLifetime: time.Minute})
+}
+
+// TestBaselineTransports serves the baseline on every transport and shows a client
+// of the bench's (kit.TransportDialer, as the loaders dial) authenticates over it;
+// the raw-TCP-only servers refuse the others.
+func TestBaselineTransports(t *testing.T) {
+	cert, err := kit.SelfSignedCert(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range kit.Transports {
+		tg, err := start(Config{Impl: ImplBaseline, Addr: "127.0.0.1:0", Heartbeat: time.Minute, Transport: tr,
+			CertFile: cert.CertFile, KeyFile: cert.KeyFile}.withDefaults())
+		if err != nil {
+			t.Fatalf("%s: %v", tr, err)
+		}
+		d, err := kit.ClientTransport{Transport: tr, CAFile: cert.CertFile}.NewDialer(&net.Dialer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handshakeOver(t, d, tg.listening().Addr, false)
+		tg.close()
+	}
+	if _, err := start(Config{Impl: ImplNetpoll, Transport: kit.TransportWS}.withDefaults()); err == nil {
+		t.Error("netpoll over ws was accepted")
+	}
 }
 
 // TestServeCommands runs every in-process implementation, checks that it listens
@@ -104,7 +135,19 @@ func TestServeCommands(t *testing.T) {
 // server speaks the protocol where the listening event said.
 func handshake(t *testing.T, addr string, bare bool) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	d, err := kit.ClientTransport{}.NewDialer(&net.Dialer{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshakeOver(t, d, addr, bare)
+}
+
+// handshakeOver is handshake over d's transport.
+func handshakeOver(t *testing.T, d *kit.TransportDialer, addr string, bare bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := d.Dial(ctx, addr)
 	if err != nil {
 		t.Fatalf("cannot dial the address the listening event gave: %v", err)
 	}

@@ -33,6 +33,9 @@ type target interface {
 
 // start starts the implementation cfg names.
 func start(cfg Config) (target, error) {
+	if cfg.Transport != kit.TransportTCP && cfg.Impl != ImplBaseline && cfg.Impl != ImplTetherd {
+		return nil, fmt.Errorf("serve: %s serves raw TCP only, not %s (baseline and tetherd serve every transport)", cfg.Impl, cfg.Transport)
+	}
 	switch cfg.Impl {
 	case ImplTether:
 		return startTether(cfg)
@@ -164,10 +167,14 @@ type baselineTarget struct {
 	ln net.Listener
 }
 
+// startBaseline serves bench/baseline on cfg.Transport: for tls and wss each
+// connection's goroutine runs the crypto/tls handshake on its first read, and for ws
+// and wss the gobwas/ws upgrade, then blocks in reads like a raw TCP one (see
+// kit.Listen).
 func startBaseline(cfg Config) (target, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := kit.Listen(cfg.Transport, cfg.Addr, cfg.cert())
 	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.Addr, err)
+		return nil, err
 	}
 	s := baseline.New(baseline.Options{Heartbeat: cfg.Heartbeat})
 	go func() { _ = s.Serve(ln) }()

@@ -35,7 +35,8 @@ func startTetherd(cfg Config) (target, error) {
 	if cfg.Tetherd == "" {
 		return nil, errors.New("impl tetherd needs the path of a tetherd binary (-tetherd)")
 	}
-	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Control: cfg.Control, Out: os.Stderr})
+	t, err := kit.StartTetherd(context.Background(), kit.TetherdConfig{Bin: cfg.Tetherd, Heartbeat: cfg.Heartbeat, Control: cfg.Control, Out: os.Stderr,
+		Transport: cfg.Transport, Cert: cfg.cert()})
 	if err != nil {
 		return nil, err
 	}
@@ -112,18 +113,7 @@ func (t *tetherdTarget) writeHeap(path string) error {
 // heapProfile fetches a heap profile taken after a GC, which is also how a GC is
 // forced from outside.
 func (t *tetherdTarget) heapProfile(w io.Writer) error {
-	resp, err := t.client.Get("http://" + t.Admin + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return fmt.Errorf("cannot get tetherd heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("tetherd heap profile: %s", resp.Status)
-	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("cannot read tetherd heap profile: %w", err)
-	}
-	return nil
+	return kit.FetchHeap(context.Background(), t.Admin, w)
 }
 
 // close asks tetherd to drain and exit, and kills it if it has not within 10s.

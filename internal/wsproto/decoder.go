@@ -53,27 +53,37 @@ func (s *Stream) Compressed() bool { return s.compressed }
 // Between calls it holds only a partially received header (in a fixed
 // 14-byte array) and, while a control frame's payload is split across
 // reads, a pooled 125-byte buffer that is released as soon as the frame is
-// complete. Data frames are never buffered. A Decoder is used by one
-// goroutine at a time (see the package doc).
+// complete. Plain data frames are never buffered (compressed messages are
+// the exception, see Compressed). A Decoder is used by one goroutine at a
+// time (see the package doc).
 type Decoder struct {
-	// Compressed allows RSV1 on the first frame of a data message; set it
-	// when Info.Deflate is true. Default false.
-	Compressed bool
 	// MaxMessage is the largest data message, summed over its fragments,
-	// before the decoder fails with 1009. Default 0: no limit (the tether
-	// frame decoder above bounds its own frames).
+	// before the decoder fails with 1009. Default 0: no limit for plain
+	// messages (the tether frame decoder above bounds its own frames). A
+	// compressed message is bounded, compressed and inflated, by
+	// MaxMessage or DefaultMaxInflated, whichever is smaller.
 	MaxMessage int64
 
-	h       Header // frame in progress when inFrame
-	off     int64  // payload bytes of h already consumed
-	msgLen  int64  // payload bytes of the data message so far
+	h      Header    // frame in progress when inFrame
+	off    int64     // payload bytes of h already consumed
+	msgLen int64     // payload bytes of the data message so far
+	ctrl   *ctrlBuf  // partial control payload; nil unless one straddles reads
+	z      *inflater // compressed message state; nil until the first one
+	err    error     // sticky: the first error Feed returned
+
+	// Compressed allows RSV1 on the first frame of a data message; set it
+	// when Info.Deflate is true. Default false. A compressed message is
+	// the one exception to streaming: its frames are collected (pooled
+	// buffer, released after) and inflated when its FIN frame ends, then
+	// delivered through onData like any other payload.
+	Compressed bool
+
+	// The small fields sit together so the struct packs into 96 bytes.
 	stream  Stream
 	inFrame bool
-	closed  bool // a close frame was delivered; the rest of the input is ignored
-	hlen    uint8
+	closed  bool  // a close frame was delivered; the rest of the input is ignored
+	hlen    uint8 // bytes of a partial header held in hbuf
 	hbuf    [maxClientHeaderLen]byte
-	ctrl    *ctrlBuf // partial control payload; nil unless one straddles reads
-	err     error    // sticky: the first error Feed returned
 }
 
 // ctrlBuf holds a control frame payload that arrived in pieces.
@@ -100,8 +110,9 @@ var ctrlPool = sync.Pool{New: func() any { return new(ctrlBuf) }}
 // Feed, is ignored (RFC 6455: nothing follows a close). A callback's error
 // stops decoding and is returned as is; a protocol violation is a
 // *CloseError. Either way the error is sticky: later calls return it again,
-// and the connection must be closed. Feed allocates nothing, except a pooled
-// buffer while a control frame straddles two calls.
+// and the connection must be closed. Both callbacks must be non-nil. Feed
+// allocates nothing, except pooled buffers while a control frame straddles
+// two calls or a compressed message is in progress.
 func (d *Decoder) Feed(p []byte, onData func([]byte) error, onControl func(op OpCode, payload []byte) error) error {
 	if d.err != nil {
 		return d.err
@@ -124,7 +135,9 @@ func (d *Decoder) Feed(p []byte, onData func([]byte) error, onControl func(op Op
 					continue
 				}
 			} else if d.h.Length == 0 {
-				d.frameDone()
+				if err := d.frameDone(onData); err != nil {
+					return d.fail(err)
+				}
 				continue
 			}
 			if len(p) == 0 {
@@ -182,6 +195,9 @@ func (d *Decoder) header(p []byte) (int, error) {
 		if err := d.stream.Begin(h); err != nil {
 			return 0, err
 		}
+		if d.stream.compressed && d.z == nil {
+			d.z = new(inflater)
+		}
 		d.msgLen += h.Length
 		if d.MaxMessage > 0 && (d.msgLen > d.MaxMessage || d.msgLen < 0) {
 			return 0, errMessageTooBig
@@ -199,22 +215,45 @@ func (d *Decoder) dataPayload(p []byte, onData func([]byte) error) ([]byte, erro
 	}
 	Unmask(chunk, d.h.Mask, d.off)
 	d.off += int64(len(chunk))
-	if err := onData(chunk); err != nil {
+	var err error
+	if d.stream.compressed {
+		err = d.z.collect(chunk, d.inflateLimit())
+	} else {
+		err = onData(chunk)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if d.off == d.h.Length {
-		d.frameDone()
+		if err := d.frameDone(onData); err != nil {
+			return nil, err
+		}
 	}
 	return p[len(chunk):], nil
 }
 
-// frameDone ends the data frame in progress (and its message when FIN).
-func (d *Decoder) frameDone() {
+// frameDone ends the data frame in progress, and its message when FIN: a
+// compressed message is inflated and delivered then.
+func (d *Decoder) frameDone(onData func([]byte) error) error {
 	d.inFrame = false
-	if d.h.Fin {
-		d.stream.End()
-		d.msgLen = 0
+	if !d.h.Fin {
+		return nil
 	}
+	compressed := d.stream.compressed
+	d.stream.End()
+	d.msgLen = 0
+	if !compressed {
+		return nil
+	}
+	return d.z.inflate(d.inflateLimit(), onData)
+}
+
+// inflateLimit bounds a compressed message, before and after inflating.
+func (d *Decoder) inflateLimit() int {
+	if d.MaxMessage > 0 && d.MaxMessage < DefaultMaxInflated {
+		return int(d.MaxMessage)
+	}
+	return DefaultMaxInflated
 }
 
 // controlPayload gathers a control frame's payload: straight from p when it
@@ -263,8 +302,7 @@ func (d *Decoder) releaseCtrl() {
 		ctrlPool.Put(d.ctrl)
 		d.ctrl = nil
 	}
+	if d.z != nil {
+		d.z.release()
+	}
 }
-
-// MessageCompressed reports whether the data message in progress has RSV1
-// set (permessage-deflate); meaningful while its pieces are being delivered.
-func (d *Decoder) MessageCompressed() bool { return d.stream.Compressed() }

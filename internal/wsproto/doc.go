@@ -17,7 +17,9 @@
 //
 // Nothing here blocks and nothing buffers a data frame: binary payloads are
 // unmasked in place in the caller's buffer and handed out piece by piece, so
-// a message is never held whole. The price is that text messages are not
+// a message is never held whole (except a permessage-deflate message, which
+// is collected and inflated when it ends; compression is off unless
+// UpgradeConfig.Compression asks for it). The price is that text messages are not
 // supported at all (tether frames travel only as binary messages; a text
 // frame is refused with 1003 rather than validated as UTF-8), and the
 // decoder does not reassemble messages; the tether frame decoder above it

@@ -125,6 +125,7 @@ func TestUpgradeRefusals(t *testing.T) {
 		{"Connection: keep-alive", nil, request("GET /ws HTTP/1.1", append(without("Connection"), "Connection: keep-alive")...), 400},
 		{"no key", nil, request("GET /ws HTTP/1.1", without("Sec-WebSocket-Key")...), 400},
 		{"short key", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Key"), "Sec-WebSocket-Key: abc")...), 400},
+		{"key not base64", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Key"), "Sec-WebSocket-Key: ************************")...), 400},
 		{"no version", nil, request("GET /ws HTTP/1.1", without("Sec-WebSocket-Version")...), 400},
 		{"version 8", nil, request("GET /ws HTTP/1.1", append(without("Sec-WebSocket-Version"), "Sec-WebSocket-Version: 8")...), 426},
 		{"header without colon", nil, goodRequest("nonsense"), 400},
@@ -238,6 +239,11 @@ func TestUpgradeCompression(t *testing.T) {
 	ext := r.Header.Get("Sec-WebSocket-Extensions")
 	if !strings.Contains(ext, "permessage-deflate") || !strings.Contains(ext, "server_no_context_takeover") || !strings.Contains(ext, "client_no_context_takeover") {
 		t.Fatalf("extension response %q", ext)
+	}
+	// An offer that limits our window is declined, not refused.
+	_, _, info, err = Upgrade(goodRequest("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10"), &UpgradeConfig{Compression: true})
+	if err != nil || info.Deflate {
+		t.Fatalf("server_max_window_bits: err=%v info=%+v", err, info)
 	}
 	// Compression on but not offered.
 	_, _, info, err = Upgrade(goodRequest(), &UpgradeConfig{Compression: true})
