@@ -20,8 +20,10 @@ type WebSocketOptions struct {
 	// same-origin (its host equals the Host header); one without (not a browser) is
 	// accepted. A refused origin gets 403.
 	Origins []string
-	// Compression accepts permessage-deflate when a client offers it. Default false:
-	// tether frames are small and binary, and a compressor costs memory.
+	// Compression accepts permessage-deflate (without context takeover) when a client
+	// offers it: the client's compressed messages are inflated (up to 1 MiB each); the
+	// server's own messages go uncompressed. Default false: tether frames are small and
+	// binary.
 	Compression bool
 }
 

@@ -75,7 +75,7 @@ func (k *link) upgrade(c *Conn, p []byte) []byte {
 		k.pre = append(k.pre, p...)
 		buf = k.pre
 	}
-	n, resp, _, err := wsproto.Upgrade(buf, &s.opts.wsUpgrade)
+	n, resp, info, err := wsproto.Upgrade(buf, &s.opts.wsUpgrade)
 	if n == 0 && err == nil {
 		if k.pre == nil {
 			k.pre = append(make([]byte, 0, 2*len(p)), p...)
@@ -97,6 +97,10 @@ func (k *link) upgrade(c *Conn, p []byte) []byte {
 	if c.writeTransport(resp) != nil {
 		return nil
 	}
+	// With permessage-deflate the client may compress its messages; the server sends
+	// its own uncompressed (RFC 7692 allows either per message), so no compressor is
+	// held per connection and a broadcast stays one shared frame.
+	k.ws.dec.Compressed = info.Deflate
 	c.wmu.Lock()
 	k.ws.up = true
 	c.wmu.Unlock()

@@ -21,6 +21,7 @@ type transportSettings struct {
 	tlsCert, tlsKey, tlsClientCA string
 	tlsClientAuth, tlsALPN       string
 	wsPath, wsOrigins            string
+	wsCompression                bool
 	proxyOn, proxyTrusted        string
 	handshakeTimeout             time.Duration
 	maxHandshakes, hsQueue       int
@@ -41,6 +42,7 @@ func addTransportFlags(fs *flag.FlagSet, s *transportSettings) {
 	fs.StringVar(&s.tlsALPN, "tls-alpn", server.WebSocketSubprotocol+",http/1.1", "ALPN protocols offered, in order of preference (browsers offer http/1.1 for wss://).")
 	fs.StringVar(&s.wsPath, "ws-path", "", "Request path that upgrades to WebSocket; other paths get 404."+def("server.DefaultWebSocketPath", server.DefaultWebSocketPath))
 	fs.StringVar(&s.wsOrigins, "ws-origins", "", "Comma-separated Origin allow-list for WebSocket upgrades (exact origins such as https://app.example.com, or * for any). Default: same-origin only for browsers (Origin host equals Host); clients without Origin are accepted. -dev allows any.")
+	fs.BoolVar(&s.wsCompression, "ws-compression", false, "Accept permessage-deflate from WebSocket clients (their messages are inflated; the server's go uncompressed).")
 	fs.StringVar(&s.proxyOn, "proxy-protocol", "", "Comma-separated listeners (tcp, tls, ws, wss) that take a PROXY protocol v1/v2 header from -proxy-trusted networks, e.g. behind haproxy send-proxy-v2. Default none.")
 	fs.StringVar(&s.proxyTrusted, "proxy-trusted", "", "Comma-separated networks (CIDRs or addresses) of the load balancers allowed to send PROXY headers; from them the header is required within 3s, from anyone else it is refused.")
 	fs.DurationVar(&s.handshakeTimeout, "handshake-timeout", 0, "Time a connection has for its transport handshake (PROXY header, TLS, WebSocket upgrade) before authentication starts."+def("server.DefaultHandshakeTimeout", server.DefaultHandshakeTimeout))
@@ -54,7 +56,7 @@ func applyTransport(st *settings, o *server.Options, log *slog.Logger) (*certSto
 	t := &st.transportSettings
 	o.TLSAddr, o.WSAddr, o.WSSAddr = t.tlsAddr, t.wsAddr, t.wssAddr
 	o.HandshakeTimeout, o.MaxTLSHandshakes, o.TLSHandshakeQueue = t.handshakeTimeout, t.maxHandshakes, t.hsQueue
-	o.WebSocket.Path = t.wsPath
+	o.WebSocket.Path, o.WebSocket.Compression = t.wsPath, t.wsCompression
 	if t.wsOrigins != "" {
 		o.WebSocket.Origins = splitList(t.wsOrigins)
 	}
