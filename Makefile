@@ -27,6 +27,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStream$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBodies$$' -fuzztime 10s -fuzzminimizetime 5s ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzUpgrade$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/wsproto
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/proxyhdr
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/tlsrec
 
 # bench: the micro-benchmarks, then the standard load suite (tether-bench suite: the
 # bench/floor probe in process and with a reading peer process, connect/idle/echo/

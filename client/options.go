@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -97,8 +98,15 @@ type Options struct {
 	// Logger receives the client's logs (connects, disconnects, protocol
 	// oddities). Default: discard.
 	Logger *slog.Logger
-	// Dialer opens the TCP connection; tests use it to count or fail dials.
-	// Default: a net.Dialer dialing "tcp".
+	// TLS, when set, makes the connection TLS (the gateway's TLS listener,
+	// tetherd -tls-addr): the default Dialer completes a TLS handshake with this
+	// configuration after the TCP connect. Set ServerName (or it is taken from
+	// the address), RootCAs for a private CA, Certificates for a device
+	// certificate (mTLS). Default nil: plain TCP.
+	TLS *tls.Config
+	// Dialer opens the connection, ready to carry frames (any handshake done);
+	// tests use it to count or fail dials. Default: a net.Dialer dialing "tcp",
+	// then TLS when TLS is set.
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Test hooks, set before Dial starts the client's goroutine. randN, when
@@ -155,6 +163,12 @@ func (o Options) withDefaults() (Options, error) {
 		var d net.Dialer
 		o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, "tcp", addr)
+		}
+		if o.TLS != nil {
+			td := tls.Dialer{Config: o.TLS}
+			o.Dialer = func(ctx context.Context, addr string) (net.Conn, error) {
+				return td.DialContext(ctx, "tcp", addr)
+			}
 		}
 	}
 	switch {

@@ -1,5 +1,7 @@
-// Package server is tether's embeddable gateway: it holds many long-lived client TCP
-// connections on a netpoll event loop, authenticates them, keeps their heartbeats on a
+// Package server is tether's embeddable gateway: it holds many long-lived client
+// connections (raw TCP, TLS, WebSocket and WebSocket over TLS, optionally behind a PROXY
+// protocol balancer: see transport.go for the seam between the session and its
+// transport) on netpoll event loops, authenticates them, keeps their heartbeats on a
 // timing wheel, runs business handlers on a bounded worker pool, and pushes to
 // connections, users, rooms or everyone.
 //
@@ -35,6 +37,10 @@
 //	                               write found the peer gone or passed a budget
 //	                               (outbound.go): its caller may hold locks
 //	                               onClosed takes (wmu; qmu in failQueued)
+//	TLS handshake, one per TLS     tlsrec.Handshake and the hand-over             the Feeder (bytes from the reactor),
+//	connection whose ClientHello   (tlslink.go), then the connections queued      a CPU slot; link.rmu and wmu
+//	is whole, at most              behind it; it returns when the handshake
+//	Options.MaxTLSHandshakes       ends (Options.HandshakeTimeout bounds it)
 //	one-off drain                  drain, when the pool refuses a connection's    the Handler
 //	                               connect/disconnect notifications (dispatch.go)
 //	callers                        Push*, Kick*, Join, GoAway, Shutdown           locks below; never the network
@@ -50,6 +56,11 @@
 // A lock may be taken while holding only locks above it in this table (nats-server's
 // locksordering.txt is the model). Comments elsewhere point here.
 //
+//	0 link.rmu          a connection's transport read side (transport.go): held by the
+//	                    read path across the layers and Conn.onBytes, and by the TLS
+//	                    handshake goroutine across the hand-over to the record layer;
+//	                    everything the read path takes is taken under it. onClosed
+//	                    never takes it, so closeWith may be called under it
 //	1 user.mu           a user's stream (stream.go, inflight.go): QoS1 ids, resume buffer,
 //	                    device records, every connection's in-flight window (Conn.qos).
 //	                    Held across join + AUTH_OK + replay (handshake.go), a QoS1 fan-out
@@ -74,7 +85,9 @@
 //	9 fdreserve's mutex the process's spare descriptor (internal/fdreserve): held across
 //	                    every accept of the client and control listeners and across a
 //	                    refusal; nothing is taken under it (the refusal is logged after)
-//	10 leaves           no lock of ours is taken under them: connShard.mu (hub.go), the
+//	10 leaves           no lock of ours is taken under them: a TLS handshake's Feeder
+//	                    mutex (internal/tlsrec: Feed under rmu; released before its
+//	                    Write calls Conn.writeTransport), connShard.mu (hub.go), the
 //	                    wheel's mutexes, limits.mu and each sourceSet.mu (limits.go,
 //	                    flapping.go: never nested; admit releases the set lock before it
 //	                    takes limits.mu), the loglimit.Limiter mutexes (they call the
@@ -116,5 +129,7 @@
 // already written, never inside a frame: a backlogged connection's queued frames are
 // dropped and the CLOSE waits behind the bytes already handed to the socket, for up to
 // a second (finalGrace) before the socket is closed without it. A client that closes
-// (CLOSE from the client, EOF) gets no answer.
+// (CLOSE from the client, EOF) gets no answer. Over WebSocket the CLOSE is followed by a
+// close frame with the same code, over TLS by close_notify; a connection whose transport
+// is not established yet (TLS handshake, upgrade, PROXY header) is closed without one.
 package server

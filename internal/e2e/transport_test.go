@@ -181,7 +181,8 @@ func TestTLSClientCertificateReachesAuthenticator(t *testing.T) {
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
-	c := dial(t, "unused", client.Options{Token: "ignored", Dialer: tlsDial([]tls.Certificate{device}), NoReconnect: true})
+	c := dial(t, addr, client.Options{Token: "ignored", NoReconnect: true,
+		TLS: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{device}, NextProtos: []string{"tether.v1"}}})
 	if c.UserID() != "device-7" {
 		t.Fatalf("user %q, want device-7 from the certificate", c.UserID())
 	}
