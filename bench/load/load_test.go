@@ -94,11 +94,13 @@ func TestConnectSmoke(t *testing.T) {
 }
 
 func TestIdleSmoke(t *testing.T) {
-	// A 200ms heartbeat makes every connection PING five times a second.
-	res := smoke(t, RunConfig{Scenario: ScenarioIdle, Impls: []string{ImplTether, ImplBaseline}, N: 20, Heartbeat: 200 * time.Millisecond,
+	// A 500ms heartbeat makes every connection PING twice a second; shorter, a server's
+	// 1.5-heartbeat timeout can pass on a loaded 2-core machine under -race, and the
+	// run fails for lost connections.
+	res := smoke(t, RunConfig{Scenario: ScenarioIdle, Impls: []string{ImplTether, ImplBaseline}, N: 20, Heartbeat: 500 * time.Millisecond,
 		Src: "127.0.11.2"})
 	for _, r := range res {
-		if r.Heartbeats < 20 || r.Seconds <= 0 || r.CPUPerBeat < 0 {
+		if r.Heartbeats < 10 || r.Seconds <= 0 || r.CPUPerBeat < 0 {
 			t.Errorf("%s: %d heartbeats in %vs, %v µs each", r.Impl, r.Heartbeats, r.Seconds, r.CPUPerBeat)
 		}
 	}
