@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -21,8 +22,29 @@ type AuthRequest struct {
 	Platform string
 	// ClientVersion is the app's version string, for logs and handlers.
 	ClientVersion string
-	// RemoteAddr is the peer address of the TCP connection.
+	// RemoteAddr is the client's address: the one its PROXY header carried when it came
+	// through a trusted load balancer (Options.Proxy), else the socket's peer.
 	RemoteAddr net.Addr
+	// Transport is how the connection's bytes travel.
+	Transport Transport
+	// TLS describes the connection's TLS session, nil unless Transport is TransportTLS
+	// or TransportWSS. With client certificates (Options.TLS.ClientAuth) it carries the
+	// device's verified certificate chain, so an Authenticator can check that the
+	// certificate's identity matches the token, or authenticate by certificate alone.
+	TLS *TLSInfo
+}
+
+// TLSInfo is what the gateway keeps of a connection's TLS handshake.
+type TLSInfo struct {
+	// Version and CipherSuite are the negotiated protocol version and cipher suite
+	// (crypto/tls constants).
+	Version, CipherSuite uint16
+	// ServerName is the SNI name the client asked for; NegotiatedProtocol the ALPN
+	// protocol agreed, "" if none.
+	ServerName, NegotiatedProtocol string
+	// PeerCertificates is the client's certificate chain, leaf first, verified against
+	// Options.TLS.ClientCAs when ClientAuth asks for verification; nil without one.
+	PeerCertificates []*x509.Certificate
 }
 
 // Identity is who an authenticated connection belongs to.

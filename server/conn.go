@@ -18,8 +18,10 @@ import (
 // accessors (UserID, DeviceID, Platform, ClientVersion) are fixed once OnConnect is called
 // and return "" before.
 type Conn struct {
-	srv   *Server
-	nc    netpoll.Connection
+	srv *Server
+	nc  netpoll.Connection
+	// link is the transport state (transport.go), nil for raw TCP.
+	link  *link
 	fd    int
 	id    uint64
 	ip    netip.Addr
@@ -112,8 +114,9 @@ func (c *Conn) Platform() string { return c.ident().platform }
 // ClientVersion returns the client version from the HELLO.
 func (c *Conn) ClientVersion() string { return c.ident().clientVersion }
 
-// RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+// RemoteAddr returns the client's address: the one its PROXY header carried when it came
+// through a trusted load balancer, else the socket's peer.
+func (c *Conn) RemoteAddr() net.Addr { return c.remoteAddr() }
 
 // Authenticated reports whether the connection has completed HELLO/AUTH_OK and no
 // close has started.
@@ -233,7 +236,7 @@ func (c *Conn) closeAfter(code protocol.CloseCode, reason string, final []byte) 
 
 // logClose writes the debug line of a close the server started.
 func (c *Conn) logClose(code protocol.CloseCode, reason string) {
-	c.srv.log.Debug("closing connection", "conn", c.id, "user", c.UserID(), "code", code.String(), "reason", reason)
+	c.srv.log.Debug("closing connection", "conn", c.id, "transport", c.Transport().String(), "user", c.UserID(), "code", code.String(), "reason", reason)
 }
 
 // finalGrace bounds how long a closing connection waits for the socket to take its last
@@ -258,8 +261,14 @@ func (c *Conn) onClosed(netpoll.Connection) error {
 	s.wheel.Cancel(&c.timer)
 	wasAuthed := prev.phase() == phaseAuthed
 	s.hub.remove(c, wasAuthed)
+	s.transportOpen[c.Transport()].Add(-1)
 	c.leaveAll()
-	s.limits.release(c.ip)
+	if prev&stAdmitted != 0 {
+		s.limits.release(c.ip)
+	}
+	if c.link != nil {
+		c.link.closed()
+	}
 	code := c.closeCode()
 	s.metrics.closed(code)
 	if wasAuthed {

@@ -29,11 +29,15 @@ type reserveListener struct {
 	full []byte // CLOSE SERVER_FULL, encoded once
 }
 
-// reserveFD wraps the client listener so that it refuses with SERVER_FULL while out of
-// descriptors.
-func (s *Server) reserveFD(ln netpoll.Listener) netpoll.Listener {
+// reserveFD wraps a client listener so that it refuses with SERVER_FULL while out of
+// descriptors. Only raw TCP can carry the CLOSE before a handshake; the other
+// transports' clients see the connection closed.
+func (s *Server) reserveFD(ln netpoll.Listener, kind Transport) netpoll.Listener {
 	fdreserve.Hold()
-	full := protocol.AppendClose(nil, protocol.CloseServerFull, "server out of file descriptors")
+	var full []byte
+	if kind == TransportTCP {
+		full = protocol.AppendClose(nil, protocol.CloseServerFull, "server out of file descriptors")
+	}
 	return &reserveListener{Listener: ln, s: s, full: full}
 }
 

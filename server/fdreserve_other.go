@@ -6,4 +6,4 @@ import "github.com/cloudwego/netpoll"
 
 // reserveFD returns ln: the reserved-descriptor refusal (fdreserve_linux.go) is
 // Linux-only; elsewhere netpoll pauses accepting and retries while out of descriptors.
-func (s *Server) reserveFD(ln netpoll.Listener) netpoll.Listener { return ln }
+func (s *Server) reserveFD(ln netpoll.Listener, _ Transport) netpoll.Listener { return ln }

@@ -190,7 +190,7 @@ func (s *sources) strikeLocked(e *sourceEntry, t int64) bool {
 func (s *Server) authFailed(c *Conn, code protocol.CloseCode, err error) {
 	l := s.limits
 	if l.authLog.Allow(code.String()) {
-		s.log.Info("authentication failed", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "code", code.String(), "err", err)
+		s.log.Info("authentication failed", "conn", c.id, "transport", c.Transport().String(), "remote", c.remoteAddr().String(), "code", code.String(), "err", err)
 	}
 	if l.sources != nil && l.sources.strike(c.ip, time.Now()) {
 		l.banned(c.ip, "authentication failures")

@@ -35,7 +35,9 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 		DeviceID:      h.DeviceID,
 		Platform:      h.Platform,
 		ClientVersion: h.ClientVersion,
-		RemoteAddr:    c.nc.RemoteAddr(),
+		RemoteAddr:    c.remoteAddr(),
+		Transport:     c.Transport(),
+		TLS:           c.tlsInfo(),
 	})
 	cancel()
 	if err == nil && id.UserID == "" {

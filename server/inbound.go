@@ -40,7 +40,11 @@ func (s *Server) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	if err != nil {
 		return err
 	}
-	c.onBytes(p)
+	if c.link != nil {
+		c.link.read(c, p) // transport.go: the layers pass tether bytes up to onBytes
+	} else {
+		c.onBytes(p)
+	}
 	return r.Release()
 }
 
@@ -79,8 +83,16 @@ func (c *Conn) onBytes(p []byte) {
 	if err != nil && !errors.Is(err, errStopDecoding) {
 		s.metrics.protocolErrors.Inc()
 		code := protocol.CloseCodeFor(err)
-		s.log.Debug("protocol error", "conn", c.id, "remote", c.nc.RemoteAddr().String(), "err", err)
+		s.log.Debug("protocol error", "conn", c.id, "transport", c.Transport().String(), "remote", c.remoteAddr().String(), "err", err)
 		c.closeWith(code, err.Error())
+	}
+}
+
+// alive pushes an authenticated connection's heartbeat deadline out: a transport's own
+// keep-alive (a WebSocket ping or pong) proves liveness like a tether frame.
+func (c *Conn) alive() {
+	if st := c.state(); st.phase() == phaseAuthed && st&(stGoingAway|stClosing) == 0 {
+		c.timer.Touch(c.srv.deadline(c.srv.hbTimeout))
 	}
 }
 

@@ -80,6 +80,15 @@ func newServerMetrics(s *Server) *serverMetrics {
 	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
 	set.NewGauge("tether_source_bans_total", func() float64 { return float64(s.limits.bans.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })
+	for t := TransportTCP; t < numTransports; t++ {
+		set.NewGauge(fmt.Sprintf(`tether_transport_connections{transport=%q}`, t.String()), func() float64 { return float64(s.transportOpen[t].Load()) })
+	}
+	set.NewGauge("tether_tls_handshakes_queued", func() float64 {
+		if s.handshakes == nil {
+			return 0
+		}
+		return float64(s.handshakes.queued.Load())
+	})
 	set.NewGauge("tether_connections_authenticated", func() float64 { return float64(s.hub.authed.Load()) })
 	set.NewGauge("tether_users", func() float64 { return float64(s.hub.userCount()) })
 	set.NewGauge("tether_rooms", func() float64 { return float64(s.rooms.count()) })
@@ -129,6 +138,18 @@ func newServerMetrics(s *Server) *serverMetrics {
 		[]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
 	set.RegisterMetricsWriter(m.handlerLatency.write)
 	return m
+}
+
+// handshake counts a transport handshake's result: "ok", "failed", "refused" (TLS
+// handshake queue full, WebSocket upgrade refused).
+func (m *serverMetrics) handshake(t Transport, result string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`tether_transport_handshakes_total{transport=%q,result=%q}`, t.String(), result)).Inc()
+}
+
+// proxyHeader counts a PROXY header's fate: "ok", "refused" (malformed, missing from a
+// trusted source), "untrusted" (sent by a source not trusted to).
+func (m *serverMetrics) proxyHeader(result string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`tether_proxy_headers_total{result=%q}`, result)).Inc()
 }
 
 // framesIn counts one inbound frame of n bytes.

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/tether-gw/tether/internal/proxyhdr"
+	"github.com/tether-gw/tether/internal/wsproto"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -51,8 +54,35 @@ func ParseDevicePolicy(s string) (DevicePolicy, error) {
 // Options configures a Server. The zero value of every field keeps the default given in
 // its doc; defaults and validation live in Options.withDefaults.
 type Options struct {
-	// Addr is the client port's listen address. Default ":7000".
+	// Addr is the raw TCP client listener's address (tether frames straight on TCP).
+	// Default ":7000"; "-" disables it.
 	Addr string
+	// TLSAddr, WSAddr and WSSAddr are the listeners of the other transports: tether
+	// frames over TLS, in binary WebSocket messages, and in WebSocket over TLS. ""
+	// (the default) disables each. Every listener feeds the same hub: a push to a user
+	// reaches all their connections whatever their transport (transport.go).
+	TLSAddr, WSAddr, WSSAddr string
+	// TLS is the configuration of the TLS and WSS listeners, required when either is
+	// set: its certificates (set GetCertificate to reload them without a restart),
+	// NextProtos (ALPN), ClientAuth and ClientCAs (device certificates, which the
+	// Authenticator sees in AuthRequest.TLS). The server does not modify it; TLS 1.2 is
+	// the minimum whatever MinVersion says (tlslink.go).
+	TLS *tls.Config
+	// WebSocket configures the WS and WSS listeners.
+	WebSocket WebSocketOptions
+	// Proxy enables the PROXY protocol (v1 and v2) on chosen listeners.
+	Proxy ProxyOptions
+	// HandshakeTimeout bounds a transport's own handshake, from accept: a TLS handshake,
+	// a WebSocket upgrade request, a PROXY header (which has at most 3s of it). The
+	// AuthTimeout for HELLO starts when it is done. Default 5s.
+	HandshakeTimeout time.Duration
+	// MaxTLSHandshakes caps the TLS handshakes running at once (each on a goroutine of
+	// its own for its duration); TLSHandshakeQueue bounds the connections waiting for
+	// one. A connection that finds the queue full is closed at once (metric
+	// tether_tls_handshakes_total{result="refused"}), so a flood of ClientHellos costs
+	// bounded CPU and memory and established connections keep theirs. Defaults 64 and
+	// 1024.
+	MaxTLSHandshakes, TLSHandshakeQueue int
 	// AdminAddr is the admin HTTP listener (/metrics, /healthz, /readyz, /debug/pprof/).
 	// Default "127.0.0.1:7002"; "-" disables it.
 	AdminAddr string
@@ -177,6 +207,11 @@ type Options struct {
 	// is not loopback. Default false: there, pprof answers 403 unless AdminToken is set.
 	AdminPprofPublic bool
 
+	// proxyTrusted and wsUpgrade are Proxy.Trusted parsed and the WebSocket upgrade
+	// rules, set by withDefaults.
+	proxyTrusted proxyhdr.Trusted
+	wsUpgrade    wsproto.UpgradeConfig
+
 	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
 	// driver: the wheel then moves only when the test advances it (clock_test.go), so deadlines
 	// are tested with made-up time.
@@ -275,6 +310,9 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.FlapWindow, DefaultFlapWindow)
 	setDur(&o.FlapBan, DefaultFlapBan)
 	setInt(&o.SourceTableSize, DefaultSourceTableSize)
+	if err := o.transportDefaults(); err != nil {
+		return o, err
+	}
 
 	switch {
 	case o.FlapWindow < 0 || o.FlapBan < 0 || o.SourceTableSize < 0:

@@ -73,6 +73,9 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		c.wmu.Unlock()
 		return ErrConnClosed
 	}
+	if c.link != nil {
+		return c.writeLinkLocked(copyQueued, c.link.frameLocked(frames))
+	}
 	if c.backlog {
 		err := c.queueLocked(copyQueued, frames)
 		c.wmu.Unlock()
@@ -115,7 +118,12 @@ func (c *Conn) startBacklogLocked(copyQueued bool, frames [][]byte, written int)
 	}
 	c.backlog = true
 	c.headPartial = written > 0
-	err := c.queueLocked(copyQueued, rest)
+	return c.startFlusherLocked(c.queueLocked(copyQueued, rest))
+}
+
+// startFlusherLocked starts the flusher for what the backlog holds, after a short
+// write queued it (err is queueLocked's). It unlocks wmu.
+func (c *Conn) startFlusherLocked(err error) error {
 	start := len(c.out) > 0 // a slow-consumer close may have queued its CLOSE
 	if !start {
 		c.backlog = false
@@ -126,6 +134,52 @@ func (c *Conn) startBacklogLocked(copyQueued bool, frames [][]byte, written int)
 		go c.flushBacklog()
 	}
 	return err
+}
+
+// writeLinkLocked is writeFramesLocked for a connection with a transport link: bufs
+// are framed already (link.frameLocked) and are sealed here, on the fast path, or by the
+// flusher when it takes them from the queue. A short write queues the rest of the
+// sealed bytes as one buffer that stays at the head of the queue (headPartial), as it
+// must neither be sealed again nor dropped. It unlocks wmu.
+func (c *Conn) writeLinkLocked(copyQueued bool, bufs [][]byte) error {
+	if c.backlog {
+		err := c.queueLocked(copyQueued, bufs)
+		c.wmu.Unlock()
+		return err
+	}
+	wire := c.link.sealLocked(bufs)
+	total := 0
+	for _, b := range wire {
+		total += len(b)
+	}
+	n, err := sockWritev(c.fd, wire)
+	c.srv.metrics.writeCalls.Inc()
+	if n == total {
+		c.wmu.Unlock()
+		return nil
+	}
+	if err != nil && !errors.Is(err, syscall.EAGAIN) {
+		c.wmu.Unlock()
+		if !c.closing() {
+			go c.closeSilently(protocol.CloseNormal, "peer gone")
+		}
+		return ErrConnClosed
+	}
+	rest := concat(wire)[n:] // a copy: wire may be the caller's buffers
+	c.backlog, c.headPartial = true, true
+	return c.startFlusherLocked(c.queueLocked(false, [][]byte{rest}))
+}
+
+// writeTransport writes bytes a transport layer puts on the wire itself (handshake
+// records, the upgrade response, WebSocket control frames): sealed if the layers below
+// are established, never framed. b may be reused once it returns.
+func (c *Conn) writeTransport(b []byte) error {
+	c.wmu.Lock()
+	if c.writesDone() {
+		c.wmu.Unlock()
+		return ErrConnClosed
+	}
+	return c.writeLinkLocked(true, [][]byte{b})
 }
 
 // queueLocked appends frames to the backlog queue, closing the connection as a slow
@@ -178,13 +232,25 @@ func (c *Conn) finishWritesLocked(final []byte) (pending bool) {
 		return false
 	}
 	c.markWritesDone()
+	// The frame's metrics are counted for the frame, not for the bytes a transport
+	// turns it into.
+	countFinal := func() {}
+	if final != nil {
+		op, size := protocol.Opcode(final[protocol.LengthSize+1]), len(final)
+		countFinal = func() { c.srv.metrics.framesOut(op, size) }
+	}
+	if c.link != nil {
+		// Sealed now: every frame queued behind what the flusher holds is dropped
+		// below, so nothing is sealed between the flusher's batch and this.
+		final = c.link.finalLocked(c, final)
+	}
 	if !c.backlog {
 		if final == nil {
 			return false
 		}
 		n, err := sockWrite(c.fd, final)
 		if n == len(final) {
-			c.srv.metrics.framesOut(protocol.Opcode(final[protocol.LengthSize+1]), len(final))
+			countFinal()
 			return false
 		}
 		if err != nil && !errors.Is(err, syscall.EAGAIN) {
@@ -192,6 +258,7 @@ func (c *Conn) finishWritesLocked(final []byte) (pending bool) {
 		}
 		c.backlog, c.headPartial = true, n > 0
 		c.out = append(c.out[:0], final[n:])
+		c.markSealedTail()
 		c.outBytes += len(final) - n
 		c.srv.backlogBytes.Add(int64(len(final) - n))
 		c.srv.metrics.backlogs.Inc()
@@ -222,9 +289,10 @@ func (c *Conn) finishWritesLocked(final []byte) (pending bool) {
 		return false
 	}
 	c.out = append(c.out, final)
+	c.markSealedTail()
 	c.outBytes += len(final)
 	c.srv.backlogBytes.Add(int64(len(final)))
-	c.srv.metrics.framesOut(protocol.Opcode(final[protocol.LengthSize+1]), len(final))
+	countFinal()
 	return true
 }
 
@@ -260,6 +328,9 @@ func (c *Conn) flushBacklog() {
 		size := 0
 		for _, b := range batch {
 			size += len(b)
+		}
+		if c.link != nil {
+			batch = c.link.sealBatchLocked(batch, c.headPartial)
 		}
 		c.out, c.headPartial, c.flushing = nil, false, true
 		c.wmu.Unlock()

@@ -15,7 +15,6 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/panjf2000/ants/v2"
 
-	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/timingwheel"
 )
@@ -37,13 +36,16 @@ type Server struct {
 	limits  *limits
 	metrics *serverMetrics
 
-	mu       sync.Mutex
-	started  bool
-	el       netpoll.EventLoop
-	ln       net.Listener
-	admin    *http.Server
-	adminLn  net.Listener
-	serveErr chan error
+	mu      sync.Mutex
+	started bool
+	// lns are the client listeners, one per configured transport (listeners.go).
+	lns     []*listener
+	admin   *http.Server
+	adminLn net.Listener
+	// transportOpen counts open connections by transport (tether_transport_connections).
+	transportOpen [numTransports]atomic.Int64
+	// handshakes runs TLS handshakes (tlslink.go); nil without a TLS listener.
+	handshakes *handshakePool
 	// metricWriters add other components' metrics to /metrics.
 	metricWriters []func(io.Writer)
 	draining      atomic.Bool
@@ -118,46 +120,64 @@ func (s *Server) Start() error {
 	// every later connection panics inside netpoll. Open them now, while Start can still
 	// have them.
 	netpoll.Initialize()
-	ln, err := netpoll.CreateListener("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("server: cannot listen on %s: %w", s.opts.Addr, err)
+	lns := s.opts.listenerSpecs()
+	closeAll := func() {
+		for _, l := range lns {
+			if l.ln != nil {
+				l.ln.Close()
+			}
+		}
 	}
-	ln = s.reserveFD(ln) // fdreserve_linux.go: answer SERVER_FULL while out of descriptors
-	el, err := netpoll.NewEventLoop(s.onRequest,
-		netpoll.WithOnConnect(s.onConnect),
-		netpoll.WithWriteTimeout(s.opts.WriteTimeout),
-	)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("server: cannot create event loop: %w", err)
-	}
-	if s.opts.AdminAddr != "-" {
-		if err := s.startAdmin(); err != nil {
-			ln.Close()
+	for _, l := range lns {
+		l.s = s
+		if err := l.listen(); err != nil {
+			closeAll()
 			return err
 		}
 	}
-	s.ln, s.el = ln, el
+	if s.opts.AdminAddr != "-" {
+		if err := s.startAdmin(); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	s.lns = lns
+	s.handshakes = newHandshakePool(s)
 	if s.opts.clock == nil {
 		s.wheel.Start(s.onExpire)
 	}
 	go s.runSweeper()
-	s.serveErr = make(chan error, 1)
-	go func() { s.serveErr <- el.Serve(ln) }()
+	for _, l := range lns {
+		go func() {
+			if err := l.el.Serve(l.ln); err != nil && !s.draining.Load() {
+				s.log.Error("listener stopped", "transport", l.kind.String(), "err", err)
+			}
+		}()
+	}
 	s.started = true
-	s.log.Info("tether gateway listening", "addr", ln.Addr().String(), "admin", s.AdminAddr(),
-		"heartbeat", s.opts.Heartbeat, "auth_timeout", s.opts.AuthTimeout, "device_policy", s.opts.DevicePolicy.String())
+	attrs := []any{"admin", s.AdminAddr(), "heartbeat", s.opts.Heartbeat, "auth_timeout", s.opts.AuthTimeout, "device_policy", s.opts.DevicePolicy.String()}
+	for _, l := range lns {
+		attrs = append(attrs, l.kind.String(), l.ln.Addr().String())
+		if l.proxy {
+			attrs = append(attrs, l.kind.String()+"_proxy_protocol", true)
+		}
+	}
+	s.log.Info("tether gateway listening", attrs...)
 	return nil
 }
 
-// Addr returns the client listener's address, or nil before Start.
-func (s *Server) Addr() net.Addr {
+// Addr returns the raw TCP listener's address, or nil before Start or when it is
+// disabled; ListenerAddr gives the others.
+func (s *Server) Addr() net.Addr { return s.ListenerAddr(TransportTCP) }
+
+// closeListeners stops accepting on every client listener.
+func (s *Server) closeListeners() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
+	lns := s.lns
+	s.mu.Unlock()
+	for _, l := range lns {
+		_ = l.ln.Close()
 	}
-	return s.ln.Addr()
 }
 
 // AdminAddr returns the admin listener's address as host:port, or "" when disabled or
@@ -167,33 +187,6 @@ func (s *Server) AdminAddr() string {
 		return ""
 	}
 	return s.adminLn.Addr().String()
-}
-
-// onConnect is netpoll's accept callback: it admits or refuses the socket and starts
-// its auth deadline.
-func (s *Server) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	s.metrics.connsTotal.Inc()
-	c := &Conn{srv: s, nc: nc, fd: nc.(netpoll.Conn).Fd(), id: s.nextID.Add(1)}
-	c.ip = netutil.AddrIP(nc.RemoteAddr())
-	c.timer.SetOwner(c)
-	if s.draining.Load() {
-		s.refuse(c, protocol.CloseGoingAway, "draining")
-		return ctx
-	}
-	if code, reason := s.limits.admit(c.ip, s.hub.total.Load(), time.Now()); code != 0 {
-		s.refuse(c, code, reason)
-		return ctx
-	}
-	s.hub.addConn(c)
-	if err := nc.AddCloseCallback(c.onClosed); err != nil {
-		// Already closed by the peer: undo.
-		c.markClosed()
-		s.hub.remove(c, false)
-		s.limits.release(c.ip)
-		return ctx
-	}
-	s.wheel.Schedule(&c.timer, s.deadline(s.opts.AuthTimeout))
-	return &connCtx{Context: ctx, c: c}
 }
 
 // refuse sends CLOSE with code and closes a socket that was not admitted.
@@ -275,12 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
 		return ErrServerClosed
 	}
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
+	s.closeListeners()
 	n := s.goAwayAll(ctx)
 	s.log.Info("draining", "connections", n, "spread", s.opts.DrainSpread)
 	var waitErr error
@@ -300,12 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes every connection with CloseGoingAway at once and stops the server.
 func (s *Server) Close() error {
 	s.draining.Store(true)
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
-	}
+	s.closeListeners()
 	s.shutdownNow()
 	return nil
 }
@@ -323,13 +306,14 @@ func (s *Server) shutdownNow() {
 	s.hub.each(func(c *Conn) { _ = c.nc.Close() })
 	s.waitConns(time.Second)
 	s.mu.Lock()
-	el, admin, started := s.el, s.admin, s.started
+	lns, admin, started := s.lns, s.admin, s.started
 	s.mu.Unlock()
-	if el != nil {
+	for _, l := range lns {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = el.Shutdown(ctx)
+		_ = l.el.Shutdown(ctx)
 		cancel()
 	}
+	s.handshakes.stop()
 	if started && s.opts.clock == nil {
 		s.wheel.Stop()
 	}

@@ -16,6 +16,9 @@ import "github.com/tether-gw/tether/protocol"
 //	bit  5     stWritesDone no frame may be written or queued any more: checked under
 //	                        wmu; set under it, or by onClosed, which then takes it
 //	bit  6     stClosed     netpoll's close callback ran (onClosed)
+//	bit  7     stAdmitted   counted against its source's per-IP limit (limits.admit),
+//	                        so onClosed releases it; at accept, or once a PROXY
+//	                        header named the client (proxylink.go)
 //	bits 16-31 the close code (0 until stClosing)
 type connState uint32
 
@@ -30,6 +33,7 @@ const (
 	stClosing    connState = 1 << 4
 	stWritesDone connState = 1 << 5
 	stClosed     connState = 1 << 6
+	stAdmitted   connState = 1 << 7
 
 	codeShift = 16
 )

@@ -59,7 +59,8 @@ type settings struct {
 
 	logFormat, logLevel string
 
-	controlSettings // the control port's flags, in control.go
+	controlSettings   // the control port's flags, in control.go
+	transportSettings // the TLS, WebSocket and PROXY flags, in transport.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as
@@ -117,6 +118,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.logFormat, "log-format", "text", "Log format: text or json.")
 	fs.StringVar(&s.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	addControlFlags(fs, s)
+	addTransportFlags(fs, &s.transportSettings)
 	return fs
 }
 
@@ -148,6 +150,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
 	}
+	certs, err := applyTransport(&st, &opts, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 2
+	}
 	ctl, err := controlPort(&st, logger, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
@@ -167,6 +174,21 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				certs.reload()
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	if err := srv.Start(); err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 1
@@ -390,6 +412,9 @@ func mint(st *settings, stdout, stderr io.Writer, getenv func(string) string) in
 // printDevBanner tells a developer how to connect.
 func printDevBanner(w io.Writer, srv *server.Server) {
 	devBanner(w, srv.Addr().String(), srv.AdminAddr())
+	if a := srv.ListenerAddr(server.TransportWS); a != nil {
+		fmt.Fprintf(w, "  websocket    ws://%s%s   (subprotocol %s; the TypeScript SDK in client/js)\n\n", a, server.DefaultWebSocketPath, server.WebSocketSubprotocol)
+	}
 }
 
 // devBanner writes the -dev banner for the client port addr and the admin address.

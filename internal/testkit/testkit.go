@@ -2,7 +2,8 @@
 // client, a dialer that can cut its connection under a client, condition polling with a
 // deadline, a quiet logger, a locked buffer for child-process output, the harness that
 // re-runs a test binary as a child under a lowered file limit (child.go), a fake clock
-// and a recorder of the SDKs' reconnect waits (clock.go), the promtool check of a
+// and a recorder of the SDKs' reconnect waits (clock.go), a real haproxy started from a
+// configuration body, with free-port helpers (haproxy.go), the promtool check of a
 // /metrics exposition, and the goroutine-leak check every suite's TestMain runs. It is
 // test support only; nothing in the gateway imports it. It must not import server or
 // the SDKs, so that their own tests can use it: helpers that start the real gateway live
