@@ -36,8 +36,8 @@ fuzz:
 # bench/floor probe in process and with a reading peer process, connect/idle/echo/
 # pipelined/push/room/churn with server CPU profiles, the transports table (tetherd and
 # the goroutine-per-connection baselines over tcp, tls, ws and wss: memory per idle
-# connection, handshake rate, room fan-out CPU; about 4 of the minutes), tether-memtest),
-# about 12 minutes on the 2-core reference machine. Raw results go to bench/results/, tables to the generated section of
+# connection, handshake rate, room fan-out CPU; about 1.5 of the minutes), tether-memtest),
+# about 10 minutes on the 2-core reference machine. Raw results go to bench/results/, tables to the generated section of
 # BENCHMARKS.md.
 BENCHTIME ?= 200ms
 bench:

@@ -4,7 +4,8 @@
 // own; its packages are:
 //
 //	bench/kit       plumbing every bench process shares: child processes, /proc readers,
-//	                loopback dialing, starting tetherd, command-line helpers
+//	                loopback dialing over tcp, tls, ws and wss (and the baselines'
+//	                listeners for them), starting tetherd, command-line helpers
 //	bench/loadgen   the load generator: one child process holding N client connections,
 //	                driven by JSON commands (both tether-bench and tether-memtest use it)
 //	bench/serve     the server child: each implementation under test (the embedded

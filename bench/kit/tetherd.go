@@ -33,16 +33,18 @@ type TetherdConfig struct {
 
 // transportArgs returns tetherd's flags for a listener of t on addr.
 func transportArgs(t Transport, addr string, cert Cert) ([]string, error) {
+	// -dev opens a WebSocket listener on a fixed port unless told otherwise
+	// ("-ws-addr -"): tetherds run side by side must not fight over it.
 	var args []string
 	switch t {
 	case TransportTCP:
-		return nil, nil
+		return []string{"-ws-addr", "-"}, nil
 	case TransportTLS:
-		args = []string{"-tls-addr", addr}
+		args = []string{"-tls-addr", addr, "-ws-addr", "-"}
 	case TransportWS:
 		args = []string{"-ws-addr", addr, "-ws-origins", "*"}
 	case TransportWSS:
-		args = []string{"-wss-addr", addr, "-ws-origins", "*"}
+		args = []string{"-wss-addr", addr, "-ws-addr", "-", "-ws-origins", "*"}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrTransport, t)
 	}
@@ -96,7 +98,7 @@ func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
 		return nil, fmt.Errorf("cannot start %s: %w", cfg.Bin, err)
 	}
 	t := &Tetherd{cmd: cmd, Addr: ports[0], TCPAddr: ports[0], Admin: ports[1], exited: make(chan struct{})}
-	if targs != nil {
+	if cfg.Transport.Or() != TransportTCP {
 		t.Addr = ports[3]
 	}
 	if cfg.Control {

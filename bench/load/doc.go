@@ -1,5 +1,6 @@
 // Package load is tether-bench: load scenarios (connect, idle, echo, push, room,
-// churn) against a server it starts itself and the baselines it is measured against,
+// churn), each over any transport (-transport tcp|tls|ws|wss), and the transports
+// comparison, against a server it starts itself and the baselines it is measured against,
 // and the standard suite behind make bench, which also runs the kernel floor probe
 // (bench/floor) and tether-memtest and writes the generated section of
 // BENCHMARKS.md.

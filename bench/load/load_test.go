@@ -207,16 +207,17 @@ func TestTransportConnectSmoke(t *testing.T) {
 	}
 }
 
-// TestTransportsSmoke runs the transports measurement on the baseline over all four
-// transports at a tiny size and checks every row has its figures.
+// TestTransportsSmoke runs the transports measurement on tetherd (built here) and
+// the baseline over all four transports at a tiny size and checks every row has its
+// figures, and tetherd's room broadcasts reached every member over each transport.
 func TestTransportsSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts child processes")
+		t.Skip("builds tetherd and starts child processes")
 	}
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rep, err := RunTransports(ctx, TransportsConfig{Impls: []string{ImplBaseline}, N: 20, Src: "127.0.18.2", Exe: os.Args[0],
+	rep, err := RunTransports(ctx, TransportsConfig{N: 20, Broadcasts: 3, Src: "127.0.18.2", Exe: os.Args[0],
 		Env: kittest.ChildEnv(childEnv), Timeout: time.Minute, Log: kittest.Log{T: t}})
 	if err != nil {
 		t.Fatal(err)
@@ -226,11 +227,14 @@ func TestTransportsSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
-	if len(rep.Results) != 4 {
-		t.Fatalf("%d results, want 4", len(rep.Results))
+	if len(rep.Results) != 8 {
+		t.Fatalf("%d results, want 8", len(rep.Results))
 	}
 	for i, x := range rep.Results {
-		if x.Transport != kit.Transports[i] || x.Connected != 20 || x.Failed != 0 || x.Lost != 0 || x.HandshakeRate <= 0 ||
+		if x.Impl == ImplTetherd && (x.Members != 20 || x.Delivered != 60) {
+			t.Errorf("tetherd over %s: %d members, %d broadcasts delivered; want 20 and 60", x.Transport, x.Members, x.Delivered)
+		}
+		if x.Transport != kit.Transports[i/2] || x.Connected != 20 || x.Failed != 0 || x.Lost != 0 || x.HandshakeRate <= 0 ||
 			x.HandshakeLat.P50 <= 0 || x.RSSBefore <= 0 || x.RSSSettled <= 0 {
 			t.Errorf("row %d: %+v", i, x)
 		}

@@ -82,7 +82,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 
 // scenarioFlags binds the flags of a scenario to cfg.
 func scenarioFlags(fs *flag.FlagSet, cfg *RunConfig) *string {
-	impls := fs.String("impl", "", "The servers to measure, comma-separated, the subject first: tetherd (the daemon), tether (the package embedded with an echo handler), baseline (goroutine per connection), bare (netpoll byte echo, the ceiling). Default: tetherd,baseline,bare for connect and idle; tether,baseline,bare for echo; tetherd for push, room and churn.")
+	impls := fs.String("impl", "", "The servers to measure, comma-separated, the subject first: tetherd (the daemon), tether (the package embedded with an echo handler), baseline (goroutine per connection), bare (netpoll byte echo, the ceiling). Default: tetherd,baseline,bare for connect and idle; tether,baseline,bare for echo; tetherd for push, room and churn; over tls, ws or wss tetherd,baseline (tetherd for push, room and churn).")
 	fs.IntVar(&cfg.N, "n", 0, "The number of client connections. Default 19000 (echo: 10000, or 64 with -window; churn: 2000).")
 	fs.IntVar(&cfg.Loaders, "loaders", 1, "The minimum number of load processes; more are started when n does not fit -per-loader.")
 	fs.IntVar(&cfg.PerLoader, "per-loader", 0, "The most connections one load process holds; 0 means min(10000, the open-files hard limit - 256).")

@@ -84,7 +84,7 @@ func suiteSteps(scale int) []step {
 
 // suiteTransports returns the suite's transports measurement: 19,000 connections
 // (scaled) per server per transport, like the memory figures. On the 2-core
-// reference machine it adds about four minutes.
+// reference machine it adds about 90 seconds (8 servers of 19,000 connections).
 func suiteTransports(scale int) TransportsConfig {
 	return TransportsConfig{Transports: kit.Transports, Impls: []string{ImplTetherd, ImplBaseline}, N: max(19000/scale, 50), Loaders: 2,
 		Concurrency: 64, Src: "127.0.6.2", Broadcasts: 10}
