@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -90,6 +92,20 @@ func (s *Server) adminMux(public bool) *http.ServeMux {
 	pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	pp.HandleFunc("/debug/scavenge", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST to return free memory to the OS", http.StatusMethodNotAllowed)
+			return
+		}
+		// A burst of TLS handshakes or reconnects leaves garbage that fills the GC's
+		// headroom (GOGC), and the runtime keeps those pages: this collects and
+		// returns them now, as runtime/debug.FreeOSMemory does.
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(w, "heap in use %d bytes, released %d bytes\n", ms.HeapInuse, ms.HeapReleased)
+	})
 	var pprofH http.Handler = pp
 	if public && s.opts.AdminToken == "" && !s.opts.AdminPprofPublic {
 		pprofH = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -97,6 +113,7 @@ func (s *Server) adminMux(public bool) *http.ServeMux {
 		})
 	}
 	mux.Handle("/debug/pprof/", s.adminAuth(pprofH))
+	mux.Handle("/debug/scavenge", s.adminAuth(pprofH))
 	return mux
 }
 

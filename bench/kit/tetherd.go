@@ -196,6 +196,31 @@ func FetchProfile(ctx context.Context, admin, path string, seconds int) error {
 	return writeFile(path, b)
 }
 
+// Settle forces a GC in a tetherd from outside (a heap profile taken after one) and has
+// it return its free pages to the OS (POST /debug/scavenge), as the in-process targets
+// do with runtime/debug.FreeOSMemory, so every implementation's RSS is read the same
+// way.
+func Settle(ctx context.Context, admin string) error {
+	if err := FetchHeap(ctx, admin, io.Discard); err != nil {
+		return err
+	}
+	hc := http.Client{Timeout: time.Minute}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+"/debug/scavenge", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot scavenge tetherd: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tetherd scavenge: %s", resp.Status)
+	}
+	return nil
+}
+
 // FetchHeap writes to w a heap profile from the admin listener's
 // /debug/pprof/heap?gc=1, which runs a garbage collection first: how a GC is forced
 // in a tetherd from outside.

@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/tether-gw/tether/bench/kit"
@@ -93,9 +92,8 @@ func startTetherd(ctx context.Context, r *runner, heartbeat time.Duration, contr
 	if err != nil {
 		return nil, err
 	}
-	// tetherd cannot be made to return free pages to the OS; a heap profile taken
-	// after a GC is how a GC is forced from outside (as bench/serve's tetherd
-	// target does).
-	gc := func() error { return kit.FetchHeap(ctx, t.Admin, io.Discard) }
+	// A GC forced from outside, then the free pages returned (as bench/serve's
+	// tetherd target does).
+	gc := func() error { return kit.Settle(ctx, t.Admin) }
 	return &serverProc{impl: ImplTetherd, pid: t.PID(), addr: t.Addr, admin: t.Admin, control: t.Control, exited: t.Exited(), stop: t.Stop, gc: gc}, nil
 }

@@ -40,8 +40,8 @@
 // For each implementation: the server's VmRSS once it listens and a forced GC and
 // scavenge settled (before), and again when every connection has authenticated and
 // completed -pings PING/PONG exchanges (after, both as found and after another forced
-// GC and scavenge; tetherd cannot be made to scavenge, so its readings follow a GC
-// only). The headline figure is (after - before) / N with both sides
+// GC and scavenge; tetherd's through its admin listener: /debug/pprof/heap?gc=1 and
+// POST /debug/scavenge). The headline figure is (after - before) / N with both sides
 // settled, which is what a long-running server converges to; the as-found figure is
 // reported next to it. Go heap and goroutine stack growth per connection come from
 // runtime.MemStats in the server process.

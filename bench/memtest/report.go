@@ -41,7 +41,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\nRSS/conn = (VmRSS at N - VmRSS listening) / N, both after a forced GC and scavenge; raw = at N as found.\n")
 	if slices.ContainsFunc(r.Results, func(res Result) bool { return res.Impl == ImplTetherd }) {
-		b.WriteString("tetherd is a separate binary that cannot be made to scavenge: its readings follow a forced GC only.\n")
+		b.WriteString("tetherd is a separate binary: its GC is forced through /debug/pprof/heap?gc=1 and its scavenge through POST /debug/scavenge.\n")
 	}
 	b.WriteString("heap/conn = live Go heap (HeapAlloc after GC) growth; stack/conn = goroutine stack (StackInuse) growth.\n")
 	if ratio := r.Ratio(ImplBaseline, ImplTether); ratio > 0 {

@@ -19,10 +19,9 @@ import (
 // The tetherd target runs the real gateway binary as a grandchild and measures that
 // process: the serve child only relays. Go memory and connection counts come from
 // tetherd's admin /metrics, and garbage collection and heap profiles from its
-// /debug/pprof/heap?gc=1. One difference from the in-process targets follows: nothing
-// can make tetherd return free pages to the OS on demand, so its RSS readings include
-// whatever the background scavenger has not returned yet, and its heap profile is
-// sampled at Go's default rate (512 KiB) rather than Config.MemProfileRate.
+// /debug/pprof/heap?gc=1, then POST /debug/scavenge returns its free pages to the OS,
+// as the in-process targets do after their GC. One difference remains: its heap profile
+// is sampled at Go's default rate (512 KiB) rather than Config.MemProfileRate.
 
 type tetherdTarget struct {
 	*kit.Tetherd
@@ -96,7 +95,7 @@ func (t *tetherdTarget) stats() (msg.MemStats, error) {
 	return st, nil
 }
 
-func (t *tetherdTarget) gc() error { return t.heapProfile(io.Discard) }
+func (t *tetherdTarget) gc() error { return kit.Settle(context.Background(), t.Admin) }
 
 func (t *tetherdTarget) writeHeap(path string) error {
 	f, err := os.Create(path)
