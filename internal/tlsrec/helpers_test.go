@@ -86,8 +86,8 @@ type server struct {
 	hs   chan hsResult
 	post chan []byte // chunks read after the handshake, in order; closed on read error
 
-	sess *Session
-	rest []byte
+	sess  *Session
+	rest  []byte
 	plain []byte // delivered and not yet taken by read
 }
 
