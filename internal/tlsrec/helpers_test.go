@@ -22,6 +22,7 @@ const testTimeout = 30 * time.Second
 // pki is a throwaway CA with a server and a client certificate.
 type pki struct {
 	pool   *x509.CertPool
+	caDER  []byte
 	server tls.Certificate
 	client tls.Certificate
 }
@@ -44,6 +45,7 @@ func testPKI(t testing.TB) pki {
 			panic(err)
 		}
 		ca, _ := x509.ParseCertificate(caDER)
+		thePKI.caDER = caDER
 		thePKI.pool = x509.NewCertPool()
 		thePKI.pool.AddCert(ca)
 		leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) tls.Certificate {
@@ -119,10 +121,15 @@ func dialPair(t testing.TB, cfg *tls.Config, chunk int) (net.Conn, *server) {
 	if sc == nil {
 		t.Fatal("accept failed")
 	}
-	deadline := time.Now().Add(testTimeout)
-	raw.SetDeadline(deadline)
-	sc.SetDeadline(deadline)
-	t.Cleanup(func() { raw.Close(); sc.Close() })
+	raw.SetDeadline(time.Now().Add(testTimeout))
+	t.Cleanup(func() { raw.Close() })
+	return raw, newServer(t, sc, cfg, chunk)
+}
+
+// newServer runs Handshake with cfg and the reactor goroutine on the accepted socket sc.
+func newServer(t testing.TB, sc net.Conn, cfg *tls.Config, chunk int) *server {
+	sc.SetDeadline(time.Now().Add(testTimeout))
+	t.Cleanup(func() { sc.Close() })
 	s := &server{t: t, conn: sc, hs: make(chan hsResult, 1), post: make(chan []byte, 1024)}
 	s.f = NewFeeder(func(p []byte) error { _, err := sc.Write(p); return err }, sc.LocalAddr(), sc.RemoteAddr())
 	go func() {
@@ -130,7 +137,7 @@ func dialPair(t testing.TB, cfg *tls.Config, chunk int) (net.Conn, *server) {
 		s.hs <- hsResult{ss, rest, err}
 	}()
 	go s.reactor(chunk)
-	return raw, s
+	return s
 }
 
 func (s *server) reactor(chunk int) {
