@@ -251,7 +251,7 @@ func countSealed(d *direction, out []byte) uint64 {
 // wrSecret, both at seq 0. (With the secrets swapped it is the client's side: tests.)
 func newSession13(id uint16, rdSecret, wrSecret []byte) (*Session, error) {
 	su := suites[id]
-	s := &Session{version: 13, suite: id}
+	s := &Session{version: 13, kind: su.kind, suite: id}
 	if err := s.rd.set13(su, rdSecret); err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func newSession13(id uint16, rdSecret, wrSecret []byte) (*Session, error) {
 // (the Finished messages were seq 0).
 func newSession12(id uint16, rdKey, rdIV, wrKey, wrIV []byte) (*Session, error) {
 	su := suites[id]
-	s := &Session{version: 12, suite: id}
+	s := &Session{version: 12, kind: su.kind, suite: id}
 	var err error
 	if s.rd.aead, err = su.newAEAD(rdKey); err != nil {
 		return nil, err

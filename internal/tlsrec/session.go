@@ -73,6 +73,7 @@ type Session struct {
 	rd, wr direction
 	// version is 12 or 13 (the TLS minor version) and suite the negotiated suite's id.
 	version uint8
+	kind    aeadKind // suites[suite].kind, kept to spare a map lookup per record
 	suite   uint16
 	flags   atomic.Uint32
 	// partial holds a record cut short at the end of Open's input; nil otherwise.
@@ -261,7 +262,7 @@ func (s *Session) decrypt(rec []byte) (uint8, []byte, error) {
 		return 0, nil, ErrUnexpectedMessage
 	}
 	var nonce []byte
-	if s.suiteInfo().kind == chacha {
+	if s.kind == chacha {
 		nonce = d.nonce13()
 	} else {
 		if len(body) < explicitLen {
@@ -345,7 +346,7 @@ func (s *Session) recordOverhead() int {
 	switch {
 	case s.version == 13:
 		return recordHeaderLen + 1 + tagLen
-	case s.suiteInfo().kind == chacha:
+	case s.kind == chacha:
 		return recordHeaderLen + tagLen
 	}
 	return recordHeaderLen + explicitLen + tagLen
@@ -436,7 +437,7 @@ func (s *Session) reserve(dst []byte, typ uint8, n int) ([]byte, []byte) {
 	}
 	binary.BigEndian.PutUint16(hdr[3:], uint16(total-recordHeaderLen))
 	at := start + recordHeaderLen
-	if s.version == 12 && s.suiteInfo().kind == aesGCM {
+	if s.version == 12 && s.kind == aesGCM {
 		binary.BigEndian.PutUint64(dst[at:], s.wr.seq)
 		at += explicitLen
 	}
@@ -451,7 +452,7 @@ func (s *Session) sealReserved(dst, payload []byte, typ uint8, n int) {
 		payload = payload[:n+1]
 		payload[n] = typ
 		w.aead.Seal(payload[:0], w.nonce13(), payload, hdr)
-	} else if s.suiteInfo().kind == chacha {
+	} else if s.kind == chacha {
 		w.aead.Seal(payload[:0], w.nonce13(), payload, w.ad12(typ, n))
 	} else {
 		copy(w.nonce[:4], w.iv[:4])
