@@ -43,8 +43,8 @@ func FuzzOpen(f *testing.F) {
 			f.Add(uint8(i), uint16(1), sealRaw13(cli, make([]byte, 4)))
 		}
 	}
-	f.Add(uint8(0), uint16(2), []byte{23, 3, 3, 0xff, 0xff})   // oversize header
-	f.Add(uint8(3), uint16(5), []byte{23, 3, 3, 0, 20, 1, 2})  // truncated
+	f.Add(uint8(0), uint16(2), []byte{23, 3, 3, 0xff, 0xff})     // oversize header
+	f.Add(uint8(3), uint16(5), []byte{23, 3, 3, 0, 20, 1, 2})    // truncated
 	f.Add(uint8(1), uint16(0), []byte("GET / HTTP/1.1\r\n\r\n")) // not TLS
 	f.Add(uint8(4), uint16(1), []byte{22, 3, 3, 0, 4, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, which uint8, split uint16, data []byte) {
