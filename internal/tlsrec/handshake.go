@@ -136,7 +136,7 @@ func (c *capture) install(cfg, base *tls.Config) {
 			// The caller's GetConfigForClient may have returned a config with its own keys.
 			ss, err = cfg.DecryptTicket(identity, cs)
 		}
-		if ss != nil && err == nil {
+		if ss != nil && err == nil && cs.Version == tls.VersionTLS12 {
 			c.master = sessionSecret(ss)
 		}
 		return ss, err

@@ -399,3 +399,79 @@ func TestUnsupportedSuite(t *testing.T) {
 		t.Fatalf("Handshake: %v, want ErrUnsupportedSuite", err)
 	}
 }
+
+// TestHelloRetryRequest: a server that insists on a group the client offered no key
+// share for sends a HelloRetryRequest; the handshake (two ClientHellos through the
+// Feeder) still yields a working session.
+func TestHelloRetryRequest(t *testing.T) {
+	scfg := serverConfig(t)
+	scfg.CurvePreferences = []tls.CurveID{tls.CurveP384}
+	ccfg := clientConfig(t)
+	ccfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP384}
+	ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for range 2 {
+		raw, s := dialPair(t, scfg, 7)
+		c := goClient(t, raw, ccfg)
+		if st := c.ConnectionState(); st.CurveID != tls.CurveP384 && !st.DidResume {
+			t.Fatalf("curve %v: no HelloRetryRequest happened", st.CurveID)
+		}
+		roundTrip(t, c, s, 100)
+	}
+}
+
+// TestHandshakeSessionRetainedBytes measures what Sessions made by real handshakes keep
+// once sockets and goroutines are gone: the record-layer state and Info only, nothing
+// of the handshake (its buffers, the tls.Conn, the Feeder). Run with -v for the figure.
+func TestHandshakeSessionRetainedBytes(t *testing.T) {
+	const n = 200
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	scfg, ccfg := serverConfig(t), clientConfig(t)
+	one := func() *Session {
+		raw, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		f := NewFeeder(func(p []byte) error { _, err := sc.Write(p); return err }, nil, nil)
+		type result struct {
+			s   *Session
+			err error
+		}
+		res := make(chan result, 1)
+		go func() { s, _, err := Handshake(f, scfg); res <- result{s, err} }()
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				k, err := sc.Read(buf)
+				if err != nil || f.Feed(buf[:k]) != nil {
+					f.Close()
+					return
+				}
+			}
+		}()
+		c := tls.Client(raw, ccfg)
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.s
+	}
+	one() // warm up: the derived config, the client's caches
+	per := retainedPerSession(n, func() *Session { return one() })
+	t.Logf("%d handshaken TLS 1.3 AES-128-GCM sessions: %.0f bytes/session", n, per)
+	if per > 2300 {
+		t.Errorf("%.0f bytes/session retained: something of the handshake is kept", per)
+	}
+}

@@ -258,3 +258,38 @@ func TestRekeyAfterLimit(t *testing.T) {
 		t.Fatalf("Open: %q %v", got, err)
 	}
 }
+
+// TestConcurrentOpenSeal runs Open (with KeyUpdate requests arriving) and Seal on two
+// goroutines at once, as the reactor and a writer do: under -race this checks they share
+// only the atomic flags word, and the peer can read every Seal output in order.
+func TestConcurrentOpenSeal(t *testing.T) {
+	srv, cli := sessionPair(t, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	var in []byte
+	for i := range 200 {
+		if i%10 == 0 {
+			in = requestKeyUpdate(cli, in)
+		}
+		in = cli.Seal(in, []byte("up"))
+	}
+	done := make(chan error, 1)
+	go func() {
+		var got []byte
+		err := srv.Open(in, func(b []byte) error { got = append(got, b...); return nil })
+		if err == nil && len(got) != 400 {
+			err = fmt.Errorf("opened %d bytes, want 400", len(got))
+		}
+		done <- err
+	}()
+	var out []byte
+	for range 200 {
+		out = srv.Seal(out, []byte("down"))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out = srv.Seal(out, []byte("down")) // answers a request Open may have seen last
+	got, err := openAll(cli, out)
+	if err != nil || len(got) != 201*4 {
+		t.Fatalf("client Open: %d bytes, %v", len(got), err)
+	}
+}
