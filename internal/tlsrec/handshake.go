@@ -207,7 +207,7 @@ func (c *capture) session(st tls.ConnectionState) (*Session, error) {
 			return nil, err
 		}
 		s.wr.seq = countSealed(&s.wr, c.out)
-		s.info = info
+		s.setInfo(info)
 		return s, nil
 	}
 	if c.master == nil || len(c.hello) < helloPrefix || len(c.out) < helloPrefix ||
@@ -219,7 +219,7 @@ func (c *capture) session(st tls.ConnectionState) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.info = info
+	s.setInfo(info)
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package tlsrec
 
 import (
 	"crypto/cipher"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"net"
@@ -76,13 +77,39 @@ type Session struct {
 	kind    aeadKind // suites[suite].kind, kept to spare a map lookup per record
 	suite   uint16
 	flags   atomic.Uint32
-	// partial holds a record cut short at the end of Open's input; nil otherwise.
-	partial []byte
-	info    Info
+	// serverName and alpn are Info's; peerCerts is nil without client certificates.
+	serverName, alpn string
+	peerCerts        *[]*x509.Certificate
+	// partial holds a record cut short at the end of Open's input; nil otherwise. It and
+	// peerCerts are pointers so that an idle Session fits the 256-byte size class
+	// (TestSessionRetainedBytes).
+	partial *[]byte
 }
 
 // Info returns what the handshake established. Safe to call from any goroutine.
-func (s *Session) Info() Info { return s.info }
+func (s *Session) Info() Info {
+	info := Info{
+		Version:            tls.VersionTLS12,
+		CipherSuite:        s.suite,
+		ServerName:         s.serverName,
+		NegotiatedProtocol: s.alpn,
+	}
+	if s.version == 13 {
+		info.Version = tls.VersionTLS13
+	}
+	if s.peerCerts != nil {
+		info.PeerCertificates = *s.peerCerts
+	}
+	return info
+}
+
+// setInfo records what Info returns.
+func (s *Session) setInfo(info Info) {
+	s.serverName, s.alpn = info.ServerName, info.NegotiatedProtocol
+	if info.PeerCertificates != nil {
+		s.peerCerts = &info.PeerCertificates
+	}
+}
 
 func (s *Session) suiteInfo() suite { return suites[s.suite] }
 
@@ -117,7 +144,7 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 	}
 	for len(p) > 0 {
 		if len(p) < recordHeaderLen {
-			s.partial = append(make([]byte, 0, recordHeaderLen), p...)
+			s.keepPartial(p, recordHeaderLen)
 			return nil
 		}
 		n, err := s.checkHeader(p)
@@ -125,7 +152,7 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 			return s.readErr(err)
 		}
 		if len(p) < n {
-			s.partial = append(make([]byte, 0, n), p...)
+			s.keepPartial(p, n)
 			return nil
 		}
 		if err := s.openRecord(p[:n], deliver); err != nil {
@@ -136,32 +163,41 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 	return nil
 }
 
+// keepPartial copies p, the start of a record of n bytes (or of its header), into
+// s.partial.
+func (s *Session) keepPartial(p []byte, n int) {
+	buf := append(make([]byte, 0, n), p...)
+	s.partial = &buf
+}
+
 // completePartial moves bytes from p into s.partial until its record is complete, opens
 // it, and returns the rest of p; s.partial stays non-nil if p ran out first.
 func (s *Session) completePartial(p []byte, deliver func([]byte) error) ([]byte, error) {
-	if len(s.partial) < recordHeaderLen {
-		k := min(recordHeaderLen-len(s.partial), len(p))
-		s.partial = append(s.partial, p[:k]...)
+	buf := *s.partial
+	if len(buf) < recordHeaderLen {
+		k := min(recordHeaderLen-len(buf), len(p))
+		buf = append(buf, p[:k]...)
 		p = p[k:]
-		if len(s.partial) < recordHeaderLen {
+		if len(buf) < recordHeaderLen {
+			*s.partial = buf
 			return p, nil
 		}
-		n, err := s.checkHeader(s.partial)
+		n, err := s.checkHeader(buf)
 		if err != nil {
 			return p, err
 		}
-		s.partial = append(make([]byte, 0, n), s.partial...)
+		buf = append(make([]byte, 0, n), buf...)
 	}
-	n := recordHeaderLen + int(binary.BigEndian.Uint16(s.partial[3:]))
-	k := min(n-len(s.partial), len(p))
-	s.partial = append(s.partial, p[:k]...)
+	n := recordHeaderLen + int(binary.BigEndian.Uint16(buf[3:]))
+	k := min(n-len(buf), len(p))
+	buf = append(buf, p[:k]...)
 	p = p[k:]
-	if len(s.partial) < n {
+	if len(buf) < n {
+		*s.partial = buf
 		return p, nil
 	}
-	rec := s.partial
 	s.partial = nil
-	return p, s.openRecord(rec, deliver)
+	return p, s.openRecord(buf, deliver)
 }
 
 // readErr marks the read side closed for a record-level error and returns err.

@@ -39,7 +39,7 @@ func sealRaw13(s *Session, inner []byte) []byte {
 
 // cloneSession copies s's state (to replay one stream into several receivers).
 func cloneSession(s *Session) *Session {
-	c := &Session{rd: s.rd, wr: s.wr, version: s.version, kind: s.kind, suite: s.suite, info: s.info}
+	c := &Session{rd: s.rd, wr: s.wr, version: s.version, kind: s.kind, suite: s.suite}
 	c.flags.Store(s.flags.Load())
 	return c
 }
