@@ -111,6 +111,7 @@ func (s *Session) setInfo(info Info) {
 	}
 }
 
+// suiteInfo returns the negotiated suite's parameters (rare paths: KeyUpdate).
 func (s *Session) suiteInfo() suite { return suites[s.suite] }
 
 // maxCiphertext is the longest record body this version allows.
@@ -127,9 +128,9 @@ func (s *Session) maxCiphertext() int {
 // short at the end of p is copied and completed by the next call (the copy exists only
 // while a record is partial). It returns ErrCloseNotify when the peer sent close_notify,
 // *AlertError for any other alert from the peer, ErrBadRecord or ErrUnexpectedMessage
-// (see their docs), or deliver's error; the bytes of p after the record that caused it
-// are not processed, and later calls return net.ErrClosed (deliver's error aside, which
-// leaves the session usable). A TLS 1.3 KeyUpdate switches the read key; one with
+// (see their docs), or deliver's error. The bytes of p after the record that caused an
+// error are not processed, so the caller should close the connection; after any error
+// but deliver's, later calls return net.ErrClosed. A TLS 1.3 KeyUpdate switches the read key; one with
 // update_requested makes the next Seal answer it. Open is called by one goroutine at a
 // time, possibly concurrently with Seal.
 func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
@@ -400,8 +401,9 @@ func (s *Session) SealedLen(n int) int {
 // (split at 16 KiB of plaintext per record; nothing for no bytes) and returns it. Before
 // the first record it sends a TLS 1.3 KeyUpdate and switches write keys if the peer
 // asked for one (update_requested, seen by Open) or the write key has sealed 2^24
-// records. Seal allocates only when dst lacks room. It is called under the caller's
-// write lock (one at a time), possibly concurrently with Open.
+// records. Seal allocates only when dst lacks room, and for a KeyUpdate (the new
+// AEAD). It is called under the caller's write lock (one at a time), possibly
+// concurrently with Open.
 func (s *Session) Seal(dst []byte, plain ...[]byte) []byte {
 	if s.version == 13 && (s.flags.Load()&flagKeyUpdateRequested != 0 || s.wr.seq >= rekeyAfter) {
 		dst = s.sendKeyUpdate(dst)
