@@ -17,7 +17,7 @@ import (
 // (client application data pipelined behind its Finished), to be passed to Session.Open
 // before anything fed later (Feed returns ErrHandshakeDone from now on).
 //
-// cfg is the caller's shared config and is not modified. Handshake derives one config
+// cfg is the caller's shared config (not nil) and is not modified. Handshake derives one config
 // per distinct cfg (cached until cfg is garbage, so session ticket keys persist across
 // handshakes: create cfg once and reload certificates through GetCertificate or
 // GetConfigForClient). Its GetConfigForClient (wrapping any the caller set) gives each
