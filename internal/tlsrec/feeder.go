@@ -131,7 +131,10 @@ func (f *Feeder) finish() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var rest []byte
-	if f.state == feederOpen && f.off < len(f.buf) {
+	if f.state != feederOpen {
+		return nil
+	}
+	if f.off < len(f.buf) {
 		rest = append([]byte(nil), f.buf[f.off:]...) // not the whole buffer
 	}
 	f.state = feederDone

@@ -17,7 +17,7 @@ import (
 // (client application data pipelined behind its Finished), to be passed to Session.Open
 // before anything fed later (Feed returns ErrHandshakeDone from now on).
 //
-// cfg is the caller's shared config and is not modified. Handshake derives one config
+// cfg is the caller's shared config (not nil) and is not modified. Handshake derives one config
 // per distinct cfg (cached until cfg is garbage, so session ticket keys persist across
 // handshakes: create cfg once and reload certificates through GetCertificate or
 // GetConfigForClient). Its GetConfigForClient (wrapping any the caller set) gives each
@@ -136,7 +136,7 @@ func (c *capture) install(cfg, base *tls.Config) {
 			// The caller's GetConfigForClient may have returned a config with its own keys.
 			ss, err = cfg.DecryptTicket(identity, cs)
 		}
-		if ss != nil && err == nil {
+		if ss != nil && err == nil && cs.Version == tls.VersionTLS12 {
 			c.master = sessionSecret(ss)
 		}
 		return ss, err
@@ -207,7 +207,7 @@ func (c *capture) session(st tls.ConnectionState) (*Session, error) {
 			return nil, err
 		}
 		s.wr.seq = countSealed(&s.wr, c.out)
-		s.info = info
+		s.setInfo(info)
 		return s, nil
 	}
 	if c.master == nil || len(c.hello) < helloPrefix || len(c.out) < helloPrefix ||
@@ -219,7 +219,7 @@ func (c *capture) session(st tls.ConnectionState) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.info = info
+	s.setInfo(info)
 	return s, nil
 }
 
@@ -251,7 +251,7 @@ func countSealed(d *direction, out []byte) uint64 {
 // wrSecret, both at seq 0. (With the secrets swapped it is the client's side: tests.)
 func newSession13(id uint16, rdSecret, wrSecret []byte) (*Session, error) {
 	su := suites[id]
-	s := &Session{version: 13, suite: id}
+	s := &Session{version: 13, kind: su.kind, suite: id}
 	if err := s.rd.set13(su, rdSecret); err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func newSession13(id uint16, rdSecret, wrSecret []byte) (*Session, error) {
 // (the Finished messages were seq 0).
 func newSession12(id uint16, rdKey, rdIV, wrKey, wrIV []byte) (*Session, error) {
 	su := suites[id]
-	s := &Session{version: 12, suite: id}
+	s := &Session{version: 12, kind: su.kind, suite: id}
 	var err error
 	if s.rd.aead, err = su.newAEAD(rdKey); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package tlsrec
 
 import (
 	"crypto/cipher"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"net"
@@ -73,16 +74,44 @@ type Session struct {
 	rd, wr direction
 	// version is 12 or 13 (the TLS minor version) and suite the negotiated suite's id.
 	version uint8
+	kind    aeadKind // suites[suite].kind, kept to spare a map lookup per record
 	suite   uint16
 	flags   atomic.Uint32
-	// partial holds a record cut short at the end of Open's input; nil otherwise.
-	partial []byte
-	info    Info
+	// serverName and alpn are Info's; peerCerts is nil without client certificates.
+	serverName, alpn string
+	peerCerts        *[]*x509.Certificate
+	// partial holds a record cut short at the end of Open's input; nil otherwise. It and
+	// peerCerts are pointers so that an idle Session fits the 256-byte size class
+	// (TestSessionRetainedBytes).
+	partial *[]byte
 }
 
 // Info returns what the handshake established. Safe to call from any goroutine.
-func (s *Session) Info() Info { return s.info }
+func (s *Session) Info() Info {
+	info := Info{
+		Version:            tls.VersionTLS12,
+		CipherSuite:        s.suite,
+		ServerName:         s.serverName,
+		NegotiatedProtocol: s.alpn,
+	}
+	if s.version == 13 {
+		info.Version = tls.VersionTLS13
+	}
+	if s.peerCerts != nil {
+		info.PeerCertificates = *s.peerCerts
+	}
+	return info
+}
 
+// setInfo records what Info returns.
+func (s *Session) setInfo(info Info) {
+	s.serverName, s.alpn = info.ServerName, info.NegotiatedProtocol
+	if info.PeerCertificates != nil {
+		s.peerCerts = &info.PeerCertificates
+	}
+}
+
+// suiteInfo returns the negotiated suite's parameters (rare paths: KeyUpdate).
 func (s *Session) suiteInfo() suite { return suites[s.suite] }
 
 // maxCiphertext is the longest record body this version allows.
@@ -99,9 +128,9 @@ func (s *Session) maxCiphertext() int {
 // short at the end of p is copied and completed by the next call (the copy exists only
 // while a record is partial). It returns ErrCloseNotify when the peer sent close_notify,
 // *AlertError for any other alert from the peer, ErrBadRecord or ErrUnexpectedMessage
-// (see their docs), or deliver's error; the bytes of p after the record that caused it
-// are not processed, and later calls return net.ErrClosed (deliver's error aside, which
-// leaves the session usable). A TLS 1.3 KeyUpdate switches the read key; one with
+// (see their docs), or deliver's error. The bytes of p after the record that caused an
+// error are not processed, so the caller should close the connection; after any error
+// but deliver's, later calls return net.ErrClosed. A TLS 1.3 KeyUpdate switches the read key; one with
 // update_requested makes the next Seal answer it. Open is called by one goroutine at a
 // time, possibly concurrently with Seal.
 func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
@@ -116,7 +145,7 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 	}
 	for len(p) > 0 {
 		if len(p) < recordHeaderLen {
-			s.partial = append(make([]byte, 0, recordHeaderLen), p...)
+			s.keepPartial(p, recordHeaderLen)
 			return nil
 		}
 		n, err := s.checkHeader(p)
@@ -124,7 +153,7 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 			return s.readErr(err)
 		}
 		if len(p) < n {
-			s.partial = append(make([]byte, 0, n), p...)
+			s.keepPartial(p, n)
 			return nil
 		}
 		if err := s.openRecord(p[:n], deliver); err != nil {
@@ -135,32 +164,41 @@ func (s *Session) Open(p []byte, deliver func(plain []byte) error) error {
 	return nil
 }
 
+// keepPartial copies p, the start of a record of n bytes (or of its header), into
+// s.partial.
+func (s *Session) keepPartial(p []byte, n int) {
+	buf := append(make([]byte, 0, n), p...)
+	s.partial = &buf
+}
+
 // completePartial moves bytes from p into s.partial until its record is complete, opens
 // it, and returns the rest of p; s.partial stays non-nil if p ran out first.
 func (s *Session) completePartial(p []byte, deliver func([]byte) error) ([]byte, error) {
-	if len(s.partial) < recordHeaderLen {
-		k := min(recordHeaderLen-len(s.partial), len(p))
-		s.partial = append(s.partial, p[:k]...)
+	buf := *s.partial
+	if len(buf) < recordHeaderLen {
+		k := min(recordHeaderLen-len(buf), len(p))
+		buf = append(buf, p[:k]...)
 		p = p[k:]
-		if len(s.partial) < recordHeaderLen {
+		if len(buf) < recordHeaderLen {
+			*s.partial = buf
 			return p, nil
 		}
-		n, err := s.checkHeader(s.partial)
+		n, err := s.checkHeader(buf)
 		if err != nil {
 			return p, err
 		}
-		s.partial = append(make([]byte, 0, n), s.partial...)
+		buf = append(make([]byte, 0, n), buf...)
 	}
-	n := recordHeaderLen + int(binary.BigEndian.Uint16(s.partial[3:]))
-	k := min(n-len(s.partial), len(p))
-	s.partial = append(s.partial, p[:k]...)
+	n := recordHeaderLen + int(binary.BigEndian.Uint16(buf[3:]))
+	k := min(n-len(buf), len(p))
+	buf = append(buf, p[:k]...)
 	p = p[k:]
-	if len(s.partial) < n {
+	if len(buf) < n {
+		*s.partial = buf
 		return p, nil
 	}
-	rec := s.partial
 	s.partial = nil
-	return p, s.openRecord(rec, deliver)
+	return p, s.openRecord(buf, deliver)
 }
 
 // readErr marks the read side closed for a record-level error and returns err.
@@ -261,7 +299,7 @@ func (s *Session) decrypt(rec []byte) (uint8, []byte, error) {
 		return 0, nil, ErrUnexpectedMessage
 	}
 	var nonce []byte
-	if s.suiteInfo().kind == chacha {
+	if s.kind == chacha {
 		nonce = d.nonce13()
 	} else {
 		if len(body) < explicitLen {
@@ -345,7 +383,7 @@ func (s *Session) recordOverhead() int {
 	switch {
 	case s.version == 13:
 		return recordHeaderLen + 1 + tagLen
-	case s.suiteInfo().kind == chacha:
+	case s.kind == chacha:
 		return recordHeaderLen + tagLen
 	}
 	return recordHeaderLen + explicitLen + tagLen
@@ -363,8 +401,9 @@ func (s *Session) SealedLen(n int) int {
 // (split at 16 KiB of plaintext per record; nothing for no bytes) and returns it. Before
 // the first record it sends a TLS 1.3 KeyUpdate and switches write keys if the peer
 // asked for one (update_requested, seen by Open) or the write key has sealed 2^24
-// records. Seal allocates only when dst lacks room. It is called under the caller's
-// write lock (one at a time), possibly concurrently with Open.
+// records. Seal allocates only when dst lacks room, and for a KeyUpdate (the new
+// AEAD). It is called under the caller's write lock (one at a time), possibly
+// concurrently with Open.
 func (s *Session) Seal(dst []byte, plain ...[]byte) []byte {
 	if s.version == 13 && (s.flags.Load()&flagKeyUpdateRequested != 0 || s.wr.seq >= rekeyAfter) {
 		dst = s.sendKeyUpdate(dst)
@@ -436,7 +475,7 @@ func (s *Session) reserve(dst []byte, typ uint8, n int) ([]byte, []byte) {
 	}
 	binary.BigEndian.PutUint16(hdr[3:], uint16(total-recordHeaderLen))
 	at := start + recordHeaderLen
-	if s.version == 12 && s.suiteInfo().kind == aesGCM {
+	if s.version == 12 && s.kind == aesGCM {
 		binary.BigEndian.PutUint64(dst[at:], s.wr.seq)
 		at += explicitLen
 	}
@@ -451,7 +490,7 @@ func (s *Session) sealReserved(dst, payload []byte, typ uint8, n int) {
 		payload = payload[:n+1]
 		payload[n] = typ
 		w.aead.Seal(payload[:0], w.nonce13(), payload, hdr)
-	} else if s.suiteInfo().kind == chacha {
+	} else if s.kind == chacha {
 		w.aead.Seal(payload[:0], w.nonce13(), payload, w.ad12(typ, n))
 	} else {
 		copy(w.nonce[:4], w.iv[:4])
