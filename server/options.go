@@ -83,6 +83,11 @@ type Options struct {
 	// bounded CPU and memory and established connections keep theirs. Defaults 64 and
 	// 1024.
 	MaxTLSHandshakes, TLSHandshakeQueue int
+	// TLSIdleAfter is how often the cipher state of TLS connections that carried
+	// nothing since the last look is dropped (it is rebuilt from the keys when the next
+	// record comes or goes): an idle TLS connection then costs its keys, not ~1.5 KB of
+	// AES-GCM state. Default 5s; negative keeps every cipher.
+	TLSIdleAfter time.Duration
 	// AdminAddr is the admin HTTP listener (/metrics, /healthz, /readyz, /debug/pprof/).
 	// Default "127.0.0.1:7002"; "-" disables it.
 	AdminAddr string

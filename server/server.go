@@ -147,6 +147,9 @@ func (s *Server) Start() error {
 		s.wheel.Start(s.onExpire)
 	}
 	go s.runSweeper()
+	if s.handshakes != nil && s.opts.TLSIdleAfter > 0 {
+		go s.runTLSIdle()
+	}
 	for _, l := range lns {
 		go func() {
 			if err := l.el.Serve(l.ln); err != nil && !s.draining.Load() {

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tether-gw/tether/internal/tlsrec"
 	"github.com/tether-gw/tether/protocol"
@@ -38,7 +39,6 @@ type tlsLayer struct {
 	hs atomic.Pointer[tlsrec.Feeder]
 	// sess is the record layer, set under rmu and wmu when the handshake succeeds.
 	sess *tlsrec.Session
-	info *TLSInfo
 	// hello counts the first record's bytes until it is whole: the header's 5 bytes
 	// are kept in head to learn its length.
 	head    [5]byte
@@ -146,9 +146,6 @@ func (k *link) handshake(c *Conn) {
 		}
 		return
 	}
-	in := sess.Info()
-	k.tls.info = &TLSInfo{Version: in.Version, CipherSuite: in.CipherSuite, ServerName: in.ServerName,
-		NegotiatedProtocol: in.NegotiatedProtocol, PeerCertificates: in.PeerCertificates}
 	c.wmu.Lock()
 	k.tls.sess = sess
 	c.wmu.Unlock()
@@ -165,13 +162,50 @@ func (k *link) handshake(c *Conn) {
 	}
 }
 
-// tlsInfo returns the connection's TLS session description, nil for a transport
-// without TLS. It is set before HELLO is read.
+// tlsInfo describes the connection's TLS session for the Authenticator, nil for a
+// transport without TLS. The record layer is installed before HELLO is read, and what it
+// knows of the handshake never changes.
 func (c *Conn) tlsInfo() *TLSInfo {
-	if c.link == nil || c.link.tls == nil {
+	if c.link == nil || c.link.tls == nil || c.link.tls.sess == nil {
 		return nil
 	}
-	return c.link.tls.info
+	in := c.link.tls.sess.Info()
+	return &TLSInfo{Version: in.Version, CipherSuite: in.CipherSuite, ServerName: in.ServerName,
+		NegotiatedProtocol: in.NegotiatedProtocol, PeerCertificates: in.PeerCertificates}
+}
+
+// runTLSIdle drops, every Options.TLSIdleAfter, the cipher state (about 1.5 KB with
+// AES-GCM) of the TLS connections that carried nothing since the previous pass; each
+// direction's cipher is rebuilt from its key when it next carries a record
+// (tlsrec.Session.Idle). A heartbeating client is idle most of each heartbeat interval,
+// so it holds its keys rather than its ciphers; a busy one keeps them.
+func (s *Server) runTLSIdle() {
+	t := time.NewTicker(s.opts.TLSIdleAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.hub.each(func(c *Conn) {
+				if c.link != nil && c.link.tls != nil {
+					c.link.idleTLS(c)
+				}
+			})
+		}
+	}
+}
+
+// idleTLS is runTLSIdle's pass over one connection: it holds off the read side (rmu)
+// and the write side (wmu) while the record layer drops what it can.
+func (k *link) idleTLS(c *Conn) {
+	k.rmu.Lock()
+	c.wmu.Lock()
+	if k.tls.sess != nil {
+		k.tls.sess.Idle()
+	}
+	c.wmu.Unlock()
+	k.rmu.Unlock()
 }
 
 // closed releases what the link holds when the connection closes: a running handshake

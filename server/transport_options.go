@@ -47,6 +47,7 @@ const (
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultMaxTLSHandshakes  = 64
 	DefaultTLSHandshakeQueue = 1024
+	DefaultTLSIdleAfter      = 5 * time.Second
 	DefaultWebSocketPath     = wsproto.DefaultPath
 	// WebSocketSubprotocol is the subprotocol the WebSocket listeners select when a
 	// client offers it.
@@ -67,6 +68,9 @@ func (o *Options) transportDefaults() error {
 	}
 	if o.MaxTLSHandshakes == 0 {
 		o.MaxTLSHandshakes = DefaultMaxTLSHandshakes
+	}
+	if o.TLSIdleAfter == 0 {
+		o.TLSIdleAfter = DefaultTLSIdleAfter
 	}
 	if o.TLSHandshakeQueue == 0 {
 		o.TLSHandshakeQueue = DefaultTLSHandshakeQueue

@@ -266,11 +266,10 @@ func newSession13(id uint16, rdSecret, wrSecret []byte) (*Session, error) {
 func newSession12(id uint16, rdKey, rdIV, wrKey, wrIV []byte) (*Session, error) {
 	su := suites[id]
 	s := &Session{version: 12, kind: su.kind, suite: id}
-	var err error
-	if s.rd.aead, err = su.newAEAD(rdKey); err != nil {
+	if err := s.rd.setKey(su, rdKey); err != nil {
 		return nil, err
 	}
-	if s.wr.aead, err = su.newAEAD(wrKey); err != nil {
+	if err := s.wr.setKey(su, wrKey); err != nil {
 		return nil, err
 	}
 	copy(s.rd.iv[:], rdIV)

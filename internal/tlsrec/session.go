@@ -56,8 +56,14 @@ type Info struct {
 
 // direction is the protection state of one direction of the stream.
 type direction struct {
-	aead  cipher.AEAD
-	seq   uint64
+	// aead is the direction's cipher, built from key when first needed and dropped by
+	// Session.Idle while the direction is unused (an AES-GCM state is 768 bytes).
+	aead cipher.AEAD
+	key  [32]byte
+	// keyLen is len(key) in use; used says the direction ran since the last Idle.
+	keyLen uint8
+	used   bool
+	seq    uint64
 	iv    [12]byte // TLS 1.3 and ChaCha20: the whole IV; TLS 1.2 GCM: the first 4 bytes
 	nonce [12]byte // scratch for the record's nonce (a local would escape into the AEAD)
 	// secret is the TLS 1.3 traffic secret (hashLen bytes) KeyUpdate derives the next
@@ -281,7 +287,7 @@ func (s *Session) decrypt(rec []byte) (uint8, []byte, error) {
 			}
 			return 0, nil, ErrBadRecord
 		}
-		plain, err := d.aead.Open(body[:0], d.nonce13(), body, rec[:recordHeaderLen])
+		plain, err := s.cipher(d).Open(body[:0], d.nonce13(), body, rec[:recordHeaderLen])
 		if err != nil {
 			return 0, nil, ErrBadRecord
 		}
@@ -313,7 +319,7 @@ func (s *Session) decrypt(rec []byte) (uint8, []byte, error) {
 	if len(body) < tagLen || len(body)-tagLen > maxPlaintext {
 		return 0, nil, ErrBadRecord
 	}
-	plain, err := d.aead.Open(body[:0], nonce, body, d.ad12(typ, len(body)-tagLen))
+	plain, err := s.cipher(d).Open(body[:0], nonce, body, d.ad12(typ, len(body)-tagLen))
 	if err != nil {
 		return 0, nil, ErrBadRecord
 	}
@@ -361,16 +367,56 @@ func (d *direction) ad12(typ uint8, n int) []byte {
 
 // set13 installs a TLS 1.3 traffic secret: key and IV derived from it, seq 0.
 func (d *direction) set13(su suite, secret []byte) error {
-	aead, err := su.newAEAD(su.expandLabel(secret, "key", su.keyLen))
-	if err != nil {
+	if err := d.setKey(su, su.expandLabel(secret, "key", su.keyLen)); err != nil {
 		return err
 	}
-	d.aead = aead
 	copy(d.iv[:], su.expandLabel(secret, "iv", 12))
 	d.secret = [48]byte{}
 	copy(d.secret[:], secret)
 	d.seq = 0
 	return nil
+}
+
+// setKey installs key and builds its cipher (which checks it).
+func (d *direction) setKey(su suite, key []byte) error {
+	aead, err := su.newAEAD(key)
+	if err != nil {
+		return err
+	}
+	d.aead, d.used = aead, true
+	d.keyLen = uint8(copy(d.key[:], key))
+	return nil
+}
+
+// cipher returns d's AEAD, building it again from the key if Idle dropped it, and marks
+// d used.
+func (s *Session) cipher(d *direction) cipher.AEAD {
+	d.used = true
+	if d.aead == nil {
+		aead, err := s.suiteInfo().newAEAD(d.key[:d.keyLen])
+		if err != nil {
+			// setKey built one from the same key: this cannot fail.
+			panic("tlsrec: a key that made a cipher no longer does: " + err.Error())
+		}
+		d.aead = aead
+	}
+	return d.aead
+}
+
+// Idle drops the cipher of each direction that has not been used since the previous
+// Idle call (or since its key was set) (they are built again from their keys when next needed), and reports how
+// many it dropped: an idle connection then holds its keys, not 1.5 KB of cipher state.
+// The caller must hold off Open and Seal during the call (it takes both their locks).
+func (s *Session) Idle() int {
+	n := 0
+	for _, d := range []*direction{&s.rd, &s.wr} {
+		if !d.used && d.aead != nil {
+			d.aead = nil
+			n++
+		}
+		d.used = false
+	}
+	return n
 }
 
 // next13 replaces the traffic secret with the next generation (RFC 8446 §7.2).
@@ -489,13 +535,13 @@ func (s *Session) sealReserved(dst, payload []byte, typ uint8, n int) {
 	if s.version == 13 {
 		payload = payload[:n+1]
 		payload[n] = typ
-		w.aead.Seal(payload[:0], w.nonce13(), payload, hdr)
+		s.cipher(w).Seal(payload[:0], w.nonce13(), payload, hdr)
 	} else if s.kind == chacha {
-		w.aead.Seal(payload[:0], w.nonce13(), payload, w.ad12(typ, n))
+		s.cipher(w).Seal(payload[:0], w.nonce13(), payload, w.ad12(typ, n))
 	} else {
 		copy(w.nonce[:4], w.iv[:4])
 		binary.BigEndian.PutUint64(w.nonce[4:], w.seq)
-		w.aead.Seal(payload[:0], w.nonce[:], payload, w.ad12(typ, n))
+		s.cipher(w).Seal(payload[:0], w.nonce[:], payload, w.ad12(typ, n))
 	}
 	w.seq++
 }
