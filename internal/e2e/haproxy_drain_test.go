@@ -195,7 +195,7 @@ func (l *pushLedger) push(t *testing.T, p *tetherdProc, user string, owed bool) 
 	}
 }
 
-// TestHAProxyDrainTwoNodes: haproxy balances two tetherd processes (roundrobin, PROXY
+// TestHAProxyDrainTwoNodes: haproxy balances two tetherd processes (leastconn, PROXY
 // v2, health checks on /readyz on the admin port every 200 ms), 20 QoS1 clients spread
 // over both. SIGTERM to node 1: its /readyz answers 503 and haproxy marks it down, its
 // clients get GOAWAY, reconnect through haproxy and all land on node 2 (node 1 keeps
@@ -223,7 +223,7 @@ func TestHAProxyDrainTwoNodes(t *testing.T) {
     default_backend tetherd
 
 backend tetherd
-    balance roundrobin
+    balance leastconn
     option httpchk GET /readyz
     http-check expect status 200
     option redispatch 1
@@ -259,7 +259,7 @@ backend tetherd
 		return err1 == nil && err2 == nil && len(on1)+len(on2) == users
 	})
 	if len(on1) == 0 || len(on2) == 0 {
-		t.Fatalf("roundrobin put %d users on node1 and %d on node2", len(on1), len(on2))
+		t.Fatalf("leastconn put %d users on node1 and %d on node2", len(on1), len(on2))
 	}
 	// The address the nodes saw is each client's own source, from the PROXY header.
 	pr, err := n1.svc.Presence(ctx, names, nil)
