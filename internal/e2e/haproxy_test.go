@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/client"
 	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
@@ -256,4 +257,42 @@ func selfSignedPEM(t *testing.T) (string, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return path, pool
+}
+
+// TestHAProxyWSSTermination: the WebSocket shape of docs/DEPLOY.md. haproxy terminates
+// TLS for wss:// (mode tcp) and sends PROXY v2 to the plaintext WebSocket listener, which
+// does the upgrade; a Go client over wss authenticates and gets a push, and the gateway
+// sees its source address on a ws connection.
+func TestHAProxyWSSTermination(t *testing.T) {
+	auth := &authRecorder{}
+	g := startGateway(t, func(o *server.Options) {
+		o.Authenticator = auth
+		o.WSAddr = "127.0.0.1:0"
+		o.Proxy = server.ProxyOptions{On: []server.Transport{server.TransportWS}, Trusted: proxyTrusted}
+	}, nil)
+	pemPath, _ := selfSignedPEM(t)
+	port := testkit.FreePort(t)
+	testkit.HAProxy(t, fmt.Sprintf(`frontend tether_wss
+    bind 127.0.0.1:%d ssl crt %s alpn http/1.1
+    default_backend tether_ws
+
+backend tether_ws
+    server gw %s send-proxy-v2
+`, port, pemPath, g.srv.ListenerAddr(server.TransportWS)), port)
+	d, err := kit.ClientTransport{Transport: kit.TransportWSS, CAFile: pemPath}.NewDialer(
+		&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := haproxyClient(t, g, testkit.HAProxyAddr(port), "wss-user", "d", d.Dial)
+	wantCarried(t, g, auth, "wss-user#d", "wss-user", "127.0.0.5")
+	if tr := g.srv.UserConns("wss-user")[0].Transport(); tr != server.TransportWS {
+		t.Fatalf("gateway transport %v, want ws", tr)
+	}
+	if _, err := g.srv.PushUsers([]string{"wss-user"}, []byte("over wss at haproxy"), server.PushOptions{QoS1: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, c); string(p.Payload) != "over wss at haproxy" {
+		t.Fatalf("push %q", p.Payload)
+	}
 }
