@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func wantClosed(t *testing.T, fc *testkit.FrameConn, d time.Duration) protocol.C
 }
 
 // TestProxyPolicy: from the trusted network, a v1 header typed by hand and a v2 header
-// split across writes both name the client; a LOCAL header leaves the socket's address;
+// split at every byte both name the client; a LOCAL header leaves the socket's address;
 // a first frame that is no PROXY header is refused; from an untrusted source a header is
 // refused with CLOSE PROTOCOL_ERROR, and a connection without one is served under its
 // own address.
@@ -104,15 +105,20 @@ func TestProxyPolicy(t *testing.T) {
 		}
 	})
 	t.Run("v2 split", func(t *testing.T) {
-		fc := rawFrom(t, addr, "127.0.0.1")
-		b := append(proxyV2(false, netip.MustParseAddrPort("203.0.113.9:40002"), gw), helloFrame(t, "splituser")...)
-		for _, part := range [][]byte{b[:5], b[5:14], b[14:20], b[20:]} { // inside the signature, the fixed part, the addresses
-			fc.Write(part)
-			time.Sleep(10 * time.Millisecond) // separate reads on the gateway (not a wait for a result)
-		}
-		wantOp(t, fc, protocol.OpAuthOK)
-		if got := auth.addr("splituser"); got == nil || got.String() != "203.0.113.9:40002" {
-			t.Fatalf("Authenticator saw %v, want 203.0.113.9:40002", got)
+		// Every split point of the header and the first byte of the HELLO after it.
+		hdr := proxyV2(false, netip.MustParseAddrPort("203.0.113.9:40002"), gw)
+		for i := 1; i <= len(hdr); i++ {
+			token := "split" + strconv.Itoa(i)
+			fc := rawFrom(t, addr, "127.0.0.1")
+			b := append(append([]byte(nil), hdr...), helloFrame(t, token)...)
+			fc.Write(b[:i])
+			time.Sleep(2 * time.Millisecond) // likely a separate read on the gateway; not a wait for a result
+			fc.Write(b[i:])
+			wantOp(t, fc, protocol.OpAuthOK)
+			if got := auth.addr(token); got == nil || got.String() != "203.0.113.9:40002" {
+				t.Fatalf("split at %d: Authenticator saw %v, want 203.0.113.9:40002", i, got)
+			}
+			fc.Conn.Close()
 		}
 	})
 	t.Run("v2 local", func(t *testing.T) {

@@ -132,7 +132,7 @@ func haproxyClient(t *testing.T, g *gateway, addr, user, device string, dialer f
 // reaches the Authenticator and Conn.RemoteAddr, a push reaches the client, and the
 // per-IP limit counts carried addresses: with MaxConnsPerIP 1, a second source through
 // the same haproxy gets in, a second client from the same source is refused
-// RATE_LIMITED.
+// RATE_LIMITED until the first has left.
 func TestHAProxyPassthroughProxyV2(t *testing.T) {
 	auth := &authRecorder{}
 	g := proxyGateway(t, auth, func(o *server.Options) { o.MaxConnsPerIP = 1 })
@@ -172,6 +172,13 @@ backend tether
 	if a.State() != client.StateConnected {
 		t.Fatalf("alice is %v after carol's refusal", a.State())
 	}
+
+	// Once alice has left, her address's slot is free again: the limit released the
+	// carried address, not haproxy's.
+	a.Close()
+	testkit.WaitFor(t, "alice gone", func() bool { return len(g.srv.UserConns("alice")) == 0 })
+	haproxyClient(t, g, fe, "carol", "c", fromSource("127.0.0.5"))
+	wantCarried(t, g, auth, "carol#c", "carol", "127.0.0.5")
 }
 
 // TestHAProxyTLSTermination: haproxy terminates TLS (a self-signed certificate made
