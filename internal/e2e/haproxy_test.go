@@ -303,3 +303,58 @@ backend tether_ws
 		t.Fatalf("push %q", p.Payload)
 	}
 }
+
+// TestHAProxyPassthroughToTLS: the in-process TLS variant of shape 1 in docs/DEPLOY.md.
+// haproxy passes TLS through untouched (mode tcp) and prepends PROXY v2 in clear; the
+// gateway's TLS listener reads the header, then does the handshake, and the client's
+// source address and the TLS session both reach the Authenticator.
+func TestHAProxyPassthroughToTLS(t *testing.T) {
+	pemPath, pool := selfSignedPEM(t)
+	cert, err := tls.LoadX509KeyPair(pemPath, pemPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawTLS sync.Map // token → *server.TLSInfo
+	auth := &authRecorder{}
+	g := startGateway(t, func(o *server.Options) {
+		o.Authenticator = server.AuthenticatorFunc(func(ctx context.Context, req server.AuthRequest) (server.Identity, error) {
+			if req.TLS != nil {
+				sawTLS.Store(req.Token, req.TLS)
+			}
+			return auth.Authenticate(ctx, req)
+		})
+		o.TLSAddr = "127.0.0.1:0"
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"tether.v1"}}
+		o.Proxy = server.ProxyOptions{On: []server.Transport{server.TransportTLS}, Trusted: proxyTrusted}
+	}, nil)
+	port := testkit.FreePort(t)
+	testkit.HAProxy(t, fmt.Sprintf(`frontend tether_tls_passthrough
+    bind 127.0.0.1:%d
+    default_backend tether_tls
+
+backend tether_tls
+    server gw %s send-proxy-v2
+`, port, g.srv.ListenerAddr(server.TransportTLS)), port)
+	tlsDial := func(ctx context.Context, addr string) (net.Conn, error) {
+		d := tls.Dialer{
+			NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}},
+			Config:    &tls.Config{ServerName: "localhost", RootCAs: pool, NextProtos: []string{"tether.v1"}, MinVersion: tls.VersionTLS12},
+		}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	c := haproxyClient(t, g, testkit.HAProxyAddr(port), "tlspass", "d", tlsDial)
+	wantCarried(t, g, auth, "tlspass#d", "tlspass", "127.0.0.5")
+	v, ok := sawTLS.Load("tlspass#d")
+	if !ok {
+		t.Fatal("the Authenticator saw no TLS session")
+	}
+	if info := v.(*server.TLSInfo); info.ServerName != "localhost" || info.NegotiatedProtocol != "tether.v1" {
+		t.Fatalf("TLS info %+v, want SNI localhost and ALPN tether.v1", info)
+	}
+	if _, err := g.srv.PushUsers([]string{"tlspass"}, []byte("end to end TLS"), server.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := nextPush(t, c); string(p.Payload) != "end to end TLS" {
+		t.Fatalf("push %q", p.Payload)
+	}
+}
