@@ -219,6 +219,9 @@ func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 			// Its last frame did not get out within finalGrace.
 			_ = c.nc.Close()
 		case st.phase() != phaseAuthed:
+			if c.link != nil && c.link.handshakeExpired(c) {
+				continue // transport.go: closed, with nothing on the wire
+			}
 			c.closeWith(protocol.CloseAuthTimeout, "authentication deadline passed")
 		case st&stGoingAway != 0:
 			c.closeWith(protocol.CloseGoingAway, "did not leave after GOAWAY")

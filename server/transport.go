@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+
+	"github.com/tether-gw/tether/protocol"
 	"net"
 	"strings"
 	"sync"
@@ -216,6 +218,27 @@ func (k *link) established(c *Conn) {
 	if !c.closing() {
 		s.wheel.Schedule(&c.timer, s.deadline(s.opts.AuthTimeout))
 	}
+}
+
+// handshakeExpired closes a connection whose transport handshake did not finish by the
+// handshake deadline, counting it by layer, and reports whether it did; false means the
+// transport is established and the deadline was the auth deadline. It runs on the
+// wheel's dispatcher, which holds no lock of ours.
+func (k *link) handshakeExpired(c *Conn) bool {
+	k.rmu.Lock()
+	defer k.rmu.Unlock()
+	m := c.srv.metrics
+	switch {
+	case k.proxyWait:
+		m.proxyHeader("refused")
+		c.closeSilently(protocol.CloseProtocolError, "no PROXY header within the deadline")
+	case k.tls != nil && k.tls.sess == nil, k.ws != nil && !k.ws.up:
+		m.handshake(k.kind, "timeout")
+		c.closeSilently(protocol.CloseAuthTimeout, "transport handshake deadline passed")
+	default:
+		return false
+	}
+	return true
 }
 
 // frameLocked is the frame call of the seam: it wraps tether frames for the transport

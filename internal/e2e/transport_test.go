@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -544,95 +543,4 @@ func TestWebSocketCloseCodes(t *testing.T) {
 		t.Fatalf("want the CLOSE frame first: op %x %v", op, err)
 	}
 	wsExpectClose(t, br, uint16(protocol.CloseKicked))
-}
-
-// proxyV2 encodes a PROXY v2 header for a TCP/IPv4 client src connecting to dst.
-func proxyV2(src, dst netip.AddrPort) []byte {
-	b := []byte("\r\n\r\n\x00\r\nQUIT\n")
-	b = append(b, 0x21, 0x11, 0, 12) // v2 PROXY, TCP over IPv4, 12 address bytes
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	b = append(b, s[:]...)
-	b = append(b, d[:]...)
-	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, src.Port()), dst.Port())
-}
-
-// TestProxyProtocol: on a PROXY listener a trusted balancer's header names the client,
-// which is the address the Authenticator, the connection and the per-IP limit see; a
-// trusted source without a header, a malformed header, and a header from an untrusted
-// source are refused, and an untrusted direct client is served with its own address.
-func TestProxyProtocol(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]string{} // user -> RemoteAddr the Authenticator saw
-	g := startGateway(t, func(o *server.Options) {
-		o.Proxy = server.ProxyOptions{On: []server.Transport{server.TransportTCP}, Trusted: "127.0.0.1/32"}
-		o.MaxConnsPerIP = 1
-		o.Authenticator = server.AuthenticatorFunc(func(ctx context.Context, req server.AuthRequest) (server.Identity, error) {
-			mu.Lock()
-			seen[req.Token] = req.RemoteAddr.String()
-			mu.Unlock()
-			return server.Identity{UserID: req.Token}, nil
-		})
-	}, nil)
-	addr := g.srv.Addr().String()
-	dst := netip.MustParseAddrPort(addr)
-	login := func(from string, header []byte, user string) (*testkit.FrameConn, protocol.Frame, error) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		nc, err := d.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fc := testkit.NewFrameConn(t, nc)
-		hello, _ := (&protocol.Hello{Token: user}).AppendFrame(nil, 1, 0)
-		fc.Write(append(append([]byte(nil), header...), hello...))
-		f, err := fc.Next(waitTimeout)
-		return fc, f, err
-	}
-	client1 := netip.MustParseAddrPort("203.0.113.7:40000")
-	if _, f, err := login("127.0.0.1", proxyV2(client1, dst), "carried"); err != nil || f.Op != protocol.OpAuthOK {
-		t.Fatalf("login through the balancer: %v %v", f.Op, err)
-	}
-	mu.Lock()
-	got := seen["carried"]
-	mu.Unlock()
-	if got != client1.String() {
-		t.Fatalf("Authenticator saw %s, want the carried %s", got, client1)
-	}
-	if ra := g.srv.UserConns("carried")[0].RemoteAddr().String(); ra != client1.String() {
-		t.Fatalf("Conn.RemoteAddr %s, want %s", ra, client1)
-	}
-	// The per-IP limit (1) counts the carried address: the same client again is
-	// refused, another client through the same balancer is not.
-	if _, f, _ := login("127.0.0.1", proxyV2(netip.MustParseAddrPort("203.0.113.7:40001"), dst), "again"); f.Op != protocol.OpClose {
-		t.Fatalf("second connection of the carried address: %v, want CLOSE RATE_LIMITED", f.Op)
-	}
-	if _, f, err := login("127.0.0.1", proxyV2(netip.MustParseAddrPort("203.0.113.8:40000"), dst), "other"); err != nil || f.Op != protocol.OpAuthOK {
-		t.Fatalf("another client through the balancer: %v %v", f.Op, err)
-	}
-
-	// A trusted source without a header, or with a malformed one: closed with nothing.
-	for name, header := range map[string][]byte{"no header": nil, "malformed": []byte("PROXY TCP4 nonsense\r\n")} {
-		if _, f, err := login("127.0.0.1", header, "bad-"+strings.ReplaceAll(name, " ", "-")); err == nil {
-			t.Fatalf("%s from the balancer: got %v, want the connection closed", name, f.Op)
-		}
-	}
-	// An untrusted source: a PROXY header is refused, a direct login is served with its
-	// own address.
-	if _, f, err := login("127.0.0.9", proxyV2(netip.MustParseAddrPort("198.51.100.1:1"), dst), "spoof"); err == nil && f.Op != protocol.OpClose {
-		t.Fatalf("PROXY header from an untrusted source: %v", f.Op)
-	}
-	mu.Lock()
-	_, spoofed := seen["spoof"]
-	mu.Unlock()
-	if spoofed {
-		t.Fatal("an untrusted source's PROXY header reached the Authenticator")
-	}
-	if _, f, err := login("127.0.0.9", nil, "direct"); err != nil || f.Op != protocol.OpAuthOK {
-		t.Fatalf("direct login from an untrusted source: %v %v", f.Op, err)
-	}
-	mu.Lock()
-	got = seen["direct"]
-	mu.Unlock()
-	if !strings.HasPrefix(got, "127.0.0.9:") {
-		t.Fatalf("direct client seen as %s", got)
-	}
 }
