@@ -64,8 +64,8 @@ type direction struct {
 	keyLen uint8
 	used   bool
 	seq    uint64
-	iv    [12]byte // TLS 1.3 and ChaCha20: the whole IV; TLS 1.2 GCM: the first 4 bytes
-	nonce [12]byte // scratch for the record's nonce (a local would escape into the AEAD)
+	iv     [12]byte // TLS 1.3 and ChaCha20: the whole IV; TLS 1.2 GCM: the first 4 bytes
+	nonce  [12]byte // scratch for the record's nonce (a local would escape into the AEAD)
 	// secret is the TLS 1.3 traffic secret (hashLen bytes) KeyUpdate derives the next
 	// key from. TLS 1.2 has no key updates and uses the first 13 bytes as scratch for
 	// the additional data.
