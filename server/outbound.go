@@ -74,19 +74,32 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		return ErrConnClosed
 	}
 	if c.link != nil {
-		return c.writeLinkLocked(copyQueued, c.link.frameLocked(frames))
+		frames = c.link.frameLocked(frames) // transport.go: a WebSocket message header
 	}
+	return c.writeWireLocked(copyQueued, frames)
+}
+
+// writeWireLocked writes bufs, framed for the transport, with one syscall when the
+// socket can take them, and queues what it cannot. With a transport link they are
+// sealed first (link.sealLocked; queued bytes are sealed by the flusher when it takes
+// them), and the rest of a short write is queued as one buffer that stays at the head of
+// the queue (headPartial): it must neither be sealed again nor dropped. It unlocks wmu.
+func (c *Conn) writeWireLocked(copyQueued bool, bufs [][]byte) error {
 	if c.backlog {
-		err := c.queueLocked(copyQueued, frames)
+		err := c.queueLocked(copyQueued, bufs)
 		c.wmu.Unlock()
 		return err
 	}
+	wire := bufs
+	if c.link != nil {
+		wire = c.link.sealLocked(bufs)
+	}
 	// fast path: the socket takes everything.
 	total := 0
-	for _, f := range frames {
-		total += len(f)
+	for _, b := range wire {
+		total += len(b)
 	}
-	n, err := sockWritev(c.fd, frames)
+	n, err := sockWritev(c.fd, wire)
 	c.srv.metrics.writeCalls.Inc()
 	if n == total {
 		c.wmu.Unlock()
@@ -101,7 +114,12 @@ func (c *Conn) writeFramesLocked(copyQueued bool, frames [][]byte) error {
 		}
 		return ErrConnClosed
 	}
-	return c.startBacklogLocked(copyQueued, frames, n)
+	if c.link != nil {
+		rest := concat(wire)[n:] // a copy: wire may be the caller's buffers
+		c.backlog, c.headPartial = true, true
+		return c.startFlusherLocked(c.queueLocked(false, [][]byte{rest}))
+	}
+	return c.startBacklogLocked(copyQueued, wire, n)
 }
 
 // startBacklogLocked queues what a short write left over and starts the flusher. It
@@ -136,40 +154,6 @@ func (c *Conn) startFlusherLocked(err error) error {
 	return err
 }
 
-// writeLinkLocked is writeFramesLocked for a connection with a transport link: bufs
-// are framed already (link.frameLocked) and are sealed here, on the fast path, or by the
-// flusher when it takes them from the queue. A short write queues the rest of the
-// sealed bytes as one buffer that stays at the head of the queue (headPartial), as it
-// must neither be sealed again nor dropped. It unlocks wmu.
-func (c *Conn) writeLinkLocked(copyQueued bool, bufs [][]byte) error {
-	if c.backlog {
-		err := c.queueLocked(copyQueued, bufs)
-		c.wmu.Unlock()
-		return err
-	}
-	wire := c.link.sealLocked(bufs)
-	total := 0
-	for _, b := range wire {
-		total += len(b)
-	}
-	n, err := sockWritev(c.fd, wire)
-	c.srv.metrics.writeCalls.Inc()
-	if n == total {
-		c.wmu.Unlock()
-		return nil
-	}
-	if err != nil && !errors.Is(err, syscall.EAGAIN) {
-		c.wmu.Unlock()
-		if !c.closing() {
-			go c.closeSilently(protocol.CloseNormal, "peer gone")
-		}
-		return ErrConnClosed
-	}
-	rest := concat(wire)[n:] // a copy: wire may be the caller's buffers
-	c.backlog, c.headPartial = true, true
-	return c.startFlusherLocked(c.queueLocked(false, [][]byte{rest}))
-}
-
 // writeTransport writes bytes a transport layer puts on the wire itself (handshake
 // records, the upgrade response, WebSocket control frames): sealed if the layers below
 // are established, never framed. b may be reused once it returns.
@@ -179,7 +163,7 @@ func (c *Conn) writeTransport(b []byte) error {
 		c.wmu.Unlock()
 		return ErrConnClosed
 	}
-	return c.writeLinkLocked(true, [][]byte{b})
+	return c.writeWireLocked(true, [][]byte{b})
 }
 
 // queueLocked appends frames to the backlog queue, closing the connection as a slow

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tether-gw/tether/internal/testkit"
 )
 
 // haproxyBlock matches a ```haproxy fenced block of a Markdown file; group 1 is its body.
@@ -36,7 +38,7 @@ func TestDeployDocHAProxyConfigs(t *testing.T) {
 	if len(sectionLine.FindAllString(common, -1)) != 2 {
 		t.Fatalf("the first haproxy block must be the global and defaults sections:\n%s", common)
 	}
-	pemPath, _ := selfSignedPEM(t)
+	pemPath, _ := testkit.ServerPEM(t)
 	dir := t.TempDir()
 	for i, b := range blocks[1:] {
 		body := strings.ReplaceAll(string(b[1]), "/etc/haproxy/certs/tether.pem", pemPath)

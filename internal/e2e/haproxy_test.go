@@ -1,21 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -188,7 +178,7 @@ backend tether
 func TestHAProxyTLSTermination(t *testing.T) {
 	auth := &authRecorder{}
 	g := proxyGateway(t, auth, nil)
-	pemPath, pool := selfSignedPEM(t)
+	pemPath, pool := testkit.ServerPEM(t)
 	port := testkit.FreePort(t)
 	testkit.HAProxy(t, fmt.Sprintf(`frontend tether_tls
     bind 127.0.0.1:%d ssl crt %s alpn tether.v1
@@ -222,50 +212,6 @@ backend tether
 	}
 }
 
-// selfSignedPEM writes a self-signed ECDSA certificate for localhost and 127.0.0.1 and
-// its key into one PEM file, as haproxy's "crt" takes it, and returns the path and a pool
-// trusting the certificate.
-func selfSignedPEM(t *testing.T) (string, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	path := filepath.Join(t.TempDir(), "tether.pem")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return path, pool
-}
-
 // TestHAProxyWSSTermination: the WebSocket shape of docs/DEPLOY.md. haproxy terminates
 // TLS for wss:// (mode tcp) and sends PROXY v2 to the plaintext WebSocket listener, which
 // does the upgrade; a Go client over wss authenticates and gets a push, and the gateway
@@ -277,7 +223,7 @@ func TestHAProxyWSSTermination(t *testing.T) {
 		o.WSAddr = "127.0.0.1:0"
 		o.Proxy = server.ProxyOptions{On: []server.Transport{server.TransportWS}, Trusted: proxyTrusted}
 	}, nil)
-	pemPath, _ := selfSignedPEM(t)
+	pemPath, _ := testkit.ServerPEM(t)
 	port := testkit.FreePort(t)
 	testkit.HAProxy(t, fmt.Sprintf(`frontend tether_wss
     bind 127.0.0.1:%d ssl crt %s alpn http/1.1
@@ -309,7 +255,7 @@ backend tether_ws
 // gateway's TLS listener reads the header, then does the handshake, and the client's
 // source address and the TLS session both reach the Authenticator.
 func TestHAProxyPassthroughToTLS(t *testing.T) {
-	pemPath, pool := selfSignedPEM(t)
+	pemPath, pool := testkit.ServerPEM(t)
 	cert, err := tls.LoadX509KeyPair(pemPath, pemPath)
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,18 @@
 package testkit
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -73,4 +77,34 @@ func (ca *CA) Issue(t testing.TB, cn string, server bool) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// PEM writes cert's chain and private key into one PEM file in a temporary directory
+// (as haproxy's "crt" and tetherd's -tls-cert/-tls-key both read it) and returns its
+// path.
+func PEM(t testing.TB, cert tls.Certificate) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, der := range cert.Certificate {
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	path := filepath.Join(t.TempDir(), "tether.pem")
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// ServerPEM makes a CA and a server certificate for localhost and 127.0.0.1 that it
+// signed, writes the certificate and key with PEM, and returns the file and a pool
+// trusting the CA.
+func ServerPEM(t testing.TB) (string, *x509.CertPool) {
+	t.Helper()
+	ca := NewCA(t)
+	return PEM(t, ca.Issue(t, "localhost", true)), ca.Pool()
 }

@@ -1,21 +1,11 @@
 package testkit
 
 import (
-	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -211,7 +201,7 @@ func TestHAProxyReload(t *testing.T) {
 // PROXY v2 with the ssl, authority and ALPN TLVs to the plaintext Go backend; a
 // crypto/tls client's address, SNI, ALPN and TLS version arrive in the header.
 func TestHAProxyTLS(t *testing.T) {
-	pemPath, pool := selfSigned(t)
+	pemPath, pool := ServerPEM(t)
 	backend, got := proxyEcho(t)
 	port := FreePort(t)
 	HAProxy(t, fmt.Sprintf(`frontend fe_tls
@@ -245,50 +235,6 @@ backend be
 	if !s.Present || !s.ClientTLS || s.ClientCert || s.Verified || s.Version != "TLSv1.3" || s.Cipher == "" {
 		t.Fatalf("SSL TLV %+v, want TLSv1.3 over TLS without a client certificate", s)
 	}
-}
-
-// selfSigned writes a self-signed ECDSA certificate for localhost and 127.0.0.1, with
-// its key, into one PEM file as haproxy's "crt" wants it, and returns the path and a
-// pool trusting the certificate.
-func selfSigned(t *testing.T) (string, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	path := filepath.Join(t.TempDir(), "haproxy.pem")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return path, pool
 }
 
 // fatalRecorder records a Fatal instead of failing the test, to test the harness's own
