@@ -1,0 +1,35 @@
+/**
+ * @tether-gw/client: the TypeScript SDK for tether's client port over
+ * WebSocket, for browsers and Node. It follows docs/PROTOCOL.md: HELLO and
+ * AUTH_OK, heartbeats at the announced interval, reconnect with full-jitter
+ * backoff honouring GOAWAY and terminal codes, rooms rejoined, requests
+ * matched by seq with a timeout, pushes by callback, QoS1 with the resume
+ * cursor, duplicate drop and auto-ACK.
+ *
+ * Everything runs on the event loop; a Client holds one WebSocket and one
+ * timer at a time. No runtime dependencies.
+ *
+ * @packageDocumentation
+ */
+export { Client, connect } from "./client.js";
+export type { ClientOptions, Cursor, Push, RequestOptions, State, Token } from "./client.js";
+export { SUBPROTOCOL } from "./conn.js";
+export type { WebSocketConstructor, WebSocketLike } from "./conn.js";
+export {
+  ClosedError,
+  CloseError,
+  describeCode,
+  DisconnectedError,
+  FrameTooLargeError,
+  HandshakeTimeoutError,
+  HeartbeatTimeoutError,
+  ServerError,
+  TetherError,
+  TimeoutError,
+} from "./errors.js";
+export type { CloseSource } from "./errors.js";
+export { Schedule } from "./backoff.js";
+export type { Ending } from "./backoff.js";
+export * as codec from "./codec.js";
+export { CloseCode, ErrorCode, Resume, codeName, isTerminal } from "./codec.js";
+export type { AuthOK } from "./codec.js";
