@@ -160,13 +160,16 @@ export class Conn {
 
   private onMessage(data: unknown): void {
     if (this.done) return;
-    if (!(data instanceof ArrayBuffer)) {
+    let bytes: Uint8Array;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else {
       // Tether frames travel as binary messages only.
       this.protocolFailure(new FrameError(CloseCode.PROTOCOL_ERROR, "text WebSocket message from server"));
       return;
     }
     try {
-      this.dec.push(new Uint8Array(data), (f) => this.onFrame(f));
+      this.dec.push(bytes, (f) => this.onFrame(f));
     } catch (err) {
       if (err instanceof FrameError) this.protocolFailure(err);
       else this.fail({ err: err as Error, terminal: false, goAway: false, retryAfterMs: 0 });
