@@ -80,14 +80,8 @@ export class Tetherd {
     t.wsPort = ports.wsPort ?? (await freePort());
     t.controlPort = ports.controlPort ?? (await freePort());
     t.url = `ws://127.0.0.1:${t.wsPort}/ws`;
-    const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-log-level", "warn"];
-    const bridge = process.env.TETHER_JS_BRIDGE; // DEV ONLY, removed once -ws-addr lands
-    if (!bridge) args.push("-ws-addr", `127.0.0.1:${t.wsPort}`);
+    const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-log-level", "warn"];
     t.proc = spawn(path.join(bin, "tetherd"), [...args, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
-    if (bridge) {
-      t.bridge = spawn("node", [bridge, `127.0.0.1:${t.wsPort}`, `127.0.0.1:${t.tcpPort}`], { stdio: "ignore" });
-      t.proc.once("exit", () => t.bridge.kill());
-    }
     t.stderr = "";
     t.proc.stderr.on("data", (d) => (t.stderr += d));
     t.exited = new Promise((r) => t.proc.once("exit", (code, sig) => r({ code, sig })));
