@@ -472,10 +472,16 @@ export class Client {
     let token = "";
     const t = this.o.token;
     if (typeof t === "function") {
+      // close() must not wait for a token function that never returns.
+      let stop!: () => void;
+      const stopped = new Promise<void>((res) => (stop = res));
+      this.wake = stop;
       try {
-        token = await t();
+        token = await Promise.race([Promise.resolve().then(t), stopped.then(() => "")]);
       } catch (err) {
         throw new TetherError("tether: cannot get token: " + (err instanceof Error ? err.message : String(err)));
+      } finally {
+        if (this.wake === stop) this.wake = null;
       }
       if (this.closing) throw new ClosedError("tether: client closed");
     } else if (t !== undefined) {

@@ -275,3 +275,42 @@ test("AUTH_FAIL on the first connect rejects with the code and leaves nothing ru
   assert.equal(c.state, "closed");
   assert.equal(net.sockets.length, 1);
 });
+
+test("close() does not wait for a token function that never returns, nor for a dial that never opens", async () => {
+  const net = new FakeNetwork();
+  const { c } = newClient(net, { token: () => new Promise(() => {}) });
+  const p = c.connect();
+  await c.close();
+  await assert.rejects(p, (e) => e.name === "ClosedError");
+  assert.equal(c.state, "closed");
+  assert.equal(net.sockets.length, 0);
+  const { c: c2 } = newClient(net);
+  const p2 = c2.connect();
+  await net.until(() => net.sockets[0], "socket");
+  await c2.close(); // the socket is still CONNECTING
+  await assert.rejects(p2, (e) => e.name === "ClosedError");
+  assert.equal(net.sockets[0].closedByClient !== null, true);
+});
+
+test("requests made while reconnecting wait for the next connection; the token function runs per attempt", async () => {
+  const net = new FakeNetwork();
+  let calls = 0;
+  const { c } = newClient(net, { token: () => `tok${++calls}`, backoffMinMs: 50, backoffMaxMs: 50, random: () => 0.999 });
+  const p = c.connect();
+  const s = await net.accept(0);
+  await p;
+  s.serverClose(3003, "busy");
+  await net.until(() => c.state === "reconnecting", "reconnecting");
+  const pending = c.send("echo", "later");
+  const s2 = await net.accept(1);
+  const f = await net.until(() => s2.sent.find((x) => x.op === Op.SEND), "SEND on the new connection");
+  s2.deliver(frame(Op.SEND_REPLY, f.seq, [0x6f, 0x6b]));
+  assert.equal(txt(await pending), "ok");
+  assert.equal(calls, 2);
+  const tokenOf = (sock) => {
+    const h = sock.sent.find((x) => x.op === Op.HELLO).body;
+    return txt(h.subarray(2, 2 + ((h[0] << 8) | h[1])));
+  };
+  assert.deepEqual([tokenOf(s), tokenOf(s2)], ["tok1", "tok2"]);
+  await c.close();
+});
