@@ -6,8 +6,19 @@
  * matched by seq with a timeout, pushes by callback, QoS1 with the resume
  * cursor, duplicate drop and auto-ACK.
  *
- * Everything runs on the event loop; a Client holds one WebSocket and one
- * timer at a time. No runtime dependencies.
+ * Everything runs on the event loop: a Client holds one WebSocket and one
+ * heartbeat timer at a time (plus a timer per request awaiting its answer,
+ * and the backoff timer between connections). Frames are handled in the
+ * WebSocket's message callback, so onPush and onStateChange run there,
+ * synchronously and in order; they may call any method, including close().
+ * No runtime dependencies.
+ *
+ * Reconnecting (PROTOCOL.md §13): a connection ended by a code in
+ * 3500–3999 (AUTH_FAIL, CLOSE, GOAWAY or the WebSocket close code) stops the
+ * client; GOAWAY with another code drains and waits its retry_after; any
+ * other ending reconnects after a full-jitter backoff, counting a session
+ * shorter than stableAfterMs as a failed attempt, then sends the resume
+ * cursor and rejoins the rooms.
  *
  * @packageDocumentation
  */

@@ -33,6 +33,12 @@ export async function binaries() {
   return binDir;
 }
 
+// Every tetherd still running when the test process exits (a failed test) is killed.
+const live = new Set();
+process.on("exit", () => {
+  for (const p of live) p.kill("SIGKILL");
+});
+
 /** freePort returns a loopback port nobody listens on right now. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -82,6 +88,8 @@ export class Tetherd {
     t.url = `ws://127.0.0.1:${t.wsPort}/ws`;
     const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-log-level", "warn"];
     t.proc = spawn(path.join(bin, "tetherd"), [...args, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+    live.add(t.proc);
+    t.proc.once("exit", () => live.delete(t.proc));
     t.stderr = "";
     t.proc.stderr.on("data", (d) => (t.stderr += d));
     t.exited = new Promise((r) => t.proc.once("exit", (code, sig) => r({ code, sig })));
