@@ -314,3 +314,18 @@ test("requests made while reconnecting wait for the next connection; the token f
   assert.deepEqual([tokenOf(s), tokenOf(s2)], ["tok1", "tok2"]);
   await c.close();
 });
+
+test("unknown opcodes are ignored; a server PING is answered PONG with its seq", async () => {
+  const net = new FakeNetwork();
+  const { c, pushes } = newClient(net);
+  const p = c.connect();
+  const s = await net.accept(0);
+  await p;
+  s.deliver(new Uint8Array([...frame(0x10, 9, [1, 2]), ...frame(0x80, 0), ...frame(0x00, 0), ...frame(Op.AUTH_OK, 0), ...frame(Op.PING, 77), ...push(0, "", "after")]));
+  const pong = await net.until(() => s.sent.find((f) => f.op === Op.PONG), "PONG");
+  assert.equal(pong.seq, 77);
+  await net.until(() => pushes.length === 1, "push after the unknown frames");
+  assert.equal(c.state, "connected");
+  assert.equal(s.sent.some((f) => f.op === Op.CLOSE), false);
+  await c.close();
+});

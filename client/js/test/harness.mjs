@@ -128,7 +128,8 @@ export class Tetherd {
 }
 
 // ---- a control-port service (PROTOCOL.md §15) that answers route "echo"
-// with the request's payload and never answers route "slow".
+// with the request's payload, never answers route "slow", and records the
+// payloads of NO_REPLY uplinks in noReply.
 
 function ctlFrame(op, seq, json, payload = Buffer.alloc(0)) {
   const j = Buffer.from(JSON.stringify(json));
@@ -151,6 +152,7 @@ export async function startEchoService(t) {
   });
   let buf = Buffer.alloc(0);
   const results = new Map();
+  const svc = { noReply: [], close: () => sock.destroy() };
   sock.on("data", (d) => {
     buf = Buffer.concat([buf, d]);
     while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
@@ -162,6 +164,7 @@ export async function startEchoService(t) {
       const payload = Buffer.from(buf.subarray(14 + jl, 4 + len));
       buf = buf.subarray(4 + len);
       if (op === 0x41 || op === 0x42) results.set(seq, { op, json });
+      else if (op === 0x4b && json.noreply) svc.noReply.push(payload.toString());
       else if (op === 0x4b && json.route === "echo") sock.write(ctlFrame(0x4c, 0, { id: json.id }, payload));
     }
   });
@@ -170,5 +173,5 @@ export async function startEchoService(t) {
   sock.write(ctlFrame(0x49, 2, { routes: ["echo", "slow"] }));
   const r = await until(() => results.get(2), "control SUBSCRIBE");
   if (r.op !== 0x41) throw new Error("SUBSCRIBE failed: " + JSON.stringify(r.json));
-  return { close: () => sock.destroy() };
+  return svc;
 }

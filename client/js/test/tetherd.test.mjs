@@ -52,7 +52,7 @@ test("connect: HELLO/AUTH_OK over WebSocket, heartbeats keep an idle connection 
   assert.ok((await c.ping()) >= 0);
 });
 
-test("send: replies matched by seq, typed ERROR codes, timeout", async () => {
+test("send: replies matched by seq, typed ERROR codes, timeout, NO_REPLY", async () => {
   const { c } = open("send-user");
   await c.connect();
   const replies = await Promise.all(["a", "bb", "ccc"].map((p) => c.send("echo", p)));
@@ -62,6 +62,9 @@ test("send: replies matched by seq, typed ERROR codes, timeout", async () => {
   await assert.rejects(c.send("slow", "x", { timeoutMs: 300 }), TimeoutError);
   assert.ok(performance.now() - t0 >= 290);
   assert.equal(txt(await c.send("echo", "still fine")), "still fine");
+  c.sendNoReply("echo", "fire and forget");
+  await until(() => echo.noReply.includes("fire and forget"), "the NO_REPLY uplink at the service");
+  assert.equal(txt(await c.send("echo", "after")), "after");
 });
 
 test("rooms: join, push from tetherctl, leave", async () => {
