@@ -135,9 +135,13 @@ type Resolved = Required2<Omit<ClientOptions, "WebSocket" | "onPush" | "onStateC
 
 const encoder = new TextEncoder();
 
-function bytesOf(p: Uint8Array | string | undefined): Uint8Array {
+/** Payload is what send accepts: bytes, or a string sent as UTF-8. */
+export type Payload = Uint8Array | ArrayBuffer | string;
+
+function bytesOf(p: Payload | undefined): Uint8Array {
   if (p === undefined) return new Uint8Array(0);
-  return typeof p === "string" ? encoder.encode(p) : p;
+  if (typeof p === "string") return encoder.encode(p);
+  return p instanceof ArrayBuffer ? new Uint8Array(p) : p;
 }
 
 function now(): number {
@@ -295,7 +299,7 @@ export class Client {
    * (the outcome is unknown), ClosedError after close(), FrameTooLargeError
    * if the frame exceeds the server's max_frame (nothing is sent).
    */
-  async send(route: string, payload?: Uint8Array | string, opts?: RequestOptions): Promise<Uint8Array> {
+  async send(route: string, payload?: Payload, opts?: RequestOptions): Promise<Uint8Array> {
     const body = bytesOf(payload);
     const r = await this.request((seq) => encodeSend(route, body, seq), opts);
     if (r.op !== Op.SEND_REPLY) throw new TetherError(`tether: SEND ${route} answered with opcode ${r.op}`);
@@ -307,7 +311,7 @@ export class Client {
    * nothing, not even an ERROR. It does not wait for a connection: while the
    * client is not connected it throws DisconnectedError.
    */
-  sendNoReply(route: string, payload?: Uint8Array | string): void {
+  sendNoReply(route: string, payload?: Payload): void {
     const cn = this.usable();
     if (!cn) throw new DisconnectedError("tether: not connected");
     const frame = encodeSend(route, bytesOf(payload), this.nextSeq(), Flag.NO_REPLY);

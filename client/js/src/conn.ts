@@ -474,7 +474,8 @@ export class Conn {
         // the socket is going anyway
       }
     }
-    this.closeSocket(code === CloseCode.NORMAL ? 1000 : undefined);
+    // §1.2: the WebSocket close code is the tether code (browsers accept 1000 and 3000–4999).
+    this.closeSocket(code === 1000 || (code >= 3000 && code <= 4999) ? code : undefined);
   }
 
   private closeSocket(code?: number): void {

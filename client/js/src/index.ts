@@ -23,7 +23,7 @@
  * @packageDocumentation
  */
 export { Client, connect } from "./client.js";
-export type { ClientOptions, Cursor, Push, RequestOptions, State, Token } from "./client.js";
+export type { ClientOptions, Cursor, Payload, Push, RequestOptions, State, Token } from "./client.js";
 export { SUBPROTOCOL } from "./conn.js";
 export type { WebSocketConstructor, WebSocketLike } from "./conn.js";
 export {

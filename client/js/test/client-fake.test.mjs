@@ -168,6 +168,7 @@ test("a malformed server frame is answered CLOSE PROTOCOL_ERROR and the client r
   const close = s.sent.find((f) => f.op === Op.CLOSE);
   assert.ok(close);
   assert.equal((close.body[0] << 8) | close.body[1], 3504);
+  assert.equal(s.closedByClient, 3504); // the WebSocket close code is the tether code (§1.2)
   const [, err] = states.find(([st]) => st === "reconnecting");
   assert.ok(err instanceof CloseError && err.source === "LOCAL" && err.code === 3504 && !err.terminal);
   await c.close();
