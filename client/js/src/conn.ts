@@ -138,7 +138,9 @@ export class Conn {
     );
     this.ws.onopen = () => {
       try {
-        this.write(encodeHello(hello, host.nextSeq()));
+        const f = encodeHello(hello, host.nextSeq());
+        this.checkSize(f); // §6.1: the whole HELLO fits the 4096-byte pre-authentication limit
+        this.write(f);
       } catch (err) {
         this.fail({ err: err as Error, terminal: true, goAway: false, retryAfterMs: 0 });
       }
@@ -149,11 +151,6 @@ export class Conn {
       this.wsClosed = true;
       this.onSocketClosed(ev.code, ev.reason);
     };
-  }
-
-  /** maxFrameOut is the largest `length` this side may send. */
-  get maxFrameOut(): number {
-    return this.maxFrame;
   }
 
   // ---- reading
@@ -301,7 +298,13 @@ export class Conn {
       return;
     }
     if (!this.goaway && now >= this.pingAt()) {
-      this.write(encodeEmpty(Op.PING, this.host.nextSeq()));
+      try {
+        this.write(encodeEmpty(Op.PING, this.host.nextSeq()));
+      } catch (err) {
+        // The socket is closing; its close event may not have come yet.
+        this.finish({ err: err as Error, terminal: false, goAway: false, retryAfterMs: 0 });
+        return;
+      }
       this.lastPing = now;
     }
     if (this.done) return;

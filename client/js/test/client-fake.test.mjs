@@ -330,3 +330,14 @@ test("unknown opcodes are ignored; a server PING is answered PONG with its seq",
   assert.equal(s.sent.some((f) => f.op === Op.CLOSE), false);
   await c.close();
 });
+
+test("a HELLO over the 4096-byte pre-authentication limit is not sent: the first connect rejects", async () => {
+  const net = new FakeNetwork();
+  const { c } = newClient(net, { token: "t".repeat(4100) });
+  const p = c.connect();
+  const s = await net.until(() => net.sockets[0], "socket");
+  s.open();
+  await assert.rejects(p, (e) => e.name === "FrameTooLargeError");
+  assert.equal(s.sent.length, 0);
+  assert.equal(c.state, "closed");
+});
