@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 20s
 PKGS      := ./...
 
-.PHONY: all build run test unit fuzz bench bench-quick faults lint tidy clean
+.PHONY: all build run test unit fuzz js-test bench bench-quick faults lint tidy clean
 
 all: build
 
@@ -18,7 +18,7 @@ run: build
 # test: the race-enabled unit and integration tests, then every fuzz target for a bounded
 # time. Minimizing a new interesting input is capped at 5 s (default 60 s) so the budget
 # goes to exploring.
-test: lint unit fuzz
+test: lint unit fuzz js-test
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
@@ -31,6 +31,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/wsproto
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/proxyhdr
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 10s -fuzzminimizetime 5s ./internal/tlsrec
+
+# js-test: the TypeScript SDK (client/js): npm ci, build, then its Node tests (codec against
+# PROTOCOL.md, the client against a real tetherd from bin/) and the headless-Chromium test.
+js-test: build
+	cd client/js && npm ci --no-audit --no-fund && TETHER_BIN_DIR=$(abspath $(BIN)) npm test
 
 # bench: the micro-benchmarks, then the standard load suite (tether-bench suite: the
 # bench/floor probe in process and with a reading peer process, connect/idle/echo/
