@@ -17,6 +17,7 @@ import (
 
 	"github.com/tether-gw/tether/bench/kit"
 	"github.com/tether-gw/tether/bench/msg"
+	"github.com/tether-gw/tether/server"
 )
 
 // The transports measurement compares what each transport costs a server, raw TCP
@@ -231,6 +232,16 @@ func (r *runner) transportOne(ctx context.Context, impl string) (*TransportResul
 	}
 	if _, err := s.all(ctx, msg.Command{Op: "stop"}, "stopped", 30*time.Second); err != nil {
 		return nil, err
+	}
+	if impl == ImplTetherd {
+		// Idle, as the figure says: long enough for tetherd's TLS idle pass (every
+		// server.DefaultTLSIdleAfter) to have seen every connection unused once and
+		// dropped its ciphers the next time. The baselines have nothing that changes
+		// with idle time.
+		s.setPhase("idle")
+		if err := sleep(ctx, 2*server.DefaultTLSIdleAfter+time.Second); err != nil {
+			return nil, err
+		}
 	}
 	if res.RSSFound, err = kit.ProcRSS(s.srv.pid); err != nil {
 		return nil, err
