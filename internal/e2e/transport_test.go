@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -543,4 +545,61 @@ func TestWebSocketCloseCodes(t *testing.T) {
 		t.Fatalf("want the CLOSE frame first: op %x %v", op, err)
 	}
 	wsExpectClose(t, br, uint16(protocol.CloseKicked))
+}
+
+// TestWebSocketPingsAreLiveness: an authenticated WebSocket client that sends only
+// WebSocket pings, no tether frame, outlives several heartbeat timeouts; one that sends
+// nothing is closed by the heartbeat deadline.
+func TestWebSocketPingsAreLiveness(t *testing.T) {
+	g, _ := allTransports(t, func(o *server.Options) { o.Heartbeat = 400 * time.Millisecond })
+	addr := g.srv.ListenerAddr(server.TransportWS).String()
+	login := func(user string) (net.Conn, *bufio.Reader) {
+		nc, br, _ := wsUpgrade(t, addr, "/ws", "")
+		hello, _ := (&protocol.Hello{Token: user}).AppendFrame(nil, 1, 0)
+		nc.Write(wsClientFrame(true, 0x2, hello, false))
+		if op, p, err := wsReadFrame(br); err != nil || op != 0x2 || protocol.Opcode(p[5]) != protocol.OpAuthOK {
+			t.Fatalf("auth: op %x %v", op, err)
+		}
+		return nc, br
+	}
+	pinger, pbr := login(userName(t) + "-pinger")
+	silent, sbr := login(userName(t) + "-silent")
+	// The silent one goes after 1.5 heartbeats (600 ms); the pinger pings every 100 ms
+	// until then, and for three timeouts' worth (1.8 s) in all.
+	silent.SetReadDeadline(time.Now().Add(waitTimeout))
+	for i := 0; i < 18; i++ {
+		pinger.Write(wsClientFrame(true, 0x9, []byte{byte(i)}, false))
+		if op, p, err := wsReadFrame(pbr); err != nil || op != 0xA || len(p) != 1 || p[0] != byte(i) {
+			t.Fatalf("ping %d: op %x %v (closed by the heartbeat deadline?)", i, op, err)
+		}
+		time.Sleep(100 * time.Millisecond) // the client's ping interval, not a wait for the server
+	}
+	op, p, err := wsReadFrame(sbr)
+	if err != nil || op != 0x2 || protocol.Opcode(p[5]) != protocol.OpClose {
+		t.Fatalf("silent client: op %x %v, want the CLOSE frame of the heartbeat timeout", op, err)
+	}
+	wsExpectClose(t, sbr, uint16(protocol.CloseHeartbeatTimeout))
+}
+
+// TestWebSocketDeflate: with Compression on, a client that negotiates permessage-deflate
+// may send compressed messages (RSV1), which the server inflates into the tether stream.
+func TestWebSocketDeflate(t *testing.T) {
+	g, _ := allTransports(t, func(o *server.Options) { o.WebSocket.Compression = true })
+	addr := g.srv.ListenerAddr(server.TransportWS).String()
+	nc, br, st := wsUpgrade(t, addr, "/ws", "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n")
+	if st != 101 {
+		t.Fatalf("upgrade %d", st)
+	}
+	hello, _ := (&protocol.Hello{Token: userName(t)}).AppendFrame(nil, 1, 0)
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestCompression)
+	fw.Write(hello)
+	fw.Flush()
+	compressed := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff}) // RFC 7692 7.2.1
+	frame := wsClientFrame(true, 0x2, compressed, false)
+	frame[0] |= 0x40 // RSV1: this message is compressed
+	nc.Write(frame)
+	if op, p, err := wsReadFrame(br); err != nil || op != 0x2 || protocol.Opcode(p[5]) != protocol.OpAuthOK {
+		t.Fatalf("compressed HELLO: op %x %v, want AUTH_OK", op, err)
+	}
 }
