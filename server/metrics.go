@@ -43,6 +43,10 @@ type serverMetrics struct {
 	windowFull           *metrics.Counter
 	lostCloses           *metrics.Counter
 
+	// acceptedBy counts accepted sockets by transport (tether_connections_total is
+	// their sum).
+	acceptedBy [numTransports]*metrics.Counter
+
 	framesInByOp   [256]*metrics.Counter
 	bytesInByOp    [256]*metrics.Counter
 	framesOutByOp  [256]*metrics.Counter
@@ -81,6 +85,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	set.NewGauge("tether_source_bans_total", func() float64 { return float64(s.limits.bans.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })
 	for t := TransportTCP; t < numTransports; t++ {
+		m.acceptedBy[t] = set.NewCounter(fmt.Sprintf(`tether_transport_connections_total{transport=%q}`, t.String()))
 		set.NewGauge(fmt.Sprintf(`tether_transport_connections{transport=%q}`, t.String()), func() float64 { return float64(s.transportOpen[t].Load()) })
 	}
 	set.NewGauge("tether_tls_handshakes_queued", func() float64 {

@@ -107,11 +107,17 @@ func TestTransportsShareOneHub(t *testing.T) {
 		}
 	}
 	for _, tr := range transports {
-		name := fmt.Sprintf(`tether_transport_connections{transport=%q}`, tr.String())
-		if v := g.serverMetric(name); v != 1 {
-			t.Errorf("%s = %v, want 1", name, v)
+		for _, name := range []string{fmt.Sprintf(`tether_transport_connections{transport=%q}`, tr.String()),
+			fmt.Sprintf(`tether_transport_connections_total{transport=%q}`, tr.String())} {
+			if v := g.serverMetric(name); v != 1 {
+				t.Errorf("%s = %v, want 1", name, v)
+			}
 		}
 	}
+	// The transport series are documented and well-formed (promtool).
+	var m strings.Builder
+	g.srv.WriteMetrics(&m)
+	testkit.Promtool(t, m.String())
 }
 
 // TestTransportsKickAndResume: a kick reaches every transport's client as its close code,
