@@ -83,6 +83,11 @@ type Options struct {
 	// bounded CPU and memory and established connections keep theirs. Defaults 64 and
 	// 1024.
 	MaxTLSHandshakes, TLSHandshakeQueue int
+	// TLSHandshakeCPUs caps the handshakes in their CPU-heavy part (the key exchange
+	// and signature between the ClientHello and the server's first flight) at once, so
+	// that much CPU at most goes to handshakes and the rest stays with established
+	// connections. Default half of GOMAXPROCS, at least 1.
+	TLSHandshakeCPUs int
 	// TLSIdleAfter is how often the cipher state of TLS connections that carried
 	// nothing since the last look is dropped (it is rebuilt from the keys when the next
 	// record comes or goes): an idle TLS connection then costs its keys, not ~1.5 KB of

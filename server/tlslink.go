@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +27,8 @@ import (
 //     connections wait in a FIFO of Options.TLSHandshakeQueue and beyond it are closed at
 //     once (result "refused");
 //   - the CPU-heavy part (from the ClientHello to the server's first flight: key
-//     exchange and signature) runs for at most half the CPUs at once (cpuSlots), so the
-//     reactor and the workers always keep the rest;
+//     exchange and signature) runs on at most Options.TLSHandshakeCPUs (half the CPUs
+//     by default) at once (cpuSlots), so the reactor and the workers keep the rest;
 //   - the whole handshake has Options.HandshakeTimeout from the accept.
 
 // tlsLayer is a TLS connection's state.
@@ -236,11 +235,10 @@ func newHandshakePool(s *Server) *handshakePool {
 	if s.opts.TLSAddr == "" && s.opts.WSSAddr == "" {
 		return nil
 	}
-	cpus := max(1, runtime.GOMAXPROCS(0)/2)
 	return &handshakePool{
 		s:        s,
 		slots:    make(chan struct{}, s.opts.MaxTLSHandshakes),
-		cpuSlots: make(chan struct{}, cpus),
+		cpuSlots: make(chan struct{}, s.opts.TLSHandshakeCPUs),
 		queue:    make(chan *Conn, s.opts.TLSHandshakeQueue),
 		done:     make(chan struct{}),
 	}

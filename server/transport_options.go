@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -69,6 +70,9 @@ func (o *Options) transportDefaults() error {
 	if o.MaxTLSHandshakes == 0 {
 		o.MaxTLSHandshakes = DefaultMaxTLSHandshakes
 	}
+	if o.TLSHandshakeCPUs == 0 {
+		o.TLSHandshakeCPUs = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if o.TLSIdleAfter == 0 {
 		o.TLSIdleAfter = DefaultTLSIdleAfter
 	}
@@ -79,8 +83,8 @@ func (o *Options) transportDefaults() error {
 		o.WebSocket.Path = DefaultWebSocketPath
 	}
 	switch {
-	case o.HandshakeTimeout < 0 || o.MaxTLSHandshakes < 0 || o.TLSHandshakeQueue < 0:
-		return errors.New("server: handshake timeout, TLS handshakes and TLS handshake queue must not be negative")
+	case o.HandshakeTimeout < 0 || o.MaxTLSHandshakes < 0 || o.TLSHandshakeQueue < 0 || o.TLSHandshakeCPUs < 0:
+		return errors.New("server: handshake timeout, TLS handshakes, TLS handshake queue and TLS handshake CPUs must not be negative")
 	case (o.TLSAddr != "" || o.WSSAddr != "") && o.TLS == nil:
 		return ErrNoTLSConfig
 	case o.TLS != nil && o.TLS.Certificates == nil && o.TLS.GetCertificate == nil && o.TLS.GetConfigForClient == nil:

@@ -25,6 +25,7 @@ type transportSettings struct {
 	proxyOn, proxyTrusted        string
 	handshakeTimeout             time.Duration
 	maxHandshakes, hsQueue       int
+	hsCPUs                       int
 }
 
 // devWSAddr is the WebSocket listener in -dev mode when -ws-addr is not given, for
@@ -47,6 +48,7 @@ func addTransportFlags(fs *flag.FlagSet, s *transportSettings) {
 	fs.StringVar(&s.proxyTrusted, "proxy-trusted", "", "Comma-separated networks (CIDRs or addresses) of the load balancers allowed to send PROXY headers; from them the header is required within 3s, from anyone else it is refused.")
 	fs.DurationVar(&s.handshakeTimeout, "handshake-timeout", 0, "Time a connection has for its transport handshake (PROXY header, TLS, WebSocket upgrade) before authentication starts."+def("server.DefaultHandshakeTimeout", server.DefaultHandshakeTimeout))
 	fs.IntVar(&s.maxHandshakes, "tls-max-handshakes", 0, "TLS handshakes running at once."+def("server.DefaultMaxTLSHandshakes", server.DefaultMaxTLSHandshakes))
+	fs.IntVar(&s.hsCPUs, "tls-handshake-cpus", 0, "TLS handshakes in their CPU-heavy part (key exchange, signature) at once: the CPUs handshakes may take from established connections. Default half of GOMAXPROCS, at least 1.")
 	fs.IntVar(&s.hsQueue, "tls-handshake-queue", 0, "Connections that may wait for a TLS handshake slot; more are closed at once."+def("server.DefaultTLSHandshakeQueue", server.DefaultTLSHandshakeQueue))
 }
 
@@ -56,6 +58,7 @@ func applyTransport(st *settings, o *server.Options, log *slog.Logger) (*certSto
 	t := &st.transportSettings
 	o.TLSAddr, o.WSAddr, o.WSSAddr = t.tlsAddr, t.wsAddr, t.wssAddr
 	o.HandshakeTimeout, o.MaxTLSHandshakes, o.TLSHandshakeQueue = t.handshakeTimeout, t.maxHandshakes, t.hsQueue
+	o.TLSHandshakeCPUs = t.hsCPUs
 	o.WebSocket.Path, o.WebSocket.Compression = t.wsPath, t.wsCompression
 	if t.wsOrigins != "" {
 		o.WebSocket.Origins = splitList(t.wsOrigins)
