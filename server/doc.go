@@ -120,6 +120,12 @@
 // encoded once and the same bytes are written to every member, so per-recipient
 // fields (a user's QoS1 message id) cannot appear in room broadcasts.
 //
+// TLS runs on the reactor by keeping crypto/tls to the handshake and doing the record
+// layer itself (internal/tlsrec): AEAD cipher suites only, no TLS 1.2 renegotiation, no
+// 0-RTT, no post-handshake client authentication; TLS 1.2 session resumption reads the
+// master secret from crypto/tls's session encoding, which its tests pin. A WebSocket
+// connection's outgoing messages are never compressed, even with permessage-deflate.
+//
 // # Close codes
 //
 // Every connection the server closes gets a CLOSE (or AUTH_FAIL) frame with a code
