@@ -88,6 +88,11 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	for _, v := range victims {
 		v.c.closeWith(protocol.CloseReplaced, v.reason)
 	}
+	// The user's connections on other nodes of a cluster meet the same policy there.
+	if s.remoteCount(CountUser, who.userID) > 0 {
+		_ = s.publish(&ClusterMessage{Kind: ClusterLogin, Login: LoginIdentity{UserID: who.userID, DeviceID: who.deviceID,
+			Platform: who.platform, TokenHash: who.tokenHash, ConnID: c.id}})
+	}
 	s.wheel.Schedule(&c.timer, s.deadline(s.hbTimeout))
 	// OnConnect goes first in the request queue, held until AUTH_OK is out so the
 	// handler can push from it; requests the client pipelines queue behind it.

@@ -126,19 +126,9 @@ func (h *hub) addUser(c *Conn, u *user) ([]victim, bool) {
 	var victims []victim
 	kept := u.conns[:0:0]
 	for _, o := range u.conns {
-		other := o.ident()
-		conflict := policy == DevicesOnePerUser ||
-			policy == DevicesOnePerPlatform && other.platform == me.platform
-		switch {
-		case me.deviceID != "" && other.deviceID == me.deviceID:
-			// The same device logging in again: one device holds one connection.
-			victims = append(victims, victim{c: o, reason: replacedSameDevice})
-		case conflict && other.tokenHash == me.tokenHash && (me.deviceID == "" || other.deviceID == ""):
-			// The same token without device ids to tell them apart.
-			victims = append(victims, victim{c: o, reason: replacedSameToken})
-		case conflict:
-			victims = append(victims, victim{c: o, reason: replacedByPolicy})
-		default:
+		if reason, ok := replaces(policy, me, o.ident()); ok {
+			victims = append(victims, victim{c: o, reason: reason})
+		} else {
 			kept = append(kept, o)
 		}
 	}
@@ -147,7 +137,27 @@ func (h *hub) addUser(c *Conn, u *user) ([]victim, bool) {
 	// authed counts the connections in the users' lists: the victims left them here,
 	// so their own remove finds nothing to take out.
 	h.authed.Add(1 - int64(len(victims)))
+	c.srv.count(CountUser, u.id, len(u.conns))
 	return victims, true
+}
+
+// replaces reports whether a new login me displaces the user's connection other under
+// policy, and why. A login on another node of a cluster is judged the same way
+// (Server.applyRemoteLogin).
+func replaces(policy DevicePolicy, me, other *identity) (string, bool) {
+	conflict := policy == DevicesOnePerUser ||
+		policy == DevicesOnePerPlatform && other.platform == me.platform
+	switch {
+	case me.deviceID != "" && other.deviceID == me.deviceID:
+		// The same device logging in again: one device holds one connection.
+		return replacedSameDevice, true
+	case conflict && other.tokenHash == me.tokenHash && (me.deviceID == "" || other.deviceID == ""):
+		// The same token without device ids to tell them apart.
+		return replacedSameToken, true
+	case conflict:
+		return replacedByPolicy, true
+	}
+	return "", false
 }
 
 // remove drops a closed connection from both indexes.
@@ -182,6 +192,7 @@ func (h *hub) remove(c *Conn, wasAuthed bool) {
 		u.conns = nil
 		u.left = time.Now().UnixNano()
 	}
+	c.srv.count(CountUser, u.id, len(u.conns))
 	us.mu.Unlock()
 }
 

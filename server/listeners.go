@@ -68,7 +68,7 @@ func (l *listener) onConnect(ctx context.Context, nc netpoll.Connection) context
 	s := l.s
 	s.metrics.connsTotal.Inc()
 	s.metrics.acceptedBy[l.kind].Inc()
-	c := &Conn{srv: s, nc: nc, fd: nc.(netpoll.Conn).Fd(), id: s.nextID.Add(1), link: newLink(l)}
+	c := &Conn{srv: s, nc: nc, fd: nc.(netpoll.Conn).Fd(), id: s.nextID.Add(1) | uint64(s.nodeID)<<nodeShift, link: newLink(l)}
 	c.ip = netutil.AddrIP(nc.RemoteAddr())
 	c.timer.SetOwner(c)
 	if s.draining.Load() {

@@ -42,6 +42,8 @@ type serverMetrics struct {
 	redeliveredReconnect *metrics.Counter
 	windowFull           *metrics.Counter
 	lostCloses           *metrics.Counter
+	// clusterErrors counts operations whose cross-node part the broker refused.
+	clusterErrors *metrics.Counter
 
 	// acceptedBy counts accepted sockets by transport (tether_connections_total is
 	// their sum).
@@ -81,6 +83,7 @@ func newServerMetrics(s *Server) *serverMetrics {
 	m.redeliveredReconnect = set.NewCounter(`tether_qos1_redelivered_total{cause="reconnect"}`)
 	m.windowFull = set.NewCounter("tether_qos1_window_full_total")
 	m.lostCloses = set.NewCounter("tether_qos1_lost_closes_total")
+	m.clusterErrors = set.NewCounter("tether_cluster_publish_errors_total")
 	set.NewGauge("tether_accept_fd_exhausted_total", func() float64 { return float64(fdExhausted.Load()) })
 	set.NewGauge("tether_source_bans_total", func() float64 { return float64(s.limits.bans.Load()) })
 	set.NewGauge("tether_connections", func() float64 { return float64(s.hub.total.Load()) })

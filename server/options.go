@@ -72,6 +72,10 @@ type Options struct {
 	WebSocket WebSocketOptions
 	// Proxy enables the PROXY protocol (v1 and v2) on chosen listeners.
 	Proxy ProxyOptions
+	// Broker, when set, makes this server one node of a cluster (broker.go; the NATS
+	// broker is package server/cluster). Default nil: a single node.
+	Broker Broker
+
 	// HandshakeTimeout bounds a transport's own handshake, from accept: a TLS handshake,
 	// a WebSocket upgrade request, a PROXY header (which has at most 3s of it). The
 	// AuthTimeout for HELLO starts when it is done. Default 5s.

@@ -36,6 +36,10 @@ type PushResult struct {
 	// MsgIDs holds, for a QoS1 push, the message id each reachable user got: always
 	// below 2^53, so exact as a JSON number.
 	MsgIDs map[string]uint64
+	// Forwarded counts connections of other nodes of a cluster the push was sent to
+	// by id (PushConns), whose outcome this node does not know. A push to users counts
+	// the connections other nodes announced in Delivered instead.
+	Forwarded int
 }
 
 // encodePush encodes a PUSH frame once for a fan-out, refusing payloads that would
@@ -79,6 +83,12 @@ func (s *Server) fanOut(cs []*Conn, frame []byte, exclude map[uint64]struct{}) i
 // PushConn sends payload to one connection on the direct channel. It returns
 // ErrConnNotFound if no authenticated connection has that id.
 func (s *Server) PushConn(id uint64, payload []byte) error {
+	if !s.isLocal(id) {
+		if _, err := s.encodePush("", payload); err != nil {
+			return err
+		}
+		return s.publish(&ClusterMessage{Kind: ClusterPushConns, Conns: []uint64{id}, Payload: payload})
+	}
 	c := s.hub.conn(id)
 	if c == nil || !c.pushable() {
 		return ErrConnNotFound
@@ -95,8 +105,24 @@ func (s *Server) PushUser(userID string, payload []byte) (int, error) {
 
 // PushRoom sends payload to every member of a room except the connections in exclude,
 // with the room's name as the PUSH channel, and returns how many got it; an unknown room
-// has no members and returns 0.
+// has no members and returns 0. In a cluster the other nodes' members get it too and are
+// counted as they announced them.
 func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, error) {
+	n, err := s.pushRoomLocal(room, payload, excludeSet(exclude))
+	if err != nil {
+		return n, err
+	}
+	if r := s.remoteCount(CountRoom, room); r > 0 {
+		if err := s.publish(&ClusterMessage{Kind: ClusterPushRoom, Room: room, Payload: payload, Exclude: exclude}); err != nil {
+			return n, err
+		}
+		n += r
+	}
+	return n, nil
+}
+
+// pushRoomLocal is PushRoom on this node.
+func (s *Server) pushRoomLocal(room string, payload []byte, ex map[uint64]struct{}) (int, error) {
 	r := s.rooms.get(room)
 	if r == nil {
 		return 0, nil
@@ -105,7 +131,6 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	if err != nil {
 		return 0, err
 	}
-	ex := excludeSet(exclude)
 	buf := connSlices.Get().(*[]*Conn)
 	cs := r.snapshot((*buf)[:0])
 	n := s.fanOut(cs, frame, ex)
@@ -116,13 +141,22 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 }
 
 // Broadcast sends payload to every authenticated connection except the connections in
-// exclude and returns how many got it.
+// exclude and returns how many got it on this node; in a cluster every other node
+// broadcasts it too.
 func (s *Server) Broadcast(payload []byte, exclude ...uint64) (int, error) {
+	n, err := s.broadcastLocal(payload, excludeSet(exclude))
+	if err != nil {
+		return n, err
+	}
+	return n, s.publish(&ClusterMessage{Kind: ClusterBroadcast, Payload: payload, Exclude: exclude})
+}
+
+// broadcastLocal is Broadcast on this node.
+func (s *Server) broadcastLocal(payload []byte, ex map[uint64]struct{}) (int, error) {
 	frame, err := s.encodePush("", payload)
 	if err != nil {
 		return 0, err
 	}
-	ex := excludeSet(exclude)
 	n := 0
 	buf := connSlices.Get().(*[]*Conn)
 	for i := range s.hub.conns {
@@ -142,8 +176,12 @@ func (s *Server) Broadcast(payload []byte, exclude ...uint64) (int, error) {
 }
 
 // KickConn closes one connection with code (normally the terminal protocol.CloseKicked)
-// and reason. It returns ErrConnNotFound if there is no such connection.
+// and reason. It returns ErrConnNotFound if there is no such connection on this node; a
+// connection of another node of a cluster is kicked there.
 func (s *Server) KickConn(id uint64, code protocol.CloseCode, reason string) error {
+	if !s.isLocal(id) {
+		return s.publish(&ClusterMessage{Kind: ClusterKickConns, Conns: []uint64{id}, Code: code, Reason: reason})
+	}
 	c := s.hub.conn(id)
 	if c == nil {
 		return ErrConnNotFound
@@ -153,8 +191,19 @@ func (s *Server) KickConn(id uint64, code protocol.CloseCode, reason string) err
 }
 
 // KickUser closes every connection of a user with code and reason and returns how many
-// it closed.
+// it closed (in a cluster, with the other nodes' connections as they announced them).
 func (s *Server) KickUser(userID string, code protocol.CloseCode, reason string) int {
+	n := s.kickUserLocal(userID, code, reason)
+	if r := s.remoteCount(CountUser, userID); r > 0 {
+		if s.publish(&ClusterMessage{Kind: ClusterKickUsers, Users: []string{userID}, Code: code, Reason: reason}) == nil {
+			n += r
+		}
+	}
+	return n
+}
+
+// kickUserLocal is KickUser on this node.
+func (s *Server) kickUserLocal(userID string, code protocol.CloseCode, reason string) int {
 	cs := s.hub.userConns(userID, nil)
 	for _, c := range cs {
 		c.Close(code, reason)
@@ -185,13 +234,14 @@ func (s *Server) Leave(id uint64, room string) error {
 	return nil
 }
 
-// RoomSize returns the number of members of a room (0 for an unknown room).
+// RoomSize returns the number of members of a room (0 for an unknown room); in a cluster
+// with the other nodes' members as they announced them.
 func (s *Server) RoomSize(room string) int {
-	r := s.rooms.get(room)
-	if r == nil {
-		return 0
+	n := s.remoteCount(CountRoom, room)
+	if r := s.rooms.get(room); r != nil {
+		n += r.size()
 	}
-	return r.size()
+	return n
 }
 
 // PushUsers sends payload to every connection of each user. With opts.QoS1 each user's
@@ -216,23 +266,47 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 		}
 		return res, nil
 	}
-	frame, err := s.encodePush("", payload)
+	counts, err := s.pushUsersLocal(users, payload, ex)
 	if err != nil {
 		return res, err
 	}
-	buf := connSlices.Get().(*[]*Conn)
-	for _, uid := range users {
-		cs := s.hub.userConns(uid, (*buf)[:0])
-		n := s.fanOut(cs, frame, ex)
+	var remote []string
+	for i, uid := range users {
+		n := counts[i]
+		if r := s.remoteCount(CountUser, uid); r > 0 {
+			remote = append(remote, uid)
+			n += r
+		}
 		if n == 0 {
 			res.Offline++
 		}
 		res.Delivered += n
+	}
+	if len(remote) > 0 {
+		if err := s.publish(&ClusterMessage{Kind: ClusterPushUsers, Users: remote, Payload: payload, Exclude: opts.Exclude}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// pushUsersLocal pushes payload (not QoS1) to this node's connections of each user and
+// returns how many each had.
+func (s *Server) pushUsersLocal(users []string, payload []byte, ex map[uint64]struct{}) ([]int, error) {
+	frame, err := s.encodePush("", payload)
+	if err != nil {
+		return nil, err
+	}
+	counts := make([]int, len(users))
+	buf := connSlices.Get().(*[]*Conn)
+	for i, uid := range users {
+		cs := s.hub.userConns(uid, (*buf)[:0])
+		counts[i] = s.fanOut(cs, frame, ex)
 		clear(cs)
 		*buf = cs[:0]
 	}
 	connSlices.Put(buf)
-	return res, nil
+	return counts, nil
 }
 
 // PushConns sends payload to each listed connection. With opts.QoS1 the message gets the
@@ -253,14 +327,19 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 	} else {
 		res.MsgIDs = make(map[string]uint64)
 	}
+	var remote []uint64
 	one := make([]*Conn, 1)
 	for _, id := range ids {
+		if _, skip := ex[id]; skip {
+			continue
+		}
+		if !s.isLocal(id) {
+			remote = append(remote, id)
+			continue
+		}
 		c := s.hub.conn(id)
 		if c == nil || !c.pushable() {
 			res.Offline++
-			continue
-		}
-		if _, skip := ex[id]; skip {
 			continue
 		}
 		if opts.QoS1 {
@@ -282,11 +361,53 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 		}
 		res.Delivered += n
 	}
+	if len(remote) > 0 {
+		if opts.QoS1 {
+			return res, ErrClusterQoS1
+		}
+		if err := s.publish(&ClusterMessage{Kind: ClusterPushConns, Conns: remote, Payload: payload}); err != nil {
+			return res, err
+		}
+		res.Forwarded += len(remote)
+	}
 	return res, nil
 }
 
-// JoinUser puts every connection of a user in room and returns how many joined.
+// pushConnsLocal pushes payload to this node's connections among ids.
+func (s *Server) pushConnsLocal(ids []uint64, payload []byte) (int, error) {
+	frame, err := s.encodePush("", payload)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	one := make([]*Conn, 1)
+	for _, id := range ids {
+		if c := s.hub.conn(id); c != nil {
+			one[0] = c
+			n += s.fanOut(one, frame, nil)
+		}
+	}
+	return n, nil
+}
+
+// JoinUser puts every connection of a user in room and returns how many joined; in a
+// cluster the user's connections on other nodes join too (counted as announced).
 func (s *Server) JoinUser(userID, room string) (int, error) {
+	n, err := s.joinUserLocal(userID, room)
+	if err != nil {
+		return n, err
+	}
+	if r := s.remoteCount(CountUser, userID); r > 0 {
+		if err := s.publish(&ClusterMessage{Kind: ClusterJoinUsers, Users: []string{userID}, Room: room}); err != nil {
+			return n, err
+		}
+		n += r
+	}
+	return n, nil
+}
+
+// joinUserLocal is JoinUser on this node.
+func (s *Server) joinUserLocal(userID, room string) (int, error) {
 	n := 0
 	for _, c := range s.hub.userConns(userID, nil) {
 		if err := s.join(c, room); err != nil {
@@ -300,8 +421,20 @@ func (s *Server) JoinUser(userID, room string) (int, error) {
 	return n, nil
 }
 
-// LeaveUser takes every connection of a user out of room and returns how many it looked at.
+// LeaveUser takes every connection of a user out of room and returns how many it looked
+// at; in a cluster on every node.
 func (s *Server) LeaveUser(userID, room string) int {
+	n := s.leaveUserLocal(userID, room)
+	if r := s.remoteCount(CountUser, userID); r > 0 {
+		if s.publish(&ClusterMessage{Kind: ClusterLeaveUsers, Users: []string{userID}, Room: room}) == nil {
+			n += r
+		}
+	}
+	return n
+}
+
+// leaveUserLocal is LeaveUser on this node.
+func (s *Server) leaveUserLocal(userID, room string) int {
 	cs := s.hub.userConns(userID, nil)
 	for _, c := range cs {
 		s.leave(c, room)

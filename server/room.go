@@ -93,8 +93,10 @@ func (s *Server) join(c *Conn, name string) error {
 	}
 	r.mu.Lock()
 	r.members[c] = struct{}{}
+	n := len(r.members)
 	r.mu.Unlock()
 	c.rooms = append(c.rooms, r)
+	s.count(CountRoom, name, n)
 	return nil
 }
 
@@ -125,8 +127,10 @@ func (s *Server) leave(c *Conn, name string) {
 func (s *Server) dropMemberLocked(sh *roomShard, r *room, c *Conn) {
 	r.mu.Lock()
 	delete(r.members, c)
-	empty := len(r.members) == 0
+	n := len(r.members)
+	empty := n == 0
 	r.mu.Unlock()
+	s.count(CountRoom, r.name, n)
 	if empty && sh.m[r.name] == r {
 		delete(sh.m, r.name)
 	}

@@ -46,6 +46,10 @@ type Server struct {
 	transportOpen [numTransports]atomic.Int64
 	// handshakes runs TLS handshakes (tlslink.go); nil without a TLS listener.
 	handshakes *handshakePool
+	// broker carries what crosses nodes (broker.go); nil on a single node. nodeID is
+	// its NodeID, in bits 40-52 of this node's connection ids.
+	broker Broker
+	nodeID uint16
 	// metricWriters add other components' metrics to /metrics.
 	metricWriters []func(io.Writer)
 	draining      atomic.Bool
@@ -73,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		hub:       newHub(),
 		rooms:     newRooms(),
 		limits:    newLimits(&o),
+		broker:    o.Broker,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wheel = timingwheel.New[Conn](timingwheel.Options{Tick: o.Tick, Now: o.clock})
@@ -139,6 +144,16 @@ func (s *Server) Start() error {
 		if err := s.startAdmin(); err != nil {
 			closeAll()
 			return err
+		}
+	}
+	if s.broker != nil {
+		if err := s.broker.Start(s); err != nil {
+			closeAll()
+			return fmt.Errorf("server: cluster broker: %w", err)
+		}
+		if s.nodeID = s.broker.NodeID(); s.nodeID > MaxNodeID {
+			closeAll()
+			return fmt.Errorf("server: cluster node id %d above %d", s.nodeID, MaxNodeID)
 		}
 	}
 	s.lns = lns
@@ -329,6 +344,9 @@ func (s *Server) shutdownNow() {
 		_ = admin.Close()
 	}
 	s.limits.close()
+	if s.broker != nil {
+		_ = s.broker.Close()
+	}
 	fdLimiter().Flush() // process-wide: flushed, not closed, as other servers may share it
 	s.log.Info("tether gateway stopped")
 }

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/tether-gw/tether/protocol"
+)
+
+// # The cluster seam
+//
+// The hub (this package's users, rooms and connections) is one node's. What must reach
+// the other nodes of a cluster goes through a Broker: with none (Options.Broker nil, the
+// default) the server is a single node and nothing here runs; package server/cluster is
+// the NATS broker. The seam is small and one-way at each end:
+//
+//	out  the server calls Publish after doing its local part of an operation (a push,
+//	     a kick, a login that may displace devices elsewhere), and Count whenever its
+//	     local count of a user's connections or a room's members changes;
+//	in   the broker calls Server.ApplyCluster with what another node published, which
+//	     the server carries out locally only (it never publishes again), and answers
+//	     RemoteCount from what the other nodes announced.
+//
+// Connection ids carry the node: Broker.NodeID sits in bits 40-52 of every id this node
+// assigns (below 2^53, so ids stay exact as JSON numbers), so a push or kick by id goes
+// to the node that owns it. Heartbeats, deadlines and everything per connection stay
+// local and never reach the broker.
+
+// Broker carries what crosses nodes (see the seam above). Its methods are called
+// concurrently; Count and Publish are called on the push and auth paths, some under hub
+// locks, so they must not block on the network (queue, then send).
+type Broker interface {
+	// Start connects the broker for node, whose ApplyCluster it calls with what other
+	// nodes publish. Server.Start calls it before opening the client listeners.
+	Start(node *Server) error
+	// NodeID is this node's id in the cluster, below 1<<13.
+	NodeID() uint16
+	// Publish sends m to the other nodes it concerns. An error (ErrClusterUnavailable
+	// when the broker is disconnected) fails the operation's cross-node part.
+	Publish(m *ClusterMessage) error
+	// Count records that this node now holds n connections of user key (kind
+	// CountUser) or n members of room key (CountRoom).
+	Count(kind CountKind, key string, n int)
+	// RemoteCount returns how many connections of user key, or members of room key,
+	// the other nodes last announced.
+	RemoteCount(kind CountKind, key string) int
+	// Close disconnects the broker; Server.Shutdown and Close call it last.
+	Close() error
+}
+
+// CountKind says what a Broker count is of.
+type CountKind uint8
+
+const (
+	// CountUser counts a user's authenticated connections.
+	CountUser CountKind = iota
+	// CountRoom counts a room's members.
+	CountRoom
+)
+
+// ClusterKind is the operation a ClusterMessage carries.
+type ClusterKind uint8
+
+const (
+	// ClusterPushUsers pushes Payload to every connection of Users (not QoS1),
+	// except the connections in Exclude.
+	ClusterPushUsers ClusterKind = iota + 1
+	// ClusterPushConns pushes Payload to the connections Conns.
+	ClusterPushConns
+	// ClusterPushRoom pushes Payload to the members of Room except Exclude.
+	ClusterPushRoom
+	// ClusterBroadcast pushes Payload to every connection except Exclude.
+	ClusterBroadcast
+	// ClusterKickUsers closes every connection of Users with Code and Reason.
+	ClusterKickUsers
+	// ClusterKickConns closes the connections Conns with Code and Reason.
+	ClusterKickConns
+	// ClusterLogin tells the nodes holding connections of UserID that ConnID logged in
+	// with Login's identity: they apply the device policy to their connections of the
+	// user, as if the login were theirs.
+	ClusterLogin
+	// ClusterJoinUsers puts every connection of Users in Room; ClusterLeaveUsers takes
+	// them out.
+	ClusterJoinUsers
+	ClusterLeaveUsers
+)
+
+// ClusterMessage is one operation for other nodes. Which fields matter depends on Kind.
+type ClusterMessage struct {
+	Kind    ClusterKind
+	Users   []string
+	Conns   []uint64
+	Room    string
+	Payload []byte
+	Exclude []uint64
+	Code    protocol.CloseCode
+	Reason  string
+	// Login is the new login's identity (ClusterLogin).
+	Login LoginIdentity
+}
+
+// LoginIdentity is what the device policy compares of two logins.
+type LoginIdentity struct {
+	UserID, DeviceID, Platform string
+	// TokenHash tells a second login with the same token (without device ids).
+	TokenHash uint64
+	ConnID    uint64
+}
+
+// ErrClusterUnavailable is returned for an operation whose cross-node part could not be
+// handed to the broker (it lost its connection): the local part was done.
+var ErrClusterUnavailable = errors.New("server: cluster unavailable: the operation reached this node only")
+
+// ErrClusterQoS1 is returned for a QoS1 push by id to a connection of another node: QoS1
+// state is per node until the cluster keeps user streams where every node reads them.
+var ErrClusterQoS1 = errors.New("server: QoS1 push by connection id to another node is not supported yet")
+
+// nodeBits is where a connection id carries its node: bits 40-52.
+const (
+	nodeShift = 40
+	// MaxNodeID is the largest node id (13 bits), so connection ids stay below 2^53.
+	MaxNodeID = 1<<13 - 1
+)
+
+// NodeOf returns the node id a connection id was assigned by.
+func NodeOf(connID uint64) uint16 { return uint16(connID >> nodeShift) }
+
+// ApplyCluster carries out on this node what another node published. It never
+// publishes again. The broker calls it from its own goroutines.
+func (s *Server) ApplyCluster(m *ClusterMessage) {
+	switch m.Kind {
+	case ClusterPushUsers:
+		_, _ = s.pushUsersLocal(m.Users, m.Payload, excludeSet(m.Exclude))
+	case ClusterPushConns:
+		_, _ = s.pushConnsLocal(m.Conns, m.Payload)
+	case ClusterPushRoom:
+		_, _ = s.pushRoomLocal(m.Room, m.Payload, excludeSet(m.Exclude))
+	case ClusterBroadcast:
+		_, _ = s.broadcastLocal(m.Payload, excludeSet(m.Exclude))
+	case ClusterKickUsers:
+		for _, u := range m.Users {
+			s.kickUserLocal(u, m.Code, m.Reason)
+		}
+	case ClusterKickConns:
+		for _, id := range m.Conns {
+			if c := s.hub.conn(id); c != nil {
+				c.Close(m.Code, m.Reason)
+			}
+		}
+	case ClusterLogin:
+		s.applyRemoteLogin(m.Login)
+	case ClusterJoinUsers, ClusterLeaveUsers:
+		for _, u := range m.Users {
+			if m.Kind == ClusterJoinUsers {
+				_, _ = s.joinUserLocal(u, m.Room)
+			} else {
+				s.leaveUserLocal(u, m.Room)
+			}
+		}
+	}
+}
+
+// publish hands m to the broker, if there is one.
+func (s *Server) publish(m *ClusterMessage) error {
+	if s.broker == nil {
+		return nil
+	}
+	if err := s.broker.Publish(m); err != nil {
+		s.metrics.clusterErrors.Inc()
+		return ErrClusterUnavailable
+	}
+	return nil
+}
+
+// remoteCount is the broker's count of key on other nodes (0 on a single node).
+func (s *Server) remoteCount(kind CountKind, key string) int {
+	if s.broker == nil {
+		return 0
+	}
+	return s.broker.RemoteCount(kind, key)
+}
+
+// count tells the broker this node's count of key changed.
+func (s *Server) count(kind CountKind, key string, n int) {
+	if s.broker != nil {
+		s.broker.Count(kind, key, n)
+	}
+}
+
+// isLocal reports whether connection id was assigned by this node.
+func (s *Server) isLocal(id uint64) bool { return NodeOf(id) == s.nodeID }
+
+// applyRemoteLogin closes this node's connections of the user that the device policy
+// says the remote login displaces, with CloseReplaced, exactly as a local login would.
+func (s *Server) applyRemoteLogin(l LoginIdentity) {
+	me := &identity{userID: l.UserID, deviceID: l.DeviceID, platform: l.Platform, tokenHash: l.TokenHash}
+	for _, o := range s.hub.userConns(l.UserID, nil) {
+		if reason, ok := replaces(s.opts.DevicePolicy, me, o.ident()); ok {
+			o.closeWith(protocol.CloseReplaced, reason)
+		}
+	}
+}
