@@ -1,0 +1,641 @@
+// Package cluster is tether's NATS broker: it makes several tetherd nodes one gateway by
+// carrying each operation's cross-node part (server.Broker) over a NATS server, the way
+// Centrifugo's NATS broker does.
+//
+// # Subjects (Prefix "tether" by default)
+//
+//	tether.node.<id>    one node: pushes and kicks by connection id, and the per-user
+//	                    operations (pushes, kicks, joins, device-policy logins), sent
+//	                    only to the nodes that announced connections of those users
+//	tether.room.<name>  one room (name base64url-encoded): a node subscribes while it has
+//	                    members, so a broadcast reaches only interested nodes and each
+//	                    encodes its frame once
+//	tether.all          broadcasts to everyone
+//	tether.counts       each node's count changes: its connections per user and members
+//	                    per room, batched every CountFlush (20 ms), numbered so a receiver
+//	                    that missed a batch asks the sender for its full state
+//	tether.hb           each node's heartbeat, every Heartbeat (3 s); a node silent for
+//	                    NodeTimeout (7 s) is dead and its counts are forgotten (a dead
+//	                    node says nothing, and no synthetic events are sent for it)
+//	tether.sync.<id>    a request for node id's full counts (a node that joins late, or
+//	                    saw a gap, or reconnected to NATS)
+//
+// # Failure semantics
+//
+// While NATS is unreachable a node serves its own clients as a single node would; every
+// cross-node part of an operation fails at once with server.ErrClusterUnavailable (the
+// client is configured not to buffer while reconnecting, so nothing hangs or is sent
+// late). When NATS returns the client resubscribes, the node sends its full counts and
+// asks the others for theirs, and the cluster converges.
+//
+// # Concurrency
+//
+// Count and Publish are called on the server's push and auth paths, some under hub
+// locks: Count only updates a map under b.mu (a leaf lock) and Publish hands bytes to the
+// NATS client, which buffers them. Room subscriptions change on the flusher goroutine.
+// Messages from other nodes are applied on the NATS client's delivery goroutines.
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tether-gw/tether/server"
+)
+
+// Options configures a Broker.
+type Options struct {
+	// URL is the NATS server (or comma-separated servers), e.g. nats://127.0.0.1:4222.
+	// Required.
+	URL string
+	// Name names this node in NATS and in logs. Default "tether".
+	Name string
+	// User and Password, or Token, or CredsFile authenticate to NATS.
+	User, Password, Token, CredsFile string
+	// Prefix starts every subject. Default "tether".
+	Prefix string
+	// Heartbeat is how often a node says it is alive; NodeTimeout how long one may be
+	// silent before the others forget its connections. Defaults 3s and 7s.
+	Heartbeat, NodeTimeout time.Duration
+	// CountFlush is how often count changes are sent. Default 20ms.
+	CountFlush time.Duration
+	// NATSOptions are extra nats.go options (TLS, for example).
+	NATSOptions []nats.Option
+	// Logger receives the broker's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.URL == "" {
+		return o, errors.New("cluster: a NATS URL is required")
+	}
+	if o.Name == "" {
+		o.Name = "tether"
+	}
+	if o.Prefix == "" {
+		o.Prefix = "tether"
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 3 * time.Second
+	}
+	if o.NodeTimeout == 0 {
+		o.NodeTimeout = 7 * time.Second
+	}
+	if o.CountFlush == 0 {
+		o.CountFlush = 20 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// Broker is the NATS implementation of server.Broker.
+type Broker struct {
+	opts     Options
+	log      *slog.Logger
+	node     uint16
+	instance uint64 // random per process: tells a restarted node from its old self
+	srv      *server.Server
+	nc       *nats.Conn
+
+	mu sync.Mutex // a leaf: nothing is taken under it
+	// local holds this node's counts; dirty the keys changed since the last flush.
+	local map[countKey]int
+	dirty map[countKey]struct{}
+	// rooms are the room subscriptions this node holds.
+	rooms map[string]*nats.Subscription
+	// peers are the other live nodes and what they announced.
+	peers map[uint16]*peer
+	// remote sums, per key, the peers' counts.
+	remote map[countKey]int
+	seq    uint64
+
+	stop    chan struct{}
+	done    sync.WaitGroup
+	stopped atomic.Bool
+	// Sent and received byte and message counts (metrics).
+	sentMsgs, sentBytes atomic.Uint64
+}
+
+type countKey struct {
+	kind server.CountKind
+	key  string
+}
+
+// peer is another node as this one knows it.
+type peer struct {
+	instance uint64
+	seq      uint64
+	seen     time.Time
+	counts   map[countKey]int
+	// synced is set once its full state arrived; syncing while one is asked for.
+	synced, syncing bool
+}
+
+// New returns a broker for opts; it connects when the server starts it.
+func New(opts Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var r [10]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, err
+	}
+	return &Broker{
+		opts: o, log: o.Logger,
+		node:     uint16(binary.BigEndian.Uint16(r[:2])%server.MaxNodeID) + 1,
+		instance: binary.BigEndian.Uint64(r[2:]),
+		local:    map[countKey]int{}, dirty: map[countKey]struct{}{},
+		rooms: map[string]*nats.Subscription{}, peers: map[uint16]*peer{}, remote: map[countKey]int{},
+		stop: make(chan struct{}),
+	}, nil
+}
+
+// NodeID implements server.Broker.
+func (b *Broker) NodeID() uint16 { return b.node }
+
+func (b *Broker) subject(parts ...string) string {
+	s := b.opts.Prefix
+	for _, p := range parts {
+		s += "." + p
+	}
+	return s
+}
+
+func (b *Broker) nodeSubject(id uint16) string { return b.subject("node", strconv.Itoa(int(id))) }
+
+func (b *Broker) roomSubject(room string) string {
+	return b.subject("room", base64.RawURLEncoding.EncodeToString([]byte(room)))
+}
+
+// Start implements server.Broker: it connects, makes sure no live node has its id,
+// subscribes and asks the others for their counts.
+func (b *Broker) Start(srv *server.Server) error {
+	b.srv = srv
+	opts := []nats.Option{
+		nats.Name(b.opts.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1), // fail fast while disconnected: never send late
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.log.Warn("cluster: NATS connection lost; serving local clients only", "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			b.log.Info("cluster: NATS connection back; resynchronising")
+			b.resync()
+		}),
+	}
+	switch {
+	case b.opts.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(b.opts.CredsFile))
+	case b.opts.Token != "":
+		opts = append(opts, nats.Token(b.opts.Token))
+	case b.opts.User != "":
+		opts = append(opts, nats.UserInfo(b.opts.User, b.opts.Password))
+	}
+	opts = append(opts, b.opts.NATSOptions...)
+	nc, err := nats.Connect(b.opts.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("cluster: cannot connect to NATS at %s: %w", b.opts.URL, err)
+	}
+	b.nc = nc
+	if err := b.claimNode(); err != nil {
+		nc.Close()
+		return err
+	}
+	subs := []struct {
+		subj string
+		fn   nats.MsgHandler
+	}{
+		{b.nodeSubject(b.node), b.onOp},
+		{b.subject("all"), b.onOp},
+		{b.subject("counts"), b.onCounts},
+		{b.subject("hb"), b.onHeartbeat},
+		{b.subject("sync", strconv.Itoa(int(b.node))), b.onSync},
+	}
+	for _, s := range subs {
+		if _, err := nc.Subscribe(s.subj, s.fn); err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: subscribe %s: %w", s.subj, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster: NATS: %w", err)
+	}
+	b.done.Add(2)
+	go b.flushLoop()
+	go b.heartbeatLoop()
+	b.heartbeat() // the others learn of this node now, and ask for its state
+	b.log.Info("cluster: joined", "nats", nc.ConnectedUrl(), "node", b.node, "name", b.opts.Name)
+	return nil
+}
+
+// claimNode makes sure no live node answers for this node's id, picking another if one
+// does.
+func (b *Broker) claimNode() error {
+	for range 16 {
+		_, err := b.nc.Request(b.subject("sync", strconv.Itoa(int(b.node))), nil, 200*time.Millisecond)
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: probing node id: %w", err)
+		}
+		b.node = b.node%server.MaxNodeID + 1
+	}
+	return errors.New("cluster: no free node id found")
+}
+
+// Close implements server.Broker.
+func (b *Broker) Close() error {
+	if !b.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(b.stop)
+	b.done.Wait()
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	return nil
+}
+
+// Publish implements server.Broker.
+func (b *Broker) Publish(m *server.ClusterMessage) error {
+	if b.nc == nil || !b.nc.IsConnected() {
+		return server.ErrClusterUnavailable
+	}
+	switch m.Kind {
+	case server.ClusterPushRoom:
+		return b.send(b.roomSubject(m.Room), encodeOp(b.node, m))
+	case server.ClusterBroadcast:
+		return b.send(b.subject("all"), encodeOp(b.node, m))
+	case server.ClusterPushConns, server.ClusterKickConns:
+		byNode := map[uint16][]uint64{}
+		for _, id := range m.Conns {
+			byNode[server.NodeOf(id)] = append(byNode[server.NodeOf(id)], id)
+		}
+		for n, ids := range byNode {
+			mm := *m
+			mm.Conns = ids
+			if err := b.send(b.nodeSubject(n), encodeOp(b.node, &mm)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case server.ClusterLogin:
+		mm := *m
+		mm.Users = []string{m.Login.UserID}
+		return b.toUsersNodes(&mm)
+	}
+	return b.toUsersNodes(m)
+}
+
+// toUsersNodes sends m, a per-user operation, to each node holding connections of its
+// users, with only those users.
+func (b *Broker) toUsersNodes(m *server.ClusterMessage) error {
+	byNode := map[uint16][]string{}
+	b.mu.Lock()
+	for _, u := range m.Users {
+		k := countKey{server.CountUser, u}
+		for id, p := range b.peers {
+			if p.counts[k] > 0 {
+				byNode[id] = append(byNode[id], u)
+			}
+		}
+	}
+	b.mu.Unlock()
+	for n, users := range byNode {
+		mm := *m
+		mm.Users = users
+		if err := b.send(b.nodeSubject(n), encodeOp(b.node, &mm)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Broker) send(subj string, data []byte) error {
+	if err := b.nc.Publish(subj, data); err != nil {
+		return server.ErrClusterUnavailable
+	}
+	b.sentMsgs.Add(1)
+	b.sentBytes.Add(uint64(len(data)))
+	return nil
+}
+
+// onOp applies an operation another node sent.
+func (b *Broker) onOp(msg *nats.Msg) {
+	r := reader{b: msg.Data}
+	from, kind := r.u16(), r.u8()
+	if r.err != nil || from == b.node {
+		return // ours (broadcasts and rooms reach the sender too)
+	}
+	m, err := decodeOp(kind, &r)
+	if err != nil {
+		b.log.Warn("cluster: malformed message", "subject", msg.Subject, "err", err)
+		return
+	}
+	b.srv.ApplyCluster(m)
+}
+
+// Count implements server.Broker.
+func (b *Broker) Count(kind server.CountKind, key string, n int) {
+	k := countKey{kind, key}
+	b.mu.Lock()
+	if n == 0 {
+		delete(b.local, k)
+	} else {
+		b.local[k] = n
+	}
+	b.dirty[k] = struct{}{}
+	b.mu.Unlock()
+}
+
+// RemoteCount implements server.Broker.
+func (b *Broker) RemoteCount(kind server.CountKind, key string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.remote[countKey{kind, key}]
+}
+
+// flushLoop sends count changes every CountFlush and keeps room subscriptions in step
+// with the rooms that have local members.
+func (b *Broker) flushLoop() {
+	defer b.done.Done()
+	t := time.NewTicker(b.opts.CountFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.flush()
+		}
+	}
+}
+
+func (b *Broker) flush() {
+	b.mu.Lock()
+	if len(b.dirty) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	entries := make([]countEntry, 0, len(b.dirty))
+	var join, leave []string
+	for k := range b.dirty {
+		n := b.local[k]
+		entries = append(entries, countEntry{k.kind, k.key, uint32(n)})
+		if k.kind == server.CountRoom {
+			_, sub := b.rooms[k.key]
+			switch {
+			case n > 0 && !sub:
+				join = append(join, k.key)
+			case n == 0 && sub:
+				leave = append(leave, k.key)
+			}
+		}
+	}
+	clear(b.dirty)
+	b.seq++
+	data := encodeCounts(b.node, b.instance, b.seq, false, entries)
+	b.mu.Unlock()
+	for _, room := range join {
+		if s, err := b.nc.Subscribe(b.roomSubject(room), b.onOp); err == nil {
+			b.mu.Lock()
+			b.rooms[room] = s
+			b.mu.Unlock()
+		}
+	}
+	for _, room := range leave {
+		b.mu.Lock()
+		s := b.rooms[room]
+		delete(b.rooms, room)
+		b.mu.Unlock()
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
+	}
+	_ = b.send(b.subject("counts"), data)
+}
+
+// fullState encodes all of this node's counts.
+func (b *Broker) fullState() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	entries := make([]countEntry, 0, len(b.local))
+	for k, n := range b.local {
+		entries = append(entries, countEntry{k.kind, k.key, uint32(n)})
+	}
+	return encodeCounts(b.node, b.instance, b.seq, true, entries)
+}
+
+// onCounts applies another node's count changes (or full state).
+func (b *Broker) onCounts(msg *nats.Msg) { b.applyCounts(msg.Data) }
+
+func (b *Broker) applyCounts(data []byte) {
+	r := reader{b: data}
+	from, kind := r.u16(), r.u8()
+	if r.err != nil || kind != kindCounts || from == b.node {
+		return
+	}
+	instance, seq, full := r.u64(), r.u64(), r.u8() == 1
+	n := r.count()
+	entries := make([]countEntry, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		entries = append(entries, countEntry{server.CountKind(r.u8()), r.str(), r.u32()})
+	}
+	if r.err != nil {
+		return
+	}
+	b.mu.Lock()
+	p := b.peerLocked(from, instance)
+	gap := !full && (!p.synced || seq != p.seq+1) && !p.syncing
+	if gap {
+		p.syncing = true
+	}
+	if full {
+		p.synced, p.syncing = true, false
+	}
+	if full {
+		for k, c := range p.counts {
+			b.remote[k] -= c
+			if b.remote[k] <= 0 {
+				delete(b.remote, k)
+			}
+		}
+		p.counts = map[countKey]int{}
+	}
+	for _, e := range entries {
+		k := countKey{e.kind, e.key}
+		b.remote[k] += int(e.n) - p.counts[k]
+		if b.remote[k] <= 0 {
+			delete(b.remote, k)
+		}
+		if e.n == 0 {
+			delete(p.counts, k)
+		} else {
+			p.counts[k] = int(e.n)
+		}
+	}
+	if full || seq > p.seq {
+		p.seq = seq
+	}
+	b.mu.Unlock()
+	if gap {
+		b.requestSync(from)
+	}
+}
+
+// peerLocked returns the peer for node id, starting afresh if it restarted (a new
+// instance). b.mu is held.
+func (b *Broker) peerLocked(id uint16, instance uint64) *peer {
+	p := b.peers[id]
+	if p != nil && p.instance != instance {
+		b.dropPeerLocked(id)
+		p = nil
+	}
+	if p == nil {
+		p = &peer{instance: instance, counts: map[countKey]int{}}
+		b.peers[id] = p
+	}
+	p.seen = time.Now()
+	return p
+}
+
+// dropPeerLocked forgets a node and its counts. b.mu is held.
+func (b *Broker) dropPeerLocked(id uint16) {
+	p := b.peers[id]
+	if p == nil {
+		return
+	}
+	for k, c := range p.counts {
+		b.remote[k] -= c
+		if b.remote[k] <= 0 {
+			delete(b.remote, k)
+		}
+	}
+	delete(b.peers, id)
+}
+
+// requestSync asks node id for its full counts.
+func (b *Broker) requestSync(id uint16) {
+	go func() {
+		msg, err := b.nc.Request(b.subject("sync", strconv.Itoa(int(id))), nil, 2*time.Second)
+		if err == nil {
+			b.applyCounts(msg.Data)
+			return
+		}
+		b.mu.Lock()
+		if p := b.peers[id]; p != nil {
+			p.syncing = false // asked again at its next heartbeat
+		}
+		b.mu.Unlock()
+	}()
+}
+
+// onSync answers a request for this node's full counts.
+func (b *Broker) onSync(msg *nats.Msg) {
+	if msg.Reply != "" {
+		_ = msg.Respond(b.fullState())
+	}
+}
+
+// heartbeatLoop says this node is alive and forgets nodes that stopped saying so.
+func (b *Broker) heartbeatLoop() {
+	defer b.done.Done()
+	t := time.NewTicker(b.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.heartbeat()
+			b.expire(time.Now())
+		}
+	}
+}
+
+func (b *Broker) heartbeat() {
+	w := writer{}
+	w.u16(b.node)
+	w.u8(kindHeartbeat)
+	w.u64(b.instance)
+	_ = b.send(b.subject("hb"), w.b)
+}
+
+// onHeartbeat notes a node alive, and asks a node it did not know for its counts.
+func (b *Broker) onHeartbeat(msg *nats.Msg) {
+	r := reader{b: msg.Data}
+	from, _, instance := r.u16(), r.u8(), r.u64()
+	if r.err != nil || from == b.node {
+		return
+	}
+	b.mu.Lock()
+	p := b.peerLocked(from, instance)
+	ask := !p.synced && !p.syncing
+	if ask {
+		p.syncing = true
+	}
+	b.mu.Unlock()
+	if ask {
+		b.requestSync(from)
+	}
+}
+
+// expire forgets nodes silent for NodeTimeout.
+func (b *Broker) expire(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, p := range b.peers {
+		if now.Sub(p.seen) > b.opts.NodeTimeout {
+			b.log.Warn("cluster: node silent, forgetting its connections", "node", id, "silent", now.Sub(p.seen).Round(time.Millisecond))
+			b.dropPeerLocked(id)
+		}
+	}
+}
+
+// resync runs after a NATS reconnect: it sends this node's full state and asks every
+// known node for theirs.
+func (b *Broker) resync() {
+	_ = b.send(b.subject("counts"), b.fullState())
+	b.mu.Lock()
+	ids := make([]uint16, 0, len(b.peers))
+	for id, p := range b.peers {
+		ids = append(ids, id)
+		p.synced, p.syncing = false, true
+	}
+	b.mu.Unlock()
+	for _, id := range ids {
+		b.requestSync(id)
+	}
+	b.heartbeat()
+}
+
+// Stats is what the broker sent, for metrics.
+type Stats struct {
+	Nodes               int
+	SentMsgs, SentBytes uint64
+	Connected           bool
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	n := len(b.peers) + 1
+	b.mu.Unlock()
+	return Stats{Nodes: n, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.nc != nil && b.nc.IsConnected()}
+}
