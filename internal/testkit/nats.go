@@ -172,7 +172,7 @@ type NATSProc struct {
 }
 
 // NATSProcess runs the real nats-server binary (Debian package "nats-server"; .ci/run
-// installs it) as `nats-server -js -sd <t.TempDir()> -a 127.0.0.1 -p <port> -m
+// installs it; found on PATH or in /usr/sbin) as `nats-server -js -sd <t.TempDir()> -a 127.0.0.1 -p <port> -m
 // <monitoring port>` followed by args, and waits until its /healthz (which includes
 // JetStream) answers 200. It is stopped when the test ends (SIGTERM, then SIGKILL after
 // 5 s, waited for), and its output is logged when the test has failed. If the binary is
@@ -183,7 +183,10 @@ func NATSProcess(t testing.TB, args ...string) *NATSProc {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
-		t.Fatal("nats-server not installed: apt-get install nats-server")
+		// Debian installs it in /usr/sbin, which a non-root PATH often lacks.
+		if bin, err = exec.LookPath("/usr/sbin/nats-server"); err != nil {
+			t.Fatal("nats-server not installed: apt-get install nats-server")
+		}
 	}
 	ports := FreePorts(t, 2)
 	p := &NATSProc{Dir: t.TempDir(), t: t, bin: bin, port: ports[0], monPort: ports[1], stderr: new(LockedBuffer)}
