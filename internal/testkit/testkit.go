@@ -3,8 +3,10 @@
 // deadline, a quiet logger, a locked buffer for child-process output, the harness that
 // re-runs a test binary as a child under a lowered file limit (child.go), a fake clock
 // and a recorder of the SDKs' reconnect waits (clock.go), a real haproxy started from a
-// configuration body, with free-port helpers (haproxy.go), the promtool check of a
-// /metrics exposition, and the goroutine-leak check every suite's TestMain runs. It is
+// configuration body, with free-port helpers (haproxy.go), a NATS server with JetStream
+// in process or as the real binary, stoppable and restartable (nats.go), the promtool
+// check of a /metrics exposition, and the goroutine-leak check every suite's TestMain
+// runs. It is
 // test support only; nothing in the gateway imports it. It must not import server or
 // the SDKs, so that their own tests can use it: helpers that start the real gateway live
 // in internal/e2e. PROTOCOL.md's worked frames and sections are read by its
