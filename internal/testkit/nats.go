@@ -36,7 +36,9 @@ type NATSServer struct {
 }
 
 // NATSOption changes the options of the server NATS starts, after the harness has set
-// its defaults (loopback, a random port, JetStream with its store in t.TempDir()).
+// its defaults (loopback, a random port, JetStream with its store in t.TempDir()). Any
+// func(*server.Options) is one, for settings the harness has no helper for; it must
+// leave Host alone (URL is on 127.0.0.1).
 type NATSOption func(*server.Options)
 
 // NATSAuth makes the server require user and password from every client (nats.go:

@@ -21,8 +21,8 @@ func natsClient(t *testing.T, url string, opts ...nats.Option) (nc *nats.Conn, d
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(20 * time.Millisecond),
 		nats.ReconnectJitter(0, 0),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { d <- struct{}{} }),
-		nats.ReconnectHandler(func(*nats.Conn) { u <- struct{}{} }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { notify(d) }),
+		nats.ReconnectHandler(func(*nats.Conn) { notify(u) }),
 	}, opts...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -30,6 +30,15 @@ func natsClient(t *testing.T, url string, opts ...nats.Option) (nc *nats.Conn, d
 	}
 	t.Cleanup(nc.Close)
 	return nc, d, u
+}
+
+// notify signals ch without blocking nats.go's callback goroutine (a test that does not
+// wait for an event must not stall the connection's Close).
+func notify(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // pubSub checks that a message published on nc comes back to a subscriber on nc.
