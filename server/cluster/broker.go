@@ -627,7 +627,9 @@ func (b *Broker) resync() {
 
 // Stats is what the broker sent, for metrics.
 type Stats struct {
-	Nodes               int
+	// Nodes counts the live nodes this one knows, itself included; Synced the others
+	// whose full state it has received since it (re)connected.
+	Nodes, Synced       int
 	SentMsgs, SentBytes uint64
 	Connected           bool
 }
@@ -635,7 +637,12 @@ type Stats struct {
 // Stats returns the broker's counters.
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
-	n := len(b.peers) + 1
+	n, synced := len(b.peers)+1, 0
+	for _, p := range b.peers {
+		if p.synced {
+			synced++
+		}
+	}
 	b.mu.Unlock()
-	return Stats{Nodes: n, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.nc != nil && b.nc.IsConnected()}
+	return Stats{Nodes: n, Synced: synced, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.nc != nil && b.nc.IsConnected()}
 }

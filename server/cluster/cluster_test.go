@@ -1,0 +1,263 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/client"
+	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
+	"github.com/tether-gw/tether/server/cluster"
+)
+
+const wait = 10 * time.Second
+
+// node is one gateway of a test cluster.
+type node struct {
+	srv    *server.Server
+	broker *cluster.Broker
+}
+
+// startCluster starts n gateways in this process on one real (embedded) NATS server.
+func startCluster(t *testing.T, n int, mutate func(o *server.Options)) (*testkit.NATSServer, []*node) {
+	t.Helper()
+	ns := testkit.NATS(t)
+	var nodes []*node
+	for i := range n {
+		b, err := cluster.New(cluster.Options{URL: ns.URL(), Name: fmt.Sprintf("node%d", i), Logger: testkit.Logger(),
+			Heartbeat: 100 * time.Millisecond, NodeTimeout: 400 * time.Millisecond, CountFlush: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Logger: testkit.Logger(),
+			Heartbeat: 2 * time.Second, Tick: 5 * time.Millisecond, MaxConnsPerIP: -1, ConnectRate: -1, SourceConnectRate: -1,
+			FlapThreshold: -1, Broker: b}
+		if mutate != nil {
+			mutate(&o)
+		}
+		srv, err := server.New(o)
+		if err == nil {
+			err = srv.Start()
+		}
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		nodes = append(nodes, &node{srv: srv, broker: b})
+	}
+	return ns, nodes
+}
+
+// testAuth accepts "user" or "user#device" as a token for user.
+var testAuth = server.AuthenticatorFunc(func(_ context.Context, req server.AuthRequest) (server.Identity, error) {
+	uid := req.Token
+	for i := range uid {
+		if uid[i] == '#' {
+			uid = uid[:i]
+			break
+		}
+	}
+	return server.Identity{UserID: uid}, nil
+})
+
+// dial connects a client to n for user on device.
+func dial(t *testing.T, n *node, user, device string, o client.Options) *client.Client {
+	t.Helper()
+	o.Token, o.DeviceID, o.NoReconnect = user+"#"+device, device, true
+	c, err := client.Dial(testkit.Context(t, wait), n.srv.Addr().String(), o)
+	if err != nil {
+		t.Fatalf("dial %s on %v: %v", user, n.srv.Addr(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// seen waits until every node other than owner counts want connections of user.
+func seen(t *testing.T, nodes []*node, owner *node, kind server.CountKind, key string, want int) {
+	t.Helper()
+	for _, n := range nodes {
+		if n == owner {
+			continue
+		}
+		testkit.WaitFor(t, fmt.Sprintf("%q announced to node %d", key, n.broker.NodeID()), func() bool {
+			return n.broker.RemoteCount(kind, key) == want
+		})
+	}
+}
+
+func push(t *testing.T, c *client.Client) string {
+	t.Helper()
+	p := testkit.Recv(t, c.Pushes(), wait)
+	return string(p.Payload)
+}
+
+// TestClusterPushes: a push to a user, to a connection id, to a room and to everyone,
+// made on any node, reaches the connections on every node; counts cover the cluster;
+// connection ids are unique and carry their node.
+func TestClusterPushes(t *testing.T) {
+	_, nodes := startCluster(t, 3, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	if a.broker.NodeID() == b.broker.NodeID() || b.broker.NodeID() == c.broker.NodeID() || a.broker.NodeID() == c.broker.NodeID() {
+		t.Fatal("two nodes share an id")
+	}
+	phone := dial(t, a, "alice", "phone", client.Options{})
+	laptop := dial(t, b, "alice", "laptop", client.Options{})
+	if server.NodeOf(phone.ConnID()) != a.broker.NodeID() || server.NodeOf(laptop.ConnID()) != b.broker.NodeID() {
+		t.Fatalf("connection ids %x, %x do not carry their nodes %d, %d", phone.ConnID(), laptop.ConnID(), a.broker.NodeID(), b.broker.NodeID())
+	}
+	seen(t, []*node{a, b}, nil, server.CountUser, "alice", 1) // each sees the other's
+	seen(t, []*node{c}, nil, server.CountUser, "alice", 2)
+	n, err := c.srv.PushUser("alice", []byte("to alice"))
+	if err != nil || n != 2 {
+		t.Fatalf("PushUser from the third node = %d, %v; want 2", n, err)
+	}
+	for _, cl := range []*client.Client{phone, laptop} {
+		if got := push(t, cl); got != "to alice" {
+			t.Fatalf("got %q", got)
+		}
+	}
+	res, err := c.srv.PushUsers([]string{"alice", "nobody"}, []byte("x"), server.PushOptions{})
+	if err != nil || res.Offline != 1 || res.Delivered != 2 {
+		t.Fatalf("PushUsers = %+v, %v; want 2 delivered, 1 offline", res, err)
+	}
+	push(t, phone)
+	push(t, laptop)
+
+	if err := c.srv.PushConn(laptop.ConnID(), []byte("by id")); err != nil {
+		t.Fatal(err)
+	}
+	if got := push(t, laptop); got != "by id" {
+		t.Fatalf("push by id: %q", got)
+	}
+
+	bob := dial(t, c, "bob", "tab", client.Options{})
+	for _, cl := range []*client.Client{phone, laptop, bob} {
+		if err := cl.Subscribe(testkit.Context(t, wait), "lobby"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen(t, []*node{a}, nil, server.CountRoom, "lobby", 2)
+	if got := a.srv.RoomSize("lobby"); got != 3 {
+		t.Fatalf("RoomSize on a = %d, want 3", got)
+	}
+	if n, err := a.srv.PushRoom("lobby", []byte("room")); err != nil || n != 3 {
+		t.Fatalf("PushRoom = %d, %v; want 3", n, err)
+	}
+	for _, cl := range []*client.Client{phone, laptop, bob} {
+		if got := push(t, cl); got != "room" {
+			t.Fatalf("room push: %q", got)
+		}
+	}
+	if _, err := b.srv.Broadcast([]byte("all"), bob.ConnID()); err != nil {
+		t.Fatal(err)
+	}
+	push(t, phone)
+	push(t, laptop)
+	select {
+	case p := <-bob.Pushes():
+		t.Fatalf("the excluded connection got %q", p.Payload)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// JoinUser on one node joins the user's connections on every node.
+	if _, err := c.srv.JoinUser("alice", "vip"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "alice's two connections in vip", func() bool { return c.srv.RoomSize("vip") == 2 })
+	if n, _ := c.srv.PushRoom("vip", []byte("vip")); n != 2 {
+		t.Fatalf("PushRoom vip = %d", n)
+	}
+	push(t, phone)
+	push(t, laptop)
+}
+
+// TestClusterKicksAndDevicePolicy: a kick on one node closes the user's connections on
+// the others with the kick's code; with one device per user, a login on node B replaces
+// the older device on node A with REPLACED, as on one node.
+func TestClusterKicksAndDevicePolicy(t *testing.T) {
+	_, nodes := startCluster(t, 2, func(o *server.Options) { o.DevicePolicy = server.DevicesOnePerUser })
+	a, b := nodes[0], nodes[1]
+	var states testkit.Transitions[client.State]
+	old := dial(t, a, "carol", "phone", client.Options{OnStateChange: states.Record})
+	seen(t, nodes, a, server.CountUser, "carol", 1)
+	dial(t, b, "carol", "laptop", client.Options{})
+	testkit.WaitFor(t, "the older device closed", func() bool { return old.State() == client.StateClosed })
+	if _, ok := states.Find(client.StateClosed, closeCode(protocol.CloseReplaced)); !ok {
+		t.Fatalf("older device not closed with REPLACED: %s", states.Dump())
+	}
+
+	var st2 testkit.Transitions[client.State]
+	d := dial(t, a, "dave", "phone", client.Options{OnStateChange: st2.Record})
+	seen(t, nodes, a, server.CountUser, "dave", 1)
+	if n := b.srv.KickUser("dave", protocol.CloseKicked, "bye"); n != 1 {
+		t.Fatalf("KickUser from the other node = %d, want 1", n)
+	}
+	testkit.WaitFor(t, "dave kicked", func() bool { return d.State() == client.StateClosed })
+	if _, ok := st2.Find(client.StateClosed, closeCode(protocol.CloseKicked)); !ok {
+		t.Fatalf("not closed with KICKED: %s", st2.Dump())
+	}
+	// Gone everywhere: the other node forgets him.
+	seen(t, nodes, a, server.CountUser, "dave", 0)
+}
+
+// TestClusterNodeLossAndNATSLoss: a node that dies is forgotten by the others within the
+// node timeout; while NATS is down each node serves its own clients and cross-node
+// operations fail at once with ErrClusterUnavailable; when NATS returns the nodes
+// converge and cross-node pushes work again.
+func TestClusterNodeLossAndNATSLoss(t *testing.T) {
+	ns, nodes := startCluster(t, 3, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	ea := dial(t, a, "erin", "phone", client.Options{})
+	dial(t, c, "frank", "phone", client.Options{})
+	seen(t, nodes, c, server.CountUser, "frank", 1)
+
+	c.srv.Close() // the node dies (its broker with it, saying nothing)
+	testkit.WaitFor(t, "frank forgotten", func() bool { return b.broker.RemoteCount(server.CountUser, "frank") == 0 })
+	if res, _ := b.srv.PushUsers([]string{"frank"}, []byte("x"), server.PushOptions{}); res.Offline != 1 {
+		t.Fatalf("a user of the dead node is not offline: %+v", res)
+	}
+
+	ns.Shutdown()
+	testkit.WaitFor(t, "the broker sees NATS gone", func() bool { return !b.broker.Stats().Connected })
+	start := time.Now()
+	_, err := b.srv.Broadcast([]byte("x"))
+	if !errors.Is(err, server.ErrClusterUnavailable) {
+		t.Fatalf("Broadcast with NATS down: %v, want ErrClusterUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the failure took %v: it must be immediate", d)
+	}
+	// Local service goes on: a push on a's own node still reaches erin.
+	if n, err := a.srv.PushUser("erin", []byte("local")); n != 1 {
+		t.Fatalf("local push with NATS down = %d, %v", n, err)
+	}
+	if got := push(t, ea); got != "local" {
+		t.Fatalf("got %q", got)
+	}
+
+	ns.Restart()
+	// Both ends back (a push is core NATS, at most once: one sent while erin's node is
+	// still reconnecting is lost, which is why QoS1 exists).
+	testkit.WaitFor(t, "converged after NATS returned", func() bool {
+		sb := b.broker.Stats()
+		return a.broker.Stats().Connected && sb.Connected && sb.Synced == sb.Nodes-1 && b.broker.RemoteCount(server.CountUser, "erin") == 1
+	})
+	if n, err := b.srv.PushUser("erin", []byte("again")); err != nil || n != 1 {
+		t.Fatalf("cross-node push after NATS returned = %d, %v", n, err)
+	}
+	if got := push(t, ea); got != "again" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// closeCode matches a *client.CloseError with code.
+func closeCode(code protocol.CloseCode) func(error) bool {
+	return func(err error) bool {
+		var ce *client.CloseError
+		return errors.As(err, &ce) && ce.Code == code
+	}
+}
