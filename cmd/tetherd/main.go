@@ -61,6 +61,7 @@ type settings struct {
 
 	controlSettings   // the control port's flags, in control.go
 	transportSettings // the TLS, WebSocket and PROXY flags, in transport.go
+	clusterSettings   // the NATS cluster flags, in cluster.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as
@@ -119,6 +120,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	addControlFlags(fs, s)
 	addTransportFlags(fs, &s.transportSettings)
+	addClusterFlags(fs, &s.clusterSettings)
 	return fs
 }
 
@@ -155,6 +157,11 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
 	}
+	broker, err := applyCluster(&st, &opts, logger, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 2
+	}
 	ctl, err := controlPort(&st, logger, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
@@ -170,6 +177,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if ctl != nil {
 		srv.RegisterMetricsWriter(ctl.WriteMetrics)
+	}
+	if broker != nil {
+		srv.RegisterMetricsWriter(writeClusterMetrics(broker))
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -86,7 +86,14 @@ func startTetherd(t *testing.T, bin, name string, ports [3]int, extra ...string)
 			t.Fatalf("%s exited: %v\n%s", name, p.cmd.ProcessState, p.stderr.String())
 		default:
 		}
-		return p.readyz() == http.StatusOK
+		if p.readyz() != http.StatusOK {
+			return false
+		}
+		c, err := net.Dial("tcp", p.ctl) // the control port opens just after the gateway
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
 	})
 	svc, err := service.Dial(testkit.Context(t, 5*time.Second), p.ctl, service.Options{
 		Secret: testSecret, Name: t.Name() + "-" + name, Logger: testkit.Logger(), RequestTimeout: 3 * time.Second,

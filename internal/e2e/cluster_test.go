@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-gw/tether/client"
+	"github.com/tether-gw/tether/client/service"
+	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/protocol"
+)
+
+// TestClusterBehindHAProxy: three tetherd processes on a real nats-server (the Debian
+// binary), behind haproxy with PROXY v2 and /readyz checks. Clients spread over the
+// nodes; a service on one node's control port reaches every one of them by user, by
+// room and by broadcast, and kicks a user who is on another node.
+func TestClusterBehindHAProxy(t *testing.T) {
+	const users = 9
+	ns := testkit.NATSProcess(t)
+	bin := buildTetherd(t)
+	ports := testkit.FreePorts(t, 10)
+	var nodes []*tetherdProc
+	var backends string
+	for i := range 3 {
+		name := "node" + strconv.Itoa(i+1)
+		p := startTetherd(t, bin, name, [3]int{ports[1+3*i], ports[2+3*i], ports[3+3*i]},
+			"-nats", ns.URL(), "-nats-name", name, "-heartbeat", "5s")
+		nodes = append(nodes, p)
+		backends += fmt.Sprintf("    server %s %s port %d\n", name, p.addr, ports[2+3*i])
+	}
+	testkit.HAProxy(t, fmt.Sprintf(`frontend tether
+    bind 127.0.0.1:%d
+    default_backend tetherd
+
+backend tetherd
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server check inter 200ms fall 1 rise 1 send-proxy-v2
+%s`, ports[0], backends), ports[0])
+	fe := testkit.HAProxyAddr(ports[0])
+
+	var mu sync.Mutex
+	got := map[string][]string{}
+	names := make([]string, users)
+	clients := make([]*client.Client, users)
+	for i := range users {
+		u := "member" + strconv.Itoa(i)
+		names[i] = u
+		c, err := client.Dial(testkit.Context(t, 10*time.Second), fe, client.Options{
+			Token: u, DeviceID: "dev", NoReconnect: true, Dialer: fromSource("127.0.0." + strconv.Itoa(40+i)),
+			OnPush: func(p client.Push) {
+				mu.Lock()
+				got[u] = append(got[u], string(p.Payload))
+				mu.Unlock()
+			},
+		})
+		if err != nil {
+			t.Fatalf("%s through haproxy: %v", u, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Subscribe(testkit.Context(t, 5*time.Second), "all-hands"); err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = c
+	}
+	ctx := testkit.Context(t, 60*time.Second)
+	// Round robin spread them: every node holds some.
+	for _, n := range nodes {
+		on, _, err := n.online(ctx, names)
+		if err != nil || len(on) == 0 {
+			t.Fatalf("%s holds %v (%v): haproxy did not spread the clients", n.name, on, err)
+		}
+	}
+	has := func(u, payload string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range got[u] {
+			if p == payload {
+				return true
+			}
+		}
+		return false
+	}
+	svc := nodes[0].svc
+	// The nodes learn each other's users and room members within the count flush.
+	testkit.WaitFor(t, "the room's size across the cluster", func() bool {
+		r, err := svc.Presence(ctx, nil, []string{"all-hands"})
+		return err == nil && r.Rooms["all-hands"] == users
+	})
+	for _, u := range names {
+		res, err := svc.PushUsers(ctx, []string{u}, []byte("hi "+u), service.PushOptions{})
+		if err != nil || res.Delivered != 1 {
+			t.Fatalf("push to %s through node1: %+v, %v", u, res, err)
+		}
+	}
+	if res, err := svc.PushRoom(ctx, "all-hands", []byte("room")); err != nil || res.Delivered != users {
+		t.Fatalf("room push through node1: %+v, %v; want %d delivered", res, err, users)
+	}
+	if _, err := svc.Broadcast(ctx, []byte("everyone")); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range names {
+		for _, want := range []string{"hi " + u, "room", "everyone"} {
+			testkit.WaitFor(t, u+" got "+want, func() bool { return has(u, want) })
+		}
+	}
+	// A kick through node1 of a user held by another node.
+	var victim int
+	for i, u := range names {
+		if on, _, _ := nodes[0].online(ctx, []string{u}); len(on) == 0 {
+			victim = i
+			break
+		}
+	}
+	if _, err := svc.KickUsers(ctx, []string{names[victim]}, protocol.CloseKicked, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, names[victim]+" kicked on its node", func() bool { return clients[victim].State() == client.StateClosed })
+}
