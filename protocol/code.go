@@ -64,6 +64,7 @@ const (
 	ErrorUnknownOpcode ErrorCode = 4006 // opcode in the client range not understood
 	ErrorInternal      ErrorCode = 4007 // server-side failure handling the request
 	ErrorNotFound      ErrorCode = 4008 // the addressed resource does not exist
+	ErrorUnavailable   ErrorCode = 4009 // a cluster operation reached this node only
 )
 
 // Code ranges.
@@ -104,6 +105,7 @@ var errorNames = map[ErrorCode]string{
 	ErrorUnknownOpcode: "UNKNOWN_OPCODE",
 	ErrorInternal:      "INTERNAL",
 	ErrorNotFound:      "NOT_FOUND",
+	ErrorUnavailable:   "UNAVAILABLE",
 }
 
 // String returns the code's name as used in PROTOCOL.md (e.g. "KICKED"), or

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 
 	"github.com/tether-gw/tether/protocol"
@@ -43,8 +44,26 @@ type Broker interface {
 	// RemoteCount returns how many connections of user key, or members of room key,
 	// the other nodes last announced.
 	RemoteCount(kind CountKind, key string) int
+	// Query asks every other live node q (they answer with Server.AnswerCluster) and
+	// returns the answers that came within ctx; missing counts the nodes that did not
+	// answer in time.
+	Query(ctx context.Context, q *ClusterQuery) (answers []*ClusterAnswer, missing int, err error)
 	// Close disconnects the broker; Server.Shutdown and Close call it last.
 	Close() error
+}
+
+// ClusterQuery asks the other nodes for their part of a presence or stats answer.
+type ClusterQuery struct {
+	// Users asks for these users' connections; Stats for the node's totals.
+	Users []string `json:"users,omitempty"`
+	Stats bool     `json:"stats,omitempty"`
+}
+
+// ClusterAnswer is one node's part of a query's answer.
+type ClusterAnswer struct {
+	Node  uint16                `json:"node"`
+	Users map[string][]ConnInfo `json:"users,omitempty"`
+	Stats *Stats                `json:"stats,omitempty"`
 }
 
 // CountKind says what a Broker count is of.
@@ -82,7 +101,17 @@ const (
 	// them out.
 	ClusterJoinUsers
 	ClusterLeaveUsers
+	// ClusterEvent carries Payload, an event for the Handler of every node (see
+	// ClusterEventHandler); it is published to all nodes.
+	ClusterEvent
 )
+
+// ClusterEventHandler is implemented by a Handler that wants events other nodes
+// published with Server.PublishEvent (the control port: online and offline events for
+// its subscribed services).
+type ClusterEventHandler interface {
+	OnClusterEvent(payload []byte)
+}
 
 // ClusterMessage is one operation for other nodes. Which fields matter depends on Kind.
 type ClusterMessage struct {
@@ -148,6 +177,10 @@ func (s *Server) ApplyCluster(m *ClusterMessage) {
 		}
 	case ClusterLogin:
 		s.applyRemoteLogin(m.Login)
+	case ClusterEvent:
+		if h, ok := s.opts.Handler.(ClusterEventHandler); ok {
+			h.OnClusterEvent(m.Payload)
+		}
 	case ClusterJoinUsers, ClusterLeaveUsers:
 		for _, u := range m.Users {
 			if m.Kind == ClusterJoinUsers {

@@ -125,8 +125,13 @@ type PresenceResult struct {
 	Users map[string][]ConnInfo `json:"users,omitempty"`
 	// Rooms maps every asked room to its member count (0 for an unknown room).
 	Rooms map[string]int `json:"rooms,omitempty"`
-	// Totals are the gateway's counts.
+	// Totals are the gateway's counts (in a cluster, summed over the nodes that
+	// answered).
 	Totals Totals `json:"totals"`
+	// Nodes is how many cluster nodes answered, this one included, and Missing how many
+	// did not in time; both absent on a single node.
+	Nodes   int `json:"nodes,omitempty"`
+	Missing int `json:"missing,omitempty"`
 }
 
 // ConnInfo describes one client connection in a PresenceResult.
@@ -136,6 +141,8 @@ type ConnInfo struct {
 	Platform string   `json:"platform,omitempty"`
 	Addr     string   `json:"addr,omitempty"`
 	Rooms    []string `json:"rooms,omitempty"`
+	// Node is the cluster node holding the connection (absent on a single node).
+	Node uint16 `json:"node,omitempty"`
 }
 
 // Totals are the gateway's connection counts.

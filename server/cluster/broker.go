@@ -37,9 +37,11 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,6 +226,7 @@ func (b *Broker) Start(srv *server.Server) error {
 		{b.subject("counts"), b.onCounts},
 		{b.subject("hb"), b.onHeartbeat},
 		{b.subject("sync", strconv.Itoa(int(b.node))), b.onSync},
+		{b.subject("query"), b.onQuery},
 	}
 	for _, s := range subs {
 		if _, err := nc.Subscribe(s.subj, s.fn); err != nil {
@@ -280,7 +283,7 @@ func (b *Broker) Publish(m *server.ClusterMessage) error {
 	switch m.Kind {
 	case server.ClusterPushRoom:
 		return b.send(b.roomSubject(m.Room), encodeOp(b.node, m))
-	case server.ClusterBroadcast:
+	case server.ClusterBroadcast, server.ClusterEvent:
 		return b.send(b.subject("all"), encodeOp(b.node, m))
 	case server.ClusterPushConns, server.ClusterKickConns:
 		byNode := map[uint16][]uint64{}
@@ -623,6 +626,71 @@ func (b *Broker) resync() {
 		b.requestSync(id)
 	}
 	b.heartbeat()
+}
+
+// Query implements server.Broker: it publishes q to every node and gathers the answers
+// of the live nodes it knows until all have answered or ctx (at most 2 s) ends.
+func (b *Broker) Query(ctx context.Context, q *server.ClusterQuery) ([]*server.ClusterAnswer, int, error) {
+	if b.nc == nil || !b.nc.IsConnected() {
+		return nil, 0, server.ErrClusterUnavailable
+	}
+	b.mu.Lock()
+	want := len(b.peers)
+	b.mu.Unlock()
+	if want == 0 {
+		return nil, 0, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	body, err := json.Marshal(queryMsg{From: b.node, Query: q})
+	if err != nil {
+		return nil, 0, err
+	}
+	inbox := b.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, want+4)
+	sub, err := b.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, 0, server.ErrClusterUnavailable
+	}
+	defer sub.Unsubscribe()
+	if err := b.nc.PublishRequest(b.subject("query"), inbox, body); err != nil {
+		return nil, 0, server.ErrClusterUnavailable
+	}
+	b.sentMsgs.Add(1)
+	b.sentBytes.Add(uint64(len(body)))
+	var out []*server.ClusterAnswer
+	seen := map[uint16]bool{}
+	for len(seen) < want {
+		select {
+		case <-ctx.Done():
+			return out, want - len(seen), nil
+		case msg := <-ch:
+			var a server.ClusterAnswer
+			if json.Unmarshal(msg.Data, &a) == nil && !seen[a.Node] {
+				seen[a.Node] = true
+				out = append(out, &a)
+			}
+		}
+	}
+	return out, 0, nil
+}
+
+// queryMsg is a query on the wire (presence and stats are not hot paths: JSON).
+type queryMsg struct {
+	From  uint16               `json:"from"`
+	Query *server.ClusterQuery `json:"query"`
+}
+
+// onQuery answers another node's query.
+func (b *Broker) onQuery(msg *nats.Msg) {
+	var q queryMsg
+	if json.Unmarshal(msg.Data, &q) != nil || q.From == b.node || msg.Reply == "" || q.Query == nil {
+		return
+	}
+	data, err := json.Marshal(b.srv.AnswerCluster(q.Query))
+	if err == nil {
+		_ = msg.Respond(data)
+	}
 }
 
 // Stats is what the broker sent, for metrics.

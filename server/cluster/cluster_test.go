@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/client"
+	"github.com/tether-gw/tether/client/service"
 	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/cluster"
+	"github.com/tether-gw/tether/server/control"
 )
 
 const wait = 10 * time.Second
@@ -20,7 +22,11 @@ const wait = 10 * time.Second
 type node struct {
 	srv    *server.Server
 	broker *cluster.Broker
+	port   *control.Port // nil unless started withControl
 }
+
+// testSecret is the control ports' secret.
+const testSecret = "cluster-test-secret"
 
 // startCluster starts n gateways in this process on one real (embedded) NATS server.
 func startCluster(t *testing.T, n int, mutate func(o *server.Options)) (*testkit.NATSServer, []*node) {
@@ -39,15 +45,23 @@ func startCluster(t *testing.T, n int, mutate func(o *server.Options)) (*testkit
 		if mutate != nil {
 			mutate(&o)
 		}
+		port, err := control.New(control.Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: testkit.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Handler = port
 		srv, err := server.New(o)
 		if err == nil {
 			err = srv.Start()
 		}
+		if err == nil {
+			err = port.Start(srv)
+		}
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		t.Cleanup(func() { srv.Close() })
-		nodes = append(nodes, &node{srv: srv, broker: b})
+		t.Cleanup(func() { port.Close(); srv.Close() })
+		nodes = append(nodes, &node{srv: srv, broker: b, port: port})
 	}
 	return ns, nodes
 }
@@ -259,5 +273,65 @@ func closeCode(code protocol.CloseCode) func(error) bool {
 	return func(err error) bool {
 		var ce *client.CloseError
 		return errors.As(err, &ce) && ce.Code == code
+	}
+}
+
+// service dials a service to n's control port.
+func dialService(t *testing.T, n *node, o service.Options) *service.Service {
+	t.Helper()
+	o.Secret, o.Logger = testSecret, testkit.Logger()
+	svc, err := service.Dial(testkit.Context(t, wait), n.port.Addr().String(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc
+}
+
+// TestClusterPresenceAndEvents: a service on one node sees the users of every node in
+// PRESENCE (with the node holding each connection) and the cluster's totals, and gets
+// the online and offline events of clients on other nodes; with NATS down PRESENCE fails
+// with UNAVAILABLE at once instead of answering for one node as if it were the cluster.
+func TestClusterPresenceAndEvents(t *testing.T) {
+	ns, nodes := startCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	events := make(chan service.Event, 16)
+	svc := dialService(t, a, service.Options{OnEvent: func(ev service.Event) { events <- ev }})
+	if _, err := svc.Subscribe(testkit.Context(t, wait), service.Subscription{Events: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, b, "gina", "tablet", client.Options{})
+	ev := testkit.Recv(t, events, wait)
+	if ev.Type != "online" || ev.User != "gina" || ev.Conn != c.ConnID() {
+		t.Fatalf("event %+v, want gina online on the other node", ev)
+	}
+	dial(t, a, "hank", "phone", client.Options{})
+	if ev := testkit.Recv(t, events, wait); ev.User != "hank" {
+		t.Fatalf("event %+v, want hank's (a local one)", ev)
+	}
+	r, err := svc.Presence(testkit.Context(t, wait), []string{"gina", "hank", "nobody"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Users["gina"]) != 1 || r.Users["gina"][0].Node != b.broker.NodeID() || r.Users["gina"][0].Device != "tablet" {
+		t.Fatalf("gina's presence %+v, want one connection on node %d", r.Users["gina"], b.broker.NodeID())
+	}
+	if len(r.Users["hank"]) != 1 || len(r.Users["nobody"]) != 0 {
+		t.Fatalf("presence %+v", r.Users)
+	}
+	if r.Totals.Authenticated != 2 || r.Nodes != 2 || r.Missing != 0 {
+		t.Fatalf("totals %+v, nodes %d, missing %d; want 2 connections from 2 nodes", r.Totals, r.Nodes, r.Missing)
+	}
+	c.Close()
+	if ev := testkit.Recv(t, events, wait); ev.Type != "offline" || ev.User != "gina" {
+		t.Fatalf("event %+v, want gina offline", ev)
+	}
+
+	ns.Shutdown()
+	testkit.WaitFor(t, "NATS gone", func() bool { return !a.broker.Stats().Connected })
+	_, err = svc.Presence(testkit.Context(t, wait), []string{"hank"}, nil)
+	var se *service.Error
+	if !errors.As(err, &se) || se.Code != protocol.ErrorUnavailable {
+		t.Fatalf("presence with NATS down: %v, want UNAVAILABLE", err)
 	}
 }

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
@@ -130,6 +132,8 @@ func gatewayFailure(err error) *failure {
 		return fail(protocol.ErrorTooManyRooms, "connection is in too many rooms")
 	case errors.Is(err, server.ErrConnNotFound):
 		return fail(protocol.ErrorNotFound, "no such connection")
+	case errors.Is(err, server.ErrClusterUnavailable), errors.Is(err, server.ErrClusterQoS1):
+		return fail(protocol.ErrorUnavailable, err.Error())
 	}
 	return fail(protocol.ErrorInternal, err.Error())
 }
@@ -238,23 +242,26 @@ func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
 	return &res, nil
 }
 
-// presence reports users' connections and rooms' sizes.
+// presence reports users' connections and rooms' sizes, across the cluster when the
+// gateway is one node of one (the other nodes answer within presenceWait).
 func presence(srv *server.Server, body []byte) (any, *failure) {
 	var req wire.Presence
 	if _, f := decode(body, &req); f != nil {
 		return nil, f
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceWait)
+	defer cancel()
+	view, err := srv.Presence(ctx, req.Users)
+	if err != nil {
+		return nil, gatewayFailure(err)
 	}
 	var res wire.PresenceResult
 	if len(req.Users) > 0 {
 		res.Users = make(map[string][]wire.ConnInfo, len(req.Users))
 		for _, u := range req.Users {
 			infos := []wire.ConnInfo{}
-			for _, c := range srv.UserConns(u) {
-				info := wire.ConnInfo{Conn: c.ID(), Device: c.DeviceID(), Platform: c.Platform(), Rooms: c.Rooms()}
-				if a := c.RemoteAddr(); a != nil {
-					info.Addr = a.String()
-				}
-				infos = append(infos, info)
+			for _, c := range view.Users[u] {
+				infos = append(infos, wire.ConnInfo{Conn: c.ID, Device: c.DeviceID, Platform: c.Platform, Addr: c.Addr, Rooms: c.Rooms, Node: c.Node})
 			}
 			res.Users[u] = infos
 		}
@@ -265,9 +272,15 @@ func presence(srv *server.Server, body []byte) (any, *failure) {
 			res.Rooms[r] = srv.RoomSize(r)
 		}
 	}
-	res.Totals = totals(srv.Stats())
+	res.Totals = totals(view.Totals)
+	if view.Nodes > 1 || view.Missing > 0 {
+		res.Nodes, res.Missing = view.Nodes, view.Missing
+	}
 	return &res, nil
 }
+
+// presenceWait bounds how long PRESENCE waits for the other nodes of a cluster.
+const presenceWait = time.Second
 
 func totals(st server.Stats) wire.Totals {
 	return wire.Totals{Connections: st.Connections, Authenticated: st.Authenticated, Users: st.Users, Rooms: st.Rooms}

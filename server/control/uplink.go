@@ -210,30 +210,55 @@ func (s *session) handleReply(f protocol.Frame) {
 	}
 }
 
-// OnConnect tells event subscribers that c came online.
+// OnConnect tells event subscribers that c came online, on this node and, in a
+// cluster, on every other (their services subscribe to events on their own node).
 func (p *Port) OnConnect(c *server.Conn) {
-	p.emit(&wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
+	p.emitCluster(&wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
 }
 
 // OnDisconnect tells event subscribers that c went offline, with its close code.
 func (p *Port) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
-	p.emit(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
+	p.emitCluster(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
 		Platform: c.Platform(), Code: code, Reason: code.String()})
 }
 
-// emit queues an event for every subscriber, encoded once; a subscriber whose queue is
-// full misses it (counted).
-func (p *Port) emit(ev *wire.Event) {
-	subs := p.router.eventSubs()
-	if len(subs) == 0 {
+// OnClusterEvent emits an event frame another node of the cluster published
+// (server.ClusterEventHandler).
+func (p *Port) OnClusterEvent(frame []byte) {
+	if f, n, err := protocol.Parse(frame, protocol.MaxFrameLimit); err != nil || n != len(frame) || f.Op != OpEvent {
+		p.log.Warn("malformed event from another node")
 		return
 	}
+	p.emitFrame(frame)
+}
+
+// emitCluster emits ev here and publishes it to the other nodes of a cluster.
+func (p *Port) emitCluster(ev *wire.Event) {
+	srv := p.srv.Load()
+	clustered := srv != nil && srv.Clustered()
+	if !clustered && len(p.router.eventSubs()) == 0 {
+		return // nobody to tell: not even encoded
+	}
+	if frame := p.emit(ev); clustered && frame != nil {
+		_ = srv.PublishEvent(frame)
+	}
+}
+
+// emit queues an event for every subscriber, encoded once, and returns the frame; a
+// subscriber whose queue is full misses it (counted).
+func (p *Port) emit(ev *wire.Event) []byte {
 	frame, err := codec.AppendFrame(nil, OpEvent, 0, ev, nil)
 	if err != nil {
 		p.log.Error("cannot encode an event", "err", err)
-		return
+		return nil
 	}
-	for _, s := range subs {
+	p.emitFrame(frame)
+	return frame
+}
+
+// emitFrame queues an encoded event for every subscriber.
+func (p *Port) emitFrame(frame []byte) {
+	for _, s := range p.router.eventSubs() {
 		if s.offer(frame) {
 			p.m.events.Inc()
 		} else {
