@@ -97,6 +97,10 @@ func (s *Server) AnswerCluster(q *ClusterQuery) *ClusterAnswer {
 	return a
 }
 
+// NodeID returns this node's id in its cluster (0 on a single node): the node part of
+// its connection ids.
+func (s *Server) NodeID() uint16 { return s.nodeID }
+
 // Clustered reports whether the server is one node of a cluster (it has a Broker).
 func (s *Server) Clustered() bool { return s.broker != nil }
 

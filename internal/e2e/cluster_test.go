@@ -68,12 +68,27 @@ backend tetherd
 		clients[i] = c
 	}
 	ctx := testkit.Context(t, 60*time.Second)
-	// Round robin spread them: every node holds some.
-	for _, n := range nodes {
-		on, _, err := n.online(ctx, names)
-		if err != nil || len(on) == 0 {
-			t.Fatalf("%s holds %v (%v): haproxy did not spread the clients", n.name, on, err)
+	// Round robin spread them: every node holds some (PRESENCE names each connection's
+	// node, and answers for the whole cluster from any node).
+	pr, err := nodes[0].svc.Presence(ctx, names, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]uint16{}
+	held := map[uint16]int{}
+	for u, cs := range pr.Users {
+		if len(cs) != 1 {
+			t.Fatalf("%s has %d connections in the cluster's presence", u, len(cs))
 		}
+		where[u] = cs[0].Node
+		held[cs[0].Node]++
+	}
+	if len(held) != 3 || pr.Nodes != 3 {
+		t.Fatalf("connections per node %v (%d nodes answered): haproxy did not spread the clients", held, pr.Nodes)
+	}
+	st, err := nodes[0].svc.Stats(ctx)
+	if err != nil || st.Authenticated != users {
+		t.Fatalf("cluster stats from node1: %+v, %v; want %d authenticated", st, err, users)
 	}
 	has := func(u, payload string) bool {
 		mu.Lock()
@@ -109,12 +124,15 @@ backend tetherd
 		}
 	}
 	// A kick through node1 of a user held by another node.
-	var victim int
+	victim := -1
 	for i, u := range names {
-		if on, _, _ := nodes[0].online(ctx, []string{u}); len(on) == 0 {
+		if where[u] != st.Node {
 			victim = i
 			break
 		}
+	}
+	if victim < 0 {
+		t.Fatal("no user on another node than node1")
 	}
 	if _, err := svc.KickUsers(ctx, []string{names[victim]}, protocol.CloseKicked, "bye"); err != nil {
 		t.Fatal(err)

@@ -156,6 +156,9 @@ type Totals struct {
 // StatsResult is the RESULT of STATS: the gateway's counts and the control port's.
 type StatsResult struct {
 	Totals
+	// Node is this gateway's node id in a cluster (absent on a single node), as in
+	// ConnInfo.Node.
+	Node uint16 `json:"node,omitempty"`
 	// Draining is true once the gateway has begun a graceful shutdown.
 	Draining bool `json:"draining"`
 	// Services is the number of authenticated control connections.

@@ -37,7 +37,7 @@ func (s *session) do(f protocol.Frame) (any, *failure) {
 		if _, f := decode(f.Body, &struct{}{}); f != nil {
 			return nil, f
 		}
-		return s.p.stats(srv), nil
+		return s.p.stats(srv)
 	case OpSubscribe, OpUnsubscribe:
 		return s.subscribe(f.Body, f.Op == OpSubscribe)
 	}
@@ -287,11 +287,18 @@ func totals(st server.Stats) wire.Totals {
 }
 
 // stats returns the gateway's and the control port's counts.
-func (p *Port) stats(srv *server.Server) *wire.StatsResult {
+func (p *Port) stats(srv *server.Server) (*wire.StatsResult, *failure) {
 	st := srv.Stats()
+	ctx, cancel := context.WithTimeout(context.Background(), presenceWait)
+	defer cancel()
+	view, err := srv.Presence(ctx, nil) // the cluster's totals (this node's alone without one)
+	if err != nil {
+		return nil, gatewayFailure(err)
+	}
 	routes, prefixes, events := p.router.counts()
 	return &wire.StatsResult{
-		Totals:           totals(st),
+		Totals:           totals(view.Totals),
+		Node:             srv.NodeID(),
 		Draining:         st.Draining,
 		Services:         p.services(),
 		Routes:           routes,
@@ -299,7 +306,7 @@ func (p *Port) stats(srv *server.Server) *wire.StatsResult {
 		EventSubscribers: events,
 		PendingUplinks:   int(p.pendingN.Load()),
 		UplinksTotal:     p.uplinksN.Load(),
-	}
+	}, nil
 }
 
 // subscribe changes the session's subscriptions and returns them.
