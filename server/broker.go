@@ -44,6 +44,13 @@ type Broker interface {
 	// RemoteCount returns how many connections of user key, or members of room key,
 	// the other nodes last announced.
 	RemoteCount(kind CountKind, key string) int
+	// Holders returns, per other node, its count of key (nodes with none left out).
+	Holders(kind CountKind, key string) map[uint16]int
+	// Keys returns the keys of kind some other node announced.
+	Keys(kind CountKind) []string
+	// Request sends payload to node's Handler (ClusterRequestHandler) and returns its
+	// answer, or an error when ctx ends first or the node cannot be reached.
+	Request(ctx context.Context, node uint16, payload []byte) ([]byte, error)
 	// Query asks every other live node q (they answer with Server.AnswerCluster) and
 	// returns the answers that came within ctx; missing counts the nodes that did not
 	// answer in time.
@@ -74,6 +81,11 @@ const (
 	CountUser CountKind = iota
 	// CountRoom counts a room's members.
 	CountRoom
+	// CountRoute and CountPrefix count the services subscribed to an exact uplink
+	// route or a route prefix on a node's control port (its Handler announces them
+	// with Server.AnnounceCount).
+	CountRoute
+	CountPrefix
 )
 
 // ClusterKind is the operation a ClusterMessage carries.
@@ -105,6 +117,13 @@ const (
 	// ClusterEventHandler); it is published to all nodes.
 	ClusterEvent
 )
+
+// ClusterRequestHandler is implemented by a Handler that answers requests other nodes
+// send with Server.ClusterRequest (the control port: uplinks for its services). It must
+// not block: respond may be called later, from any goroutine, once.
+type ClusterRequestHandler interface {
+	OnClusterRequest(payload []byte, respond func([]byte))
+}
 
 // ClusterEventHandler is implemented by a Handler that wants events other nodes
 // published with Server.PublishEvent (the control port: online and offline events for
@@ -190,6 +209,45 @@ func (s *Server) ApplyCluster(m *ClusterMessage) {
 			}
 		}
 	}
+}
+
+// AnnounceCount tells the other nodes of a cluster this node's count of key (the
+// Handler's route subscriptions: CountRoute, CountPrefix). It does nothing on a single
+// node, and must not be relied on to block or fail.
+func (s *Server) AnnounceCount(kind CountKind, key string, n int) { s.count(kind, key, n) }
+
+// ClusterHolders returns, per other node, its announced count of key (nil on a single
+// node).
+func (s *Server) ClusterHolders(kind CountKind, key string) map[uint16]int {
+	if s.broker == nil {
+		return nil
+	}
+	return s.broker.Holders(kind, key)
+}
+
+// ClusterKeys returns the keys of kind the other nodes announced (nil on a single node).
+func (s *Server) ClusterKeys(kind CountKind) []string {
+	if s.broker == nil {
+		return nil
+	}
+	return s.broker.Keys(kind)
+}
+
+// ClusterRequest sends payload to node's Handler and waits for its answer within ctx.
+func (s *Server) ClusterRequest(ctx context.Context, node uint16, payload []byte) ([]byte, error) {
+	if s.broker == nil {
+		return nil, ErrClusterUnavailable
+	}
+	return s.broker.Request(ctx, node, payload)
+}
+
+// AnswerRequest hands a request from another node to the Handler (the broker calls it).
+func (s *Server) AnswerRequest(payload []byte, respond func([]byte)) {
+	if h, ok := s.opts.Handler.(ClusterRequestHandler); ok {
+		h.OnClusterRequest(payload, respond)
+		return
+	}
+	respond(nil)
 }
 
 // publish hands m to the broker, if there is one.

@@ -227,6 +227,7 @@ func (b *Broker) Start(srv *server.Server) error {
 		{b.subject("hb"), b.onHeartbeat},
 		{b.subject("sync", strconv.Itoa(int(b.node))), b.onSync},
 		{b.subject("query"), b.onQuery},
+		{b.nodeSubject(b.node) + ".req", b.onRequest},
 	}
 	for _, s := range subs {
 		if _, err := nc.Subscribe(s.subj, s.fn); err != nil {
@@ -365,6 +366,62 @@ func (b *Broker) Count(kind server.CountKind, key string, n int) {
 	}
 	b.dirty[k] = struct{}{}
 	b.mu.Unlock()
+}
+
+// Holders implements server.Broker.
+func (b *Broker) Holders(kind server.CountKind, key string) map[uint16]int {
+	k := countKey{kind, key}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out map[uint16]int
+	for id, p := range b.peers {
+		if n := p.counts[k]; n > 0 {
+			if out == nil {
+				out = map[uint16]int{}
+			}
+			out[id] = n
+		}
+	}
+	return out
+}
+
+// Keys implements server.Broker.
+func (b *Broker) Keys(kind server.CountKind) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for k := range b.remote {
+		if k.kind == kind {
+			out = append(out, k.key)
+		}
+	}
+	return out
+}
+
+// Request implements server.Broker: a NATS request to node's request subject.
+func (b *Broker) Request(ctx context.Context, node uint16, payload []byte) ([]byte, error) {
+	if b.nc == nil || !b.nc.IsConnected() {
+		return nil, server.ErrClusterUnavailable
+	}
+	b.sentMsgs.Add(1)
+	b.sentBytes.Add(uint64(len(payload)))
+	msg, err := b.nc.RequestWithContext(ctx, b.nodeSubject(node)+".req", payload)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, server.ErrClusterUnavailable
+		}
+		return nil, err
+	}
+	return msg.Data, nil
+}
+
+// onRequest hands another node's request to the server's Handler; the answer goes back
+// whenever the Handler responds.
+func (b *Broker) onRequest(msg *nats.Msg) {
+	if msg.Reply == "" {
+		return
+	}
+	b.srv.AnswerRequest(msg.Data, func(resp []byte) { _ = msg.Respond(resp) })
 }
 
 // RemoteCount implements server.Broker.

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"fmt"
 	"testing"
 	"time"
@@ -334,4 +335,73 @@ func TestClusterPresenceAndEvents(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != protocol.ErrorUnavailable {
 		t.Fatalf("presence with NATS down: %v, want UNAVAILABLE", err)
 	}
+}
+
+// TestClusterUplinks: a client's SEND on one node reaches a service subscribed on
+// another and the reply comes back; an exact route beats a prefix wherever each is;
+// subscribers of one route on two nodes take turns; when the only subscriber's
+// connection ends, the route is gone cluster-wide (NO_ROUTE), and comes back when a
+// service subscribes again.
+func TestClusterUplinks(t *testing.T) {
+	_, nodes := startCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	echo := func(tag string) func(*service.Uplink) {
+		return func(u *service.Uplink) { _ = u.Reply([]byte(tag + ":" + string(u.Payload))) }
+	}
+	pre := dialService(t, a, service.Options{OnUplink: echo("prefix@a")})
+	if _, err := pre.Subscribe(testkit.Context(t, wait), service.Subscription{Prefixes: []string{"chat."}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, b, "ivan", "phone", client.Options{})
+	send := func(route, body string) (string, error) {
+		r, err := cl.Send(testkit.Context(t, wait), route, []byte(body))
+		return string(r), err
+	}
+	testkit.WaitFor(t, "node b knows a's prefix", func() bool { return b.srv.ClusterHolders(server.CountPrefix, "chat.")[a.broker.NodeID()] == 1 })
+	if r, err := send("chat.hello", "hi"); err != nil || r != "prefix@a:hi" {
+		t.Fatalf("SEND on b to a's prefix service: %q, %v", r, err)
+	}
+	// An exact route subscribed on b beats the prefix subscribed on a, for a's clients.
+	exact := dialService(t, b, service.Options{OnUplink: echo("exact@b")})
+	if _, err := exact.Subscribe(testkit.Context(t, wait), service.Subscription{Routes: []string{"chat.vip"}}); err != nil {
+		t.Fatal(err)
+	}
+	cla := dial(t, a, "judy", "phone", client.Options{})
+	testkit.WaitFor(t, "node a knows b's route", func() bool { return a.srv.ClusterHolders(server.CountRoute, "chat.vip")[b.broker.NodeID()] == 1 })
+	if r, err := cla.Send(testkit.Context(t, wait), "chat.vip", []byte("x")); err != nil || string(r) != "exact@b:x" {
+		t.Fatalf("SEND on a: an exact route on b must beat a's own prefix: %q, %v", r, err)
+	}
+	// Round robin over one prefix subscribed on both nodes.
+	pre2 := dialService(t, b, service.Options{OnUplink: echo("prefix@b")})
+	if _, err := pre2.Subscribe(testkit.Context(t, wait), service.Subscription{Prefixes: []string{"chat."}}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "node a knows b's prefix", func() bool { return a.srv.ClusterHolders(server.CountPrefix, "chat.")[b.broker.NodeID()] == 1 })
+	seenBy := map[string]int{}
+	for i := 0; i < 20; i++ {
+		r, err := cla.Send(testkit.Context(t, wait), "chat.room", []byte("m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seenBy[string(r)]++
+	}
+	if seenBy["prefix@a:m"] == 0 || seenBy["prefix@b:m"] == 0 {
+		t.Fatalf("uplinks did not take turns over both nodes: %v", seenBy)
+	}
+	// The exact route's only service leaves: the route falls to the prefixes.
+	exact.Close()
+	testkit.WaitFor(t, "b's route gone from a", func() bool { return len(a.srv.ClusterHolders(server.CountRoute, "chat.vip")) == 0 })
+	if r, err := cla.Send(testkit.Context(t, wait), "chat.vip", []byte("y")); err != nil || !strings.HasPrefix(string(r), "prefix@") {
+		t.Fatalf("after the exact service left: %q, %v", r, err)
+	}
+	// No service anywhere: NO_ROUTE.
+	if _, err := cla.Send(testkit.Context(t, wait), "other.route", []byte("z")); !isErrCode(err, protocol.ErrorNoRoute) {
+		t.Fatalf("SEND with no service in the cluster: %v, want NO_ROUTE", err)
+	}
+}
+
+// isErrCode matches a *client.Error with code.
+func isErrCode(err error, code protocol.ErrorCode) bool {
+	var e *client.ServerError
+	return errors.As(err, &e) && e.Code == code
 }

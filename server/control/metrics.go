@@ -53,9 +53,11 @@ type portMetrics struct {
 	eventsDropped  *metrics.Counter
 	pushDelivered  *metrics.Counter
 	uplinkSent     *metrics.Counter
-	uplinkReplied  *metrics.Counter
-	uplinkFailed   *metrics.Counter
-	queuedBytes    atomic.Int64
+	// uplinkForwarded counts uplinks sent to another node of the cluster.
+	uplinkForwarded *metrics.Counter
+	uplinkReplied   *metrics.Counter
+	uplinkFailed    *metrics.Counter
+	queuedBytes     atomic.Int64
 
 	framesIn [256]*metrics.Counter
 	requests [256]*metrics.Counter
@@ -77,6 +79,7 @@ func newPortMetrics(p *Port) *portMetrics {
 	m.eventsDropped = set.NewCounter("tether_control_events_dropped_total")
 	m.pushDelivered = set.NewCounter("tether_control_push_delivered_total")
 	m.uplinkSent = set.NewCounter(`tether_control_uplinks_total{result="sent"}`)
+	m.uplinkForwarded = set.NewCounter(`tether_control_uplinks_total{result="forwarded"}`)
 	m.uplinkReplied = set.NewCounter(`tether_control_uplinks_total{result="replied"}`)
 	m.uplinkFailed = set.NewCounter(`tether_control_uplinks_total{result="failed"}`)
 	for _, c := range []protocol.ErrorCode{protocol.ErrorNoRoute, protocol.ErrorBusy, protocol.ErrorTimeout} {

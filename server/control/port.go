@@ -133,6 +133,7 @@ func (p *Port) Start(srv *server.Server) error {
 	}
 	fdreserve.Hold() // the spare the accept loop refuses with when out of descriptors
 	p.srv.Store(srv)
+	p.router.announce = srv.AnnounceCount // under router.mu only once services connect
 	p.ln = ln
 	p.started = true
 	p.wg.Add(1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
 // maxRouteLen bounds subscribed route and prefix names.
@@ -22,6 +23,10 @@ const maxRouteLen = 255
 // Subscriber lists and the event list are copy-on-write, so lookup returns a slice
 // the caller may use after the lock is released.
 type router struct {
+	// announce, when set, tells the other nodes of a cluster a route's or prefix's
+	// new subscriber count (server.AnnounceCount); called under mu, never blocks.
+	announce func(kind server.CountKind, key string, n int)
+
 	mu       sync.RWMutex
 	exact    map[string]*group
 	prefixes []*group // longest key first, then by key
@@ -50,6 +55,29 @@ func (r *router) lookup(route string) (*group, []*session) {
 		}
 	}
 	return nil, nil
+}
+
+// localCount returns how many of this node's services serve route and with which key:
+// exact tells an exact route from the longest matching prefix.
+func (r *router) localCount(route string) (n int, key string, exact bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if g := r.exact[route]; g != nil {
+		return len(g.subs), route, true
+	}
+	for _, g := range r.prefixes {
+		if strings.HasPrefix(route, g.key) {
+			return len(g.subs), g.key, false
+		}
+	}
+	return 0, "", false
+}
+
+// told announces a group's subscriber count; r.mu is held.
+func (r *router) told(kind server.CountKind, g *group, n int) {
+	if r.announce != nil {
+		r.announce(kind, g.key, n)
+	}
 }
 
 // eventSubs returns the sessions subscribed to connection events.
@@ -102,6 +130,7 @@ func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failur
 			r.exact[k] = g
 		}
 		g.subs = append(slices.Clip(g.subs), s)
+		r.told(server.CountRoute, g, len(g.subs))
 	}
 	for _, k := range sub.Prefixes {
 		if _, ok := s.prefixes[k]; ok {
@@ -122,6 +151,7 @@ func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failur
 		}
 		g := r.prefixes[i]
 		g.subs = append(slices.Clip(g.subs), s)
+		r.told(server.CountPrefix, g, len(g.subs))
 	}
 	if sub.Events && !s.events {
 		s.events = true
@@ -176,6 +206,7 @@ func (r *router) dropExact(s *session, k string) {
 		return
 	}
 	g.subs = without(g.subs, s)
+	r.told(server.CountRoute, g, len(g.subs))
 	if len(g.subs) == 0 {
 		delete(r.exact, k)
 	}
@@ -188,6 +219,7 @@ func (r *router) dropPrefix(s *session, k string) {
 	}
 	g := r.prefixes[i]
 	g.subs = without(g.subs, s)
+	r.told(server.CountPrefix, g, len(g.subs))
 	if len(g.subs) == 0 {
 		r.prefixes = slices.Delete(slices.Clone(r.prefixes), i, i+1)
 	}

@@ -16,13 +16,22 @@ import (
 // pending map until the REPLY, the timeout, or the session's end, whichever comes
 // first; done makes sure exactly one of them answers the client.
 
+// answerer answers the client of an uplink: its *server.Message on this node, or the
+// node a forwarded uplink came from (cluster.go).
+type answerer interface {
+	Reply(payload []byte) error
+	Fail(code protocol.ErrorCode, msg string) error
+}
+
 // pending is one uplink waiting for a REPLY.
 type pending struct {
-	id    uint64
-	msg   *server.Message
-	frame []byte // the encoded UPLINK, kept for a re-dispatch
-	timer *time.Timer
-	p     *Port
+	id      uint64
+	route   string
+	noReply bool
+	ans     answerer
+	frame   []byte // the encoded UPLINK, kept for a re-dispatch
+	timer   *time.Timer
+	p       *Port
 	// sess is the session the uplink was last sent to.
 	sess atomic.Pointer[session]
 	done atomic.Bool
@@ -59,7 +68,6 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 	}
 	c := m.Conn
 	hdr := wire.Uplink{
-		ID:       p.nextUplink.Add(1),
 		Conn:     c.ID(),
 		User:     c.UserID(),
 		Device:   c.DeviceID(),
@@ -67,27 +75,17 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		Route:    m.Route,
 		NoReply:  m.NoReply,
 	}
-	frame, err := codec.AppendFrame(nil, OpUplink, 0, &hdr, m.Payload)
-	if err != nil {
-		p.log.Error("cannot encode an uplink", "err", err)
-		return nil, &server.ReplyError{Code: protocol.ErrorInternal, Message: "internal error"}
+	if node, remote := p.routeNode(m.Route); remote {
+		return p.forward(node, &hdr, m)
 	}
-	pd := &pending{id: hdr.ID, msg: m, frame: frame, p: p}
-	if !m.NoReply {
-		p.pendingN.Add(1)
-		pd.timer = time.AfterFunc(p.opts.UplinkTimeout, func() { p.timeout(pd) })
-	}
-	code := p.dispatch(pd, nil)
+	code := p.uplink(&hdr, m.Payload, m)
 	if code == 0 {
-		p.uplinksN.Add(1)
-		p.m.uplinkSent.Inc()
 		if m.NoReply {
 			return nil, nil // nothing goes back to the client; this releases its slot
 		}
 		return nil, server.ErrDeferReply
 	}
-	p.m.uplinkResult(code).Inc()
-	if !m.NoReply && !pd.finish(true) {
+	if code == codeAnswered {
 		return nil, server.ErrDeferReply // the timeout answered already
 	}
 	msg := "no service for this route"
@@ -97,15 +95,48 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 	return nil, &server.ReplyError{Code: code, Message: msg}
 }
 
+// codeAnswered is uplink's result when the uplink could not be dispatched but its
+// timeout answered the client meanwhile.
+const codeAnswered protocol.ErrorCode = 1
+
+// uplink sends an uplink for route hdr.Route (from this node's client, or forwarded by
+// another node) to one of this node's subscribed services, whose REPLY ans gets. It
+// returns 0 once dispatched, or the error code to answer with (NO_ROUTE, BUSY), or
+// codeAnswered.
+func (p *Port) uplink(hdr *wire.Uplink, payload []byte, ans answerer) protocol.ErrorCode {
+	hdr.ID = p.nextUplink.Add(1)
+	frame, err := codec.AppendFrame(nil, OpUplink, 0, hdr, payload)
+	if err != nil {
+		p.log.Error("cannot encode an uplink", "err", err)
+		return protocol.ErrorInternal
+	}
+	pd := &pending{id: hdr.ID, route: hdr.Route, noReply: hdr.NoReply, ans: ans, frame: frame, p: p}
+	if !hdr.NoReply {
+		p.pendingN.Add(1)
+		pd.timer = time.AfterFunc(p.opts.UplinkTimeout, func() { p.timeout(pd) })
+	}
+	code := p.dispatch(pd, nil)
+	if code == 0 {
+		p.uplinksN.Add(1)
+		p.m.uplinkSent.Inc()
+		return 0
+	}
+	p.m.uplinkResult(code).Inc()
+	if !hdr.NoReply && !pd.finish(true) {
+		return codeAnswered
+	}
+	return code
+}
+
 // dispatch sends pd to one subscriber of its route other than exclude. It returns 0 on
 // success, protocol.ErrorNoRoute when no open subscriber exists, and protocol.ErrorBusy
 // when every subscriber's queue is full.
 func (p *Port) dispatch(pd *pending, exclude *session) protocol.ErrorCode {
-	g, subs := p.router.lookup(pd.msg.Route)
+	g, subs := p.router.lookup(pd.route)
 	if g == nil {
 		return protocol.ErrorNoRoute
 	}
-	track := !pd.msg.NoReply
+	track := !pd.noReply
 	busy := false
 	start := int(g.rr.Add(1))
 	for i := range subs {
@@ -146,7 +177,7 @@ func (p *Port) timeout(pd *pending) {
 		s.takePending(pd.id)
 	}
 	p.m.uplinkResult(protocol.ErrorTimeout).Inc()
-	_ = pd.msg.Fail(protocol.ErrorTimeout, "service did not answer in time")
+	_ = pd.ans.Fail(protocol.ErrorTimeout, "service did not answer in time")
 }
 
 // failover re-dispatches, once, an uplink whose service connection ended before
@@ -166,7 +197,7 @@ func (p *Port) failover(pd *pending, from *session) {
 	}
 	if pd.finish(true) {
 		p.m.uplinkResult(code).Inc()
-		_ = pd.msg.Fail(code, "service connection lost")
+		_ = pd.ans.Fail(code, "service connection lost")
 	}
 }
 
@@ -186,7 +217,7 @@ func (s *session) handleReply(f protocol.Frame) {
 		p.m.repliesUnknown.Inc()
 		return
 	}
-	m := pd.msg
+	m := pd.ans
 	if r.Code == 0 {
 		err = m.Reply(payload)
 		p.m.uplinkReplied.Inc()
