@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"strconv"
 	"sync"
 	"testing"
@@ -138,4 +141,18 @@ backend tetherd
 		t.Fatal(err)
 	}
 	testkit.WaitFor(t, names[victim]+" kicked on its node", func() bool { return clients[victim].State() == client.StateClosed })
+
+	// A node's /metrics carries the cluster series and passes promtool.
+	resp, err := http.Get("http://" + nodes[1].admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"tether_cluster_nodes 3", "tether_cluster_nats_connected 1", "tether_cluster_sent_messages_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	testkit.Promtool(t, string(body))
 }
