@@ -35,36 +35,42 @@ func startCluster(t *testing.T, n int, mutate func(o *server.Options)) (*testkit
 	ns := testkit.NATS(t)
 	var nodes []*node
 	for i := range n {
-		b, err := cluster.New(cluster.Options{URL: ns.URL(), Name: fmt.Sprintf("node%d", i), Logger: testkit.Logger(),
-			Heartbeat: 100 * time.Millisecond, NodeTimeout: 400 * time.Millisecond, CountFlush: 5 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Logger: testkit.Logger(),
-			Heartbeat: 2 * time.Second, Tick: 5 * time.Millisecond, MaxConnsPerIP: -1, ConnectRate: -1, SourceConnectRate: -1,
-			FlapThreshold: -1, Broker: b}
-		if mutate != nil {
-			mutate(&o)
-		}
-		port, err := control.New(control.Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: testkit.Logger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Handler = port
-		srv, err := server.New(o)
-		if err == nil {
-			err = srv.Start()
-		}
-		if err == nil {
-			err = port.Start(srv)
-		}
-		if err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-		t.Cleanup(func() { port.Close(); srv.Close() })
-		nodes = append(nodes, &node{srv: srv, broker: b, port: port})
+		nodes = append(nodes, startNode(t, ns, fmt.Sprintf("node%d", i), mutate))
 	}
 	return ns, nodes
+}
+
+// startNode starts one gateway with a control port on ns.
+func startNode(t *testing.T, ns *testkit.NATSServer, name string, mutate func(o *server.Options)) *node {
+	t.Helper()
+	b, err := cluster.New(cluster.Options{URL: ns.URL(), Name: name, Logger: testkit.Logger(),
+		Heartbeat: 100 * time.Millisecond, NodeTimeout: 400 * time.Millisecond, CountFlush: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := server.Options{Addr: "127.0.0.1:0", AdminAddr: "-", Authenticator: testAuth, Logger: testkit.Logger(),
+		Heartbeat: 2 * time.Second, Tick: 5 * time.Millisecond, MaxConnsPerIP: -1, ConnectRate: -1, SourceConnectRate: -1,
+		FlapThreshold: -1, Broker: b}
+	if mutate != nil {
+		mutate(&o)
+	}
+	port, err := control.New(control.Options{Addr: "127.0.0.1:0", Secret: testSecret, Logger: testkit.Logger(), UplinkTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Handler = port
+	srv, err := server.New(o)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err == nil {
+		err = port.Start(srv)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() { port.Close(); srv.Close() })
+	return &node{srv: srv, broker: b, port: port}
 }
 
 // testAuth accepts "user" or "user#device" as a token for user.
@@ -404,4 +410,52 @@ func TestClusterUplinks(t *testing.T) {
 func isErrCode(err error, code protocol.ErrorCode) bool {
 	var e *client.ServerError
 	return errors.As(err, &e) && e.Code == code
+}
+
+// TestClusterLateNodeAndSlowService: a node that joins after clients and rooms exist
+// learns them (and its service's pushes reach them); a service on another node that
+// never answers costs its uplinks a TIMEOUT and nothing else: other routes keep being
+// answered meanwhile.
+func TestClusterLateNodeAndSlowService(t *testing.T) {
+	ns, nodes := startCluster(t, 1, nil)
+	a := nodes[0]
+	early := dial(t, a, "kim", "phone", client.Options{})
+	if err := early.Subscribe(testkit.Context(t, wait), "news"); err != nil {
+		t.Fatal(err)
+	}
+	late := startNode(t, ns, "late", func(o *server.Options) {})
+	testkit.WaitFor(t, "the late node learned kim and the room", func() bool {
+		return late.broker.RemoteCount(server.CountUser, "kim") == 1 && late.srv.RoomSize("news") == 1
+	})
+	if n, err := late.srv.PushRoom("news", []byte("from the late node")); err != nil || n != 1 {
+		t.Fatalf("PushRoom from the late node = %d, %v", n, err)
+	}
+	if got := push(t, early); got != "from the late node" {
+		t.Fatalf("got %q", got)
+	}
+
+	stuck := dialService(t, late, service.Options{OnUplink: func(*service.Uplink) {}}) // never answers
+	if _, err := stuck.Subscribe(testkit.Context(t, wait), service.Subscription{Routes: []string{"slow"}}); err != nil {
+		t.Fatal(err)
+	}
+	fast := dialService(t, late, service.Options{OnUplink: func(u *service.Uplink) { _ = u.Reply([]byte("ok")) }})
+	if _, err := fast.Subscribe(testkit.Context(t, wait), service.Subscription{Routes: []string{"fast"}}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "a knows both routes", func() bool {
+		return len(a.srv.ClusterHolders(server.CountRoute, "slow")) == 1 && len(a.srv.ClusterHolders(server.CountRoute, "fast")) == 1
+	})
+	slowErr := make(chan error, 1)
+	go func() {
+		_, err := early.Send(testkit.Context(t, wait), "slow", []byte("?"))
+		slowErr <- err
+	}()
+	for i := 0; i < 5; i++ {
+		if r, err := early.Send(testkit.Context(t, wait), "fast", []byte("?")); err != nil || string(r) != "ok" {
+			t.Fatalf("fast route while the slow one waits: %q, %v", r, err)
+		}
+	}
+	if err := testkit.Recv(t, slowErr, wait); !isErrCode(err, protocol.ErrorTimeout) {
+		t.Fatalf("uplink to the stuck service: %v, want TIMEOUT", err)
+	}
 }
