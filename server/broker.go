@@ -113,6 +113,10 @@ const (
 	// them out.
 	ClusterJoinUsers
 	ClusterLeaveUsers
+	// ClusterPushUsersQoS1 is ClusterPushUsers with QoS1: each receiving node keeps the
+	// message in its own stream of the user (QoS1 state is per node for now: a device
+	// that resumes on another node is not sent it).
+	ClusterPushUsersQoS1
 	// ClusterEvent carries Payload, an event for the Handler of every node (see
 	// ClusterEventHandler); it is published to all nodes.
 	ClusterEvent
@@ -178,6 +182,11 @@ func (s *Server) ApplyCluster(m *ClusterMessage) {
 	switch m.Kind {
 	case ClusterPushUsers:
 		_, _ = s.pushUsersLocal(m.Users, m.Payload, excludeSet(m.Exclude))
+	case ClusterPushUsersQoS1:
+		ex := excludeSet(m.Exclude)
+		for _, uid := range m.Users {
+			_, _, _, _ = s.pushQoS1(uid, nil, m.Payload, ex)
+		}
 	case ClusterPushConns:
 		_, _ = s.pushConnsLocal(m.Conns, m.Payload)
 	case ClusterPushRoom:

@@ -251,18 +251,32 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 	ex := excludeSet(opts.Exclude)
 	if opts.QoS1 {
 		res.MsgIDs = make(map[string]uint64, len(users))
+		var remote []string
 		for _, uid := range users {
+			r := s.remoteCount(CountUser, uid)
+			if r > 0 {
+				remote = append(remote, uid)
+			}
+			if r > 0 && s.hub.user(uid, false) == nil {
+				res.Delivered += r // only another node has the user: its stream keeps it
+				continue
+			}
 			id, n, ok, err := s.pushQoS1(uid, nil, payload, ex)
 			if err != nil {
 				return res, err
 			}
-			if !ok || n == 0 {
+			if (!ok || n == 0) && r == 0 {
 				res.Offline++
 			}
 			if ok {
 				res.MsgIDs[uid] = id
 			}
-			res.Delivered += n
+			res.Delivered += n + r
+		}
+		if len(remote) > 0 {
+			if err := s.publish(&ClusterMessage{Kind: ClusterPushUsersQoS1, Users: remote, Payload: payload, Exclude: opts.Exclude}); err != nil {
+				return res, err
+			}
 		}
 		return res, nil
 	}
