@@ -30,8 +30,8 @@ const (
 )
 
 // startCluster starts three tetherd nodes on a nats-server binary and haproxy in front
-// of them; it returns the nodes and the frontend's address.
-func startCluster(t *testing.T) ([]*tetherdProc, string) {
+// of them; it returns the nodes, the frontend's address and the NATS server.
+func startCluster(t *testing.T) ([]*tetherdProc, string, *testkit.NATSProc) {
 	t.Helper()
 	ns := testkit.NATSProcess(t)
 	bin := buildTetherd(t)
@@ -57,7 +57,7 @@ backend tetherd
     http-check expect status 200
     default-server check inter 200ms fall 1 rise 1 send-proxy-v2
 %s`, ports[0], backends), ports[0])
-	return nodes, testkit.HAProxyAddr(ports[0])
+	return nodes, testkit.HAProxyAddr(ports[0]), ns
 }
 
 // roomSize is the room's member count as node's control port answers it (the whole
@@ -112,7 +112,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		users = 15
 		room  = "fault-room"
 	)
-	nodes, fe := startCluster(t)
+	nodes, fe, _ := startCluster(t)
 	log := &reconnectLog{connected: make([][]time.Time, users)}
 	names := make([]string, users)
 	clients := make([]*client.Client, users)
@@ -267,6 +267,29 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 }
 
+// clusterGauge reads one unlabelled series from node's /metrics, or -1.
+func clusterGauge(t *testing.T, n *tetherdProc, series string) float64 {
+	t.Helper()
+	hc := http.Client{Timeout: 3 * time.Second}
+	resp, err := hc.Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if val, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				t.Fatalf("%s /metrics: %q: %v", n.name, sc.Text(), err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
 // clusterSent reads tether_cluster_sent_messages_total and _bytes_total from node's
 // /metrics.
 func clusterSent(t *testing.T, n *tetherdProc) (msgs, bytes uint64) {
@@ -315,7 +338,7 @@ func TestClusterHeartbeatsStayOffNATS(t *testing.T) {
 		room   = "idle-room"
 		window = 4 * time.Second
 	)
-	nodes, fe := startCluster(t)
+	nodes, fe, _ := startCluster(t)
 	clients := make([]*client.Client, users)
 	for i := range users {
 		c, err := client.Dial(testkit.Context(t, 10*time.Second), fe, client.Options{
