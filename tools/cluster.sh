@@ -80,11 +80,15 @@ stop() {
 }
 trap 'stop 0' INT TERM
 
-# start runs a child in the background, its output in $DIR/<name>.log.
+# start runs a child in the background, its output in $DIR/<name>.log, in a session of
+# its own (setsid: a background child is no group leader, so setsid does not fork and $!
+# is the child), so the terminal's Ctrl-C reaches only this script, which then stops the
+# children in order (tetherd first, NATS last).
+SETSID=$(command -v setsid) || SETSID=
 start() {
 	local name=$1
 	shift
-	"$@" >"$DIR/$name.log" 2>&1 &
+	$SETSID "$@" >"$DIR/$name.log" 2>&1 &
 	PIDS+=($!)
 	NAMES+=("$name")
 }

@@ -51,9 +51,10 @@ func freeClusterBase(t *testing.T) int {
 // TestMakeClusterScript runs tools/cluster.sh (what `make cluster` runs) with a port base
 // of its own: once its banner is out, a client connects through the haproxy frontend, a
 // service dials node2's control port and pushes to the client by user (which works
-// wherever haproxy put it: the nodes are one cluster on NATS). Then SIGINT, as Ctrl-C
-// would send, stops the script: it exits 0 and every child it listed (nats-server, three
-// tetherd, haproxy) has exited.
+// wherever haproxy put it: the nodes are one cluster on NATS). Then SIGINT to the
+// script's process group, as a terminal's Ctrl-C sends it, stops the script: it exits 0
+// (none of its children died of the signal before it stopped them) and every child it
+// listed (nats-server, three tetherd, haproxy) has exited.
 func TestMakeClusterScript(t *testing.T) {
 	bin := buildTetherd(t)
 	base := freeClusterBase(t)
@@ -62,6 +63,9 @@ func TestMakeClusterScript(t *testing.T) {
 	cmd.Env = append(cmd.Environ(), "TETHER_CLUSTER_BASE="+strconv.Itoa(base), "TETHER_CLUSTER_LIFETIME=90")
 	out := new(testkit.LockedBuffer)
 	cmd.Stdout, cmd.Stderr = out, out
+	// A process group of its own, as a shell gives a foreground job: Ctrl-C below goes to
+	// the whole group, the way a terminal sends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +137,7 @@ func TestMakeClusterScript(t *testing.T) {
 	svc.Close()
 	c.Close()
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
