@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 20s
 PKGS      := ./...
 
-.PHONY: all build run test unit fuzz js-test bench bench-quick faults lint tidy clean
+.PHONY: all build run cluster test unit fuzz js-test bench bench-quick faults lint tidy clean
 
 all: build
 
@@ -14,6 +14,12 @@ build:
 
 run: build
 	@if [ -x $(BIN)/tetherd ]; then $(BIN)/tetherd -dev; else echo "server not built yet: cmd/tetherd lands with the gateway issue"; fi
+
+# cluster: a three-node cluster on this machine (tools/cluster.sh, docs/CLUSTER.md): one
+# nats-server with JetStream, three tetherd -dev nodes on it, haproxy in front on
+# 127.0.0.1:7010 (TETHER_CLUSTER_BASE moves every port), in the foreground until Ctrl-C.
+cluster: build
+	tools/cluster.sh $(BIN)/tetherd
 
 # test: the race-enabled unit and integration tests, then every fuzz target for a bounded
 # time. Minimizing a new interesting input is capped at 5 s (default 60 s) so the budget
