@@ -44,6 +44,8 @@ type Broker interface {
 	// RemoteCount returns how many connections of user key, or members of room key,
 	// the other nodes last announced.
 	RemoteCount(kind CountKind, key string) int
+	// Available reports whether the broker can reach the other nodes now.
+	Available() bool
 	// Holders returns, per other node, its count of key (nodes with none left out).
 	Holders(kind CountKind, key string) map[uint16]int
 	// Keys returns the keys of kind some other node announced.
@@ -270,6 +272,11 @@ func (s *Server) publish(m *ClusterMessage) error {
 	}
 	return nil
 }
+
+// ClusterDown reports whether this node is part of a cluster it cannot reach now: what
+// it does not find locally may then be on another node, and is reported as
+// ErrClusterUnavailable rather than offline.
+func (s *Server) ClusterDown() bool { return s.broker != nil && !s.broker.Available() }
 
 // remoteCount is the broker's count of key on other nodes (0 on a single node).
 func (s *Server) remoteCount(kind CountKind, key string) int {

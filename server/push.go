@@ -266,6 +266,9 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 				return res, err
 			}
 			if (!ok || n == 0) && r == 0 {
+				if s.ClusterDown() {
+					return res, ErrClusterUnavailable
+				}
 				res.Offline++
 			}
 			if ok {
@@ -284,6 +287,7 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 	if err != nil {
 		return res, err
 	}
+	down := s.ClusterDown()
 	var remote []string
 	for i, uid := range users {
 		n := counts[i]
@@ -292,6 +296,9 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 			n += r
 		}
 		if n == 0 {
+			if down {
+				return res, ErrClusterUnavailable // the user may be on a node we cannot reach
+			}
 			res.Offline++
 		}
 		res.Delivered += n

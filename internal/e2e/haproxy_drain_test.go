@@ -128,19 +128,31 @@ func (p *tetherdProc) running() bool {
 }
 
 // online returns, of users, those with at least one connection on the node, and the
-// node's total of connections; an error when its control port does not answer.
+// node's total of connections; an error when its control port does not answer. In a
+// cluster PRESENCE answers for every node: only this node's connections count (by the
+// node id STATS reports).
 func (p *tetherdProc) online(ctx context.Context, users []string) (map[string]int, int64, error) {
+	st, err := p.svc.Stats(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	r, err := p.svc.Presence(ctx, users, nil)
 	if err != nil {
 		return nil, 0, err
 	}
 	on := make(map[string]int)
 	for u, cs := range r.Users {
-		if len(cs) > 0 {
-			on[u] = len(cs)
+		for _, c := range cs {
+			if c.Node == st.Node {
+				on[u]++
+			}
 		}
 	}
-	return on, r.Totals.Connections, nil
+	total := r.Totals.Connections
+	if r.Nodes > 1 {
+		total = -1 // the cluster's; callers of a cluster node use on
+	}
+	return on, total, nil
 }
 
 // drainSink records every push a drained client got, by payload.

@@ -368,6 +368,9 @@ func (b *Broker) Count(kind server.CountKind, key string, n int) {
 	b.mu.Unlock()
 }
 
+// Available implements server.Broker.
+func (b *Broker) Available() bool { return b.nc != nil && b.nc.IsConnected() }
+
 // Holders implements server.Broker.
 func (b *Broker) Holders(kind server.CountKind, key string) map[uint16]int {
 	k := countKey{kind, key}
@@ -658,6 +661,9 @@ func (b *Broker) onHeartbeat(msg *nats.Msg) {
 
 // expire forgets nodes silent for NodeTimeout.
 func (b *Broker) expire(now time.Time) {
+	if !b.Available() {
+		return // we hear nobody because we are cut off, not because they died
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, p := range b.peers {
@@ -674,9 +680,11 @@ func (b *Broker) resync() {
 	_ = b.send(b.subject("counts"), b.fullState())
 	b.mu.Lock()
 	ids := make([]uint16, 0, len(b.peers))
+	now := time.Now()
 	for id, p := range b.peers {
 		ids = append(ids, id)
 		p.synced, p.syncing = false, true
+		p.seen = now // the outage was ours: each has NodeTimeout from now to be heard
 	}
 	b.mu.Unlock()
 	for _, id := range ids {

@@ -98,7 +98,7 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		res, err = srv.PushConns(req.Conns, payload, opts)
 	case req.Room != "":
 		if srv.RoomSize(req.Room) == 0 {
-			return nil, fail(protocol.ErrorNotFound, "no such room")
+			return nil, notFound(srv, "no such room")
 		}
 		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
 	default:
@@ -116,7 +116,9 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		case req.All:
 			msg = "no connection got the message (none authenticated, or all excluded)"
 		}
-		return nil, &failure{code: protocol.ErrorNotFound, msg: msg, offline: res.Offline}
+		f := notFound(srv, msg)
+		f.offline = res.Offline
+		return nil, f
 	}
 	return &wire.PushResult{Delivered: res.Delivered, Offline: res.Offline, MsgIDs: res.MsgIDs}, nil
 }
@@ -136,6 +138,16 @@ func gatewayFailure(err error) *failure {
 		return fail(protocol.ErrorUnavailable, err.Error())
 	}
 	return fail(protocol.ErrorInternal, err.Error())
+}
+
+// notFound is the FAIL for a request that reached nothing: NOT_FOUND, or UNAVAILABLE
+// when the gateway is a node of a cluster it cannot reach (what it did not find here may
+// be on another node).
+func notFound(srv *server.Server, msg string) *failure {
+	if srv.ClusterDown() {
+		return fail(protocol.ErrorUnavailable, "cluster unavailable: "+msg+" on this node, and the other nodes cannot be reached")
+	}
+	return fail(protocol.ErrorNotFound, msg)
 }
 
 // kick closes users' or connections' connections with a close code.
@@ -173,7 +185,7 @@ func kick(srv *server.Server, body []byte) (any, *failure) {
 		res.Kicked++
 	}
 	if res.Kicked == 0 {
-		return nil, fail(protocol.ErrorNotFound, "no addressed user or connection is online")
+		return nil, notFound(srv, "no addressed user or connection is online")
 	}
 	return &res, nil
 }
@@ -237,7 +249,7 @@ func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
 		if res.Refused > 0 {
 			return nil, fail(protocol.ErrorTooManyRooms, "connections are in too many rooms")
 		}
-		return nil, fail(protocol.ErrorNotFound, "no addressed user or connection is online")
+		return nil, notFound(srv, "no addressed user or connection is online")
 	}
 	return &res, nil
 }
