@@ -1,0 +1,564 @@
+package cluster
+
+// UserStreams: users' QoS1 sequences (PROTOCOL.md §11) kept in JetStream, so that every
+// node of a cluster appends to and resumes from the same per-user sequence.
+//
+// # Storage
+//
+// One stream, "<Prefix>_qos" (dots in the prefix become underscores), file storage,
+// holding the subjects "<Prefix>.q.<user>" with the user id base64url-encoded (no
+// padding), so that any UTF-8 user id is one valid subject token. Its limits are the
+// resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (an
+// epoch marker, below, takes one of the Buffer slots until the Buffer-th message). JetStream evicts only from the front
+// of a subject, so what a user has stored is always a contiguous run of ids F..L; F−1 is
+// PROTOCOL.md's E (the highest id the bounds evicted). Messages do not leave early when
+// acknowledged (the "only the count and age bounds apply" case of §11).
+//
+// Every stored message carries headers: Tether-Epoch and Tether-Id (its position),
+// Tether-Prev (the stream sequence of the user's previous message, 0 for the first of
+// an epoch) and, for a push to one device or connection, Tether-Target. Tether-Prev makes
+// the user's messages a backward chain, so Since reads exactly the messages it returns
+// (one request each, newest first) without a consumer: only JetStream 2.9 features are
+// used (no per-message TTL, batch get or batch publish), and the stream's AllowDirect is
+// off so every read is answered by the stream's leader (never a lagging replica).
+//
+// # Ids: one more per message, across nodes
+//
+// Append reads the user's last message (GetLastMsgForSubject) and publishes the next one
+// with Nats-Expected-Last-Subject-Sequence set to that message's stream sequence (0 when
+// the user has none) and Tether-Id one above its id. JetStream stores it only if no
+// other message for the user was stored in between, so two nodes appending at once
+// cannot both take an id: the loser gets "wrong last sequence" and retries (at most
+// appendAttempts times, after a small random pause that grows with the attempt). Ids
+// are therefore contiguous per user, with no duplicate and no gap, whichever node
+// appends.
+//
+// # Epochs
+//
+// A user's sequence starts an epoch when the user has nothing stored: its first message
+// (or the marker Begin writes) gets a random epoch in [1, 2^53). The same happens after
+// all of a user's messages aged out (Window after the last one) and after id 2^53−1; a
+// cursor naming the old epoch is then "not recovered". Epochs are random rather than
+// counted because nothing else survives the sequence's expiry; the only harm a repeat
+// can do is to make a stale cursor of the same user look current, and the chance that a
+// renewal repeats a given earlier epoch is 2^−53 (about 1e−16). A marker is a stored
+// message with Tether-Id 0 and no payload: Begin writes one, with the same
+// expected-sequence check, so a connection can be told an epoch before the user's first
+// message; Since never returns it.
+//
+// The sequence lives Window after the user's last message, not after their last
+// connection (JetStream ages messages, not users): a user connected for longer than
+// Window without a QoS1 message gets a new epoch with their next message. Append
+// returns the epoch, so the caller sees the change and treats it as §11's renewal.
+//
+// # Device acknowledgements
+//
+// A KV bucket "<Prefix>_acks" (TTL = Window, file storage) holds, per user (key: the
+// base64url user id), the acknowledgements of at most MaxDevices devices, each tagged
+// with the epoch it belongs to. Ack updates the user's value with compare-and-set (KV
+// Create when absent, Update with the revision read), retrying on a conflict, so two
+// nodes acknowledging at once never move a device backwards; one value per user (not
+// one key per device) is what lets the 64-device bound be kept exactly: a new device
+// beyond it replaces a record of another epoch, else the one furthest behind. An
+// acknowledgement for another epoch than the device's record replaces it: at worst a
+// late acknowledgement from an old epoch makes the device be sent messages again
+// (at-least-once holds).
+//
+// # Failure and concurrency
+//
+// Every call makes JetStream requests bounded by ctx (and, when ctx has no deadline, by
+// the jetstream package's default of 5 s); with the broker's nats.go options
+// (ReconnectBufSize −1) a call made while NATS is unreachable fails at once. All methods
+// are safe for concurrent use from any goroutine and any number of nodes; a
+// UserStreams holds no lock and no per-user state.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Message headers of the stored QoS1 messages (see the section above).
+const (
+	hdrEpoch  = "Tether-Epoch"
+	hdrID     = "Tether-Id"
+	hdrPrev   = "Tether-Prev"
+	hdrTarget = "Tether-Target"
+)
+
+const (
+	// MaxDevices is how many devices' acknowledgements are remembered per user
+	// (PROTOCOL.md §11).
+	MaxDevices = 64
+	// maxMsgID is the highest message id (2^53−1, exact as a JSON number).
+	maxMsgID = 1<<53 - 1
+	// appendAttempts and ackAttempts bound the compare-and-set retries.
+	appendAttempts = 100
+	ackAttempts    = 100
+)
+
+var (
+	// ErrContention is returned by Append and Ack when every compare-and-set attempt
+	// lost to another writer of the same user.
+	ErrContention = errors.New("cluster: too many concurrent writers for one user")
+	// ErrEmptyUser is returned for an empty user id, which has no subject.
+	ErrEmptyUser = errors.New("cluster: empty user id")
+)
+
+// StreamOptions configures UserStreams. The zero value of each field keeps its default.
+type StreamOptions struct {
+	// Prefix starts the subjects and names the stream and bucket. Default "tether".
+	Prefix string
+	// Buffer is how many messages are kept per user (server.Options.ResumeBuffer).
+	// Default 256.
+	Buffer int
+	// Window is how long a message is kept (server.Options.ResumeWindow); it is also
+	// the acknowledgements' TTL. Default 5m.
+	Window time.Duration
+	// Replicas is the stream's and bucket's replica count. Default 1.
+	Replicas int
+}
+
+func (o StreamOptions) withDefaults() StreamOptions {
+	if o.Prefix == "" {
+		o.Prefix = "tether"
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 256
+	}
+	if o.Window <= 0 {
+		o.Window = 5 * time.Minute
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	return o
+}
+
+// UserStreams keeps users' QoS1 sequences in a JetStream stream, so every node of a
+// cluster appends to and reads the same per-user sequence. It is safe for concurrent
+// use.
+type UserStreams struct {
+	opts   StreamOptions
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	acks   jetstream.KeyValue
+	maxID  uint64 // maxMsgID; lower in tests of the renewal
+}
+
+// StoredMsg is one message of a user's sequence.
+type StoredMsg struct {
+	// ID is the message id within the epoch Since reported.
+	ID uint64
+	// Payload is the push's payload.
+	Payload []byte
+	// Target is what Append was given: "" for every device of the user.
+	Target string
+	// Time is when JetStream stored it.
+	Time time.Time
+}
+
+// NewUserStreams creates the stream and the acknowledgement bucket, or updates them to
+// o's settings, on the JetStream reached through nc. It is idempotent and several nodes
+// may call it at once.
+func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserStreams, error) {
+	o = o.withDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: JetStream: %w", err)
+	}
+	name := strings.ReplaceAll(o.Prefix, ".", "_")
+	cfg := jetstream.StreamConfig{
+		Name:              name + "_qos",
+		Description:       "tether: users' QoS1 sequences (resume buffer)",
+		Subjects:          []string{o.Prefix + ".q.*"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: int64(o.Buffer),
+		MaxAge:            o.Window,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		Replicas:          o.Replicas,
+	}
+	u := &UserStreams{opts: o, js: js, maxID: maxMsgID}
+	// Two nodes creating at once: one may see "name in use" from the other's create
+	// (or "wrong last sequence" when updating): the next attempt updates.
+	for attempt := 0; ; attempt++ {
+		u.stream, err = js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot create stream %s: %w", cfg.Name, err)
+	}
+	kcfg := jetstream.KeyValueConfig{
+		Bucket:      name + "_acks",
+		Description: "tether: QoS1 acknowledgements per user and device",
+		TTL:         o.Window,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+	}
+	for attempt := 0; ; attempt++ {
+		u.acks, err = js.CreateOrUpdateKeyValue(ctx, kcfg)
+		if err == nil || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot create bucket %s: %w", kcfg.Bucket, err)
+	}
+	return u, nil
+}
+
+// userSubject is the subject of uid's messages.
+func (u *UserStreams) userSubject(uid string) string {
+	return u.opts.Prefix + ".q." + base64.RawURLEncoding.EncodeToString([]byte(uid))
+}
+
+// head is the last stored message of a user's sequence.
+type head struct {
+	seq       uint64 // its stream sequence; 0: the user has nothing stored
+	epoch, id uint64
+}
+
+// last reads the user's last stored message.
+func (u *UserStreams) last(ctx context.Context, subj string) (head, error) {
+	m, err := u.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return head{}, nil
+	}
+	if err != nil {
+		return head{}, err
+	}
+	s, err := parseStored(m)
+	if err != nil {
+		return head{}, err
+	}
+	return head{seq: m.Sequence, epoch: s.epoch, id: s.ID}, nil
+}
+
+// stored is a message as read back, with its chain fields.
+type stored struct {
+	StoredMsg
+	epoch, prev uint64
+}
+
+func parseStored(m *jetstream.RawStreamMsg) (stored, error) {
+	var s stored
+	var err error
+	num := func(h string) uint64 {
+		v, e := strconv.ParseUint(m.Header.Get(h), 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("cluster: stream message %d: bad %s header: %w", m.Sequence, h, e)
+		}
+		return v
+	}
+	s.epoch, s.ID, s.prev = num(hdrEpoch), num(hdrID), num(hdrPrev)
+	s.Payload, s.Target, s.Time = m.Data, m.Header.Get(hdrTarget), m.Time
+	return s, err
+}
+
+// newEpoch returns a random epoch in [1, 2^53).
+func newEpoch() uint64 { return rand.Uint64N(maxMsgID) + 1 }
+
+// Append gives payload the user's next id and stores it; for a push to one device (or
+// one connection) target says so (empty: every device). It returns the message's
+// position; an epoch other than the one the caller knew means the sequence was renewed
+// (aged out, or ids exhausted) and this message is its first. Append does not retain
+// payload.
+func (u *UserStreams) Append(ctx context.Context, user string, payload []byte, target string) (epoch, id uint64, err error) {
+	epoch, id, err = u.append(ctx, user, payload, target, false)
+	if err != nil {
+		err = fmt.Errorf("cluster: cannot append for user %q: %w", user, err)
+	}
+	return epoch, id, err
+}
+
+// Begin makes sure the user has a sequence, storing an epoch marker (id 0, not a
+// message) if they have nothing stored, and returns its position (epoch, last id), so
+// a connection can be told its epoch before the user's first message.
+func (u *UserStreams) Begin(ctx context.Context, user string) (epoch, lastID uint64, err error) {
+	epoch, lastID, err = u.append(ctx, user, nil, "", true)
+	if err != nil {
+		err = fmt.Errorf("cluster: cannot begin the sequence of user %q: %w", user, err)
+	}
+	return epoch, lastID, err
+}
+
+// append stores the user's next message, or with marker only a marker when the user has
+// nothing stored (returning the current head otherwise).
+func (u *UserStreams) append(ctx context.Context, user string, payload []byte, target string, marker bool) (uint64, uint64, error) {
+	if user == "" {
+		return 0, 0, ErrEmptyUser
+	}
+	subj := u.userSubject(user)
+	for attempt := range appendAttempts {
+		h, err := u.last(ctx, subj)
+		if err != nil {
+			return 0, 0, err
+		}
+		epoch, id := h.epoch, h.id+1
+		switch {
+		case marker && h.seq != 0:
+			return h.epoch, h.id, nil
+		case marker:
+			epoch, id = newEpoch(), 0
+		case h.seq == 0 || h.id >= u.maxID:
+			epoch, id = newEpoch(), 1
+		}
+		m := nats.NewMsg(subj)
+		m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
+		m.Header.Set(hdrID, strconv.FormatUint(id, 10))
+		prev := h.seq
+		if id <= 1 {
+			prev = 0 // an epoch's chain starts here
+		}
+		m.Header.Set(hdrPrev, strconv.FormatUint(prev, 10))
+		if target != "" {
+			m.Header.Set(hdrTarget, target)
+		}
+		m.Data = payload
+		_, err = u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(h.seq))
+		if err == nil {
+			return epoch, id, nil
+		}
+		if !wrongLastSequence(err) {
+			return 0, 0, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return 0, 0, err
+		}
+	}
+	return 0, 0, ErrContention
+}
+
+// wrongLastSequence reports whether err is JetStream refusing a publish whose expected
+// last sequence did not match (10071; 10164 from replicated streams).
+func wrongLastSequence(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// pause waits a random time that grows with attempt (up to about 2 ms), so writers
+// that collided do not collide again in lockstep.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(50*time.Microsecond) * int64(min(attempt+1, 40))))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Since returns the user's messages with id > lastID in the current epoch, oldest
+// first, and whether the cursor (epoch, lastID) was recovered, plus the current
+// position (curEpoch, curLast). Not recovered (PROTOCOL.md §11) is a cursor of another
+// epoch, or above curLast, or older than the buffer reaches; Since then returns
+// everything the buffer holds, from its start. A cursor (0, 0) is of another epoch: the
+// caller decides what a cursorless connection gets. A user with nothing stored has
+// position (0, 0) (see Begin). It makes one JetStream request per message returned,
+// plus one; the returned payloads are the caller's.
+func (u *UserStreams) Since(ctx context.Context, user string, epoch, lastID uint64) (msgs []StoredMsg, recovered bool, curEpoch, curLast uint64, err error) {
+	msgs, recovered, curEpoch, curLast, err = u.since(ctx, user, epoch, lastID)
+	if err != nil {
+		err = fmt.Errorf("cluster: cannot read the sequence of user %q: %w", user, err)
+	}
+	return msgs, recovered, curEpoch, curLast, err
+}
+
+func (u *UserStreams) since(ctx context.Context, user string, epoch, lastID uint64) ([]StoredMsg, bool, uint64, uint64, error) {
+	if user == "" {
+		return nil, false, 0, 0, ErrEmptyUser
+	}
+	m, err := u.stream.GetLastMsgForSubject(ctx, u.userSubject(user))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, false, 0, 0, nil
+	}
+	if err != nil {
+		return nil, false, 0, 0, err
+	}
+	s, err := parseStored(m)
+	if err != nil {
+		return nil, false, 0, 0, err
+	}
+	curEpoch, curLast := s.epoch, s.ID
+	// Walk back from the newest message: to the cursor when it is in this epoch and not
+	// ahead, else to the start of what is buffered.
+	walkTo := uint64(0)
+	inEpoch := epoch == curEpoch && lastID <= curLast
+	if inEpoch {
+		walkTo = lastID
+	}
+	var rev []StoredMsg
+	recovered := false
+	for {
+		if s.ID <= walkTo { // the cursor is the newest message (or the marker, for cursor id 0)
+			recovered = true
+			break
+		}
+		if s.ID != 0 {
+			rev = append(rev, s.StoredMsg)
+		}
+		if inEpoch && s.ID == walkTo+1 { // the cursor's message itself need not be buffered
+			recovered = true
+			break
+		}
+		if s.prev == 0 { // the epoch's first message: nothing was evicted
+			recovered = inEpoch
+			break
+		}
+		m, err = u.stream.GetMsg(ctx, s.prev)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break // the bounds evicted the rest: the buffer starts after it
+		}
+		if err != nil {
+			return nil, false, 0, 0, err
+		}
+		if s, err = parseStored(m); err != nil {
+			return nil, false, 0, 0, err
+		}
+	}
+	if !inEpoch {
+		recovered = false
+	}
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	return rev, recovered, curEpoch, curLast, nil
+}
+
+// ackRecord is one device's acknowledgement as stored in the bucket.
+type ackRecord struct {
+	Device string `json:"d"`
+	Epoch  uint64 `json:"e"`
+	ID     uint64 `json:"a"`
+}
+
+func (u *UserStreams) ackKey(user string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(user))
+}
+
+// readAcks returns the user's records and the value's revision (0: none stored).
+func (u *UserStreams) readAcks(ctx context.Context, user string) ([]ackRecord, uint64, error) {
+	e, err := u.acks.Get(ctx, u.ackKey(user))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var recs []ackRecord
+	if err := json.Unmarshal(e.Value(), &recs); err != nil {
+		return nil, 0, fmt.Errorf("bad acknowledgement record: %w", err)
+	}
+	return recs, e.Revision(), nil
+}
+
+// Ack records that device acknowledged everything for it up to id in epoch (monotonic:
+// a lower id of the same epoch is ignored). At most MaxDevices devices per user are
+// remembered; a new one beyond them replaces a device of another epoch, else the one
+// furthest behind.
+func (u *UserStreams) Ack(ctx context.Context, user, device string, epoch, id uint64) error {
+	if err := u.ack(ctx, user, device, epoch, id); err != nil {
+		return fmt.Errorf("cluster: cannot record the acknowledgement of user %q device %q: %w", user, device, err)
+	}
+	return nil
+}
+
+func (u *UserStreams) ack(ctx context.Context, user, device string, epoch, id uint64) error {
+	if user == "" {
+		return ErrEmptyUser
+	}
+	key := u.ackKey(user)
+	for attempt := range ackAttempts {
+		recs, rev, err := u.readAcks(ctx, user)
+		if err != nil {
+			return err
+		}
+		recs, changed := mergeAck(recs, ackRecord{Device: device, Epoch: epoch, ID: id})
+		if !changed {
+			return nil
+		}
+		val, err := json.Marshal(recs)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = u.acks.Create(ctx, key, val)
+		} else {
+			_, err = u.acks.Update(ctx, key, val, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !wrongLastSequence(err) {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+	return ErrContention
+}
+
+// mergeAck applies r to recs and reports whether anything changed.
+func mergeAck(recs []ackRecord, r ackRecord) ([]ackRecord, bool) {
+	for i := range recs {
+		if recs[i].Device != r.Device {
+			continue
+		}
+		if recs[i].Epoch == r.Epoch && recs[i].ID >= r.ID {
+			return recs, false
+		}
+		recs[i] = r
+		return recs, true
+	}
+	if len(recs) < MaxDevices {
+		return append(recs, r), true
+	}
+	// Forget a device of another epoch, else the one furthest behind.
+	victim := 0
+	for i := range recs {
+		vo, io := recs[victim].Epoch != r.Epoch, recs[i].Epoch != r.Epoch
+		if io && !vo || io == vo && recs[i].ID < recs[victim].ID {
+			victim = i
+		}
+	}
+	if recs[victim].Epoch == r.Epoch && recs[victim].ID > r.ID {
+		return recs, false // the new device is the one furthest behind: not remembered
+	}
+	recs[victim] = r
+	return recs, true
+}
+
+// Acked returns what device acknowledged in epoch (0 if nothing, or not remembered).
+func (u *UserStreams) Acked(ctx context.Context, user, device string, epoch uint64) (uint64, error) {
+	if user == "" {
+		return 0, ErrEmptyUser
+	}
+	recs, _, err := u.readAcks(ctx, user)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: cannot read the acknowledgements of user %q: %w", user, err)
+	}
+	for _, r := range recs {
+		if r.Device == device && r.Epoch == epoch {
+			return r.ID, nil
+		}
+	}
+	return 0, nil
+}
