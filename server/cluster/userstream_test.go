@@ -408,7 +408,10 @@ func TestUserStreamsNATSDown(t *testing.T) {
 			_, err := u.Acked(ctx, "frank", "d", epoch)
 			return err
 		},
-		"NewUserStreams": func(ctx context.Context) error { _, err := NewUserStreams(ctx, nc, StreamOptions{Prefix: "down"}); return err },
+		"NewUserStreams": func(ctx context.Context) error {
+			_, err := NewUserStreams(ctx, nc, StreamOptions{Prefix: "down"})
+			return err
+		},
 	}
 	for name, call := range calls {
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
