@@ -68,7 +68,11 @@ package cluster
 //
 // Every call makes JetStream requests bounded by ctx (and, when ctx has no deadline, by
 // the jetstream package's default of 5 s); with the broker's nats.go options
-// (ReconnectBufSize −1) a call made while NATS is unreachable fails at once. All methods
+// (ReconnectBufSize −1) a call made while NATS is unreachable fails at once. Such errors
+// (NATS unreachable, no answer in time) wrap server.ErrClusterUnavailable; an error
+// JetStream answered with (storage full, say) does not. Either way nothing was stored
+// (except when the answer to a publish that JetStream did store was lost: the message
+// is then in the sequence although Append failed). All methods
 // are safe for concurrent use from any goroutine and any number of nodes; a
 // UserStreams holds no lock and no per-user state.
 
@@ -81,10 +85,13 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-gw/tether/server"
 )
 
 // Message headers of the stored QoS1 messages (see the section above).
@@ -112,7 +119,21 @@ var (
 	ErrContention = errors.New("cluster: too many concurrent writers for one user")
 	// ErrEmptyUser is returned for an empty user id, which has no subject.
 	ErrEmptyUser = errors.New("cluster: empty user id")
+	// ErrMalformed is returned for a stored message or record this package did not
+	// write (or a later version wrote differently).
+	ErrMalformed = errors.New("cluster: malformed stored record")
 )
+
+// classify wraps in server.ErrClusterUnavailable an error that says JetStream could not
+// be reached or did not answer in time (not one it answered with, nor one of this
+// package's), so the caller tells an outage from a refusal.
+func classify(err error) error {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) || errors.Is(err, ErrContention) || errors.Is(err, ErrEmptyUser) || errors.Is(err, ErrMalformed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", server.ErrClusterUnavailable, err)
+}
 
 // StreamOptions configures UserStreams. The zero value of each field keeps its default.
 type StreamOptions struct {
@@ -153,7 +174,14 @@ type UserStreams struct {
 	stream jetstream.Stream
 	acks   jetstream.KeyValue
 	maxID  uint64 // maxMsgID; lower in tests of the renewal
+	// retries counts compare-and-set conflicts (Retries).
+	retries atomic.Uint64
 }
+
+// Retries returns how many appends and acknowledgements had to be tried again because
+// another writer of the same user (on this node or another) got there first: a measure
+// of contention, for metrics.
+func (u *UserStreams) Retries() uint64 { return u.retries.Load() }
 
 // StoredMsg is one message of a user's sequence.
 type StoredMsg struct {
@@ -200,7 +228,7 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cluster: cannot create stream %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("cluster: cannot create stream %s: %w", cfg.Name, classify(err))
 	}
 	kcfg := jetstream.KeyValueConfig{
 		Bucket:      name + "_acks",
@@ -216,7 +244,7 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cluster: cannot create bucket %s: %w", kcfg.Bucket, err)
+		return nil, fmt.Errorf("cluster: cannot create bucket %s: %w", kcfg.Bucket, classify(err))
 	}
 	return u, nil
 }
@@ -260,7 +288,7 @@ func parseStored(m *jetstream.RawStreamMsg) (stored, error) {
 	num := func(h string) uint64 {
 		v, e := strconv.ParseUint(m.Header.Get(h), 10, 64)
 		if e != nil && err == nil {
-			err = fmt.Errorf("cluster: stream message %d: bad %s header: %w", m.Sequence, h, e)
+			err = fmt.Errorf("%w: stream message %d: bad %s header: %w", ErrMalformed, m.Sequence, h, e)
 		}
 		return v
 	}
@@ -280,7 +308,7 @@ func newEpoch() uint64 { return rand.Uint64N(maxMsgID) + 1 }
 func (u *UserStreams) Append(ctx context.Context, user string, payload []byte, target string) (epoch, id uint64, err error) {
 	epoch, id, err = u.append(ctx, user, payload, target, false)
 	if err != nil {
-		err = fmt.Errorf("cluster: cannot append for user %q: %w", user, err)
+		err = fmt.Errorf("cluster: cannot append for user %q: %w", user, classify(err))
 	}
 	return epoch, id, err
 }
@@ -291,7 +319,7 @@ func (u *UserStreams) Append(ctx context.Context, user string, payload []byte, t
 func (u *UserStreams) Begin(ctx context.Context, user string) (epoch, lastID uint64, err error) {
 	epoch, lastID, err = u.append(ctx, user, nil, "", true)
 	if err != nil {
-		err = fmt.Errorf("cluster: cannot begin the sequence of user %q: %w", user, err)
+		err = fmt.Errorf("cluster: cannot begin the sequence of user %q: %w", user, classify(err))
 	}
 	return epoch, lastID, err
 }
@@ -336,7 +364,7 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 		if !wrongLastSequence(err) {
 			return 0, 0, err
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := u.pause(ctx, attempt); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -351,9 +379,10 @@ func wrongLastSequence(err error) bool {
 		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// pause waits a random time that grows with attempt (up to about 2 ms), so writers
-// that collided do not collide again in lockstep.
-func pause(ctx context.Context, attempt int) error {
+// pause counts a conflict and waits a random time that grows with attempt (up to about
+// 2 ms), so writers that collided do not collide again in lockstep.
+func (u *UserStreams) pause(ctx context.Context, attempt int) error {
+	u.retries.Add(1)
 	d := time.Duration(rand.Int64N(int64(50*time.Microsecond) * int64(min(attempt+1, 40))))
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -376,7 +405,7 @@ func pause(ctx context.Context, attempt int) error {
 func (u *UserStreams) Since(ctx context.Context, user string, epoch, lastID uint64) (msgs []StoredMsg, recovered bool, curEpoch, curLast uint64, err error) {
 	msgs, recovered, curEpoch, curLast, err = u.since(ctx, user, epoch, lastID)
 	if err != nil {
-		err = fmt.Errorf("cluster: cannot read the sequence of user %q: %w", user, err)
+		err = fmt.Errorf("cluster: cannot read the sequence of user %q: %w", user, classify(err))
 	}
 	return msgs, recovered, curEpoch, curLast, err
 }
@@ -464,7 +493,7 @@ func (u *UserStreams) readAcks(ctx context.Context, user string) ([]ackRecord, u
 	}
 	var recs []ackRecord
 	if err := json.Unmarshal(e.Value(), &recs); err != nil {
-		return nil, 0, fmt.Errorf("bad acknowledgement record: %w", err)
+		return nil, 0, fmt.Errorf("%w: acknowledgements: %w", ErrMalformed, err)
 	}
 	return recs, e.Revision(), nil
 }
@@ -475,7 +504,7 @@ func (u *UserStreams) readAcks(ctx context.Context, user string) ([]ackRecord, u
 // furthest behind.
 func (u *UserStreams) Ack(ctx context.Context, user, device string, epoch, id uint64) error {
 	if err := u.ack(ctx, user, device, epoch, id); err != nil {
-		return fmt.Errorf("cluster: cannot record the acknowledgement of user %q device %q: %w", user, device, err)
+		return fmt.Errorf("cluster: cannot record the acknowledgement of user %q device %q: %w", user, device, classify(err))
 	}
 	return nil
 }
@@ -509,7 +538,7 @@ func (u *UserStreams) ack(ctx context.Context, user, device string, epoch, id ui
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !wrongLastSequence(err) {
 			return err
 		}
-		if err := pause(ctx, attempt); err != nil {
+		if err := u.pause(ctx, attempt); err != nil {
 			return err
 		}
 	}
@@ -553,7 +582,7 @@ func (u *UserStreams) Acked(ctx context.Context, user, device string, epoch uint
 	}
 	recs, _, err := u.readAcks(ctx, user)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: cannot read the acknowledgements of user %q: %w", user, err)
+		return 0, fmt.Errorf("cluster: cannot read the acknowledgements of user %q: %w", user, classify(err))
 	}
 	for _, r := range recs {
 		if r.Device == device && r.Epoch == epoch {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tether-gw/tether/internal/testkit"
+	"github.com/tether-gw/tether/server"
 )
 
 // callTimeout bounds each call of a test: generous for a loaded 2-core machine.
@@ -388,78 +390,130 @@ func TestMergeAck(t *testing.T) {
 	}
 }
 
-// With NATS gone, every call fails within its context's deadline instead of hanging.
+// With NATS gone (the embedded server shut down, the Debian binary killed), every call
+// fails within its context's deadline instead of hanging, and once the client has seen
+// the connection drop, at once.
 func TestUserStreamsNATSDown(t *testing.T) {
-	ns := testkit.NATS(t)
-	nc := connect(t, ns.URL())
-	u := openStreams(t, nc, StreamOptions{Prefix: "down"})
-	epoch, _ := appendOK(t, u, "frank", "p", "")
-	ns.Shutdown()
-	const limit = 2 * time.Second
-	calls := map[string]func(ctx context.Context) error{
-		"Append": func(ctx context.Context) error { _, _, err := u.Append(ctx, "frank", nil, ""); return err },
-		"Begin":  func(ctx context.Context) error { _, _, err := u.Begin(ctx, "frank"); return err },
-		"Since": func(ctx context.Context) error {
-			_, _, _, _, err := u.Since(ctx, "frank", epoch, 0)
-			return err
-		},
-		"Ack": func(ctx context.Context) error { return u.Ack(ctx, "frank", "d", epoch, 1) },
-		"Acked": func(ctx context.Context) error {
-			_, err := u.Acked(ctx, "frank", "d", epoch)
-			return err
-		},
-		"NewUserStreams": func(ctx context.Context) error {
-			_, err := NewUserStreams(ctx, nc, StreamOptions{Prefix: "down"})
-			return err
-		},
-	}
-	for name, call := range calls {
-		ctx, cancel := context.WithTimeout(context.Background(), limit)
-		start := time.Now()
-		err := call(ctx)
-		took := time.Since(start)
-		cancel()
-		if err == nil {
-			t.Errorf("%s succeeded with NATS down", name)
-		}
-		if took > limit+time.Second {
-			t.Errorf("%s took %v with a %v deadline", name, took, limit)
-		}
-		t.Logf("%s: %v after %v", name, err, took)
-	}
+	t.Run("embedded", func(t *testing.T) {
+		ns := testkit.NATS(t)
+		testNATSDown(t, ns.URL(), ns.Shutdown)
+	})
+	t.Run("nats29-killed", func(t *testing.T) {
+		p := testkit.NATSProcess(t)
+		testNATSDown(t, p.URL(), p.Kill)
+	})
 }
 
-// BenchmarkUserStreamAppend measures appends per second on the embedded server: from one
+func testNATSDown(t *testing.T, url string, stop func()) {
+	nc := connect(t, url)
+	u := openStreams(t, nc, StreamOptions{Prefix: "down"})
+	epoch, _ := appendOK(t, u, "frank", "p", "")
+	calls := []struct {
+		name string
+		f    func(ctx context.Context) error
+	}{
+		{"Append", func(ctx context.Context) error { _, _, err := u.Append(ctx, "frank", nil, ""); return err }},
+		{"Begin", func(ctx context.Context) error { _, _, err := u.Begin(ctx, "frank"); return err }},
+		{"Since", func(ctx context.Context) error { _, _, _, _, err := u.Since(ctx, "frank", epoch, 0); return err }},
+		{"Ack", func(ctx context.Context) error { return u.Ack(ctx, "frank", "d", epoch, 1) }},
+		{"Acked", func(ctx context.Context) error { _, err := u.Acked(ctx, "frank", "d", epoch); return err }},
+		{"NewUserStreams", func(ctx context.Context) error {
+			_, err := NewUserStreams(ctx, nc, StreamOptions{Prefix: "down"})
+			return err
+		}},
+	}
+	check := func(limit, bound time.Duration) {
+		t.Helper()
+		for _, c := range calls {
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			start := time.Now()
+			err := c.f(ctx)
+			took := time.Since(start)
+			cancel()
+			if !errors.Is(err, server.ErrClusterUnavailable) {
+				t.Errorf("%s with NATS down: %v, want server.ErrClusterUnavailable", c.name, err)
+			}
+			if took > bound {
+				t.Errorf("%s took %v with a %v deadline", c.name, took, limit)
+			}
+			t.Logf("%s: %v after %v", c.name, err, took)
+		}
+	}
+	stop()
+	check(2*time.Second, 3*time.Second) // the first may be sent before the client sees the loss
+	deadline := time.Now().Add(callTimeout)
+	for nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the client still thinks it is connected")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the client's state
+	}
+	check(time.Hour, 3*time.Second) // disconnected: no call waits for its deadline
+}
+
+// benchServers runs f against the embedded server and the Debian v2.9 binary.
+func benchServers(b *testing.B, f func(b *testing.B, u *UserStreams)) {
+	b.Run("embedded", func(b *testing.B) {
+		f(b, openStreams(b, connect(b, testkit.NATS(b).URL()), StreamOptions{Prefix: "bench"}))
+	})
+	b.Run("nats29", func(b *testing.B) {
+		f(b, openStreams(b, connect(b, testkit.NATSProcess(b).URL()), StreamOptions{Prefix: "bench"}))
+	})
+}
+
+// BenchmarkUserStreamAppend measures appends per second of 128-byte payloads: from one
 // goroutine, from 4 goroutines on distinct users, and from 4 on one user (every append
 // of the others is a compare-and-set conflict to retry).
 func BenchmarkUserStreamAppend(b *testing.B) {
-	ns := testkit.NATS(b)
-	u := openStreams(b, connect(b, ns.URL()), StreamOptions{Prefix: "bench"})
-	payload := make([]byte, 128)
-	run := func(b *testing.B, goroutines int, sameUser bool) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(payload)))
-		var wg sync.WaitGroup
-		per := b.N / goroutines
-		start := time.Now()
-		for g := range goroutines {
-			user := fmt.Sprintf("%s-%d", b.Name(), g)
-			if sameUser {
-				user = b.Name()
+	benchServers(b, func(b *testing.B, u *UserStreams) {
+		payload := make([]byte, 128)
+		run := func(b *testing.B, goroutines int, sameUser bool) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			var wg sync.WaitGroup
+			per := b.N / goroutines
+			start := time.Now()
+			for g := range goroutines {
+				user := fmt.Sprintf("%s-%d", b.Name(), g)
+				if sameUser {
+					user = b.Name()
+				}
+				wg.Go(func() {
+					for range per {
+						if _, _, err := u.Append(context.Background(), user, payload, ""); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
 			}
-			wg.Go(func() {
-				for range per {
-					if _, _, err := u.Append(context.Background(), user, payload, ""); err != nil {
-						b.Error(err)
-						return
+			wg.Wait()
+			b.ReportMetric(float64(per*goroutines)/time.Since(start).Seconds(), "appends/s")
+		}
+		b.Run("1goroutine", func(b *testing.B) { run(b, 1, false) })
+		b.Run("4goroutines-4users", func(b *testing.B) { run(b, 4, false) })
+		b.Run("4goroutines-1user", func(b *testing.B) { run(b, 4, true) })
+	})
+}
+
+// BenchmarkUserStreamSince measures a resume's read: the newest message only, and a
+// full buffer of 256 (one request per message).
+func BenchmarkUserStreamSince(b *testing.B) {
+	benchServers(b, func(b *testing.B, u *UserStreams) {
+		var epoch uint64
+		for range 256 {
+			epoch, _ = appendOK(b, u, "replay", "0123456789abcdef", "")
+		}
+		for _, n := range []uint64{1, 256} {
+			b.Run(fmt.Sprintf("msgs=%d", n), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					msgs, rec, _, _, err := u.Since(context.Background(), "replay", epoch, 256-n)
+					if err != nil || !rec || uint64(len(msgs)) != n {
+						b.Fatalf("Since = %d messages, %v, %v", len(msgs), rec, err)
 					}
 				}
 			})
 		}
-		wg.Wait()
-		b.ReportMetric(float64(per*goroutines)/time.Since(start).Seconds(), "appends/s")
-	}
-	b.Run("1goroutine", func(b *testing.B) { run(b, 1, false) })
-	b.Run("4goroutines-4users", func(b *testing.B) { run(b, 4, false) })
-	b.Run("4goroutines-1user", func(b *testing.B) { run(b, 4, true) })
+	})
 }
