@@ -22,6 +22,11 @@ package cluster
 // used (no per-message TTL, batch get or batch publish), and the stream's AllowDirect is
 // off so every read is answered by the stream's leader (never a lagging replica).
 //
+// The stream republishes (RePublish, JetStream 2.9) every stored message to the core
+// subject "<Prefix>.live.<user>", in store order: nodes learn of new messages from there
+// (LiveSubject, DecodeLive), never from the publish itself, which a compare-and-set may
+// have refused.
+//
 // # Ids: one more per message, across nodes
 //
 // Append reads the user's last message (GetLastMsgForSubject) and publishes the next one
@@ -217,6 +222,10 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 		MaxMsgs:           -1,
 		MaxBytes:          -1,
 		Replicas:          o.Replicas,
+		RePublish: &jetstream.RePublish{
+			Source:      o.Prefix + ".q.*",
+			Destination: o.Prefix + ".live.{{wildcard(1)}}",
+		},
 	}
 	u := &UserStreams{opts: o, js: js, maxID: maxMsgID}
 	// Two nodes creating at once: one may see "name in use" from the other's create
@@ -252,6 +261,38 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 // userSubject is the subject of uid's messages.
 func (u *UserStreams) userSubject(uid string) string {
 	return u.opts.Prefix + ".q." + base64.RawURLEncoding.EncodeToString([]byte(uid))
+}
+
+// LiveSubject is the core NATS subject on which JetStream republishes each of user's
+// messages once stored, in the sequence's order (never one a compare-and-set refused):
+// what a node with connections of user subscribes to, decoding each message with
+// DecodeLive, to deliver new messages as they come. A subscriber that sees an id more
+// than one above the last it saw (it was disconnected, or subscribed late) reads the
+// gap with Since.
+func (u *UserStreams) LiveSubject(user string) string {
+	return u.opts.Prefix + ".live." + base64.RawURLEncoding.EncodeToString([]byte(user))
+}
+
+// LiveSubjects is the wildcard matching every user's LiveSubject, for a node that takes
+// all users' messages rather than subscribing per user.
+func (u *UserStreams) LiveSubjects() string { return u.opts.Prefix + ".live.*" }
+
+// DecodeLive decodes a message received on a LiveSubject: the user, the message's
+// epoch, and the message (its Time is when JetStream stored it if the server says so,
+// else now). The payload aliases msg.Data.
+func DecodeLive(msg *nats.Msg) (user string, epoch uint64, m StoredMsg, err error) {
+	i := strings.LastIndexByte(msg.Subject, '.')
+	b, err := base64.RawURLEncoding.DecodeString(msg.Subject[i+1:])
+	if err != nil {
+		return "", 0, StoredMsg{}, fmt.Errorf("%w: live subject %q", ErrMalformed, msg.Subject)
+	}
+	seq, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+	at := time.Now()
+	if ts, err := time.Parse(time.RFC3339Nano, msg.Header.Get("Nats-Time-Stamp")); err == nil {
+		at = ts // nats-server 2.10 and later
+	}
+	s, err := parseStored(&jetstream.RawStreamMsg{Subject: msg.Subject, Sequence: seq, Header: msg.Header, Data: msg.Data, Time: at})
+	return string(b), s.epoch, s.StoredMsg, err
 }
 
 // head is the last stored message of a user's sequence.

@@ -92,6 +92,7 @@ var userStreamCases = []struct {
 	{"CountBound", testCountBound},
 	{"AgeBoundNewEpoch", testAgeBound},
 	{"AcksMonotonic", testAcksMonotonic},
+	{"Live", testLive},
 }
 
 func TestUserStreams(t *testing.T) {
@@ -344,6 +345,73 @@ func testAcksMonotonic(t *testing.T, url, prefix string) {
 	}
 	if got, _ := u.Acked(ctxT(t), "nobody", "phone", epoch); got != 0 {
 		t.Fatalf("Acked of an unknown user = %d, want 0", got)
+	}
+}
+
+// A subscriber of LiveSubject sees each stored message once, in id order, with its
+// epoch and target, while two nodes append concurrently (refused publishes never show);
+// the wildcard subscription sees every user's.
+func testLive(t *testing.T, url, prefix string) {
+	o := StreamOptions{Prefix: prefix}
+	nodes := []*UserStreams{openStreams(t, connect(t, url), o), openStreams(t, connect(t, url), o)}
+	const user, each = "gina/ü", 15
+	nc := connect(t, url)
+	sub, err := nc.SubscribeSync(nodes[0].LiveSubject(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wild, err := nc.SubscribeSync(nodes[0].LiveSubjects())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the subscriptions are in place
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, u := range nodes {
+		for range 2 {
+			wg.Go(func() {
+				for range each {
+					if _, _, err := u.Append(context.Background(), user, []byte("p"), "dev"); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	appendOK(t, nodes[1], "hank", "h", "")
+	var epoch uint64
+	for want := uint64(1); want <= 4*each; want++ {
+		msg, err := sub.NextMsg(callTimeout)
+		if err != nil {
+			t.Fatalf("live message %d: %v", want, err)
+		}
+		gotUser, e, m, err := DecodeLive(msg)
+		if err != nil || gotUser != user || m.ID != want || string(m.Payload) != "p" || m.Target != "dev" || m.Time.IsZero() {
+			t.Fatalf("live message %d = %q epoch %d %+v, %v", want, gotUser, e, m, err)
+		}
+		if epoch == 0 {
+			epoch = e
+		} else if e != epoch {
+			t.Fatalf("live message %d in epoch %d, before %d", want, e, epoch)
+		}
+	}
+	if msg, err := sub.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("an extra live message: %v", msg.Header)
+	}
+	for range 4 * each {
+		if _, err := wild.NextMsg(callTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := wild.NextMsg(callTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotUser, _, m, err := DecodeLive(msg); err != nil || gotUser != "hank" || m.ID != 1 {
+		t.Fatalf("wildcard's last message = %q %+v, %v", gotUser, m, err)
 	}
 }
 
