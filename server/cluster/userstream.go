@@ -38,6 +38,12 @@ package cluster
 // are therefore contiguous per user, with no duplicate and no gap, whichever node
 // appends.
 //
+// Each node caches the head (stream sequence, epoch, id) its last append or read of a
+// user left, at most headCacheSize users, and first tries to publish against it: a
+// user whose pushes go through one node costs one request per message instead of two.
+// The cache needs no invalidation: a stale head only makes JetStream refuse the publish
+// (another node appended, or everything aged out), and the retry reads the real one.
+//
 // # Epochs
 //
 // A user's sequence starts an epoch when the user has nothing stored: its first message
@@ -79,7 +85,8 @@ package cluster
 // (except when the answer to a publish that JetStream did store was lost: the message
 // is then in the sequence although Append failed). All methods
 // are safe for concurrent use from any goroutine and any number of nodes; a
-// UserStreams holds no lock and no per-user state.
+// UserStreams' only lock guards its head cache and is a leaf (nothing is taken or called
+// under it).
 
 import (
 	"context"
@@ -90,6 +97,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +124,8 @@ const (
 	// appendAttempts and ackAttempts bound the compare-and-set retries.
 	appendAttempts = 100
 	ackAttempts    = 100
+	// headCacheSize bounds the head cache (about 100 bytes an entry).
+	headCacheSize = 1 << 16
 )
 
 var (
@@ -179,6 +189,9 @@ type UserStreams struct {
 	stream jetstream.Stream
 	acks   jetstream.KeyValue
 	maxID  uint64 // maxMsgID; lower in tests of the renewal
+
+	mu    sync.Mutex      // a leaf; guards heads
+	heads map[string]head // by subject: see "Ids" in the file's doc
 	// retries counts compare-and-set conflicts (Retries).
 	retries atomic.Uint64
 }
@@ -227,7 +240,7 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 			Destination: o.Prefix + ".live.{{wildcard(1)}}",
 		},
 	}
-	u := &UserStreams{opts: o, js: js, maxID: maxMsgID}
+	u := &UserStreams{opts: o, js: js, maxID: maxMsgID, heads: map[string]head{}}
 	// Two nodes creating at once: one may see "name in use" from the other's create
 	// (or "wrong last sequence" when updating): the next attempt updates.
 	for attempt := 0; ; attempt++ {
@@ -317,6 +330,35 @@ func (u *UserStreams) last(ctx context.Context, subj string) (head, error) {
 	return head{seq: m.Sequence, epoch: s.epoch, id: s.ID}, nil
 }
 
+// cachedHead returns the cached head of subj, unless skip.
+func (u *UserStreams) cachedHead(subj string, skip bool) (head, bool) {
+	if skip {
+		return head{}, false
+	}
+	u.mu.Lock()
+	h, ok := u.heads[subj]
+	u.mu.Unlock()
+	return h, ok
+}
+
+// cacheHead records h as subj's head (forgets it when h.seq is 0). A full cache drops
+// an arbitrary entry.
+func (u *UserStreams) cacheHead(subj string, h head) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if h.seq == 0 {
+		delete(u.heads, subj)
+		return
+	}
+	if _, ok := u.heads[subj]; !ok && len(u.heads) >= headCacheSize {
+		for k := range u.heads {
+			delete(u.heads, k)
+			break
+		}
+	}
+	u.heads[subj] = h
+}
+
 // stored is a message as read back, with its chain fields.
 type stored struct {
 	StoredMsg
@@ -373,9 +415,12 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 	}
 	subj := u.userSubject(user)
 	for attempt := range appendAttempts {
-		h, err := u.last(ctx, subj)
-		if err != nil {
-			return 0, 0, err
+		h, cached := u.cachedHead(subj, marker || attempt > 0)
+		if !cached {
+			var err error
+			if h, err = u.last(ctx, subj); err != nil {
+				return 0, 0, err
+			}
 		}
 		epoch, id := h.epoch, h.id+1
 		switch {
@@ -387,6 +432,7 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 			epoch, id = newEpoch(), 1
 		}
 		m := nats.NewMsg(subj)
+		m.Header = make(nats.Header, 4)
 		m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
 		m.Header.Set(hdrID, strconv.FormatUint(id, 10))
 		prev := h.seq
@@ -398,12 +444,17 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 			m.Header.Set(hdrTarget, target)
 		}
 		m.Data = payload
-		_, err = u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(h.seq))
+		ack, err := u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(h.seq))
 		if err == nil {
+			u.cacheHead(subj, head{seq: ack.Sequence, epoch: epoch, id: id})
 			return epoch, id, nil
 		}
+		u.cacheHead(subj, head{}) // whatever happened, the head is unknown now
 		if !wrongLastSequence(err) {
 			return 0, 0, err
+		}
+		if cached {
+			continue // the cache was stale: read the head, no pause
 		}
 		if err := u.pause(ctx, attempt); err != nil {
 			return 0, 0, err
