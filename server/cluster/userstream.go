@@ -64,7 +64,7 @@ package cluster
 //
 // # Device acknowledgements
 //
-// A KV bucket "<Prefix>_acks" (TTL = Window, file storage) holds, per user (key: the
+// A KV bucket "<Prefix>_acks" (TTL = AckTTL, default Window; file storage) holds, per user (key: the
 // base64url user id), the acknowledgements of at most MaxDevices devices, each tagged
 // with the epoch it belongs to. Ack updates the user's value with compare-and-set (KV
 // Create when absent, Update with the revision read), retrying on a conflict, so two
@@ -157,9 +157,20 @@ type StreamOptions struct {
 	// Buffer is how many messages are kept per user (server.Options.ResumeBuffer).
 	// Default 256.
 	Buffer int
-	// Window is how long a message is kept (server.Options.ResumeWindow); it is also
-	// the acknowledgements' TTL. Default 5m.
+	// Window is how long a message is kept (server.Options.ResumeWindow). Default 5m.
 	Window time.Duration
+	// AckTTL is how long a user's device acknowledgements are kept after the last
+	// acknowledgement of any of the user's devices. Default Window. PROTOCOL.md §11
+	// keeps them as long as the sequence, which lives Window after its last message:
+	// with AckTTL = Window, a device that acknowledged nothing for Window while the
+	// user's sequence went on is forgotten (Acked says 0) and, reconnecting without a
+	// cursor, is treated as unknown. A longer AckTTL narrows that; records of an
+	// expired epoch are never used, so the only cost is the bucket's size.
+	AckTTL time.Duration
+	// MaxBytes caps the stream's size; the oldest messages (of any user) go first, and
+	// the resume of a user who needed them is "not recovered". Default -1, none: the
+	// stream then holds at most users × Buffer messages of up to Window's age.
+	MaxBytes int64
 	// Replicas is the stream's and bucket's replica count. Default 1.
 	Replicas int
 }
@@ -173,6 +184,12 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	}
 	if o.Window <= 0 {
 		o.Window = 5 * time.Minute
+	}
+	if o.AckTTL <= 0 {
+		o.AckTTL = o.Window
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = -1
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 1
@@ -214,8 +231,10 @@ type StoredMsg struct {
 }
 
 // NewUserStreams creates the stream and the acknowledgement bucket, or updates them to
-// o's settings, on the JetStream reached through nc. It is idempotent and several nodes
-// may call it at once.
+// o's settings, on the JetStream reached through nc (nc stays the caller's: the broker's
+// connection, with its options). It is idempotent and several nodes may call it at
+// once; all nodes must use the same options, or each start reconfigures the stream to
+// its own.
 func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserStreams, error) {
 	o = o.withDefaults()
 	js, err := jetstream.New(nc)
@@ -233,7 +252,7 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 		MaxMsgsPerSubject: int64(o.Buffer),
 		MaxAge:            o.Window,
 		MaxMsgs:           -1,
-		MaxBytes:          -1,
+		MaxBytes:          o.MaxBytes,
 		Replicas:          o.Replicas,
 		RePublish: &jetstream.RePublish{
 			Source:      o.Prefix + ".q.*",
@@ -255,7 +274,7 @@ func NewUserStreams(ctx context.Context, nc *nats.Conn, o StreamOptions) (*UserS
 	kcfg := jetstream.KeyValueConfig{
 		Bucket:      name + "_acks",
 		Description: "tether: QoS1 acknowledgements per user and device",
-		TTL:         o.Window,
+		TTL:         o.AckTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
 	}

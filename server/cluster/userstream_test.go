@@ -248,6 +248,13 @@ func testCountBound(t *testing.T, url, prefix string) {
 	}
 	expectSince(t, u, "carol", epoch, n+1, seq(1, 1), false, e2, 1)
 	expectSince(t, u, "carol", e2, 0, seq(1, 1), true, e2, 1)
+
+	// Another start with other bounds reconfigures the stream.
+	u2 := openStreams(t, connect(t, url), StreamOptions{Prefix: prefix, Buffer: 2 * buffer})
+	info, err := u2.stream.Info(ctxT(t))
+	if err != nil || info.Config.MaxMsgsPerSubject != 2*buffer {
+		t.Fatalf("stream after a restart with Buffer %d: %+v, %v", 2*buffer, info, err)
+	}
 }
 
 // Once all of a user's messages aged out the sequence is gone: the next message starts
