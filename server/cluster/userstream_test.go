@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -55,20 +56,35 @@ func appendOK(t testing.TB, u *UserStreams, user, payload, target string) (uint6
 	return e, id
 }
 
-// expectSince checks Since(epoch, last): the ids returned, recovered, and the position.
+// expectSince checks Since(epoch, last), reading one by one (walk) and through a
+// consumer (scan): the ids returned, recovered, and the position.
 func expectSince(t testing.TB, u *UserStreams, user string, epoch, last uint64, wantIDs []uint64, wantRec bool, wantEpoch, wantLast uint64) []StoredMsg {
 	t.Helper()
-	msgs, rec, ce, cl, err := u.Since(ctxT(t), user, epoch, last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []uint64
-	for _, m := range msgs {
-		ids = append(ids, m.ID)
-	}
-	if !slices.Equal(ids, wantIDs) || rec != wantRec || ce != wantEpoch || cl != wantLast {
-		t.Fatalf("Since(%d, %d) = ids %v recovered %v at (%d, %d); want %v %v at (%d, %d)",
-			epoch, last, ids, rec, ce, cl, wantIDs, wantRec, wantEpoch, wantLast)
+	defer func() { u.walkMax = walkMax }()
+	var msgs []StoredMsg
+	for _, way := range []struct {
+		name    string
+		walkMax int
+	}{{"walk", math.MaxInt}, {"scan", 0}} {
+		u.walkMax = way.walkMax
+		var rec bool
+		var ce, cl uint64
+		var err error
+		msgs, rec, ce, cl, err = u.Since(ctxT(t), user, epoch, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uint64
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+		}
+		if !slices.Equal(ids, wantIDs) || rec != wantRec || ce != wantEpoch || cl != wantLast {
+			t.Fatalf("Since(%d, %d) by %s = ids %v recovered %v at (%d, %d); want %v %v at (%d, %d)",
+				epoch, last, way.name, ids, rec, ce, cl, wantIDs, wantRec, wantEpoch, wantLast)
+		}
+		if info, err := u.stream.Info(ctxT(t)); err != nil || info.State.Consumers != 0 {
+			t.Fatalf("after Since by %s the stream has %d consumers (%v)", way.name, info.State.Consumers, err)
+		}
 	}
 	return msgs
 }
@@ -579,7 +595,7 @@ func BenchmarkUserStreamSince(b *testing.B) {
 		for range 256 {
 			epoch, _ = appendOK(b, u, "replay", "0123456789abcdef", "")
 		}
-		for _, n := range []uint64{1, 256} {
+		for _, n := range []uint64{1, walkMax, walkMax + 1, 256} {
 			b.Run(fmt.Sprintf("msgs=%d", n), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
