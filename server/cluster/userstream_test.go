@@ -483,19 +483,20 @@ func TestMergeAck(t *testing.T) {
 
 // With NATS gone (the embedded server shut down, the Debian binary killed), every call
 // fails within its context's deadline instead of hanging, and once the client has seen
-// the connection drop, at once.
+// the connection drop, at once. When NATS is back (same store) the sequence goes on
+// where it was: nothing was stored by the failed calls.
 func TestUserStreamsNATSDown(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
 		ns := testkit.NATS(t)
-		testNATSDown(t, ns.URL(), ns.Shutdown)
+		testNATSDown(t, ns.URL(), ns.Shutdown, ns.Restart)
 	})
 	t.Run("nats29-killed", func(t *testing.T) {
 		p := testkit.NATSProcess(t)
-		testNATSDown(t, p.URL(), p.Kill)
+		testNATSDown(t, p.URL(), p.Kill, p.Restart)
 	})
 }
 
-func testNATSDown(t *testing.T, url string, stop func()) {
+func testNATSDown(t *testing.T, url string, stop, restart func()) {
 	nc := connect(t, url)
 	u := openStreams(t, nc, StreamOptions{Prefix: "down"})
 	epoch, _ := appendOK(t, u, "frank", "p", "")
@@ -540,6 +541,26 @@ func testNATSDown(t *testing.T, url string, stop func()) {
 		time.Sleep(10 * time.Millisecond) // polling the client's state
 	}
 	check(time.Hour, 3*time.Second) // disconnected: no call waits for its deadline
+
+	restart()
+	for !nc.IsConnected() {
+		if time.Now().After(deadline.Add(callTimeout)) {
+			t.Fatal("the client did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the client's state
+	}
+	var e, id uint64
+	var err error
+	for { // JetStream may take a moment to have the stream again after a restart
+		if e, id, err = u.Append(ctxT(t), "frank", []byte("again"), ""); err == nil || time.Now().After(deadline.Add(2*callTimeout)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling JetStream's readiness
+	}
+	if err != nil || e != epoch || id != 2 {
+		t.Fatalf("append after NATS came back = (%d, %d), %v; want (%d, 2)", e, id, err, epoch)
+	}
+	expectSince(t, u, "frank", epoch, 0, seq(1, 2), true, epoch, 2)
 }
 
 // benchServers runs f against the embedded server and the Debian v2.9 binary.
