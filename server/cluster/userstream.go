@@ -9,9 +9,10 @@ package cluster
 // holding the subjects "<Prefix>.q.<user>" with the user id base64url-encoded (no
 // padding), so that any UTF-8 user id is one valid subject token. Its limits are the
 // resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (an
-// epoch marker, below, takes one of the Buffer slots until the Buffer-th message). JetStream evicts only from the front
-// of a subject, so what a user has stored is always a contiguous run of ids F..L; F−1 is
-// PROTOCOL.md's E (the highest id the bounds evicted). Messages do not leave early when
+// epoch marker, below, takes one of the Buffer slots until the Buffer-th message).
+// JetStream evicts only from the front of a subject, so what a user has stored is always
+// a contiguous run of ids F..L; F−1 is PROTOCOL.md's E (the highest id the bounds
+// evicted). Messages do not leave early when
 // acknowledged (the "only the count and age bounds apply" case of §11).
 //
 // Every stored message carries headers: Tether-Epoch and Tether-Id (its position),
@@ -55,7 +56,9 @@ package cluster
 // cursor naming the old epoch is then "not recovered". Epochs are random rather than
 // counted because nothing else survives the sequence's expiry; the only harm a repeat
 // can do is to make a stale cursor of the same user look current, and the chance that a
-// renewal repeats a given earlier epoch is 2^−53 (about 1e−16). A marker is a stored
+// renewal repeats a given earlier epoch is 2^−53 (about 1e−16). Two nodes starting a
+// user's epoch at once each draw one, but the compare-and-set stores only one: a
+// sequence has one epoch, whichever node began it. A marker is a stored
 // message with Tether-Id 0 and no payload: Begin writes one, with the same
 // expected-sequence check, so a connection can be told an epoch before the user's first
 // message; Since never returns it.
@@ -67,16 +70,16 @@ package cluster
 //
 // # Device acknowledgements
 //
-// A KV bucket "<Prefix>_acks" (TTL = AckTTL, default Window; file storage) holds, per user (key: the
-// base64url user id), the acknowledgements of at most MaxDevices devices, each tagged
-// with the epoch it belongs to. Ack updates the user's value with compare-and-set (KV
-// Create when absent, Update with the revision read), retrying on a conflict, so two
-// nodes acknowledging at once never move a device backwards; one value per user (not
-// one key per device) is what lets the 64-device bound be kept exactly: a new device
-// beyond it replaces a record of another epoch, else the one furthest behind. An
-// acknowledgement for another epoch than the device's record replaces it: at worst a
-// late acknowledgement from an old epoch makes the device be sent messages again
-// (at-least-once holds).
+// A KV bucket "<Prefix>_acks" (TTL = AckTTL, default Window; file storage) holds, per
+// user (key: the base64url user id), the acknowledgements of at most MaxDevices
+// devices, each tagged with the epoch it belongs to. Ack updates the user's value with
+// compare-and-set (KV Create when absent, Update with the revision read), retrying on a
+// conflict, so two nodes acknowledging at once never move a device backwards. One
+// value per user (not one key per device) is what lets the 64-device bound be kept
+// exactly: a new device beyond it replaces a record of another epoch, else the one
+// furthest behind. An acknowledgement for another epoch than the device's record
+// replaces it: at worst a late acknowledgement from an old epoch makes the device be
+// sent messages again (at-least-once holds).
 //
 // # Failure and concurrency
 //
@@ -86,10 +89,9 @@ package cluster
 // (NATS unreachable, no answer in time) wrap server.ErrClusterUnavailable; an error
 // JetStream answered with (storage full, say) does not. Either way nothing was stored
 // (except when the answer to a publish that JetStream did store was lost: the message
-// is then in the sequence although Append failed). All methods
-// are safe for concurrent use from any goroutine and any number of nodes; a
-// UserStreams' only lock guards its head cache and is a leaf (nothing is taken or called
-// under it).
+// is then in the sequence although Append failed). All methods are safe for concurrent
+// use from any goroutine and any number of nodes; a UserStreams' only lock guards its
+// head cache and is a leaf (nothing is taken or called under it).
 
 import (
 	"context"
