@@ -773,19 +773,21 @@ func mergeAck(recs []ackRecord, r ackRecord) ([]ackRecord, bool) {
 	return recs, true
 }
 
-// Acked returns what device acknowledged in epoch (0 if nothing, or not remembered).
-func (u *UserStreams) Acked(ctx context.Context, user, device string, epoch uint64) (uint64, error) {
+// Acked returns what device acknowledged in epoch, and whether it is known: it has a
+// record in epoch (Ack was called for it, by Resume when it connected, say). A device
+// not known has id 0.
+func (u *UserStreams) Acked(ctx context.Context, user, device string, epoch uint64) (id uint64, known bool, err error) {
 	if user == "" {
-		return 0, ErrEmptyUser
+		return 0, false, ErrEmptyUser
 	}
 	recs, _, err := u.readAcks(ctx, user)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: cannot read the acknowledgements of user %q: %w", user, classify(err))
+		return 0, false, fmt.Errorf("cluster: cannot read the acknowledgements of user %q: %w", user, classify(err))
 	}
 	for _, r := range recs {
 		if r.Device == device && r.Epoch == epoch {
-			return r.ID, nil
+			return r.ID, true, nil
 		}
 	}
-	return 0, nil
+	return 0, false, nil
 }

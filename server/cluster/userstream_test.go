@@ -109,6 +109,7 @@ var userStreamCases = []struct {
 	{"AgeBoundNewEpoch", testAgeBound},
 	{"AcksMonotonic", testAcksMonotonic},
 	{"Live", testLive},
+	{"ResumeTable", testResumeTable},
 }
 
 func TestUserStreams(t *testing.T) {
@@ -326,8 +327,8 @@ func testAcksMonotonic(t *testing.T, url, prefix string) {
 						errs <- err
 						return
 					}
-					got, err := u.Acked(context.Background(), "erin", dev, epoch)
-					if err != nil || got < id {
+					got, known, err := u.Acked(context.Background(), "erin", dev, epoch)
+					if err != nil || got < id || !known {
 						errs <- fmt.Errorf("after Ack(%s, %d) Acked = %d, %v", dev, id, got, err)
 						return
 					}
@@ -352,7 +353,7 @@ func testAcksMonotonic(t *testing.T, url, prefix string) {
 		return m
 	}
 	for dev, want := range map[string]uint64{"phone": maxFor(0), "laptop": maxFor(1)} {
-		if got, err := nodes[0].Acked(ctxT(t), "erin", dev, epoch); err != nil || got != want {
+		if got, _, err := nodes[0].Acked(ctxT(t), "erin", dev, epoch); err != nil || got != want {
 			t.Fatalf("Acked(%s) = %d, %v; want %d", dev, got, err, want)
 		}
 	}
@@ -360,14 +361,20 @@ func testAcksMonotonic(t *testing.T, url, prefix string) {
 	if err := u.Ack(ctxT(t), "erin", "phone", epoch, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := u.Acked(ctxT(t), "erin", "phone", epoch); got != maxFor(0) {
+	if got, _, _ := u.Acked(ctxT(t), "erin", "phone", epoch); got != maxFor(0) {
 		t.Fatalf("a lower Ack moved phone to %d", got)
 	}
-	if got, _ := u.Acked(ctxT(t), "erin", "phone", epoch+1); got != 0 {
-		t.Fatalf("Acked in another epoch = %d, want 0", got)
+	if got, known, _ := u.Acked(ctxT(t), "erin", "phone", epoch+1); got != 0 || known {
+		t.Fatalf("Acked in another epoch = %d %v, want 0, unknown", got, known)
 	}
-	if got, _ := u.Acked(ctxT(t), "nobody", "phone", epoch); got != 0 {
-		t.Fatalf("Acked of an unknown user = %d, want 0", got)
+	if got, known, _ := u.Acked(ctxT(t), "nobody", "phone", epoch); got != 0 || known {
+		t.Fatalf("Acked of an unknown user = %d %v, want 0, unknown", got, known)
+	}
+	if err := u.Ack(ctxT(t), "erin", "tablet", epoch, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, known, _ := u.Acked(ctxT(t), "erin", "tablet", epoch); got != 0 || !known {
+		t.Fatalf("a device recorded at 0: Acked = %d %v, want 0, known", got, known)
 	}
 }
 
@@ -508,7 +515,7 @@ func testNATSDown(t *testing.T, url string, stop, restart func()) {
 		{"Begin", func(ctx context.Context) error { _, _, err := u.Begin(ctx, "frank"); return err }},
 		{"Since", func(ctx context.Context) error { _, _, _, _, err := u.Since(ctx, "frank", epoch, 0); return err }},
 		{"Ack", func(ctx context.Context) error { return u.Ack(ctx, "frank", "d", epoch, 1) }},
-		{"Acked", func(ctx context.Context) error { _, err := u.Acked(ctx, "frank", "d", epoch); return err }},
+		{"Acked", func(ctx context.Context) error { _, _, err := u.Acked(ctx, "frank", "d", epoch); return err }},
 		{"NewUserStreams", func(ctx context.Context) error {
 			_, err := NewUserStreams(ctx, nc, StreamOptions{Prefix: "down"})
 			return err
