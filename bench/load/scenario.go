@@ -201,6 +201,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.S
 		return nil, err
 	}
 	s.setPhase(fmt.Sprintf("measuring %v", cfg.Duration))
+	s.markEvent("window-start")
 	cpu0, lcpu0, t0 := s.cpu(), s.loaderCPU(), time.Now()
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return nil, err
@@ -209,6 +210,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.S
 	if err != nil {
 		return nil, err
 	}
+	s.markEvent("window-end")
 	res.Seconds = time.Since(t0).Seconds()
 	res.ServerCPU = s.cpu() - cpu0
 	res.LoaderCPU = s.loaderCPU() - lcpu0
@@ -369,13 +371,23 @@ func payload(size int, seq uint64) []byte {
 	return p
 }
 
-// allUsers returns every loader's user ids in one list.
+// allUsers returns every loader's user ids in one list, taken from the loaders in
+// turn (each loader's first user, then each one's second, ...), so that a batch of
+// consecutive users spans every loader, and so every node of a cluster.
 func (s *session) allUsers() []string {
 	var users []string
-	for _, us := range s.users {
-		users = append(users, us...)
+	for j := 0; ; j++ {
+		more := false
+		for _, us := range s.users {
+			if j < len(us) {
+				users = append(users, us[j])
+				more = true
+			}
+		}
+		if !more {
+			return users
+		}
 	}
-	return users
 }
 
 // pushConcurrency is how many push requests the service keeps in flight: enough
@@ -467,6 +479,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	}
 	// One by one: the time until the last member has each broadcast.
 	s.setPhase(fmt.Sprintf("%d timed broadcasts to %d members", cfg.Broadcasts, members))
+	s.markEvent("broadcasts-start")
 	sentAt := map[uint64]int64{}
 	for id := uint64(1); id <= uint64(cfg.Broadcasts); id++ {
 		p := payload(cfg.Size, id)
@@ -511,6 +524,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	res.ServerCPU = s.cpu() - cpu0
+	s.markEvent("broadcasts-end")
 	res.LoaderCPU = s.loaderCPU() - lcpu0
 	res.Delivered = got
 	res.DeliveredPS = float64(got) / res.Seconds
