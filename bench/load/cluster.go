@@ -508,6 +508,8 @@ func (r *ClusterReport) clusterRows() ([]string, [][]string) {
 	add("room: last member max ms", maxOf(room1.LastMember), maxOf(room3.LastMember), "%.1f")
 	add("room: delivered msg/s (back to back)", room1.DeliveredPS, room3.DeliveredPS, "%.0f")
 	add("room: server CPU µs/msg (sum of nodes)", room1.CPUPerMsg, room3.CPUPerMsg, "%.2f")
+	rows = append(rows, []string{"room: probe broadcasts until one reached every member", strconv.Itoa(room1.RoomProbes), strconv.Itoa(room3.RoomProbes), "-"})
+	add("room: last join OK to the probe reaching all ms", room1.RoomSettleMS, room3.RoomSettleMS, "%.1f")
 	// One node has no NATS: its column is "-".
 	natsRow := func(name string, t *NATSTraffic, n float64) {
 		if t == nil {

@@ -75,6 +75,11 @@ type Result struct {
 	// service sending it to the last member having it.
 	LastMember []float64 `json:",omitempty"`
 	Members    int64     `json:",omitempty"`
+	// RoomProbes is how many probe broadcasts were sent after the members joined
+	// until one reached every member (1 on one node), and RoomSettleMS the
+	// milliseconds from the last join's OK until that one had.
+	RoomProbes   int     `json:",omitempty"`
+	RoomSettleMS float64 `json:",omitempty"`
 
 	// Churn: QoS1 messages the service had accepted, distinct ones the clients
 	// got, those missing and those delivered twice after msg_id dedupe (both must
@@ -474,6 +479,10 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	if members == 0 {
 		return errors.New("no connection could join the room")
 	}
+	s.setPhase("probing until a broadcast reaches every member")
+	if res.RoomProbes, res.RoomSettleMS, err = s.settleRoom(ctx, svc, members); err != nil {
+		return err
+	}
 	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
 		return err
 	}
@@ -547,6 +556,42 @@ func (s *session) room(ctx context.Context, res *Result) error {
 		<-done
 	}
 	return nil
+}
+
+// settleRoom broadcasts probes to the room until one reaches every member, and
+// returns how many it sent and the milliseconds from the last SUBSCRIBE OK to the
+// probe that did. On one node the first does. In a cluster a node subscribes to
+// the room's NATS subject on its next count flush (up to 20 ms after its members'
+// OKs), and a broadcast sent from another node before that misses its members, so
+// the timed broadcasts wait for the probe.
+func (s *session) settleRoom(ctx context.Context, svc *service.Service, members int64) (int, float64, error) {
+	const probeBase = 900_000
+	t0 := time.Now()
+	for probe := 1; ; probe++ {
+		id := uint64(probeBase + probe)
+		if _, err := svc.PushRoom(ctx, benchRoom, payload(s.r.cfg.Size, id)); err != nil {
+			return probe, 0, fmt.Errorf("cannot broadcast a probe: %w", err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			st, err := s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
+			if err != nil {
+				return probe, 0, err
+			}
+			if msg.Merge(st).Bcasts[id].N >= members {
+				return probe, float64(time.Since(t0).Microseconds()) / 1000, nil
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			if err := sleep(ctx, 5*time.Millisecond); err != nil {
+				return probe, 0, err
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			return probe, 0, fmt.Errorf("no probe broadcast reached all %d members within 30s", members)
+		}
+	}
 }
 
 // waitPushes polls the loaders until they have received want pushes since the last
