@@ -54,6 +54,10 @@ type ClusterConfig struct {
 	Warmup, Duration time.Duration
 	// Batch is the users per push request. Default 100.
 	Batch int
+	// MsgRate paces the pushes at this many messages per second across users; 0
+	// means closed loop (pushConcurrency requests in flight), as the push
+	// scenario. Default 0.
+	MsgRate float64
 	// Broadcasts is how many room broadcasts are timed one by one, then sent back
 	// to back. Default 10.
 	Broadcasts int
@@ -186,7 +190,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 		}
 	}
 	rc, err := RunConfig{Scenario: ScenarioPush, Impls: []string{ImplTetherd}, N: cfg.N, Loaders: cfg.Loaders, Src: cfg.Src,
-		Heartbeat: time.Minute, Warmup: cfg.Warmup, Duration: cfg.Duration, Batch: cfg.Batch, Size: cfg.Size,
+		Heartbeat: time.Minute, Warmup: cfg.Warmup, Duration: cfg.Duration, Batch: cfg.Batch, Size: cfg.Size, MsgRate: cfg.MsgRate,
 		Broadcasts: cfg.Broadcasts, Tetherd: cfg.Tetherd, Exe: cfg.Exe, Env: cfg.Env, Timeout: cfg.Timeout, Log: cfg.Log, TTY: cfg.TTY}.Defaults()
 	if err != nil {
 		return rep, err
@@ -584,13 +588,17 @@ func (r *ClusterReport) params() string {
 		}
 		spread = " (" + strings.Join(parts, "/") + ")"
 	}
+	pacing := fmt.Sprintf("%d requests in flight, closed loop", pushConcurrency)
+	if c.MsgRate > 0 {
+		pacing = fmt.Sprintf("paced at %.0f msgs/s", c.MsgRate)
+	}
 	return fmt.Sprintf("%d connections on 1 tetherd (no NATS), then spread over %d tetherd nodes%s on one nats-server (JetStream on), "+
 		"loader i connecting to node i %% %d; push: a service on node 1's control port, %d users per request (each spanning every node), "+
-		"%d requests in flight, closed loop, %v warmup, %v window; room: every connection a member, %d broadcasts of %d bytes timed one by one, "+
+		"%s, %v warmup, %v window; room: every connection a member, %d broadcasts of %d bytes timed one by one, "+
 		"then %d back to back (CPU); server CPU summed over the nodes; NATS: the nodes' tether_cluster_sent_* counters over each phase, "+
 		"less the idle cluster's own traffic (node heartbeats, measured for %v before any client); client heartbeats: the connections again, "+
 		"each PINGing every %v for %v",
-		c.N, c.Nodes, spread, c.Nodes, c.Batch, pushConcurrency, c.Warmup, c.Duration, c.Broadcasts, c.Size, c.Broadcasts, c.Background,
+		c.N, c.Nodes, spread, c.Nodes, c.Batch, pacing, c.Warmup, c.Duration, c.Broadcasts, c.Size, c.Broadcasts, c.Background,
 		c.PingInterval, c.HeartbeatWindow)
 }
 
@@ -640,8 +648,12 @@ func (r *ClusterReport) MarkdownTable() string {
 
 // clusterCmd is the command line equivalent to cfg, for BENCHMARKS.md.
 func clusterCmd(cfg ClusterConfig) string {
-	return fmt.Sprintf("tether-bench cluster -n %d -nodes %d -broadcasts %d -warmup %v -duration %v -hb-window %v",
+	s := fmt.Sprintf("tether-bench cluster -n %d -nodes %d -broadcasts %d -warmup %v -duration %v -hb-window %v",
 		cfg.N, cfg.Nodes, cfg.Broadcasts, cfg.Warmup, cfg.Duration, cfg.HeartbeatWindow)
+	if cfg.MsgRate > 0 {
+		s += fmt.Sprintf(" -msg-rate %.0f", cfg.MsgRate)
+	}
+	return s
 }
 
 func mainCluster(args []string, stdout, stderr io.Writer) error {
@@ -654,6 +666,7 @@ func mainCluster(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "push: the time the load runs before the measured window.")
 	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "push: the measured window.")
 	fs.IntVar(&cfg.Batch, "batch", 100, "push: users per push request.")
+	fs.Float64Var(&cfg.MsgRate, "msg-rate", 0, "push: messages per second across users; 0 means closed loop (as the push scenario).")
 	fs.IntVar(&cfg.Broadcasts, "broadcasts", 10, "room: broadcasts timed one by one, then sent back to back.")
 	fs.DurationVar(&cfg.Background, "background", 6*time.Second, "The window on the idle cluster that measures the nodes' own NATS traffic.")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", time.Second, "The client heartbeat phase's PING interval per connection.")
