@@ -5,7 +5,8 @@
 //
 //	bench/kit       plumbing every bench process shares: child processes, /proc readers,
 //	                loopback dialing over tcp, tls, ws and wss (and the baselines'
-//	                listeners for them), starting tetherd, command-line helpers
+//	                listeners for them), starting tetherd and nats-server, command-line
+//	                helpers
 //	bench/loadgen   the load generator: one child process holding N client connections,
 //	                driven by JSON commands (both tether-bench and tether-memtest use it)
 //	bench/serve     the server child: each implementation under test (the embedded

@@ -29,6 +29,9 @@ type TetherdConfig struct {
 	// Cert is the certificate tls and wss serve (-tls-cert, -tls-key). Required
 	// for those.
 	Cert Cert
+	// Args are further tetherd flags, after the others (-nats URL -nats-name NAME
+	// for a node of a cluster).
+	Args []string
 }
 
 // transportArgs returns tetherd's flags for a listener of t on addr.
@@ -91,6 +94,7 @@ func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
 		control = ports[2]
 	}
 	args = append(args, "-control", control)
+	args = append(args, cfg.Args...)
 	cmd := exec.Command(cfg.Bin, args...)
 	cmd.Stdout, cmd.Stderr = cfg.Out, cfg.Out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -42,6 +42,10 @@ Other commands:
   transports  memory per idle connection, handshake+auth rate and room fan-out CPU
            per message of tetherd and the goroutine-per-connection baseline over
            tcp, tls, ws and wss, each against tetherd over raw tcp
+  cluster  tetherd nodes on a nats-server (started by the bench) against one
+           tetherd: cross-node push and room fan-out (latency, messages/s, CPU
+           per message summed over the nodes) and NATS messages and bytes per
+           push, per room broadcast and per client heartbeat
 
   suite    the standard suite behind make bench: every scenario, the floor probe,
            raw results under bench/results and the tables in BENCHMARKS.md
@@ -66,6 +70,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmds = append(cmds,
 		kit.Command{Name: "transports", Run: func(a []string) error { return mainTransports(a, stdout, stderr) }},
+		kit.Command{Name: "cluster", Run: func(a []string) error { return mainCluster(a, stdout, stderr) }},
 		kit.Command{Name: "suite", Run: func(a []string) error { return mainSuite(a, stdout, stderr) }},
 		kit.Command{Name: "floor", Run: func(a []string) error { return mainFloor(a, stdout, stderr) }},
 		kit.Command{Name: floorPeerCmd, Run: func(a []string) error { return floor.PeerMain(a, stdin, stdout, stderr) }},

@@ -180,6 +180,13 @@ func (sr *SuiteResult) targets() []Target {
 			}
 		}
 	}
+	// Cluster.
+	if c := sr.Cluster; c != nil && c.Cluster != nil && c.Cluster.HeartbeatNATS != nil && c.Cluster.Heartbeats > 0 {
+		x := c.Cluster
+		add(Target{Name: fmt.Sprintf("cluster: NATS messages per client heartbeat (%d nodes, %d PONGs in %v)", x.Nodes, x.Heartbeats, c.Config.HeartbeatWindow),
+			Want: "0", Got: fmt.Sprintf("%.4f (%d messages in the window, node heartbeats included)", x.HeartbeatNATS.NetMsgs/float64(x.Heartbeats), x.HeartbeatNATS.Msgs),
+			Met: x.HeartbeatNATS.NetMsgs/float64(x.Heartbeats) < 0.001})
+	}
 	// Churn.
 	if r := sr.result("churn", ImplTetherd); r != nil {
 		add(Target{Name: fmt.Sprintf("churn: QoS1 messages lost or duplicated (%d conns, %d reconnects)", r.Connected, r.Reconnects), Want: "0 and 0",
@@ -310,6 +317,11 @@ func (sr *SuiteResult) Markdown(cfg SuiteConfig) string {
 		fmt.Fprintf(&b, "\n### Transports\n\n`%s` (raw: `%s`, `%s`)\n\n%s.\n\n%s\nRSS per connection as found, before the GC: %s.\n",
 			transportsCmd(t.Config), rel(filepath.Join(cfg.Results, "load-transports.txt")), rel(filepath.Join(cfg.Results, "load-transports.json")),
 			t.params(), t.MarkdownTable(), t.foundText())
+	}
+	if c := sr.Cluster; c != nil {
+		fmt.Fprintf(&b, "\n### Cluster: %d nodes on NATS against one node\n\n`%s` (raw: `%s`, `%s`)\n\n%s.\n\n%s%s",
+			c.Config.Nodes, clusterCmd(c.Config), rel(filepath.Join(cfg.Results, "load-cluster.txt")), rel(filepath.Join(cfg.Results, "load-cluster.json")),
+			c.params(), c.MarkdownTable(), c.notes())
 	}
 	if m := sr.Memtest; m != nil {
 		fmt.Fprintf(&b, "\n### Memory, settled (tether-memtest in the same suite; raw: `%s`)\n\n```text\n%s```\n",

@@ -327,9 +327,21 @@ func (r *runner) tetherd(ctx context.Context) (string, error) {
 
 // session is one server with its loaders and connections.
 type session struct {
-	r         *runner
-	name      string
-	srv       *serverProc
+	r    *runner
+	name string
+	// srv is the server, or the first node of a cluster (whose control port the
+	// service uses); nodes are every node of a cluster, srv first, and nil for a
+	// single server. Loader i connects to node i % len(nodes), and the server CPU
+	// figures are the nodes' sum.
+	srv   *serverProc
+	nodes []*serverProc
+	// pingInterval, when set, makes the loaders PING at it instead of the
+	// announced heartbeat.
+	pingInterval time.Duration
+	// mark, when set, is called at the start and end of the measured phases
+	// ("window-start", "window-end", "broadcasts-start", "broadcasts-end"), for
+	// readings taken at the same moments as the CPU.
+	mark      func(event string)
 	loaders   []msg.Child
 	counts    []int // connections per loader
 	users     [][]string
@@ -364,28 +376,47 @@ func (r *runner) open(ctx context.Context, impl string, n int, control bool) (*s
 		return nil, err
 	}
 	s.srv = srv
+	return s, s.begin(ctx, impl, n)
+}
+
+// begin takes the started servers' first readings and opens n connections to them,
+// and returns once every connection has authenticated or failed; on failure it
+// closes the session.
+func (s *session) begin(ctx context.Context, impl string, n int) error {
+	r, srv := s.r, s.srv
 	time.Sleep(200 * time.Millisecond) // let the fresh process settle before the first RSS reading
 	if r.settle && srv.gc != nil {
 		if err := srv.gc(); err != nil {
 			s.close()
-			return nil, err
+			return err
 		}
 	}
 	s.rssBefore, _ = kit.ProcRSS(srv.pid)
 	s.cpuStart = s.cpu()
 	if err := s.startLoaders(ctx, impl, n); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
-	r.log.Printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, len(s.loaders), srv.pid, srv.addr)
+	if len(s.nodes) > 1 {
+		r.log.Printf("== %s: %d connections from %d loader(s) over %d nodes, first node pid %d on %s", s.name, n, len(s.loaders), len(s.nodes), srv.pid, srv.addr)
+	} else {
+		r.log.Printf("== %s: %d connections from %d loader(s), server pid %d on %s", s.name, n, len(s.loaders), srv.pid, srv.addr)
+	}
 	go s.ticker()
 	s.setPhase("connecting")
 	if _, err := s.await(ctx, 2*time.Minute, "connected"); err != nil {
 		s.close()
-		return nil, err
+		return err
 	}
 	s.cpuConnected, s.loaderCPUConnected = s.cpu(), s.loaderCPU()
-	return s, nil
+	return nil
+}
+
+// markEvent calls s.mark, if set.
+func (s *session) markEvent(event string) {
+	if s.mark != nil {
+		s.mark(event)
+	}
 }
 
 // startLoaders starts the load processes for n connections to impl, each from a
@@ -413,7 +444,11 @@ func (s *session) startLoaders(ctx context.Context, impl string, n int) error {
 		if i < n%loaders {
 			cnt++
 		}
-		lc := loadgen.Config{Addr: s.srv.addr, N: cnt, Src: s.r.nextSrc(), ID: i, ClientVersion: "tether-bench",
+		addr := s.srv.addr
+		if len(s.nodes) > 0 {
+			addr = s.nodes[i%len(s.nodes)].addr
+		}
+		lc := loadgen.Config{Addr: addr, N: cnt, PingInterval: s.pingInterval, Src: s.r.nextSrc(), ID: i, ClientVersion: "tether-bench",
 			Rate: cfg.Rate / float64(loaders), Concurrency: cfg.Concurrency, MaxLifetime: cfg.Timeout,
 			Transport: cfg.Transport, CAFile: cert.CertFile}
 		if impl == ImplBare {
@@ -562,8 +597,17 @@ func (s *session) each(cmd func(i int) msg.Command) error {
 	return nil
 }
 
-// cpu returns the server's CPU seconds so far.
+// cpu returns the server's CPU seconds so far (a cluster's: the sum over its
+// nodes).
 func (s *session) cpu() float64 {
+	if len(s.nodes) > 0 {
+		var t float64
+		for _, n := range s.nodes {
+			v, _ := kit.ProcCPU(n.pid)
+			t += v
+		}
+		return t
+	}
 	v, _ := kit.ProcCPU(s.srv.pid)
 	return v
 }
@@ -586,7 +630,17 @@ func (s *session) close() {
 		close(s.stopTick)
 	}
 	s.stopLoaders()
-	if s.srv != nil {
+	if len(s.nodes) > 0 {
+		var wg sync.WaitGroup
+		for _, n := range s.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n.stop()
+			}()
+		}
+		wg.Wait()
+	} else if s.srv != nil {
 		s.srv.stop()
 	}
 }

@@ -75,6 +75,11 @@ type Result struct {
 	// service sending it to the last member having it.
 	LastMember []float64 `json:",omitempty"`
 	Members    int64     `json:",omitempty"`
+	// RoomProbes is how many probe broadcasts were sent after the members joined
+	// until one reached every member (1 on one node), and RoomSettleMS the
+	// milliseconds from the last join's OK until that one had.
+	RoomProbes   int     `json:",omitempty"`
+	RoomSettleMS float64 `json:",omitempty"`
 
 	// Churn: QoS1 messages the service had accepted, distinct ones the clients
 	// got, those missing and those delivered twice after msg_id dedupe (both must
@@ -201,6 +206,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.S
 		return nil, err
 	}
 	s.setPhase(fmt.Sprintf("measuring %v", cfg.Duration))
+	s.markEvent("window-start")
 	cpu0, lcpu0, t0 := s.cpu(), s.loaderCPU(), time.Now()
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return nil, err
@@ -209,6 +215,7 @@ func (s *session) window(ctx context.Context, res *Result, profile bool) (*msg.S
 	if err != nil {
 		return nil, err
 	}
+	s.markEvent("window-end")
 	res.Seconds = time.Since(t0).Seconds()
 	res.ServerCPU = s.cpu() - cpu0
 	res.LoaderCPU = s.loaderCPU() - lcpu0
@@ -369,13 +376,23 @@ func payload(size int, seq uint64) []byte {
 	return p
 }
 
-// allUsers returns every loader's user ids in one list.
+// allUsers returns every loader's user ids in one list, taken from the loaders in
+// turn (each loader's first user, then each one's second, ...), so that a batch of
+// consecutive users spans every loader, and so every node of a cluster.
 func (s *session) allUsers() []string {
 	var users []string
-	for _, us := range s.users {
-		users = append(users, us...)
+	for j := 0; ; j++ {
+		more := false
+		for _, us := range s.users {
+			if j < len(us) {
+				users = append(users, us[j])
+				more = true
+			}
+		}
+		if !more {
+			return users
+		}
 	}
-	return users
 }
 
 // pushConcurrency is how many push requests the service keeps in flight: enough
@@ -462,11 +479,16 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	if members == 0 {
 		return errors.New("no connection could join the room")
 	}
+	s.setPhase("probing until a broadcast reaches every member")
+	if res.RoomProbes, res.RoomSettleMS, err = s.settleRoom(ctx, svc, members); err != nil {
+		return err
+	}
 	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
 		return err
 	}
 	// One by one: the time until the last member has each broadcast.
 	s.setPhase(fmt.Sprintf("%d timed broadcasts to %d members", cfg.Broadcasts, members))
+	s.markEvent("broadcasts-start")
 	sentAt := map[uint64]int64{}
 	for id := uint64(1); id <= uint64(cfg.Broadcasts); id++ {
 		p := payload(cfg.Size, id)
@@ -511,6 +533,7 @@ func (s *session) room(ctx context.Context, res *Result) error {
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	res.ServerCPU = s.cpu() - cpu0
+	s.markEvent("broadcasts-end")
 	res.LoaderCPU = s.loaderCPU() - lcpu0
 	res.Delivered = got
 	res.DeliveredPS = float64(got) / res.Seconds
@@ -533,6 +556,42 @@ func (s *session) room(ctx context.Context, res *Result) error {
 		<-done
 	}
 	return nil
+}
+
+// settleRoom broadcasts probes to the room until one reaches every member, and
+// returns how many it sent and the milliseconds from the last SUBSCRIBE OK to the
+// probe that did. On one node the first does. In a cluster a node subscribes to
+// the room's NATS subject on its next count flush (up to 20 ms after its members'
+// OKs), and a broadcast sent from another node before that misses its members, so
+// the timed broadcasts wait for the probe.
+func (s *session) settleRoom(ctx context.Context, svc *service.Service, members int64) (int, float64, error) {
+	const probeBase = 900_000
+	t0 := time.Now()
+	for probe := 1; ; probe++ {
+		id := uint64(probeBase + probe)
+		if _, err := svc.PushRoom(ctx, benchRoom, payload(s.r.cfg.Size, id)); err != nil {
+			return probe, 0, fmt.Errorf("cannot broadcast a probe: %w", err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			st, err := s.all(ctx, msg.Command{Op: "report"}, "report", 30*time.Second)
+			if err != nil {
+				return probe, 0, err
+			}
+			if msg.Merge(st).Bcasts[id].N >= members {
+				return probe, float64(time.Since(t0).Microseconds()) / 1000, nil
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			if err := sleep(ctx, 5*time.Millisecond); err != nil {
+				return probe, 0, err
+			}
+		}
+		if time.Since(t0) > 30*time.Second {
+			return probe, 0, fmt.Errorf("no probe broadcast reached all %d members within 30s", members)
+		}
+	}
 }
 
 // waitPushes polls the loaders until they have received want pushes since the last

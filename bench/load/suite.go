@@ -43,7 +43,8 @@ type SuiteConfig struct {
 	// suite itself. Default 1.
 	Scale int
 	// Only, when set, runs only the named steps (comma-separated: floor, connect,
-	// idle, echo, pipelined, push, room, churn, transports, memtest).
+	// idle, echo, pipelined, push, room, churn, transports, cluster, memtest).
+	// The cluster step needs the nats-server binary (Debian package nats-server).
 	Only string
 	// Log receives progress.
 	Log io.Writer
@@ -90,6 +91,15 @@ func suiteTransports(scale int) TransportsConfig {
 		Concurrency: 64, Src: "127.0.6.2", Broadcasts: 10}
 }
 
+// suiteCluster returns the suite's cluster measurement: 19,000 connections
+// (scaled) on one tetherd, then over 3 nodes on a nats-server. On the 2-core
+// reference machine it takes about 2 minutes.
+func suiteCluster(scale int) ClusterConfig {
+	d := func(v time.Duration) time.Duration { return max(v/time.Duration(scale), time.Second) }
+	return ClusterConfig{N: max(19000/scale, 60), Nodes: 3, Loaders: 2, Src: "127.0.8.2", Warmup: d(2 * time.Second), Duration: d(8 * time.Second),
+		Broadcasts: 10, Background: max(d(6*time.Second), 3*time.Second), HeartbeatWindow: d(8 * time.Second)}
+}
+
 // SuiteResult is everything the suite measured.
 type SuiteResult struct {
 	Env     Env
@@ -98,8 +108,10 @@ type SuiteResult struct {
 	Memtest *MemtestFigures `json:",omitempty"`
 	// Transports is the transports measurement (tcp, tls, ws, wss).
 	Transports *TransportsReport `json:",omitempty"`
-	Targets    []Target
-	Seconds    float64
+	// Cluster is the cluster measurement (3 nodes on NATS against one node).
+	Cluster *ClusterReport `json:",omitempty"`
+	Targets []Target
+	Seconds float64
 	// Scale is the suite's -scale.
 	Scale int
 }
@@ -130,7 +142,7 @@ func mainSuite(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Memtest, "memtest", "", "The tether-memtest binary for the memory run at 19,000 connections; empty skips it.")
 	fs.StringVar(&cfg.Tetherd, "tetherd", "", "The tetherd binary; empty means build ./cmd/tetherd.")
 	fs.IntVar(&cfg.Scale, "scale", 1, "Divide connection counts and durations by this, to check the suite quickly.")
-	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, transports, memtest.")
+	fs.StringVar(&cfg.Only, "only", "", "Run only these steps, comma-separated: floor, connect, idle, echo, pipelined, push, room, churn, transports, cluster, memtest.")
 	quiet := fs.Bool("q", false, "Print no progress.")
 	render := fs.Bool("render", false, "Measure nothing: rewrite the section of -md from the suite.json in -results.")
 	if err := kit.Parse(fs, args); err != nil {
@@ -251,6 +263,23 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*SuiteResult, error) {
 		fmt.Fprintf(&text, "# %s\n\n", transportsCmd(tc))
 		_ = rep.WriteText(&text)
 		if err := writeBoth(filepath.Join(cfg.Results, "load-transports"), text.String(), rep); err != nil {
+			return sr, err
+		}
+		log.Printf("%s", text.String())
+	}
+	if only("cluster") {
+		cc := suiteCluster(cfg.Scale)
+		cc.Tetherd, cc.Log, cc.TTY = tetherd, cfg.Log, cfg.TTY
+		log.Printf("== cluster: %s", clusterCmd(cc))
+		rep, err := RunCluster(ctx, cc)
+		if err != nil {
+			return sr, fmt.Errorf("step cluster: %w", err)
+		}
+		sr.Cluster = rep
+		var text bytes.Buffer
+		fmt.Fprintf(&text, "# %s\n\n", clusterCmd(cc))
+		_ = rep.WriteText(&text)
+		if err := writeBoth(filepath.Join(cfg.Results, "load-cluster"), text.String(), rep); err != nil {
 			return sr, err
 		}
 		log.Printf("%s", text.String())
