@@ -65,6 +65,7 @@ type Broker interface {
 type ClusterQuery struct {
 	// Users asks for these users' connections; Stats for the node's totals.
 	Users []string `json:"users,omitempty"`
+	Rooms []string `json:"rooms,omitempty"`
 	Stats bool     `json:"stats,omitempty"`
 }
 
@@ -72,6 +73,7 @@ type ClusterQuery struct {
 type ClusterAnswer struct {
 	Node  uint16                `json:"node"`
 	Users map[string][]ConnInfo `json:"users,omitempty"`
+	Rooms map[string]int        `json:"rooms,omitempty"`
 	Stats *Stats                `json:"stats,omitempty"`
 }
 
@@ -150,6 +152,9 @@ type ClusterMessage struct {
 	Reason  string
 	// Login is the new login's identity (ClusterLogin).
 	Login LoginIdentity
+	// Nodes, when set, are the nodes to send to, instead of those the counts name
+	// (a query found them before their counts arrived).
+	Nodes []uint16
 }
 
 // LoginIdentity is what the device policy compares of two logins.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 )
 
 // Presence and stats for the whole cluster: this node's part is read directly, the
@@ -90,11 +91,54 @@ func (s *Server) AnswerCluster(q *ClusterQuery) *ClusterAnswer {
 			a.Users[u] = infos
 		}
 	}
+	if len(q.Rooms) > 0 {
+		a.Rooms = make(map[string]int, len(q.Rooms))
+		for _, name := range q.Rooms {
+			if r := s.rooms.get(name); r != nil {
+				a.Rooms[name] = r.size()
+			}
+		}
+	}
 	if q.Stats {
 		st := s.Stats()
 		a.Stats = &st
 	}
 	return a
+}
+
+// missWait bounds the query a push makes for what the counts do not show yet.
+const missWait = 250 * time.Millisecond
+
+// findElsewhere asks the other nodes which of them hold connections of users, or
+// members of room: the counts lag a first connection or member by up to a flush, and a
+// push made in that moment must not call the user offline. It returns, per node, the
+// users it holds and its members of room.
+func (s *Server) findElsewhere(users []string, room string) (map[uint16][]string, map[uint16]int) {
+	if s.broker == nil || (len(users) == 0 && room == "") {
+		return nil, nil
+	}
+	q := &ClusterQuery{Users: users}
+	if room != "" {
+		q.Rooms = []string{room}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), missWait)
+	defer cancel()
+	answers, _, err := s.broker.Query(ctx, q)
+	if err != nil {
+		return nil, nil
+	}
+	byNode, members := map[uint16][]string{}, map[uint16]int{}
+	for _, a := range answers {
+		for u, cs := range a.Users {
+			if len(cs) > 0 {
+				byNode[a.Node] = append(byNode[a.Node], u)
+			}
+		}
+		if n := a.Rooms[room]; n > 0 {
+			members[a.Node] = n
+		}
+	}
+	return byNode, members
 }
 
 // NodeID returns this node's id in its cluster (0 on a single node): the node part of

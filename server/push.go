@@ -112,11 +112,23 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	if err != nil {
 		return n, err
 	}
-	if r := s.remoteCount(CountRoom, room); r > 0 {
-		if err := s.publish(&ClusterMessage{Kind: ClusterPushRoom, Room: room, Payload: payload, Exclude: exclude}); err != nil {
-			return n, err
+	if s.broker != nil {
+		if r := s.remoteCount(CountRoom, room); r > 0 {
+			if err := s.publish(&ClusterMessage{Kind: ClusterPushRoom, Room: room, Payload: payload, Exclude: exclude}); err != nil {
+				return n, err
+			}
+			return n + r, nil
 		}
-		n += r
+		// No member elsewhere as far as the counts know: ask (a first member that
+		// joined a moment ago is not counted, nor its node subscribed to the room,
+		// yet), and send to the nodes that have members directly.
+		_, members := s.findElsewhere(nil, room)
+		for node, m := range members {
+			if err := s.publish(&ClusterMessage{Kind: ClusterPushRoom, Room: room, Payload: payload, Exclude: exclude, Nodes: []uint16{node}}); err != nil {
+				return n, err
+			}
+			n += m
+		}
 	}
 	return n, nil
 }
@@ -288,7 +300,7 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 		return res, err
 	}
 	down := s.ClusterDown()
-	var remote []string
+	var remote, unknown []string
 	for i, uid := range users {
 		n := counts[i]
 		if r := s.remoteCount(CountUser, uid); r > 0 {
@@ -299,6 +311,10 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 			if down {
 				return res, ErrClusterUnavailable // the user may be on a node we cannot reach
 			}
+			if s.broker != nil {
+				unknown = append(unknown, uid)
+				continue
+			}
 			res.Offline++
 		}
 		res.Delivered += n
@@ -307,6 +323,22 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 		if err := s.publish(&ClusterMessage{Kind: ClusterPushUsers, Users: remote, Payload: payload, Exclude: opts.Exclude}); err != nil {
 			return res, err
 		}
+	}
+	if len(unknown) > 0 {
+		// Offline as far as the counts know: ask, as a connection made a moment ago
+		// elsewhere is not counted yet.
+		found, _ := s.findElsewhere(unknown, "")
+		seen := map[string]bool{}
+		for node, us := range found {
+			if err := s.publish(&ClusterMessage{Kind: ClusterPushUsers, Users: us, Payload: payload, Exclude: opts.Exclude, Nodes: []uint16{node}}); err != nil {
+				return res, err
+			}
+			for _, u := range us {
+				seen[u] = true
+			}
+			res.Delivered += len(us)
+		}
+		res.Offline += len(unknown) - len(seen)
 	}
 	return res, nil
 }

@@ -123,7 +123,11 @@ type Broker struct {
 	remote map[countKey]int
 	seq    uint64
 
-	stop    chan struct{}
+	stop chan struct{}
+	// kick wakes the flusher at once when a key appears (a first connection of a user,
+	// a first member of a room), so other nodes learn of it within a round trip rather
+	// than at the next CountFlush.
+	kick    chan struct{}
 	done    sync.WaitGroup
 	stopped atomic.Bool
 	// Sent and received byte and message counts (metrics).
@@ -161,7 +165,7 @@ func New(opts Options) (*Broker, error) {
 		instance: binary.BigEndian.Uint64(r[2:]),
 		local:    map[countKey]int{}, dirty: map[countKey]struct{}{},
 		rooms: map[string]*nats.Subscription{}, peers: map[uint16]*peer{}, remote: map[countKey]int{},
-		stop: make(chan struct{}),
+		stop: make(chan struct{}), kick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -281,6 +285,14 @@ func (b *Broker) Publish(m *server.ClusterMessage) error {
 	if b.nc == nil || !b.nc.IsConnected() {
 		return server.ErrClusterUnavailable
 	}
+	if len(m.Nodes) > 0 {
+		for _, n := range m.Nodes {
+			if err := b.send(b.nodeSubject(n), encodeOp(b.node, m)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	switch m.Kind {
 	case server.ClusterPushRoom:
 		return b.send(b.roomSubject(m.Room), encodeOp(b.node, m))
@@ -359,6 +371,7 @@ func (b *Broker) onOp(msg *nats.Msg) {
 func (b *Broker) Count(kind server.CountKind, key string, n int) {
 	k := countKey{kind, key}
 	b.mu.Lock()
+	_, had := b.local[k]
 	if n == 0 {
 		delete(b.local, k)
 	} else {
@@ -366,6 +379,12 @@ func (b *Broker) Count(kind server.CountKind, key string, n int) {
 	}
 	b.dirty[k] = struct{}{}
 	b.mu.Unlock()
+	if n > 0 && !had {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Available implements server.Broker.
@@ -445,6 +464,8 @@ func (b *Broker) flushLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
+			b.flush()
+		case <-b.kick:
 			b.flush()
 		}
 	}

@@ -37,6 +37,10 @@ func startCluster(t *testing.T, n int, mutate func(o *server.Options)) (*testkit
 	for i := range n {
 		nodes = append(nodes, startNode(t, ns, fmt.Sprintf("node%d", i), mutate))
 	}
+	// The cluster is formed once every node has heard every other.
+	for _, nd := range nodes {
+		testkit.WaitFor(t, "the cluster formed", func() bool { return nd.broker.Stats().Nodes == n })
+	}
 	return ns, nodes
 }
 
@@ -496,5 +500,36 @@ func TestClusterQoS1PerNode(t *testing.T) {
 	case p := <-c2.Pushes():
 		t.Fatalf("replayed %q, which was acknowledged", p.Payload)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestClusterRoomJoinThenBroadcast: a member whose SUBSCRIBE has its OK on node B
+// gets a broadcast node A sends right after, as on one node.
+func TestClusterRoomJoinThenBroadcast(t *testing.T) {
+	_, nodes := startCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	cl := dial(t, b, "ivy", "d1", client.Options{})
+	if err := cl.Subscribe(testkit.Context(t, wait), "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.srv.PushRoom("fresh", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if got := push(t, cl); got != "first" {
+		t.Fatalf("room push: %q", got)
+	}
+}
+
+// TestClusterConnectThenPush: a user whose connection has its AUTH_OK on node B gets
+// a push node A sends right after, as on one node.
+func TestClusterConnectThenPush(t *testing.T) {
+	_, nodes := startCluster(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	cl := dial(t, b, "jack", "d1", client.Options{})
+	if _, err := a.srv.PushUsers([]string{"jack"}, []byte("hello"), server.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := push(t, cl); got != "hello" {
+		t.Fatalf("push: %q", got)
 	}
 }

@@ -97,10 +97,12 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 	case len(req.Conns) > 0:
 		res, err = srv.PushConns(req.Conns, payload, opts)
 	case req.Room != "":
-		if srv.RoomSize(req.Room) == 0 {
+		// A room unknown here may have a member on another node that joined a moment
+		// ago: PushRoom asks the cluster before it reports nobody.
+		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
+		if err == nil && res.Delivered == 0 && srv.RoomSize(req.Room) == 0 {
 			return nil, notFound(srv, "no such room")
 		}
-		res.Delivered, err = srv.PushRoom(req.Room, payload, req.Exclude...)
 	default:
 		res.Delivered, err = srv.Broadcast(payload, req.Exclude...)
 	}
