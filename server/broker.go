@@ -283,6 +283,13 @@ func (s *Server) publish(m *ClusterMessage) error {
 // ErrClusterUnavailable rather than offline.
 func (s *Server) ClusterDown() bool { return s.broker != nil && !s.broker.Available() }
 
+// unavailable counts an operation whose cross-node part could not be done and returns
+// ErrClusterUnavailable.
+func (s *Server) unavailable() error {
+	s.metrics.clusterErrors.Inc()
+	return ErrClusterUnavailable
+}
+
 // remoteCount is the broker's count of key on other nodes (0 on a single node).
 func (s *Server) remoteCount(kind CountKind, key string) int {
 	if s.broker == nil {

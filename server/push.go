@@ -112,6 +112,12 @@ func (s *Server) PushRoom(room string, payload []byte, exclude ...uint64) (int, 
 	if err != nil {
 		return n, err
 	}
+	if s.ClusterDown() {
+		if n == 0 {
+			return n, s.unavailable() // members elsewhere cannot be reached
+		}
+		return n, nil // local service goes on
+	}
 	if s.broker != nil {
 		if r := s.remoteCount(CountRoom, room); r > 0 {
 			if err := s.publish(&ClusterMessage{Kind: ClusterPushRoom, Room: room, Payload: payload, Exclude: exclude}); err != nil {
@@ -279,7 +285,7 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 			}
 			if (!ok || n == 0) && r == 0 {
 				if s.ClusterDown() {
-					return res, ErrClusterUnavailable
+					return res, s.unavailable()
 				}
 				res.Offline++
 			}
@@ -299,7 +305,19 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 	if err != nil {
 		return res, err
 	}
-	down := s.ClusterDown()
+	if s.ClusterDown() {
+		// Local service goes on: the users found here got it. One not found here may
+		// be on a node this one cannot reach: that is UNAVAILABLE, not offline.
+		missing := false
+		for _, n := range counts {
+			res.Delivered += n
+			missing = missing || n == 0
+		}
+		if missing {
+			return res, s.unavailable()
+		}
+		return res, nil
+	}
 	var remote, unknown []string
 	for i, uid := range users {
 		n := counts[i]
@@ -308,9 +326,6 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 			n += r
 		}
 		if n == 0 {
-			if down {
-				return res, ErrClusterUnavailable // the user may be on a node we cannot reach
-			}
 			if s.broker != nil {
 				unknown = append(unknown, uid)
 				continue

@@ -38,6 +38,9 @@ type Error struct {
 	// Offline is set on a push that failed with NOT_FOUND: how many addressed users
 	// (or connections) were offline.
 	Offline int
+	// Delivered is set on a push that failed with UNAVAILABLE (a cluster node that
+	// cannot reach the others): how many connections of that node got it.
+	Delivered int
 }
 
 // Error implements error, e.g. "service: NOT_FOUND (4008): no such room".

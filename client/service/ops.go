@@ -75,7 +75,7 @@ func (s *Service) push(ctx context.Context, req *wire.Push, payload []byte) (Pus
 	var res PushResult
 	err := s.request(ctx, wire.OpPush, req, payload, &res)
 	if e, ok := err.(*Error); ok {
-		res.Offline = e.Offline
+		res.Offline, res.Delivered = e.Offline, e.Delivered
 	}
 	return res, err
 }

@@ -329,7 +329,7 @@ func decodeAnswer(f protocol.Frame, out any) error {
 		if _, err := wire.DecodeBody(f.Body, &fl); err != nil {
 			return fmt.Errorf("service: cannot decode the gateway's FAIL: %w", err)
 		}
-		return &Error{Code: fl.Code, Message: fl.Message, Offline: fl.Offline}
+		return &Error{Code: fl.Code, Message: fl.Message, Offline: fl.Offline, Delivered: fl.Delivered}
 	case protocol.OpPong:
 		return nil
 	}

@@ -40,6 +40,10 @@ type Fail struct {
 	// Offline is set on a PUSH that failed with NOT_FOUND: how many of the addressed
 	// users (or connections) were not online.
 	Offline int `json:"offline,omitempty"`
+	// Delivered is set on a PUSH that failed with UNAVAILABLE: how many connections
+	// of this node got it before its cross-node part failed (so a retry can tell it
+	// would repeat the message to them).
+	Delivered int `json:"delivered,omitempty"`
 }
 
 // Push is the header of PUSH; the payload is the message. Exactly one of Users,

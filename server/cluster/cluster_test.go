@@ -316,7 +316,10 @@ func TestClusterPresenceAndEvents(t *testing.T) {
 	if ev.Type != "online" || ev.User != "gina" || ev.Conn != c.ConnID() {
 		t.Fatalf("event %+v, want gina online on the other node", ev)
 	}
-	dial(t, a, "hank", "phone", client.Options{})
+	hank := dial(t, a, "hank", "phone", client.Options{})
+	if err := hank.Subscribe(testkit.Context(t, wait), "r1"); err != nil {
+		t.Fatal(err)
+	}
 	if ev := testkit.Recv(t, events, wait); ev.User != "hank" {
 		t.Fatalf("event %+v, want hank's (a local one)", ev)
 	}
@@ -344,6 +347,22 @@ func TestClusterPresenceAndEvents(t *testing.T) {
 	var se *service.Error
 	if !errors.As(err, &se) || se.Code != protocol.ErrorUnavailable {
 		t.Fatalf("presence with NATS down: %v, want UNAVAILABLE", err)
+	}
+	// With NATS down local service goes on: a room push reaches the local member; a
+	// push to a local user and one not found here fails UNAVAILABLE, saying how many
+	// got it here.
+	if res, err := svc.PushRoom(testkit.Context(t, wait), "r1", []byte("local room")); err != nil || res.Delivered != 1 {
+		t.Fatalf("room push with NATS down: %+v, %v; want delivered 1", res, err)
+	}
+	if got := push(t, hank); got != "local room" {
+		t.Fatalf("the local member got %q", got)
+	}
+	res, err := svc.PushUsers(testkit.Context(t, wait), []string{"hank", "gina"}, []byte("both"), service.PushOptions{})
+	if !errors.As(err, &se) || se.Code != protocol.ErrorUnavailable || res.Delivered != 1 {
+		t.Fatalf("push to a local and an unreachable user: %+v, %v; want UNAVAILABLE with delivered 1", res, err)
+	}
+	if got := push(t, hank); got != "both" {
+		t.Fatalf("the local user got %q", got)
 	}
 }
 

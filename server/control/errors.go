@@ -22,9 +22,10 @@ var (
 
 // failure is an operation's failure, sent to the service as FAIL.
 type failure struct {
-	code    protocol.ErrorCode
-	msg     string
-	offline int
+	code      protocol.ErrorCode
+	msg       string
+	offline   int
+	delivered int
 }
 
 func (f *failure) Error() string { return f.code.String() + ": " + f.msg }

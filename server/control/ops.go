@@ -107,7 +107,11 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 		res.Delivered, err = srv.Broadcast(payload, req.Exclude...)
 	}
 	if err != nil {
-		return nil, gatewayFailure(err)
+		f := gatewayFailure(err)
+		if f.code == protocol.ErrorUnavailable {
+			f.delivered = res.Delivered // the local part was done
+		}
+		return nil, f
 	}
 	s.p.m.pushDelivered.Add(res.Delivered)
 	if res.Delivered == 0 && len(res.MsgIDs) == 0 {

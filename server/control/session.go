@@ -352,7 +352,7 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 func (s *session) failed(op protocol.Opcode, seq uint32, f *failure) {
 	s.p.m.request(op)
 	s.p.m.failed(f.code)
-	frame, err := codec.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline}, nil)
+	frame, err := codec.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline, Delivered: f.delivered}, nil)
 	if err != nil {
 		s.logger().Error("cannot encode a FAIL", "err", err)
 		return
