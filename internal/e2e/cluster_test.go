@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -22,29 +21,7 @@ import (
 // room and by broadcast, and kicks a user who is on another node.
 func TestClusterBehindHAProxy(t *testing.T) {
 	const users = 9
-	ns := testkit.NATSProcess(t)
-	bin := buildTetherd(t)
-	ports := testkit.FreePorts(t, 10)
-	var nodes []*tetherdProc
-	var backends string
-	for i := range 3 {
-		name := "node" + strconv.Itoa(i+1)
-		p := startTetherd(t, bin, name, [3]int{ports[1+3*i], ports[2+3*i], ports[3+3*i]},
-			"-nats", ns.URL(), "-nats-name", name, "-heartbeat", "5s")
-		nodes = append(nodes, p)
-		backends += fmt.Sprintf("    server %s %s port %d\n", name, p.addr, ports[2+3*i])
-	}
-	testkit.HAProxy(t, fmt.Sprintf(`frontend tether
-    bind 127.0.0.1:%d
-    default_backend tetherd
-
-backend tetherd
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server check inter 200ms fall 1 rise 1 send-proxy-v2
-%s`, ports[0], backends), ports[0])
-	fe := testkit.HAProxyAddr(ports[0])
+	nodes, fe, _ := startCluster(t) // cluster_fault_test.go: nats-server, three tetherd, haproxy
 
 	var mu sync.Mutex
 	got := map[string][]string{}

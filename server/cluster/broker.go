@@ -282,7 +282,7 @@ func (b *Broker) Close() error {
 
 // Publish implements server.Broker.
 func (b *Broker) Publish(m *server.ClusterMessage) error {
-	if b.nc == nil || !b.nc.IsConnected() {
+	if !b.Available() {
 		return server.ErrClusterUnavailable
 	}
 	if len(m.Nodes) > 0 {
@@ -422,7 +422,7 @@ func (b *Broker) Keys(kind server.CountKind) []string {
 
 // Request implements server.Broker: a NATS request to node's request subject.
 func (b *Broker) Request(ctx context.Context, node uint16, payload []byte) ([]byte, error) {
-	if b.nc == nil || !b.nc.IsConnected() {
+	if !b.Available() {
 		return nil, server.ErrClusterUnavailable
 	}
 	b.sentMsgs.Add(1)
@@ -555,19 +555,13 @@ func (b *Broker) applyCounts(data []byte) {
 	}
 	if full {
 		for k, c := range p.counts {
-			b.remote[k] -= c
-			if b.remote[k] <= 0 {
-				delete(b.remote, k)
-			}
+			b.addRemoteLocked(k, -c)
 		}
 		p.counts = map[countKey]int{}
 	}
 	for _, e := range entries {
 		k := countKey{e.kind, e.key}
-		b.remote[k] += int(e.n) - p.counts[k]
-		if b.remote[k] <= 0 {
-			delete(b.remote, k)
-		}
+		b.addRemoteLocked(k, int(e.n)-p.counts[k])
 		if e.n == 0 {
 			delete(p.counts, k)
 		} else {
@@ -580,6 +574,14 @@ func (b *Broker) applyCounts(data []byte) {
 	b.mu.Unlock()
 	if gap {
 		b.requestSync(from)
+	}
+}
+
+// addRemoteLocked adds delta to the other nodes' sum for k, forgetting it at 0. b.mu is
+// held.
+func (b *Broker) addRemoteLocked(k countKey, delta int) {
+	if b.remote[k] += delta; b.remote[k] <= 0 {
+		delete(b.remote, k)
 	}
 }
 
@@ -606,10 +608,7 @@ func (b *Broker) dropPeerLocked(id uint16) {
 		return
 	}
 	for k, c := range p.counts {
-		b.remote[k] -= c
-		if b.remote[k] <= 0 {
-			delete(b.remote, k)
-		}
+		b.addRemoteLocked(k, -c)
 	}
 	delete(b.peers, id)
 }
@@ -717,7 +716,7 @@ func (b *Broker) resync() {
 // Query implements server.Broker: it publishes q to every node and gathers the answers
 // of the live nodes it knows until all have answered or ctx (at most 2 s) ends.
 func (b *Broker) Query(ctx context.Context, q *server.ClusterQuery) ([]*server.ClusterAnswer, int, error) {
-	if b.nc == nil || !b.nc.IsConnected() {
+	if !b.Available() {
 		return nil, 0, server.ErrClusterUnavailable
 	}
 	b.mu.Lock()
@@ -798,5 +797,5 @@ func (b *Broker) Stats() Stats {
 		}
 	}
 	b.mu.Unlock()
-	return Stats{Nodes: n, Synced: synced, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.nc != nil && b.nc.IsConnected()}
+	return Stats{Nodes: n, Synced: synced, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.Available()}
 }
