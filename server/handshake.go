@@ -71,6 +71,25 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	}
 	c.who.Store(who)
 
+	// In a cluster the store decides the resume, before the user lock (qosstore.go).
+	var stored StoredResume
+	var storeErr error
+	if s.qstore != nil {
+		s.pending.begin(who.userID)
+		ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+		stored, storeErr = s.qstore.Resume(ctx, who.userID, who.deviceID, h.ResumeEpoch, h.ResumeLastID)
+		cancel()
+	}
+	gap := false
+	defer func() {
+		if s.qstore == nil {
+			return
+		}
+		if over := s.pending.end(who.userID); over || gap {
+			go s.fill(who.userID)
+		}
+	}()
+
 	if !s.wheel.Cancel(&c.timer) {
 		return // the auth deadline fired first and is closing the connection
 	}
@@ -98,7 +117,14 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 	// handler can push from it; requests the client pipelines queue behind it.
 	c.holdQueue(poolTask{kind: taskConnect})
 
-	resume, start := s.resumeLocked(u, c, h.ResumeEpoch, h.ResumeLastID)
+	var resume protocol.ResumeResult
+	var start uint64
+	if s.qstore != nil {
+		pend, _ := s.pending.peek(who.userID)
+		resume, start, gap = s.resumeStoredLocked(u, c, stored, storeErr, pend, h.ResumeEpoch, h.ResumeLastID)
+	} else {
+		resume, start = s.resumeLocked(u, c, h.ResumeEpoch, h.ResumeLastID)
+	}
 	ok2 := protocol.AuthOK{
 		ConnID:       c.id,
 		HeartbeatMs:  uint32(s.opts.Heartbeat / time.Millisecond),

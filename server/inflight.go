@@ -143,6 +143,9 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 	u.eachInFlight(c, w, func(*queued) { w.n++ })
 	if w.dev != nil {
 		w.dev.acked = max(w.dev.acked, msgID)
+		if u.stored {
+			s.noteAck(u.id, w.dev.id, u.epoch, w.dev.acked) // written through (qosstore.go)
+		}
 	}
 	var out [8][]byte
 	frames := s.pumpLocked(u, c, w, out[:0])

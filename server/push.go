@@ -267,6 +267,24 @@ func (s *Server) RoomSize(room string) int {
 func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (PushResult, error) {
 	var res PushResult
 	ex := excludeSet(opts.Exclude)
+	if opts.QoS1 && s.qstore != nil {
+		// The cluster's store keeps the message for the user wherever they are, or
+		// connect within the resume window (qosstore.go).
+		res.MsgIDs = make(map[string]uint64, len(users))
+		for _, uid := range users {
+			id, n, err := s.pushStored(uid, nil, payload, ex)
+			if err != nil {
+				return res, err
+			}
+			res.MsgIDs[uid] = id
+			r := s.remoteCount(CountUser, uid)
+			if n+r == 0 {
+				res.Offline++
+			}
+			res.Delivered += n + r
+		}
+		return res, nil
+	}
 	if opts.QoS1 {
 		res.MsgIDs = make(map[string]uint64, len(users))
 		var remote []string
@@ -411,7 +429,14 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 			continue
 		}
 		if opts.QoS1 {
-			mid, n, _, err := s.pushQoS1(c.UserID(), c, payload, nil)
+			var mid uint64
+			var n int
+			var err error
+			if s.qstore != nil {
+				mid, n, err = s.pushStored(c.UserID(), c, payload, nil)
+			} else {
+				mid, n, _, err = s.pushQoS1(c.UserID(), c, payload, nil)
+			}
 			if err != nil {
 				return res, err
 			}

@@ -50,6 +50,11 @@ type Server struct {
 	// its NodeID, in bits 40-52 of this node's connection ids.
 	broker Broker
 	nodeID uint16
+	// qstore keeps the users' QoS1 streams in a cluster (qosstore.go); nil on a single
+	// node, where the hub keeps them. pending and acks serve it.
+	qstore  QoSStore
+	pending pendingLive
+	acks    ackWriter
 	// metricWriters add other components' metrics to /metrics.
 	metricWriters []func(io.Writer)
 	draining      atomic.Bool
@@ -154,6 +159,15 @@ func (s *Server) Start() error {
 		if s.nodeID = s.broker.NodeID(); s.nodeID > MaxNodeID {
 			closeAll()
 			return fmt.Errorf("server: cluster node id %d above %d", s.nodeID, MaxNodeID)
+		}
+		if qb, ok := s.broker.(QoSBroker); ok {
+			s.qstore = qb.QoSStore()
+		}
+		if s.qstore != nil {
+			s.pending.size = s.opts.ResumeBuffer
+			s.acks.pending = map[ackKey]ackPos{}
+			s.acks.wake = make(chan struct{}, 1)
+			go s.runAckWriter()
 		}
 	}
 	s.lns = lns

@@ -187,34 +187,59 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 	}
 	q := queued{id: id, at: time.Now().UnixNano(), frame: frame}
 
-	buf := connSlices.Get().(*[]*Conn)
-	cs := s.hub.userConns(uid, (*buf)[:0])
-	switch {
-	case conn != nil:
+	q.to = s.targetFor(uid, conn, ex)
+	return id, s.appendLocked(u, q), true, nil
+}
+
+// targetFor returns who a QoS1 message of user uid is for: only the connection conn
+// (its device, when it has one) if conn is not nil; else every connection of the user
+// but those in ex (their devices, for those that have one). nil is everyone. An
+// excluded connection of another node (in a cluster) is kept by id: the node holding it
+// tells its device (resolveTarget).
+func (s *Server) targetFor(uid string, conn *Conn, ex map[uint64]struct{}) *target {
+	if conn != nil {
 		if dev := conn.ident().deviceID; dev != "" {
-			q.to = &target{device: dev}
-		} else {
-			q.to = &target{conn: conn.id}
+			return &target{device: dev}
 		}
-	case len(ex) > 0:
-		t := &target{}
-		for _, c := range cs {
-			if _, skip := ex[c.id]; skip {
-				if dev := c.ident().deviceID; dev != "" {
-					t.skipDevices = append(t.skipDevices, dev)
-				} else {
-					t.skipConns = append(t.skipConns, c.id)
-				}
+		return &target{conn: conn.id}
+	}
+	if len(ex) == 0 {
+		return nil
+	}
+	t := &target{}
+	for _, c := range s.hub.userConns(uid, nil) {
+		if _, skip := ex[c.id]; skip {
+			if dev := c.ident().deviceID; dev != "" {
+				t.skipDevices = append(t.skipDevices, dev)
+			} else {
+				t.skipConns = append(t.skipConns, c.id)
 			}
 		}
-		if len(t.skipDevices)+len(t.skipConns) > 0 {
-			q.to = t
+	}
+	if s.qstore != nil {
+		for id := range ex {
+			if !s.isLocal(id) {
+				t.skipConns = append(t.skipConns, id)
+			}
 		}
 	}
+	if len(t.skipDevices)+len(t.skipConns) == 0 {
+		return nil
+	}
+	return t
+}
+
+// appendLocked adds q, the user's next message (q.id is u.lastID+1), to the buffer and
+// sends it to the user's ready connections it is for, within each one's in-flight
+// window, and returns how many connections it was sent or queued to. u.mu is held.
+func (s *Server) appendLocked(u *user, q queued) (n int) {
+	id := q.id
 	u.lastID = id
 	u.buf = append(u.buf, q)
 	s.metrics.qos1Buffered.Inc()
 
+	buf := connSlices.Get().(*[]*Conn)
+	cs := s.hub.userConns(u.id, (*buf)[:0])
 	var out [1][]byte
 	for _, c := range cs {
 		if !c.pushable() {
@@ -241,7 +266,7 @@ func (s *Server) pushQoS1(uid string, conn *Conn, payload []byte, ex map[uint64]
 	*buf = cs[:0]
 	connSlices.Put(buf)
 	s.evictLocked(u, q.at)
-	return id, n, true, nil
+	return n
 }
 
 // resumeLocked decides where the delivery of the user's stream to c starts after the
@@ -306,16 +331,27 @@ func (s *Server) resumed(res protocol.ResumeResult, start uint64, d *device) (pr
 // are closed with a reconnect code; their resume names the old epoch and is not
 // recovered. u.mu is held.
 func (s *Server) renewLocked(u *user) {
+	s.dropStreamLocked(u, nil, "message ids exhausted: the stream starts a new epoch")
+	u.epoch = s.hub.nextEpoch()
+}
+
+// dropStreamLocked empties the user's stream: the connections of the user but keep are
+// closed with CloseGoingAway (a reconnect code) and reason, and the buffer, the device
+// records and the position are forgotten. u.mu is held.
+func (s *Server) dropStreamLocked(u *user, keep *Conn, reason string) {
 	for _, c := range s.hub.userConns(u.id, nil) {
+		if c == keep {
+			continue
+		}
 		if q := c.qos; q != nil {
 			s.wheel.Cancel(&q.timer)
 			c.qos = nil
 		}
-		c.closeWith(protocol.CloseGoingAway, "message ids exhausted: the stream starts a new epoch") // under u.mu: allowed (doc.go)
+		c.closeWith(protocol.CloseGoingAway, reason) // under u.mu: allowed (doc.go)
 	}
 	clear(u.buf)
-	u.buf, u.devices, u.noTrim = nil, nil, false
-	u.epoch, u.lastID, u.lost, u.dropped = s.hub.nextEpoch(), 0, 0, 0
+	u.buf, u.devices, u.noTrim, u.stored = nil, nil, false, false
+	u.lastID, u.lost, u.dropped = 0, 0, 0
 }
 
 // sweep drops the entries of users who have had no connection for the resume window,
@@ -363,6 +399,9 @@ func (s *Server) runSweeper() {
 			return
 		case now := <-t.C:
 			s.sweep(now.UnixNano())
+			if s.qstore != nil {
+				s.touchStreams()
+			}
 		}
 	}
 }

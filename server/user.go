@@ -24,6 +24,9 @@ type user struct {
 	// cannot be recognised, so nobody knows what it will resume from) or a device record
 	// had to be forgotten. (Beside dead, so the struct fits the 144-byte size class.)
 	noTrim bool
+	// stored is set in a cluster while the entry follows the user's stream in the
+	// QoSStore (qosstore.go): epoch and lastID are the store's.
+	stored bool
 	epoch  uint64 // in [1, 2^53): see nextEpoch
 	lastID uint64 // the latest message id, at most maxMsgID
 	// lost is the highest id the buffer's bounds (count, age) evicted: a device that had

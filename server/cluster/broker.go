@@ -130,6 +130,9 @@ type Broker struct {
 	kick    chan struct{}
 	done    sync.WaitGroup
 	stopped atomic.Bool
+	// streams keep the users' QoS1 streams; live is their feed (qos.go).
+	streams *UserStreams
+	live    *nats.Subscription
 	// Sent and received byte and message counts (metrics).
 	sentMsgs, sentBytes atomic.Uint64
 }
@@ -201,7 +204,9 @@ func (b *Broker) Start(srv *server.Server) error {
 		nats.ReconnectHandler(func(*nats.Conn) {
 			b.log.Info("cluster: NATS connection back; resynchronising")
 			b.resync()
+			go b.srv.ResyncQoS()
 		}),
+		nats.ErrorHandler(b.onAsyncError),
 	}
 	switch {
 	case b.opts.CredsFile != "":
@@ -238,6 +243,10 @@ func (b *Broker) Start(srv *server.Server) error {
 			nc.Close()
 			return fmt.Errorf("cluster: subscribe %s: %w", s.subj, err)
 		}
+	}
+	if err := b.startStreams(); err != nil {
+		nc.Close()
+		return err
 	}
 	if err := nc.Flush(); err != nil {
 		nc.Close()

@@ -483,45 +483,6 @@ func TestClusterLateNodeAndSlowService(t *testing.T) {
 	}
 }
 
-// TestClusterQoS1PerNode: a QoS1 push made on one node for a user connected to another
-// is kept by that node's stream: delivered with ACK_REQUESTED, and replayed when the
-// device resumes on the same node. (Resume on a different node is not there yet.)
-func TestClusterQoS1PerNode(t *testing.T) {
-	_, nodes := startCluster(t, 2, nil)
-	a, b := nodes[0], nodes[1]
-	o := client.Options{}
-	c := dial(t, b, "liz", "phone", o)
-	seen(t, nodes, b, server.CountUser, "liz", 1)
-	res, err := a.srv.PushUsers([]string{"liz"}, []byte("q1"), server.PushOptions{QoS1: true})
-	if err != nil || res.Delivered != 1 || res.Offline != 0 {
-		t.Fatalf("QoS1 push from the other node: %+v, %v", res, err)
-	}
-	p := testkit.Recv(t, c.Pushes(), wait)
-	if string(p.Payload) != "q1" || !p.AckRequested {
-		t.Fatalf("push %q ack=%v, want q1 with ACK_REQUESTED", p.Payload, p.AckRequested)
-	}
-	epoch, last := c.Cursor()
-	c.Close()
-	seen(t, nodes, b, server.CountUser, "liz", 0)
-	// Offline everywhere but within b's resume window: a push from a reaches nobody
-	// now (a has no stream for her) and says so.
-	res, _ = a.srv.PushUsers([]string{"liz"}, []byte("q2"), server.PushOptions{QoS1: true})
-	if res.Offline != 1 {
-		t.Fatalf("QoS1 push for a user on no node: %+v", res)
-	}
-	// Back on b with her cursor: nothing missed, nothing repeated.
-	o.ResumeEpoch, o.ResumeLastID = epoch, last
-	c2 := dial(t, b, "liz", "phone", o)
-	if c2.LastAuth().Resume != protocol.ResumeRecovered {
-		t.Fatalf("resume on the same node: %v", c2.LastAuth().Resume)
-	}
-	select {
-	case p := <-c2.Pushes():
-		t.Fatalf("replayed %q, which was acknowledged", p.Payload)
-	case <-time.After(200 * time.Millisecond):
-	}
-}
-
 // TestClusterRoomJoinThenBroadcast: a member whose SUBSCRIBE has its OK on node B
 // gets a broadcast node A sends right after, as on one node.
 func TestClusterRoomJoinThenBroadcast(t *testing.T) {
