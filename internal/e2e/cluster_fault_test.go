@@ -114,6 +114,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	)
 	nodes, fe, _ := startCluster(t)
 	log := &reconnectLog{connected: make([][]time.Time, users)}
+	led := newQoSLedger()
 	names := make([]string, users)
 	clients := make([]*client.Client, users)
 	pushes := make([]chan string, users)
@@ -124,12 +125,12 @@ func TestClusterNodeLoss(t *testing.T) {
 		c, err := client.Dial(testkit.Context(t, 10*time.Second), fe, client.Options{
 			Token: names[i], DeviceID: "dev", BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			Dialer: fromSource("127.0.0." + strconv.Itoa(60+i)), OnStateChange: log.hook(i),
-			OnPush: func(p client.Push) {
+			OnPush: led.onPush(names[i], func(p client.Push) {
 				select {
 				case ch <- string(p.Payload):
 				default:
 				}
-			},
+			}),
 		})
 		if err != nil {
 			t.Fatalf("%s through haproxy: %v", names[i], err)
@@ -172,6 +173,13 @@ func TestClusterNodeLoss(t *testing.T) {
 	victimID := server.NodeOf(clients[moved[0]].ConnID())
 	t.Logf("killing %s (node id %d) holding %d of %d clients", victim.name, victimID, len(moved), users)
 
+	// A service on a survivor pushes QoS1 messages to every user throughout.
+	var pushing sync.WaitGroup
+	stop := make(chan struct{})
+	pushing.Add(1)
+	go led.pushUntil(survivors[0].svc, names, stop, &pushing)
+	led.moreRounds(t, names[users-1], 5)
+
 	killAt := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -204,6 +212,13 @@ func TestClusterNodeLoss(t *testing.T) {
 	if worst > 5*time.Second {
 		t.Errorf("slowest reconnect %v after the kill, want within 5 s", worst)
 	}
+	// QoS1 pushed before, during and after the outage: none lost, none duplicated.
+	led.moreRounds(t, names[users-1], 5)
+	close(stop)
+	pushing.Wait()
+	sent, lost, dup := led.settle(t, names, 20*time.Second)
+	t.Logf("QoS1 across the kill -9: %d messages accepted, %d lost, %d duplicated", sent, lost, dup)
+
 	// The clients that were elsewhere never noticed.
 	for i := range users {
 		if !slices.Contains(moved, i) {
