@@ -110,6 +110,12 @@ var userStreamCases = []struct {
 	{"AcksMonotonic", testAcksMonotonic},
 	{"Live", testLive},
 	{"ResumeTable", testResumeTable},
+	{"TouchKeepsEpoch", testTouchKeepsEpoch},
+	{"TouchWhen", testTouchWhen},
+	{"TouchConcurrent", testTouchConcurrent},
+	{"MarkersInChain", testMarkersInChain},
+	{"Observe", testObserve},
+	{"ResumeMarkerHead", testResumeMarkerHead},
 }
 
 func TestUserStreams(t *testing.T) {
