@@ -8,18 +8,18 @@ package cluster
 // One stream, "<Prefix>_qos" (dots in the prefix become underscores), file storage,
 // holding the subjects "<Prefix>.q.<user>" with the user id base64url-encoded (no
 // padding), so that any UTF-8 user id is one valid subject token. Its limits are the
-// resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (an
+// resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (a
 // marker, below, takes one of the Buffer slots like a message). JetStream evicts only
 // from the front of a subject, so what a user has stored is always a contiguous run of
-// ids F..L; F−1 is PROTOCOL.md's E (the highest id the bounds evicted). Messages do not
+// ids F..L (markers repeat an id); F−1 is PROTOCOL.md's E (the highest id the bounds evicted). Messages do not
 // leave early when acknowledged (the "only the count and age bounds apply" case of §11).
 //
 // Every stored message carries headers: Tether-Epoch and Tether-Id (its position),
 // Tether-Prev (the stream sequence of the user's previous message, 0 for the first of
 // an epoch), for a push to one device or connection Tether-Target, and for a marker
-// Tether-Mark: 1. Tether-Prev makes
-// the user's messages a backward chain, so Since can read exactly the messages it
-// returns, one request each, newest first, without a consumer ("walk"); for more than
+// Tether-Mark: 1. Tether-Prev makes the user's messages and markers a backward chain,
+// so Since can read exactly the messages it returns (and the markers between them),
+// one request each, newest first, without a consumer ("walk"); for more than
 // walkMax (8) messages it instead reads the user's subject through a short-lived
 // ephemeral consumer, deleted before it returns ("scan": about three requests whatever
 // the count). Only JetStream 2.9 features are used (no per-message TTL, batch get or
@@ -46,7 +46,7 @@ package cluster
 //
 // # Ids: one more per message, across nodes
 //
-// Append reads the user's last message (GetLastMsgForSubject) and publishes the next one
+// Append reads the user's last message or marker (GetLastMsgForSubject) and publishes the next one
 // with Nats-Expected-Last-Subject-Sequence set to that message's stream sequence (0 when
 // the user has none) and Tether-Id one above its id. JetStream stores it only if no
 // other message for the user was stored in between, so two nodes appending at once
@@ -86,9 +86,13 @@ package cluster
 // as the user has a connection; the messages themselves still age out Window after
 // they were stored. Touch costs nothing when the cached head (see Ids; Observe keeps
 // it for every user whose live messages the node receives) is recent, else one or two
-// requests. Once a user has had no connection for Window, their sequence ages out and
-// the next message starts a new epoch; Append returns the epoch, so the caller sees
-// the change and treats it as §11's renewal.
+// requests. The age compared is JetStream's store time (or this node's clock, for its
+// own publishes) against this node's clock: a skew between them well under
+// Window − olderThan does no harm. Once the user has no connection nothing touches
+// the sequence, and it ages out Window after its last message or marker (so about
+// Window to 1.5 Window after the last connection ended); the next message then starts
+// a new epoch. Append returns the epoch, so the caller sees the change and treats it as
+// §11's renewal.
 //
 // # Device acknowledgements
 //
@@ -662,8 +666,10 @@ func (u *UserStreams) pause(ctx context.Context, attempt int) error {
 // everything the buffer holds, from its start. A cursor (0, 0) is of another epoch: the
 // caller decides what a cursorless connection gets. A user with nothing stored has
 // position (0, 0) (see Begin). It makes one JetStream request plus one per message
-// returned, or about four for more than walkMax; the returned payloads are the
-// caller's.
+// returned (and per marker between them: Touch stores at most one per olderThan), or
+// about four for more than walkMax; the returned payloads are the caller's. The
+// position may be a marker's (see Markers in the file's doc): curLast is then the id of
+// a message that may have aged out.
 func (u *UserStreams) Since(ctx context.Context, user string, epoch, lastID uint64) (msgs []StoredMsg, recovered bool, curEpoch, curLast uint64, err error) {
 	msgs, recovered, curEpoch, curLast, err = u.since(ctx, user, epoch, lastID)
 	if err != nil {
