@@ -8,18 +8,18 @@ package cluster
 // One stream, "<Prefix>_qos" (dots in the prefix become underscores), file storage,
 // holding the subjects "<Prefix>.q.<user>" with the user id base64url-encoded (no
 // padding), so that any UTF-8 user id is one valid subject token. Its limits are the
-// resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (an
-// epoch marker, below, takes one of the Buffer slots until the Buffer-th message).
-// JetStream evicts only from the front of a subject, so what a user has stored is always
-// a contiguous run of ids F..L; F−1 is PROTOCOL.md's E (the highest id the bounds
-// evicted). Messages do not leave early when
-// acknowledged (the "only the count and age bounds apply" case of §11).
+// resume buffer's bounds: MaxMsgsPerSubject = Buffer, MaxAge = Window, Discard old (a
+// marker, below, takes one of the Buffer slots like a message). JetStream evicts only
+// from the front of a subject, so what a user has stored is always a contiguous run of
+// ids F..L (markers repeat an id); F−1 is PROTOCOL.md's E (the highest id the bounds evicted). Messages do not
+// leave early when acknowledged (the "only the count and age bounds apply" case of §11).
 //
 // Every stored message carries headers: Tether-Epoch and Tether-Id (its position),
 // Tether-Prev (the stream sequence of the user's previous message, 0 for the first of
-// an epoch) and, for a push to one device or connection, Tether-Target. Tether-Prev makes
-// the user's messages a backward chain, so Since can read exactly the messages it
-// returns, one request each, newest first, without a consumer ("walk"); for more than
+// an epoch), for a push to one device or connection Tether-Target, and for a marker
+// Tether-Mark: 1. Tether-Prev makes the user's messages and markers a backward chain,
+// so Since can read exactly the messages it returns (and the markers between them),
+// one request each, newest first, without a consumer ("walk"); for more than
 // walkMax (8) messages it instead reads the user's subject through a short-lived
 // ephemeral consumer, deleted before it returns ("scan": about three requests whatever
 // the count). Only JetStream 2.9 features are used (no per-message TTL, batch get or
@@ -28,12 +28,25 @@ package cluster
 //
 // The stream republishes (RePublish, JetStream 2.9) every stored message to the core
 // subject "<Prefix>.live.<user>", in store order: nodes learn of new messages from there
-// (LiveSubject, DecodeLive), never from the publish itself, which a compare-and-set may
-// have refused.
+// (LiveSubject, DecodeLive, Observe), never from the publish itself, which a
+// compare-and-set may have refused.
+//
+// # Markers
+//
+// A marker is a stored message with no payload that only holds the sequence's position
+// (Epoch, Id): header Tether-Mark: 1 (or, as older versions wrote, Tether-Id 0). Begin
+// writes one with id 0 when the user has nothing stored, so a connection can be told an
+// epoch before the user's first message; Touch writes one with the head's id (a
+// keep-alive, see Epochs), chained to the head by Tether-Prev like a message, so the
+// next message gets the id after it in the same epoch. Since and Resume never return a
+// marker (DecodeLive and Observe do, with Mark set: the live subscriber skips it). A
+// marker takes a MaxMsgsPerSubject slot like a message. For what the buffer still
+// holds, a message with id k stands for k and a marker with id k for k+1: a marker says
+// where the sequence is, not that message k is still there (it may have aged out).
 //
 // # Ids: one more per message, across nodes
 //
-// Append reads the user's last message (GetLastMsgForSubject) and publishes the next one
+// Append reads the user's last message or marker (GetLastMsgForSubject) and publishes the next one
 // with Nats-Expected-Last-Subject-Sequence set to that message's stream sequence (0 when
 // the user has none) and Tether-Id one above its id. JetStream stores it only if no
 // other message for the user was stored in between, so two nodes appending at once
@@ -42,9 +55,10 @@ package cluster
 // are therefore contiguous per user, with no duplicate and no gap, whichever node
 // appends.
 //
-// Each node caches the head (stream sequence, epoch, id) its last append or read of a
-// user left, at most headCacheSize users, and first tries to publish against it: a
-// user whose pushes go through one node costs one request per message instead of two.
+// Each node caches the head (stream sequence, epoch, id, when stored) its last append,
+// touch or read of a user left, or the newest live message Observe saw of them, at most
+// headCacheSize users, and first tries to publish against it: a user whose pushes go
+// through one node costs one request per message instead of two.
 // The cache needs no invalidation: a stale head only makes JetStream refuse the publish
 // (another node appended, or everything aged out), and the retry reads the real one.
 //
@@ -58,15 +72,27 @@ package cluster
 // can do is to make a stale cursor of the same user look current, and the chance that a
 // renewal repeats a given earlier epoch is 2^−53 (about 1e−16). Two nodes starting a
 // user's epoch at once each draw one, but the compare-and-set stores only one: a
-// sequence has one epoch, whichever node began it. A marker is a stored
-// message with Tether-Id 0 and no payload: Begin writes one, with the same
-// expected-sequence check, so a connection can be told an epoch before the user's first
-// message; Since never returns it.
+// sequence has one epoch, whichever node began it. Begin's epoch marker is stored with
+// the same expected-sequence check.
 //
-// The sequence lives Window after the user's last message, not after their last
-// connection (JetStream ages messages, not users): a user connected for longer than
-// Window without a QoS1 message gets a new epoch with their next message. Append
-// returns the epoch, so the caller sees the change and treats it as §11's renewal.
+// JetStream ages messages, not users: left alone, the sequence would live Window after
+// the user's last message, not after their last connection. So while a user has a
+// connection, the gateway touches the sequence every so often (its sweeper calls Touch
+// with olderThan = Window/2): when the newest stored message or marker is older than
+// that, Touch stores a keep-alive marker at the head's position, with the
+// compare-and-set against the head (a refusal means another writer just stored
+// something, which keeps the sequence alive as well). The sequence therefore never
+// ages out while its user is connected, as on one node, where the epoch lives as long
+// as the user has a connection; the messages themselves still age out Window after
+// they were stored. Touch costs nothing when the cached head (see Ids; Observe keeps
+// it for every user whose live messages the node receives) is recent, else one or two
+// requests. The age compared is JetStream's store time (or this node's clock, for its
+// own publishes) against this node's clock: a skew between them well under
+// Window − olderThan does no harm. Once the user has no connection nothing touches
+// the sequence, and it ages out Window after its last message or marker (so about
+// Window to 1.5 Window after the last connection ended); the next message then starts
+// a new epoch. Append returns the epoch, so the caller sees the change and treats it as
+// §11's renewal.
 //
 // # Device acknowledgements
 //
@@ -120,6 +146,7 @@ const (
 	hdrID     = "Tether-Id"
 	hdrPrev   = "Tether-Prev"
 	hdrTarget = "Tether-Target"
+	hdrMark   = "Tether-Mark"
 )
 
 const (
@@ -241,6 +268,10 @@ type StoredMsg struct {
 	Target string
 	// Time is when JetStream stored it.
 	Time time.Time
+	// Mark says the message is a marker (see Markers in the file's doc): no payload,
+	// only the sequence's position (Epoch, ID). Since and Resume never return one, only
+	// DecodeLive and Observe do.
+	Mark bool
 }
 
 // NewUserStreams creates the stream and the acknowledgement bucket, or updates them to
@@ -311,9 +342,10 @@ func (u *UserStreams) userSubject(uid string) string {
 // LiveSubject is the core NATS subject on which JetStream republishes each of user's
 // messages once stored, in the sequence's order (never one a compare-and-set refused):
 // what a node with connections of user subscribes to, decoding each message with
-// DecodeLive, to deliver new messages as they come. A subscriber that sees an id more
-// than one above the last it saw (it was disconnected, or subscribed late) reads the
-// gap with Since.
+// DecodeLive (or Observe), to deliver new messages as they come, skipping markers
+// (Mark: a marker's id is that of the message before it, or 0). A subscriber that sees
+// an id more than one above the last it saw (it was disconnected, or subscribed late)
+// reads the gap with Since.
 func (u *UserStreams) LiveSubject(user string) string {
 	return u.opts.Prefix + ".live." + base64.RawURLEncoding.EncodeToString([]byte(user))
 }
@@ -324,12 +356,31 @@ func (u *UserStreams) LiveSubjects() string { return u.opts.Prefix + ".live.*" }
 
 // DecodeLive decodes a message received on a LiveSubject: the user, the message's
 // epoch, and the message (its Time is when JetStream stored it if the server says so,
-// else now). The payload aliases msg.Data.
+// else now; Mark set for a marker, which is no delivery). The payload aliases msg.Data.
 func DecodeLive(msg *nats.Msg) (user string, epoch uint64, m StoredMsg, err error) {
+	user, s, _, err := decodeLive(msg)
+	return user, s.epoch, s.StoredMsg, err
+}
+
+// Observe is DecodeLive that also records the message as the user's cached head when
+// it is newer than the cached one (see Ids in the file's doc): a node that receives
+// every user's live messages (LiveSubjects) then knows the age of every head without a
+// request, so Touch rarely needs one, and Append usually publishes at once.
+func (u *UserStreams) Observe(msg *nats.Msg) (user string, epoch uint64, m StoredMsg, err error) {
+	user, s, seq, err := decodeLive(msg)
+	if err == nil && seq != 0 && user != "" {
+		u.cacheNewer(u.userSubject(user), head{seq: seq, epoch: s.epoch, id: s.ID, at: s.Time})
+	}
+	return user, s.epoch, s.StoredMsg, err
+}
+
+// decodeLive decodes a live message and returns its stream sequence (0 if the server
+// did not say).
+func decodeLive(msg *nats.Msg) (string, stored, uint64, error) {
 	i := strings.LastIndexByte(msg.Subject, '.')
 	b, err := base64.RawURLEncoding.DecodeString(msg.Subject[i+1:])
 	if err != nil {
-		return "", 0, StoredMsg{}, fmt.Errorf("%w: live subject %q", ErrMalformed, msg.Subject)
+		return "", stored{}, 0, fmt.Errorf("%w: live subject %q", ErrMalformed, msg.Subject)
 	}
 	seq, _ := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
 	at := time.Now()
@@ -337,13 +388,14 @@ func DecodeLive(msg *nats.Msg) (user string, epoch uint64, m StoredMsg, err erro
 		at = ts // nats-server 2.10 and later
 	}
 	s, err := parseHeaders(seq, msg.Header, msg.Data, at)
-	return string(b), s.epoch, s.StoredMsg, err
+	return string(b), s, seq, err
 }
 
-// head is the last stored message of a user's sequence.
+// head is the last stored message (or marker) of a user's sequence.
 type head struct {
 	seq       uint64 // its stream sequence; 0: the user has nothing stored
 	epoch, id uint64
+	at        time.Time // when it was stored (by JetStream's clock when read back)
 }
 
 // last reads the user's last stored message.
@@ -359,7 +411,7 @@ func (u *UserStreams) last(ctx context.Context, subj string) (head, error) {
 	if err != nil {
 		return head{}, err
 	}
-	return head{seq: m.Sequence, epoch: s.epoch, id: s.ID}, nil
+	return head{seq: m.Sequence, epoch: s.epoch, id: s.ID, at: m.Time}, nil
 }
 
 // cachedHead returns the cached head of subj, unless skip.
@@ -382,6 +434,11 @@ func (u *UserStreams) cacheHead(subj string, h head) {
 		delete(u.heads, subj)
 		return
 	}
+	u.storeHeadLocked(subj, h)
+}
+
+// storeHeadLocked records h (seq not 0) as subj's head; u.mu is held.
+func (u *UserStreams) storeHeadLocked(subj string, h head) {
 	if _, ok := u.heads[subj]; !ok && len(u.heads) >= headCacheSize {
 		for k := range u.heads {
 			delete(u.heads, k)
@@ -389,6 +446,17 @@ func (u *UserStreams) cacheHead(subj string, h head) {
 		}
 	}
 	u.heads[subj] = h
+}
+
+// cacheNewer records h as subj's head unless the cached one is at least as new (a
+// higher or equal stream sequence).
+func (u *UserStreams) cacheNewer(subj string, h head) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if c, ok := u.heads[subj]; ok && c.seq >= h.seq {
+		return
+	}
+	u.storeHeadLocked(subj, h)
 }
 
 // stored is a message as read back, with its chain fields.
@@ -414,6 +482,7 @@ func parseHeaders(seq uint64, h nats.Header, data []byte, at time.Time) (stored,
 	}
 	s.epoch, s.ID, s.prev = num(hdrEpoch), num(hdrID), num(hdrPrev)
 	s.Payload, s.Target, s.Time = data, h.Get(hdrTarget), at
+	s.Mark = s.ID == 0 || h.Get(hdrMark) == "1"
 	return s, err
 }
 
@@ -468,26 +537,15 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 		case h.seq == 0 || h.id >= u.maxID:
 			epoch, id = newEpoch(), 1
 		}
-		m := nats.NewMsg(subj)
-		m.Header = make(nats.Header, 4)
-		m.Header.Set(hdrEpoch, strconv.FormatUint(epoch, 10))
-		m.Header.Set(hdrID, strconv.FormatUint(id, 10))
 		prev := h.seq
 		if id <= 1 {
 			prev = 0 // an epoch's chain starts here
 		}
-		m.Header.Set(hdrPrev, strconv.FormatUint(prev, 10))
-		if target != "" {
-			m.Header.Set(hdrTarget, target)
-		}
-		m.Data = payload
-		ack, err := u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(h.seq))
-		if err == nil {
-			u.cacheHead(subj, head{seq: ack.Sequence, epoch: epoch, id: id})
+		ok, err := u.publish(ctx, subj, head{seq: h.seq, epoch: epoch, id: id}, prev, payload, target, marker)
+		if ok {
 			return epoch, id, nil
 		}
-		u.cacheHead(subj, head{}) // whatever happened, the head is unknown now
-		if !wrongLastSequence(err) {
+		if err != nil {
 			return 0, 0, err
 		}
 		if cached {
@@ -498,6 +556,84 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 		}
 	}
 	return 0, 0, ErrContention
+}
+
+// publish stores at subj a message (or with mark a marker) at position (at.epoch, at.id)
+// chained to the stream sequence prev, provided the subject's last message is still at
+// stream sequence at.seq, and caches it as the head. It reports false with a nil error
+// when JetStream refused because another message was stored meanwhile; either way but
+// success the cached head is forgotten.
+func (u *UserStreams) publish(ctx context.Context, subj string, at head, prev uint64, payload []byte, target string, mark bool) (bool, error) {
+	m := nats.NewMsg(subj)
+	m.Header = make(nats.Header, 5)
+	m.Header.Set(hdrEpoch, strconv.FormatUint(at.epoch, 10))
+	m.Header.Set(hdrID, strconv.FormatUint(at.id, 10))
+	m.Header.Set(hdrPrev, strconv.FormatUint(prev, 10))
+	if target != "" {
+		m.Header.Set(hdrTarget, target)
+	}
+	if mark {
+		m.Header.Set(hdrMark, "1")
+	}
+	m.Data = payload
+	ack, err := u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(at.seq))
+	if err == nil {
+		u.cacheHead(subj, head{seq: ack.Sequence, epoch: at.epoch, id: at.id, at: time.Now()})
+		return true, nil
+	}
+	u.cacheHead(subj, head{}) // whatever happened, the head is unknown now
+	if wrongLastSequence(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// Touch keeps the user's sequence from ageing out (see Epochs in the file's doc): when
+// the newest thing the user has stored, message or marker, was stored olderThan or
+// more ago (0: whatever its age), it stores a keep-alive marker at the same position
+// (epoch and last id), and reports whether it did. It does nothing for a user with
+// nothing stored (there is no epoch to keep), nor when another writer stored something
+// for the user meanwhile. A cached head (the node's last append, touch or read of the
+// user, or Observe) younger than olderThan costs no request; an older one one, and
+// none cached two.
+func (u *UserStreams) Touch(ctx context.Context, user string, olderThan time.Duration) (touched bool, err error) {
+	touched, err = u.touch(ctx, user, olderThan)
+	if err != nil {
+		err = fmt.Errorf("cluster: cannot touch the sequence of user %q: %w", user, classify(err))
+	}
+	return touched, err
+}
+
+func (u *UserStreams) touch(ctx context.Context, user string, olderThan time.Duration) (bool, error) {
+	if user == "" {
+		return false, ErrEmptyUser
+	}
+	subj := u.userSubject(user)
+	recent := func(h head) bool { return olderThan > 0 && time.Since(h.at) < olderThan }
+	h, cached := u.cachedHead(subj, false)
+	if cached && recent(h) {
+		return false, nil
+	}
+	for {
+		if !cached {
+			var err error
+			if h, err = u.last(ctx, subj); err != nil {
+				return false, err
+			}
+			if h.seq == 0 {
+				return false, nil
+			}
+			u.cacheNewer(subj, h)
+			if recent(h) {
+				return false, nil
+			}
+		}
+		ok, err := u.publish(ctx, subj, h, h.seq, nil, "", true)
+		if ok || err != nil || !cached {
+			return ok, err
+		}
+		cached = false // the cache was stale: read the head and try once more
+	}
 }
 
 // wrongLastSequence reports whether err is JetStream refusing a publish whose expected
@@ -530,8 +666,10 @@ func (u *UserStreams) pause(ctx context.Context, attempt int) error {
 // everything the buffer holds, from its start. A cursor (0, 0) is of another epoch: the
 // caller decides what a cursorless connection gets. A user with nothing stored has
 // position (0, 0) (see Begin). It makes one JetStream request plus one per message
-// returned, or about four for more than walkMax; the returned payloads are the
-// caller's.
+// returned (and per marker between them: Touch stores at most one per olderThan), or
+// about four for more than walkMax; the returned payloads are the caller's. The
+// position may be a marker's (see Markers in the file's doc): curLast is then the id of
+// a message that may have aged out.
 func (u *UserStreams) Since(ctx context.Context, user string, epoch, lastID uint64) (msgs []StoredMsg, recovered bool, curEpoch, curLast uint64, err error) {
 	msgs, recovered, curEpoch, curLast, err = u.since(ctx, user, epoch, lastID)
 	if err != nil {
@@ -565,7 +703,7 @@ func (u *UserStreams) since(ctx context.Context, user string, epoch, lastID uint
 		from = lastID
 	}
 	var msgs []StoredMsg
-	var first uint64 // the lowest id of this epoch still buffered (0: its marker)
+	var first uint64 // the lowest id of this epoch still buffered (see Markers)
 	if curLast-from <= uint64(u.walkMax) {
 		msgs, first, err = u.walk(ctx, s, from)
 	} else {
@@ -577,15 +715,31 @@ func (u *UserStreams) since(ctx context.Context, user string, epoch, lastID uint
 	return msgs, inEpoch && first <= from+1, curEpoch, curLast, nil
 }
 
-// walk follows the chain back from the head s to the message after id from, or to the
-// start of what is buffered of the epoch, and returns the messages after from, oldest
-// first, and the lowest id it reached. It makes one request per message: the cheaper
+// buffered is the lowest id s says the buffer still holds (see Markers in the file's
+// doc): its id for a message, the one after for a marker.
+func buffered(s stored) uint64 {
+	if s.Mark {
+		return s.ID + 1
+	}
+	return s.ID
+}
+
+// walk follows the chain back from the head s, through markers, to the message after
+// id from (or a marker at or below from), or to the start of what is buffered of the
+// epoch, and returns the messages after from, oldest first, and the lowest id still
+// buffered that it reached. It makes one request per message or marker: the cheaper
 // way for a few.
 func (u *UserStreams) walk(ctx context.Context, s stored, from uint64) ([]StoredMsg, uint64, error) {
 	var rev []StoredMsg
-	for s.ID > from+1 && s.prev != 0 {
-		if s.ID != 0 {
+	first := uint64(math.MaxUint64)
+	for {
+		first = min(first, buffered(s))
+		if !s.Mark && s.ID > from {
 			rev = append(rev, s.StoredMsg)
+		}
+		// Older entries have ids at most this one's, minus one past a message.
+		if first <= from+1 || s.prev == 0 {
+			break
 		}
 		m, err := u.stream.GetMsg(ctx, s.prev)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -598,11 +752,8 @@ func (u *UserStreams) walk(ctx context.Context, s stored, from uint64) ([]Stored
 			return nil, 0, err
 		}
 	}
-	if s.ID > from && s.ID != 0 && (len(rev) == 0 || rev[len(rev)-1].ID != s.ID) {
-		rev = append(rev, s.StoredMsg)
-	}
 	slices.Reverse(rev)
-	return rev, s.ID, nil
+	return rev, first, nil
 }
 
 // scan reads everything stored for subj up to the head's stream sequence through a
@@ -654,8 +805,8 @@ func (u *UserStreams) scan(ctx context.Context, subj string, headSeq, epoch, fro
 			if s.epoch != epoch {
 				continue // an earlier epoch's leftovers
 			}
-			first = min(first, s.ID)
-			if s.ID > from && s.ID != 0 {
+			first = min(first, buffered(s))
+			if s.ID > from && !s.Mark {
 				msgs = append(msgs, s.StoredMsg)
 			}
 		}

@@ -110,6 +110,12 @@ var userStreamCases = []struct {
 	{"AcksMonotonic", testAcksMonotonic},
 	{"Live", testLive},
 	{"ResumeTable", testResumeTable},
+	{"TouchKeepsEpoch", testTouchKeepsEpoch},
+	{"TouchWhen", testTouchWhen},
+	{"TouchConcurrent", testTouchConcurrent},
+	{"MarkersInChain", testMarkersInChain},
+	{"Observe", testObserve},
+	{"ResumeMarkerHead", testResumeMarkerHead},
 }
 
 func TestUserStreams(t *testing.T) {
@@ -514,6 +520,7 @@ func testNATSDown(t *testing.T, url string, stop, restart func()) {
 		{"Append", func(ctx context.Context) error { _, _, err := u.Append(ctx, "frank", nil, ""); return err }},
 		{"Begin", func(ctx context.Context) error { _, _, err := u.Begin(ctx, "frank"); return err }},
 		{"Since", func(ctx context.Context) error { _, _, _, _, err := u.Since(ctx, "frank", epoch, 0); return err }},
+		{"Touch", func(ctx context.Context) error { _, err := u.Touch(ctx, "frank", 0); return err }},
 		{"Ack", func(ctx context.Context) error { return u.Ack(ctx, "frank", "d", epoch, 1) }},
 		{"Acked", func(ctx context.Context) error { _, _, err := u.Acked(ctx, "frank", "d", epoch); return err }},
 		{"NewUserStreams", func(ctx context.Context) error {
