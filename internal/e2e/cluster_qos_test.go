@@ -19,8 +19,8 @@ import (
 // each user's application was handed, to count what a fault lost or duplicated.
 type qosLedger struct {
 	mu   sync.Mutex
-	sent map[string][]string       // accepted, in push order
-	got  map[string][]client.Push  // handed to the application, in order
+	sent map[string][]string      // accepted, in push order
+	got  map[string][]client.Push // handed to the application, in order
 	errs []string
 }
 

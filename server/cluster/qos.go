@@ -43,12 +43,12 @@ func (b *Broker) startStreams() error {
 
 // onLive hands a stored message to the server.
 func (b *Broker) onLive(msg *nats.Msg) {
-	user, epoch, m, err := DecodeLive(msg)
+	user, epoch, m, err := b.streams.Observe(msg)
 	if err != nil {
 		b.log.Error("cluster: malformed live QoS1 message", "subject", msg.Subject, "err", err)
 		return
 	}
-	b.srv.ApplyQoS(user, epoch, server.StoredMsg{ID: m.ID, Payload: m.Payload, Target: m.Target, Time: m.Time})
+	b.srv.ApplyQoS(user, epoch, m)
 }
 
 // onAsyncError is the NATS connection's error handler: a live message dropped as a slow
@@ -62,38 +62,8 @@ func (b *Broker) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	b.log.Warn("cluster: NATS error", "err", err)
 }
 
-// QoSStore implements server.QoSBroker.
-func (b *Broker) QoSStore() server.QoSStore { return qosStore{b.streams} }
+// QoSStore implements server.QoSBroker: the UserStreams.
+func (b *Broker) QoSStore() server.QoSStore { return b.streams }
 
-// qosStore adapts UserStreams to server.QoSStore.
-type qosStore struct{ u *UserStreams }
-
-func (q qosStore) Append(ctx context.Context, user string, payload []byte, target string) (uint64, uint64, error) {
-	return q.u.Append(ctx, user, payload, target)
-}
-
-func (q qosStore) Resume(ctx context.Context, user, device string, epoch, lastID uint64) (server.StoredResume, error) {
-	r, err := q.u.Resume(ctx, user, device, epoch, lastID)
-	return server.StoredResume{Result: r.Result, Epoch: r.Epoch, LastID: r.LastID, Msgs: convert(r.Msgs)}, err
-}
-
-func (q qosStore) Since(ctx context.Context, user string, epoch, lastID uint64) ([]server.StoredMsg, bool, uint64, uint64, error) {
-	msgs, ok, e, l, err := q.u.Since(ctx, user, epoch, lastID)
-	return convert(msgs), ok, e, l, err
-}
-
-func (q qosStore) Ack(ctx context.Context, user, device string, epoch, id uint64) error {
-	return q.u.Ack(ctx, user, device, epoch, id)
-}
-
-func (q qosStore) Touch(ctx context.Context, user string, olderThan time.Duration) (bool, error) {
-	return false, nil
-}
-
-func convert(msgs []StoredMsg) []server.StoredMsg {
-	out := make([]server.StoredMsg, len(msgs))
-	for i, m := range msgs {
-		out[i] = server.StoredMsg{ID: m.ID, Payload: m.Payload, Target: m.Target, Time: m.Time}
-	}
-	return out
-}
+// UserStreams is the cluster's server.QoSStore.
+var _ server.QoSStore = (*UserStreams)(nil)

@@ -191,3 +191,40 @@ func TestClusterQoS1StoreDown(t *testing.T) {
 		t.Fatalf("after the outage: %q", p.Payload)
 	}
 }
+
+// TestClusterQoS1EpochOutlivesWindow: a user connected for longer than the resume
+// window without a QoS1 message keeps the stream's epoch (the node touches it), so the
+// next push continues the ids on the same connection instead of starting an epoch
+// that would have to close it.
+func TestClusterQoS1EpochOutlivesWindow(t *testing.T) {
+	const window = 3 * time.Second
+	_, nodes := startCluster(t, 2, func(o *server.Options) { o.ResumeWindow = window })
+	a, b := nodes[0], nodes[1]
+	cl := dial(t, b, "old", "d", client.Options{})
+	seen(t, nodes, b, server.CountUser, "old", 1)
+	if _, err := a.srv.PushUsers([]string{"old"}, []byte("first"), server.PushOptions{QoS1: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p := recvQoS(t, cl, 1)[0]; p.MsgID != 1 {
+		t.Fatalf("first push id %d", p.MsgID)
+	}
+	epoch := cl.LastAuth().Epoch
+	// The time that passes is the test: more than twice the window, connected.
+	end := time.Now().Add(2*window + time.Second)
+	for time.Now().Before(end) {
+		if cl.State() != client.StateConnected {
+			t.Fatalf("connection closed while idle: %v", cl.State())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res, err := a.srv.PushUsers([]string{"old"}, []byte("later"), server.PushOptions{QoS1: true})
+	if err != nil || res.MsgIDs["old"] != 2 {
+		t.Fatalf("push after 2 windows: %+v, %v (want id 2 in the same epoch)", res, err)
+	}
+	if p := recvQoS(t, cl, 1)[0]; string(p.Payload) != "later" || p.MsgID != 2 {
+		t.Fatalf("got %q id %d", p.Payload, p.MsgID)
+	}
+	if e, _ := cl.Cursor(); e != epoch || cl.State() != client.StateConnected {
+		t.Fatalf("epoch %d (was %d), state %v", e, epoch, cl.State())
+	}
+}

@@ -258,21 +258,8 @@ type UserStreams struct {
 // of contention, for metrics.
 func (u *UserStreams) Retries() uint64 { return u.retries.Load() }
 
-// StoredMsg is one message of a user's sequence.
-type StoredMsg struct {
-	// ID is the message id within the epoch Since reported.
-	ID uint64
-	// Payload is the push's payload.
-	Payload []byte
-	// Target is what Append was given: "" for every device of the user.
-	Target string
-	// Time is when JetStream stored it.
-	Time time.Time
-	// Mark says the message is a marker (see Markers in the file's doc): no payload,
-	// only the sequence's position (Epoch, ID). Since and Resume never return one, only
-	// DecodeLive and Observe do.
-	Mark bool
-}
+// StoredMsg is one message of a user's sequence (server.StoredMsg).
+type StoredMsg = server.StoredMsg
 
 // NewUserStreams creates the stream and the acknowledgement bucket, or updates them to
 // o's settings, on the JetStream reached through nc (nc stays the caller's: the broker's

@@ -5,19 +5,12 @@ import (
 	"fmt"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server"
 )
 
-// Resumed is what Resume decided for a connection (PROTOCOL.md §11, the resume table).
-type Resumed struct {
-	// Result is AUTH_OK's resume field.
-	Result protocol.ResumeResult
-	// Epoch and LastID are AUTH_OK's position: the connection is sent the messages for
-	// it with an id above LastID.
-	Epoch, LastID uint64
-	// Msgs are the buffered messages with an id above LastID, oldest first, for every
-	// device of the user: the caller sends those whose Target is for the connection.
-	Msgs []StoredMsg
-}
+// Resumed is what Resume decided for a connection (PROTOCOL.md §11, the resume table):
+// server.StoredResume.
+type Resumed = server.StoredResume
 
 // Resume decides where a connection of user (device "" for none) that sent the HELLO
 // cursor (epoch, lastID) is served from, per PROTOCOL.md §11's table, and records the
