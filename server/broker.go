@@ -169,9 +169,9 @@ type LoginIdentity struct {
 // handed to the broker (it lost its connection): the local part was done.
 var ErrClusterUnavailable = errors.New("server: cluster unavailable: the operation reached this node only")
 
-// ErrClusterQoS1 is returned for a QoS1 push by id to a connection of another node: QoS1
-// state is per node until the cluster keeps user streams where every node reads them.
-var ErrClusterQoS1 = errors.New("server: QoS1 push by connection id to another node is not supported yet")
+// ErrClusterQoS1 is returned for a QoS1 push by id to a connection of another node by a
+// Broker that keeps no QoS1 streams (not a QoSBroker): each node's streams are its own.
+var ErrClusterQoS1 = errors.New("server: QoS1 push by connection id to another node needs a cluster that keeps QoS1 streams")
 
 // nodeBits is where a connection id carries its node: bits 40-52.
 const (
@@ -254,13 +254,31 @@ func (s *Server) ClusterRequest(ctx context.Context, node uint16, payload []byte
 	if s.broker == nil {
 		return nil, ErrClusterUnavailable
 	}
-	return s.broker.Request(ctx, node, payload)
+	return s.broker.Request(ctx, node, append([]byte{reqHandler}, payload...))
 }
 
-// AnswerRequest hands a request from another node to the Handler (the broker calls it).
+// Requests between nodes start with a byte saying who answers: the Handler
+// (ClusterRequest: uplinks) or the server itself (qosconns.go).
+const (
+	reqHandler byte = iota
+	reqConns
+)
+
+// AnswerRequest answers a request from another node (the broker calls it): the
+// Handler's, or one the server answers itself.
 func (s *Server) AnswerRequest(payload []byte, respond func([]byte)) {
-	if h, ok := s.opts.Handler.(ClusterRequestHandler); ok {
-		h.OnClusterRequest(payload, respond)
+	if len(payload) == 0 {
+		respond(nil)
+		return
+	}
+	switch payload[0] {
+	case reqHandler:
+		if h, ok := s.opts.Handler.(ClusterRequestHandler); ok {
+			h.OnClusterRequest(payload[1:], respond)
+			return
+		}
+	case reqConns:
+		respond(s.answerConns(payload[1:]))
 		return
 	}
 	respond(nil)

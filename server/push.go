@@ -455,6 +455,9 @@ func (s *Server) PushConns(ids []uint64, payload []byte, opts PushOptions) (Push
 		res.Delivered += n
 	}
 	if len(remote) > 0 {
+		if opts.QoS1 && s.qstore != nil {
+			return res, s.pushRemoteConnsQoS1(remote, payload, &res)
+		}
 		if opts.QoS1 {
 			return res, ErrClusterQoS1
 		}

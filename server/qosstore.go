@@ -151,10 +151,14 @@ func (s *Server) decodeTarget(v string) (t *target, ok bool) {
 // through ApplyQoS (or at once, when this node's mirror is current). An error means
 // nothing was stored (ErrClusterUnavailable when the store was out of reach).
 func (s *Server) pushStored(uid string, conn *Conn, payload []byte, ex map[uint64]struct{}) (uint64, int, error) {
+	return s.pushStoredTo(uid, s.targetFor(uid, conn, ex), payload)
+}
+
+// pushStoredTo is pushStored for the message's target t (nil: every device).
+func (s *Server) pushStoredTo(uid string, t *target, payload []byte) (uint64, int, error) {
 	if _, err := s.fitFrame((&protocol.Push{MsgID: maxMsgID, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)); err != nil {
 		return 0, 0, err
 	}
-	t := s.targetFor(uid, conn, ex)
 	tv, err := encodeTarget(t)
 	if err != nil {
 		return 0, 0, err

@@ -113,6 +113,18 @@ func TestClusterQoS1ResumeAcrossNodes(t *testing.T) {
 		t.Fatalf("tablet got %q id %d", p.Payload, p.MsgID)
 	}
 	quiet(t, c2, 300*time.Millisecond)
+
+	// A QoS1 push by id from node B to the tablet's connection on node A, and to an
+	// id of node A that does not exist.
+	gone := d2.LastAuth().ConnID + 1000
+	res, err = b.srv.PushConns([]uint64{d2.LastAuth().ConnID, gone}, []byte("by-id"), server.PushOptions{QoS1: true})
+	if err != nil || res.Delivered != 1 || res.Offline != 1 || res.MsgIDs["liz"] != 7 {
+		t.Fatalf("QoS1 push by id to another node: %+v, %v", res, err)
+	}
+	if p := recvQoS(t, d2, 1)[0]; string(p.Payload) != "by-id" || p.MsgID != 7 {
+		t.Fatalf("tablet got %q id %d", p.Payload, p.MsgID)
+	}
+	quiet(t, c2, 300*time.Millisecond)
 }
 
 // TestClusterQoS1Order: two nodes pushing to one user at once, connected to a third:
