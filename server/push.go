@@ -271,19 +271,24 @@ func (s *Server) PushUsers(users []string, payload []byte, opts PushOptions) (Pu
 		// The cluster's store keeps the message for the user wherever they are, or
 		// connect within the resume window (qosstore.go).
 		res.MsgIDs = make(map[string]uint64, len(users))
-		for _, uid := range users {
-			id, n, err := s.pushStored(uid, nil, payload, ex)
-			if err != nil {
-				return res, err
+		targets := make([]*target, len(users))
+		for i, uid := range users {
+			targets[i] = s.targetFor(uid, nil, ex)
+		}
+		ids, ns, err := s.pushStoredMany(users, targets, payload)
+		for i, id := range ids {
+			if id == 0 {
+				continue // not stored: err says why
 			}
+			uid := users[i]
 			res.MsgIDs[uid] = id
 			r := s.remoteCount(CountUser, uid)
-			if n+r == 0 {
+			if ns[i]+r == 0 {
 				res.Offline++
 			}
-			res.Delivered += n + r
+			res.Delivered += ns[i] + r
 		}
-		return res, nil
+		return res, err
 	}
 	if opts.QoS1 {
 		res.MsgIDs = make(map[string]uint64, len(users))

@@ -50,6 +50,9 @@ type QoSStore interface {
 	// Append gives payload the user's next id and stores it; target says who it is for
 	// ("" for every device; see encodeTarget). It returns the message's position.
 	Append(ctx context.Context, user string, payload []byte, target string) (epoch, id uint64, err error)
+	// AppendMany is Append for each entry of batch (a push to many users), filling in
+	// each one's position or error; a user's entries are appended in batch order.
+	AppendMany(ctx context.Context, batch []StoreAppend)
 	// Resume decides, per §11's table, where a connection of user's device (""
 	// for none) with the HELLO cursor (epoch, lastID) starts, and returns the stored
 	// messages after that start.
@@ -84,6 +87,17 @@ type StoredMsg struct {
 	Time time.Time
 	// Mark is set for a marker: no message, only the stream's position (ID).
 	Mark bool
+}
+
+// StoreAppend is one message of a QoSStore.AppendMany batch: User, Payload and Target
+// in, the position (Epoch, ID) or Err out.
+type StoreAppend struct {
+	User    string
+	Payload []byte
+	Target  string
+	Epoch   uint64
+	ID      uint64
+	Err     error
 }
 
 // StoredResume is a QoSStore's resume decision.
@@ -156,37 +170,68 @@ func (s *Server) pushStored(uid string, conn *Conn, payload []byte, ex map[uint6
 
 // pushStoredTo is pushStored for the message's target t (nil: every device).
 func (s *Server) pushStoredTo(uid string, t *target, payload []byte) (uint64, int, error) {
-	if _, err := s.fitFrame((&protocol.Push{MsgID: maxMsgID, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)); err != nil {
-		return 0, 0, err
-	}
-	tv, err := encodeTarget(t)
+	ids, ns, err := s.pushStoredMany([]string{uid}, []*target{t}, payload)
 	if err != nil {
 		return 0, 0, err
+	}
+	return ids[0], ns[0], nil // one user: stored, or err
+}
+
+// pushStoredMany stores payload for each user (targets[i] for users[i]) in one
+// AppendMany and returns each one's id and how many of this node's connections it is
+// for. An id of 0 is a user whose message could not be stored; err then says why
+// (the others were stored and are delivered).
+func (s *Server) pushStoredMany(users []string, targets []*target, payload []byte) (ids []uint64, ns []int, err error) {
+	if _, err := s.fitFrame((&protocol.Push{MsgID: maxMsgID, Payload: payload}).AppendFrame(nil, 0, protocol.FlagAckRequested)); err != nil {
+		return nil, nil, err
+	}
+	batch := make([]StoreAppend, len(users))
+	for i, uid := range users {
+		tv, err := encodeTarget(targets[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		batch[i] = StoreAppend{User: uid, Payload: payload, Target: tv}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
-	epoch, id, err := s.qstore.Append(ctx, uid, payload, tv)
+	s.qstore.AppendMany(ctx, batch)
 	cancel()
-	if err != nil {
-		s.metrics.clusterErrors.Inc()
-		s.log.Warn("cluster: QoS1 message not stored; push refused", "user", uid, "err", err)
-		return 0, 0, fmt.Errorf("%w: the QoS1 message could not be stored: %v", ErrClusterUnavailable, err)
+	ids, ns = make([]uint64, len(users)), make([]int, len(users))
+	for i := range batch {
+		b := &batch[i]
+		if b.Err != nil {
+			s.metrics.clusterErrors.Inc()
+			if err == nil {
+				s.log.Warn("cluster: QoS1 message not stored; push refused", "user", b.User, "err", b.Err)
+				err = fmt.Errorf("%w: the QoS1 message could not be stored: %v", ErrClusterUnavailable, b.Err)
+			}
+			continue
+		}
+		ids[i], ns[i] = b.ID, s.storedLocally(b, targets[i])
 	}
+	return ids, ns, err
+}
+
+// storedLocally counts this node's ready connections of b's user that stored message b
+// is for, and delivers it at once if this node's mirror of the user is at the message
+// before (its live copy is then ignored); otherwise the live feed brings it in order.
+func (s *Server) storedLocally(b *StoreAppend, t *target) int {
+	u := s.lockUser(b.User, false)
+	if u == nil {
+		return 0
+	}
+	defer u.mu.Unlock()
 	n := 0
 	q := queued{to: t}
-	for _, c := range s.hub.userConns(uid, nil) {
+	for _, c := range s.hub.userConns(b.User, nil) {
 		if c.pushable() && q.forConn(c, c.ident().deviceID) {
 			n++
 		}
 	}
-	// Deliver now if this node's mirror is at the message before: the live copy is then
-	// ignored. Otherwise the live feed brings it in order.
-	if u := s.lockUser(uid, false); u != nil {
-		if u.stored && u.epoch == epoch && u.lastID == id-1 {
-			s.ingestLocked(u, epoch, StoredMsg{ID: id, Payload: payload, Target: tv})
-		}
-		u.mu.Unlock()
+	if u.stored && u.epoch == b.Epoch && u.lastID == b.ID-1 {
+		s.ingestLocked(u, b.Epoch, StoredMsg{ID: b.ID, Payload: b.Payload, Target: b.Target})
 	}
-	return id, n, nil
+	return n
 }
 
 // ApplyQoS takes a message the store stored for user (the QoSBroker calls it for every

@@ -58,6 +58,9 @@ type ClusterConfig struct {
 	// means closed loop (pushConcurrency requests in flight), as the push
 	// scenario. Default 0.
 	MsgRate float64
+	// QoS1 makes the pushes QoS1 (stored in the cluster's JetStream streams; kept
+	// in the node's memory on one node). Default false.
+	QoS1 bool
 	// Broadcasts is how many room broadcasts are timed one by one, then sent back
 	// to back. Default 10.
 	Broadcasts int
@@ -190,7 +193,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 		}
 	}
 	rc, err := RunConfig{Scenario: ScenarioPush, Impls: []string{ImplTetherd}, N: cfg.N, Loaders: cfg.Loaders, Src: cfg.Src,
-		Heartbeat: time.Minute, Warmup: cfg.Warmup, Duration: cfg.Duration, Batch: cfg.Batch, Size: cfg.Size, MsgRate: cfg.MsgRate,
+		Heartbeat: time.Minute, Warmup: cfg.Warmup, Duration: cfg.Duration, Batch: cfg.Batch, Size: cfg.Size, MsgRate: cfg.MsgRate, QoS1: cfg.QoS1,
 		Broadcasts: cfg.Broadcasts, Tetherd: cfg.Tetherd, Exe: cfg.Exe, Env: cfg.Env, Timeout: cfg.Timeout, Log: cfg.Log, TTY: cfg.TTY}.Defaults()
 	if err != nil {
 		return rep, err
@@ -385,8 +388,8 @@ func (m *natsMeter) read() (msgs, bytes int64, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		msgs += c["tether_cluster_sent_messages_total"]
-		bytes += c["tether_cluster_sent_bytes_total"]
+		msgs += c["tether_cluster_sent_messages_total"] + c["tether_cluster_stored_messages_total"] + c["tether_cluster_jetstream_requests_total"]
+		bytes += c["tether_cluster_sent_bytes_total"] + c["tether_cluster_stored_bytes_total"]
 	}
 	return msgs, bytes, nil
 }
@@ -592,6 +595,9 @@ func (r *ClusterReport) params() string {
 	if c.MsgRate > 0 {
 		pacing = fmt.Sprintf("paced at %.0f msgs/s", c.MsgRate)
 	}
+	if c.QoS1 {
+		pacing += ", QoS1 (acknowledged; on the cluster stored in JetStream)"
+	}
 	return fmt.Sprintf("%d connections on 1 tetherd (no NATS), then spread over %d tetherd nodes%s on one nats-server (JetStream on), "+
 		"loader i connecting to node i %% %d; push: a service on node 1's control port, %d users per request (each spanning every node), "+
 		"%s, %v warmup, %v window; room: every connection a member, %d broadcasts of %d bytes timed one by one, "+
@@ -667,6 +673,7 @@ func mainCluster(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", 8*time.Second, "push: the measured window.")
 	fs.IntVar(&cfg.Batch, "batch", 100, "push: users per push request.")
 	fs.Float64Var(&cfg.MsgRate, "msg-rate", 0, "push: messages per second across users; 0 means closed loop (as the push scenario).")
+	fs.BoolVar(&cfg.QoS1, "qos1", false, "push: push QoS1 (on the cluster: stored in JetStream) instead of QoS0.")
 	fs.IntVar(&cfg.Broadcasts, "broadcasts", 10, "room: broadcasts timed one by one, then sent back to back.")
 	fs.DurationVar(&cfg.Background, "background", 6*time.Second, "The window on the idle cluster that measures the nodes' own NATS traffic.")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", time.Second, "The client heartbeat phase's PING interval per connection.")

@@ -60,5 +60,8 @@ func writeClusterMetrics(b *cluster.Broker) func(io.Writer) {
 		fmt.Fprintf(w, "# HELP tether_cluster_nats_connected 1 while the NATS connection is up.\n# TYPE tether_cluster_nats_connected gauge\ntether_cluster_nats_connected %d\n", connected)
 		fmt.Fprintf(w, "# HELP tether_cluster_sent_messages_total Messages this node sent to NATS.\n# TYPE tether_cluster_sent_messages_total counter\ntether_cluster_sent_messages_total %d\n", st.SentMsgs)
 		fmt.Fprintf(w, "# HELP tether_cluster_sent_bytes_total Payload bytes this node sent to NATS.\n# TYPE tether_cluster_sent_bytes_total counter\ntether_cluster_sent_bytes_total %d\n", st.SentBytes)
+		fmt.Fprintf(w, "# HELP tether_cluster_stored_messages_total QoS1 messages and keep-alive markers this node published to the JetStream stream.\n# TYPE tether_cluster_stored_messages_total counter\ntether_cluster_stored_messages_total %d\n", st.StoredMsgs)
+		fmt.Fprintf(w, "# HELP tether_cluster_stored_bytes_total Bytes (subject, headers, payload) of the QoS1 messages this node published to JetStream.\n# TYPE tether_cluster_stored_bytes_total counter\ntether_cluster_stored_bytes_total %d\n", st.StoredBytes)
+		fmt.Fprintf(w, "# HELP tether_cluster_jetstream_requests_total Other JetStream requests of this node: reads of QoS1 streams, acknowledgement records.\n# TYPE tether_cluster_jetstream_requests_total counter\ntether_cluster_jetstream_requests_total %d\n", st.JSRequests)
 	}
 }

@@ -793,7 +793,10 @@ type Stats struct {
 	// whose full state it has received since it (re)connected.
 	Nodes, Synced       int
 	SentMsgs, SentBytes uint64
-	Connected           bool
+	// StoredMsgs and StoredBytes are the QoS1 messages and markers published to
+	// JetStream; JSRequests the other JetStream requests (UserStreams.Traffic).
+	StoredMsgs, StoredBytes, JSRequests uint64
+	Connected                           bool
 }
 
 // Stats returns the broker's counters.
@@ -806,5 +809,9 @@ func (b *Broker) Stats() Stats {
 		}
 	}
 	b.mu.Unlock()
-	return Stats{Nodes: n, Synced: synced, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.Available()}
+	st := Stats{Nodes: n, Synced: synced, SentMsgs: b.sentMsgs.Load(), SentBytes: b.sentBytes.Load(), Connected: b.Available()}
+	if b.streams != nil {
+		st.StoredMsgs, st.StoredBytes, st.JSRequests = b.streams.Traffic()
+	}
+	return st
 }

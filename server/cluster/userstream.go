@@ -251,6 +251,28 @@ type UserStreams struct {
 	heads map[string]head // by subject: see "Ids" in the file's doc
 	// retries counts compare-and-set conflicts (Retries).
 	retries atomic.Uint64
+	// stored and storedBytes count the messages (and markers) published to the stream,
+	// requests the other JetStream requests (reads, acknowledgements): Traffic.
+	stored, storedBytes, requests atomic.Uint64
+}
+
+// Traffic returns what this UserStreams sent to JetStream: the messages and markers it
+// published (and their bytes: subject, headers and payload), and its other requests
+// (reads of heads and messages, consumers, acknowledgement records).
+func (u *UserStreams) Traffic() (stored, storedBytes, requests uint64) {
+	return u.stored.Load(), u.storedBytes.Load(), u.requests.Load()
+}
+
+// countStored counts m as published.
+func (u *UserStreams) countStored(m *nats.Msg) {
+	n := len(m.Subject) + len(m.Data) + 12
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	u.stored.Add(1)
+	u.storedBytes.Add(uint64(n))
 }
 
 // Retries returns how many appends and acknowledgements had to be tried again because
@@ -387,6 +409,7 @@ type head struct {
 
 // last reads the user's last stored message.
 func (u *UserStreams) last(ctx context.Context, subj string) (head, error) {
+	u.requests.Add(1)
 	m, err := u.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return head{}, nil
@@ -551,6 +574,22 @@ func (u *UserStreams) append(ctx context.Context, user string, payload []byte, t
 // when JetStream refused because another message was stored meanwhile; either way but
 // success the cached head is forgotten.
 func (u *UserStreams) publish(ctx context.Context, subj string, at head, prev uint64, payload []byte, target string, mark bool) (bool, error) {
+	m := storedMessage(subj, at, prev, payload, target, mark)
+	u.countStored(m)
+	ack, err := u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(at.seq))
+	if err == nil {
+		u.cacheHead(subj, head{seq: ack.Sequence, epoch: at.epoch, id: at.id, at: time.Now()})
+		return true, nil
+	}
+	u.cacheHead(subj, head{}) // whatever happened, the head is unknown now
+	if wrongLastSequence(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// storedMessage is the message publish stores at subj for position at, chained to prev.
+func storedMessage(subj string, at head, prev uint64, payload []byte, target string, mark bool) *nats.Msg {
 	m := nats.NewMsg(subj)
 	m.Header = make(nats.Header, 5)
 	m.Header.Set(hdrEpoch, strconv.FormatUint(at.epoch, 10))
@@ -563,16 +602,7 @@ func (u *UserStreams) publish(ctx context.Context, subj string, at head, prev ui
 		m.Header.Set(hdrMark, "1")
 	}
 	m.Data = payload
-	ack, err := u.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(at.seq))
-	if err == nil {
-		u.cacheHead(subj, head{seq: ack.Sequence, epoch: at.epoch, id: at.id, at: time.Now()})
-		return true, nil
-	}
-	u.cacheHead(subj, head{}) // whatever happened, the head is unknown now
-	if wrongLastSequence(err) {
-		return false, nil
-	}
-	return false, err
+	return m
 }
 
 // Touch keeps the user's sequence from ageing out (see Epochs in the file's doc): when
@@ -670,6 +700,7 @@ func (u *UserStreams) since(ctx context.Context, user string, epoch, lastID uint
 		return nil, false, 0, 0, ErrEmptyUser
 	}
 	subj := u.userSubject(user)
+	u.requests.Add(1)
 	m, err := u.stream.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, false, 0, 0, nil
@@ -728,6 +759,7 @@ func (u *UserStreams) walk(ctx context.Context, s stored, from uint64) ([]Stored
 		if first <= from+1 || s.prev == 0 {
 			break
 		}
+		u.requests.Add(1)
 		m, err := u.stream.GetMsg(ctx, s.prev)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break // the bounds evicted the rest: the buffer starts at s
@@ -749,6 +781,7 @@ func (u *UserStreams) walk(ctx context.Context, s stored, from uint64) ([]Stored
 // the cheaper way for many (measured: a 256-message replay in 2-3.5 ms, against 20-30
 // ms for walk).
 func (u *UserStreams) scan(ctx context.Context, subj string, headSeq, epoch, from uint64) ([]StoredMsg, uint64, error) {
+	u.requests.Add(1)
 	c, err := u.js.CreateConsumer(ctx, u.streamName, jetstream.ConsumerConfig{
 		FilterSubject:     subj,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -820,6 +853,7 @@ func (u *UserStreams) ackKey(user string) string {
 
 // readAcks returns the user's records and the value's revision (0: none stored).
 func (u *UserStreams) readAcks(ctx context.Context, user string) ([]ackRecord, uint64, error) {
+	u.requests.Add(1)
 	e, err := u.acks.Get(ctx, u.ackKey(user))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -863,6 +897,7 @@ func (u *UserStreams) ack(ctx context.Context, user, device string, epoch, id ui
 		if err != nil {
 			return err
 		}
+		u.requests.Add(1)
 		if rev == 0 {
 			_, err = u.acks.Create(ctx, key, val)
 		} else {
