@@ -28,11 +28,18 @@
 //	                               final-frame deadlines (Conn.timer), and the    onAckTimeout: user.mu)
 //	                               QoS1 ack timer (window.timer, a second timer
 //	                               of the connection): onAckTimeout
-//	ants worker pool               authenticate (handshake.go); a connection's    the Authenticator and Handler
-//	                               drain task (dispatch.go): Handler calls
+//	ants worker pool               authenticate (handshake.go); a connection's    the Authenticator and Handler;
+//	                               drain task (dispatch.go): Handler calls        in a cluster the QoSStore's
+//	                                                                              Resume (before user.mu)
 //	flusher, one per backlogged    flushBacklog (outbound.go)                     netpoll's writer, up to WriteTimeout
 //	connection, while backlogged
-//	sweeper                        sweep (stream.go), every ResumeWindow/4        user and shard locks
+//	sweeper                        sweep (stream.go), every ResumeWindow/4;       user and shard locks; the
+//	                               in a cluster touchStreams (qosstore.go)        QoSStore (no lock held)
+//	QoSStore live feed (cluster)   ApplyQoS, fill (qosstore.go): the broker's     user.mu; the QoSStore's Since
+//	                               delivery goroutine                             (no lock held)
+//	ack writer (cluster), and its  runAckWriter (qosstore.go)                     the QoSStore's Ack (no lock held)
+//	ackWriters workers
+//	callers of Push* (cluster)     pushStoredMany: QoSStore.AppendMany            the QoSStore (no lock held)
 //	one-off closer                 closeSilently or Connection.Close after a      locks below (onClosed)
 //	                               write found the peer gone or passed a budget
 //	                               (outbound.go): its caller may hold locks
@@ -44,6 +51,7 @@
 //	one-off drain                  drain, when the pool refuses a connection's    the Handler
 //	                               connect/disconnect notifications (dispatch.go)
 //	callers                        Push*, Kick*, Join, GoAway, Shutdown           locks below; never the network
+//	                                                                              but a QoS1 push in a cluster
 //
 // onClosed (netpoll's close callback) runs wherever netpoll runs it: on a poller for a
 // hang-up, in the goroutine that called Connection.Close when no read callback is
@@ -91,7 +99,9 @@
 //	                    wheel's mutexes, limits.mu and each sourceSet.mu (limits.go,
 //	                    flapping.go: never nested; admit releases the set lock before it
 //	                    takes limits.mu), the loglimit.Limiter mutexes (they call the
-//	                    logger)
+//	                    logger), pendingLive.mu and ackWriter.mu (qosstore.go)
+//
+// A QoSStore call (network) is never made with any of these locks held.
 //
 // The state word (Conn.st, state.go) is atomic and needs no lock; the flags documented
 // as set under wmu are read under wmu.

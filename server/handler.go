@@ -132,3 +132,11 @@ func (m *Message) failFrame(code protocol.ErrorCode, msg string) ([]byte, error)
 	}
 	return m.Conn.errorFrame(m.Seq, code, msg), nil
 }
+
+// AckHandler is implemented by a Handler that wants to know when a connection's QoS1
+// acknowledgement advances (the control port: "ack" events, which services use as
+// delivery receipts). OnAck runs on the read path once the ACK was applied, with
+// msgID the connection's new cumulative acknowledgement; it must not block.
+type AckHandler interface {
+	OnAck(c *Conn, msgID uint64)
+}

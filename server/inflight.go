@@ -127,16 +127,26 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 	if !c.pushable() {
 		return // nothing was sent yet; and c.user is published before the connection is pushable
 	}
+	if acked := s.applyAck(c, msgID); acked != 0 {
+		if h, ok := s.opts.Handler.(AckHandler); ok {
+			h.OnAck(c, acked)
+		}
+	}
+}
+
+// applyAck is onAck under the user's lock; it returns the connection's new cumulative
+// acknowledgement, or 0 if the ACK advanced nothing.
+func (s *Server) applyAck(c *Conn, msgID uint64) uint64 {
 	u := c.user
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	w := c.qos
 	if u.dead || w == nil {
-		return
+		return 0
 	}
 	msgID = min(msgID, w.sent)
 	if msgID <= w.acked {
-		return
+		return 0
 	}
 	w.acked = msgID
 	w.n = 0 // recounted: messages in flight may have been trimmed meanwhile
@@ -158,6 +168,7 @@ func (s *Server) onAck(c *Conn, msgID uint64) {
 		s.settleLocked(u, c, w)
 	}
 	u.trimLocked()
+	return msgID
 }
 
 // settleLocked frees c's window w once nothing is in flight and c is caught up with the

@@ -533,16 +533,34 @@ func (s *Server) runAckWriter() {
 		batch := a.pending
 		a.pending = make(map[ackKey]ackPos, len(batch))
 		a.mu.Unlock()
-		for k, p := range batch {
-			ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
-			err := s.qstore.Ack(ctx, k.user, k.device, p.epoch, p.id)
-			cancel()
-			if err != nil {
-				s.metrics.clusterErrors.Inc()
-			}
+		work := make(chan ackKey)
+		var wg sync.WaitGroup
+		for range min(ackWriters, len(batch)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range work {
+					p := batch[k]
+					ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+					err := s.qstore.Ack(ctx, k.user, k.device, p.epoch, p.id)
+					cancel()
+					if err != nil {
+						s.metrics.clusterErrors.Inc()
+					}
+				}
+			}()
 		}
+		for k := range batch {
+			work <- k
+		}
+		close(work)
+		wg.Wait()
 	}
 }
+
+// ackWriters is how many acknowledgements runAckWriter writes at once (each is a read
+// and a compare-and-set of the user's record: two round trips).
+const ackWriters = 8
 
 // touchStreams keeps the stored streams of the users connected to this node from aging
 // out (runSweeper calls it every quarter of the resume window).

@@ -298,8 +298,12 @@ func runClusterSide(ctx context.Context, rc RunConfig, cfg ClusterConfig, work s
 	if _, err := s.await(ctx, 2*time.Minute, "connected"); err != nil {
 		return side, err
 	}
-	// Let the count changes of the reconnection reach NATS first.
+	// Let the count changes (and the resumes' JetStream requests) of the reconnection
+	// reach NATS first.
 	if err := sleep(ctx, time.Second); err != nil {
+		return side, err
+	}
+	if err := m.quiesce(ctx); err != nil {
 		return side, err
 	}
 	if _, err := s.all(ctx, msg.Command{Op: "reset"}, "reset", 30*time.Second); err != nil {
@@ -361,6 +365,13 @@ func measurePushRoom(ctx context.Context, s *session, side *ClusterSide, m *nats
 	if err := s.push(ctx, side.Push); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
+	if m != nil {
+		// QoS1 acknowledgements still being written through to JetStream belong to
+		// the push, not to the room.
+		if err := m.quiesce(ctx); err != nil {
+			return err
+		}
+	}
 	side.Room = &Result{Scenario: ScenarioRoom, Impl: ImplTetherd, N: s.r.cfg.N, Loaders: len(s.loaders)}
 	if err := s.room(ctx, side.Room); err != nil {
 		return fmt.Errorf("room: %w", err)
@@ -392,6 +403,29 @@ func (m *natsMeter) read() (msgs, bytes int64, err error) {
 		bytes += c["tether_cluster_sent_bytes_total"] + c["tether_cluster_stored_bytes_total"]
 	}
 	return msgs, bytes, nil
+}
+
+// quiesce waits (at most a minute) until the nodes' NATS counters stand still for
+// half a second: what an earlier phase left queued (QoS1 acknowledgements written
+// through, say) is then not counted in the next.
+func (m *natsMeter) quiesce(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	last, _, err := m.read()
+	for still := 0; still < 2 && time.Now().Before(deadline); {
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+		n, _, err := m.read()
+		if err != nil {
+			return err
+		}
+		if n == last {
+			still++
+		} else {
+			still, last = 0, n
+		}
+	}
+	return err
 }
 
 func (m *natsMeter) begin() error {

@@ -157,6 +157,7 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription) (SubscribeRes
 		s.prefixes[k] = struct{}{}
 	}
 	s.events = s.events || sub.Events
+	s.acks = s.acks || sub.Acks
 	s.mu.Unlock()
 	return res, nil
 }
@@ -174,6 +175,9 @@ func (s *Service) Unsubscribe(ctx context.Context, sub Subscription) (SubscribeR
 	}
 	if sub.Events {
 		s.events = false
+	}
+	if sub.Acks {
+		s.acks = false
 	}
 	s.mu.Unlock()
 	var res SubscribeResult

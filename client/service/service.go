@@ -32,6 +32,7 @@ type Service struct {
 	// subs is what to subscribe to again after a reconnect.
 	routes, prefixes map[string]struct{}
 	events           bool
+	acks             bool // subscribed to ack events (mu)
 	closed           bool
 	err              error // why the Service ended
 
@@ -203,7 +204,7 @@ func (s *Service) reconnect(sched *backoff.Schedule, lived time.Duration) (*conn
 // resubscribe subscribes c to everything the Service was subscribed to.
 func (s *Service) resubscribe(c *conn) error {
 	s.mu.Lock()
-	sub := wire.Subscription{Events: s.events}
+	sub := wire.Subscription{Events: s.events, Acks: s.acks}
 	for k := range s.routes {
 		sub.Routes = append(sub.Routes, k)
 	}
@@ -211,7 +212,7 @@ func (s *Service) resubscribe(c *conn) error {
 		sub.Prefixes = append(sub.Prefixes, k)
 	}
 	s.mu.Unlock()
-	if len(sub.Routes) == 0 && len(sub.Prefixes) == 0 && !sub.Events {
+	if len(sub.Routes) == 0 && len(sub.Prefixes) == 0 && !sub.Events && !sub.Acks {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.RequestTimeout)

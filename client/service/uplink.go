@@ -9,7 +9,8 @@ import (
 
 // Event is a connection event: Type is "online" (wire.EventOnline) when a client
 // authenticated, "offline" (wire.EventOffline) when it closed, with its close Code and
-// that code's name as Reason.
+// that code's name as Reason, and "ack" (wire.EventAck, after Subscribe with Acks)
+// when its QoS1 acknowledgement advanced to MsgID (a delivery receipt).
 type Event = wire.Event
 
 // Uplink is a client's message routed to this service. Answer it once with Reply or

@@ -72,3 +72,57 @@ func TestLostConnectionEnds(t *testing.T) {
 		t.Fatalf("Stats after the end = %v, want ErrClosed", err)
 	}
 }
+
+// A service subscribed to acks gets an "ack" event when a client acknowledges QoS1
+// messages (a delivery receipt), with the cumulative id; one subscribed to events only
+// does not.
+func TestAckEvents(t *testing.T) {
+	g := startGateway(t, nil, nil)
+	acks := make(chan service.Event, 16)
+	others := make(chan service.Event, 16)
+	svc, err := service.Dial(context.Background(), g.port.Addr().String(), service.Options{Secret: testSecret,
+		OnEvent: func(ev service.Event) { acks <- ev }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	res, err := svc.Subscribe(context.Background(), service.Subscription{Acks: true})
+	if err != nil || !res.Acks || res.Events {
+		t.Fatalf("subscribe acks: %+v, %v", res, err)
+	}
+	plain, err := service.Dial(context.Background(), g.port.Addr().String(), service.Options{Secret: testSecret,
+		OnEvent: func(ev service.Event) { others <- ev }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.Subscribe(context.Background(), service.Subscription{Events: true}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(context.Background(), g.srv.Addr().String(), client.Options{Token: "ack-alice", DeviceID: "phone", NoReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ev := testkit.Recv(t, others, 5*time.Second); ev.Type != "online" {
+		t.Fatalf("events-only service got %+v first", ev)
+	}
+	for i := range 2 {
+		if _, err := svc.PushUsers(context.Background(), []string{"ack-alice"}, []byte{byte(i)}, service.PushOptions{QoS1: true}); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Recv(t, c.Pushes(), 5*time.Second) // the client ACKs it
+		ev := testkit.Recv(t, acks, 5*time.Second)
+		if ev.Type != "ack" || ev.User != "ack-alice" || ev.Device != "phone" || ev.MsgID != uint64(i+1) || ev.Conn != c.ConnID() {
+			t.Fatalf("ack event %d: %+v", i, ev)
+		}
+	}
+	select {
+	case ev := <-others:
+		t.Fatalf("events-only service got %+v", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if res, err := svc.Unsubscribe(context.Background(), service.Subscription{Acks: true}); err != nil || res.Acks {
+		t.Fatalf("unsubscribe acks: %+v, %v", res, err)
+	}
+}

@@ -185,6 +185,8 @@ type Subscription struct {
 	Routes   []string `json:"routes,omitempty"`
 	Prefixes []string `json:"prefixes,omitempty"`
 	Events   bool     `json:"events,omitempty"`
+	// Acks subscribes to "ack" events: a client's QoS1 acknowledgement advanced.
+	Acks bool `json:"acks,omitempty"`
 }
 
 // SubscribeResult is the RESULT of SUBSCRIBE and UNSUBSCRIBE: everything this
@@ -193,6 +195,7 @@ type SubscribeResult struct {
 	Routes   []string `json:"routes"`
 	Prefixes []string `json:"prefixes"`
 	Events   bool     `json:"events"`
+	Acks     bool     `json:"acks,omitempty"`
 }
 
 // Uplink is the header of UPLINK: a client's SEND routed to this service. The payload
@@ -225,6 +228,9 @@ type Reply struct {
 const (
 	EventOnline  = "online"
 	EventOffline = "offline"
+	// EventAck is a client's QoS1 acknowledgement: every message of the user's
+	// sequence for the connection with an id up to MsgID was acknowledged.
+	EventAck = "ack"
 )
 
 // Event is the header of EVENT: a client connection authenticated (online) or closed
@@ -237,4 +243,5 @@ type Event struct {
 	Platform string             `json:"platform,omitempty"`
 	Code     protocol.CloseCode `json:"code,omitempty"`
 	Reason   string             `json:"reason,omitempty"`
+	MsgID    uint64             `json:"msg_id,omitempty"`
 }

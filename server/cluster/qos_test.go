@@ -189,7 +189,12 @@ func TestClusterQoS1StoreDown(t *testing.T) {
 	if got := push(t, cl); got != "plain" {
 		t.Fatalf("got %q", got)
 	}
-	c2 := dial(t, a, "nat2", "d", client.Options{})
+	ended := make(chan error, 4)
+	c2 := dial(t, a, "nat2", "d", client.Options{OnStateChange: func(st client.State, err error) {
+		if err != nil {
+			ended <- err
+		}
+	}})
 	if c2.LastAuth().Epoch == 0 {
 		t.Fatal("AUTH_OK without an epoch while the store is down")
 	}
@@ -201,6 +206,11 @@ func TestClusterQoS1StoreDown(t *testing.T) {
 	})
 	if p := recvQoS(t, cl, 1)[0]; string(p.Payload) != "again" {
 		t.Fatalf("after the outage: %q", p.Payload)
+	}
+	// The connection made during the outage was served a stream of this node's own:
+	// it is sent away to resume from the cluster's.
+	if err := testkit.Recv(t, ended, wait); !closeCode(protocol.CloseGoingAway)(err) {
+		t.Fatalf("connection made during the outage ended with %v, want GOING_AWAY", err)
 	}
 }
 

@@ -31,6 +31,7 @@ type router struct {
 	exact    map[string]*group
 	prefixes []*group // longest key first, then by key
 	events   []*session
+	acks     []*session // subscribed to "ack" events
 }
 
 // group is the services subscribed to one route or prefix; rr spreads uplinks over them.
@@ -86,6 +87,31 @@ func (r *router) eventSubs() []*session {
 	defer r.mu.RUnlock()
 	return r.events
 }
+
+// ackSubs returns the sessions subscribed to ack events.
+func (r *router) ackSubs() []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.acks
+}
+
+// setAcks adds s to, or removes it from, the ack event subscribers.
+func (r *router) setAcks(s *session, on bool) {
+	if on == s.acks {
+		return
+	}
+	s.acks = on
+	if on {
+		r.acks = append(slices.Clip(r.acks), s)
+	} else {
+		r.acks = without(r.acks, s)
+	}
+	r.told(server.CountRoute, &group{key: ackKey}, len(r.acks))
+}
+
+// ackKey is the name under which a node tells the cluster how many of its services
+// want ack events, as a route count (no route can be named so: routes are printable).
+const ackKey = "\x00acks"
 
 // subscribe adds sub to s's subscriptions.
 func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failure {
@@ -157,6 +183,9 @@ func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failur
 		s.events = true
 		r.events = append(slices.Clip(r.events), s)
 	}
+	if sub.Acks {
+		r.setAcks(s, true)
+	}
 	return nil
 }
 
@@ -181,6 +210,9 @@ func (r *router) unsubscribe(s *session, sub wire.Subscription) {
 		s.events = false
 		r.events = without(r.events, s)
 	}
+	if sub.Acks {
+		r.setAcks(s, false)
+	}
 }
 
 // removeSession drops every subscription of s.
@@ -198,6 +230,7 @@ func (r *router) removeSession(s *session) {
 		s.events = false
 		r.events = without(r.events, s)
 	}
+	r.setAcks(s, false)
 }
 
 func (r *router) dropExact(s *session, k string) {
@@ -243,7 +276,7 @@ func without(ss []*session, s *session) []*session {
 func (r *router) snapshot(s *session) wire.SubscribeResult {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	res := wire.SubscribeResult{Routes: []string{}, Prefixes: []string{}, Events: s.events}
+	res := wire.SubscribeResult{Routes: []string{}, Prefixes: []string{}, Events: s.events, Acks: s.acks}
 	for k := range s.routes {
 		res.Routes = append(res.Routes, k)
 	}

@@ -67,6 +67,7 @@ type session struct {
 	routes   map[string]struct{}
 	prefixes map[string]struct{}
 	events   bool
+	acks     bool // subscribed to ack events (router.mu)
 }
 
 func newSession(p *Port, nc net.Conn) *session {

@@ -253,11 +253,43 @@ func (p *Port) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
 		Platform: c.Platform(), Code: code, Reason: code.String()})
 }
 
+// OnAck tells the services subscribed to ack events, on this node and on any other
+// node of a cluster that has some, that c acknowledged its QoS1 messages up to msgID
+// (server.AckHandler).
+func (p *Port) OnAck(c *server.Conn, msgID uint64) {
+	srv := p.srv.Load()
+	remote := srv != nil && srv.Clustered() && len(srv.ClusterHolders(server.CountRoute, ackKey)) > 0
+	subs := p.router.ackSubs()
+	if !remote && len(subs) == 0 {
+		return
+	}
+	ev := &wire.Event{Type: wire.EventAck, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform(), MsgID: msgID}
+	frame, err := codec.AppendFrame(nil, OpEvent, 0, ev, nil)
+	if err != nil {
+		p.log.Error("cannot encode an event", "err", err)
+		return
+	}
+	p.emitFrameTo(subs, frame)
+	if remote {
+		_ = srv.PublishEvent(frame)
+	}
+}
+
 // OnClusterEvent emits an event frame another node of the cluster published
 // (server.ClusterEventHandler).
 func (p *Port) OnClusterEvent(frame []byte) {
-	if f, n, err := protocol.Parse(frame, protocol.MaxFrameLimit); err != nil || n != len(frame) || f.Op != OpEvent {
+	f, n, err := protocol.Parse(frame, protocol.MaxFrameLimit)
+	if err != nil || n != len(frame) || f.Op != OpEvent {
 		p.log.Warn("malformed event from another node")
+		return
+	}
+	var ev wire.Event
+	if _, err := codec.DecodeBody(f.Body, &ev); err != nil {
+		p.log.Warn("malformed event from another node")
+		return
+	}
+	if ev.Type == wire.EventAck {
+		p.emitFrameTo(p.router.ackSubs(), frame)
 		return
 	}
 	p.emitFrame(frame)
@@ -288,8 +320,11 @@ func (p *Port) emit(ev *wire.Event) []byte {
 }
 
 // emitFrame queues an encoded event for every subscriber.
-func (p *Port) emitFrame(frame []byte) {
-	for _, s := range p.router.eventSubs() {
+func (p *Port) emitFrame(frame []byte) { p.emitFrameTo(p.router.eventSubs(), frame) }
+
+// emitFrameTo queues an encoded event for subs.
+func (p *Port) emitFrameTo(subs []*session, frame []byte) {
+	for _, s := range subs {
 		if s.offer(frame) {
 			p.m.events.Inc()
 		} else {
