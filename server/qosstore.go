@@ -565,18 +565,7 @@ const ackWriters = 8
 // touchStreams keeps the stored streams of the users connected to this node from aging
 // out (runSweeper calls it every quarter of the resume window).
 func (s *Server) touchStreams() {
-	var uids []string
-	for i := range s.hub.users {
-		sh := &s.hub.users[i]
-		sh.mu.RLock()
-		for uid, u := range sh.m {
-			if len(u.conns) > 0 {
-				uids = append(uids, uid)
-			}
-		}
-		sh.mu.RUnlock()
-	}
-	for _, uid := range uids {
+	for _, uid := range s.connectedUsers() {
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -595,6 +584,13 @@ func (s *Server) ResyncQoS() {
 	if s.qstore == nil {
 		return
 	}
+	for _, uid := range s.connectedUsers() {
+		s.fill(uid)
+	}
+}
+
+// connectedUsers returns the users with a connection on this node.
+func (s *Server) connectedUsers() []string {
 	var uids []string
 	for i := range s.hub.users {
 		sh := &s.hub.users[i]
@@ -606,7 +602,5 @@ func (s *Server) ResyncQoS() {
 		}
 		sh.mu.RUnlock()
 	}
-	for _, uid := range uids {
-		s.fill(uid)
-	}
+	return uids
 }
