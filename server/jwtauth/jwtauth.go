@@ -55,6 +55,14 @@ const minHMACSecretLen = 32
 // minRSABits is the smallest RS256 modulus accepted (NIST SP 800-131A).
 const minRSABits = 2048
 
+// The JWKS mode's defaults (Config.JWKSRefresh, Config.JWKSUnknownKIDInterval,
+// Config.JWKSTimeout).
+const (
+	DefaultJWKSRefresh            = time.Hour
+	DefaultJWKSUnknownKIDInterval = 10 * time.Second
+	DefaultJWKSTimeout            = 10 * time.Second
+)
+
 // Config configures Authenticator. Zero value fields keep the defaults stated in
 // each field's doc; New applies the defaults and validates the result.
 type Config struct {
@@ -290,16 +298,16 @@ func (cfg *Config) setJWKSDefaults() error {
 		}
 	}
 	if cfg.JWKSRefresh == 0 {
-		cfg.JWKSRefresh = time.Hour
+		cfg.JWKSRefresh = DefaultJWKSRefresh
 	}
 	if cfg.JWKSUnknownKIDInterval == 0 {
-		cfg.JWKSUnknownKIDInterval = 10 * time.Second
+		cfg.JWKSUnknownKIDInterval = DefaultJWKSUnknownKIDInterval
 	}
 	if cfg.JWKSTimeout < 0 {
 		return fmt.Errorf("jwtauth: JWKSTimeout must not be negative, got %v", cfg.JWKSTimeout)
 	}
 	if cfg.JWKSTimeout == 0 {
-		cfg.JWKSTimeout = 10 * time.Second
+		cfg.JWKSTimeout = DefaultJWKSTimeout
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
