@@ -418,6 +418,9 @@ func TestJWKSRefetchInFlightShared(t *testing.T) {
 	a := newJWKSAuth(t, idp, Config{})
 	idp.publish(t, append(stdKeys(), idpKey{"ec-2", "ES256", &newKey.PublicKey}))
 	idp.hold.Store(&release)
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the IdP's Close, which waits for its handlers
 	tok := signKid(t, jwt.SigningMethodES256, newKey, "ec-2", idpClaims(nil))
 	const callers = 6
 	var started sync.WaitGroup
@@ -434,7 +437,7 @@ func TestJWKSRefetchInFlightShared(t *testing.T) {
 	testkit.WaitFor(t, "the refetch to reach the IdP and the other callers to queue", func() bool {
 		return idp.requests.Load() == 2 && a.keys.waiting.Load() == callers-1
 	})
-	close(release)
+	open()
 	for range callers {
 		if err := testkit.Recv(t, errs, 10*time.Second); err != nil {
 			t.Errorf("caller: %v", err)
@@ -625,8 +628,8 @@ func TestJWKSResponseLimit(t *testing.T) {
 func TestJWKSGateway(t *testing.T) {
 	// End to end: a real gateway with a JWKS-mode authenticator. A client with an ES256
 	// token from the local IdP connects as the token's user; an expired token gets
-	// AUTH_FAIL TOKEN_EXPIRED (3501), which the client SDK reports as not terminal (get a
-	// new token and reconnect).
+	// AUTH_FAIL TOKEN_EXPIRED (3501), a terminal code: the application must get a new
+	// token before the client reconnects.
 	idp := newTestIdP(t, stdKeys())
 	a := newJWKSAuth(t, idp, Config{Now: time.Now})
 	srv, err := server.New(server.Options{
@@ -671,7 +674,7 @@ func TestJWKSGateway(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Op != protocol.OpAuthFail || ce.Code != protocol.CloseTokenExpired {
 		t.Fatalf("Dial with an expired token: %v, want AUTH_FAIL TOKEN_EXPIRED", err)
 	}
-	if ce.Code != 3501 {
+	if ce.Code != 3501 || !ce.Terminal() {
 		t.Fatalf("TOKEN_EXPIRED is %d on the wire, want 3501", ce.Code)
 	}
 }
