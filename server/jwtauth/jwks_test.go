@@ -126,25 +126,6 @@ func (idp *testIdP) publish(t *testing.T, keys []idpKey) {
 	idp.mu.Unlock()
 }
 
-// jwksClock is a settable clock for Config.Now: the rate limit on unknown kids is
-// measured with it.
-type jwksClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *jwksClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *jwksClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newJWKSAuth builds a JWKS-mode authenticator on idp, on jwtTestNow unless cfg.Now is
 // set, with issuer "https://idp.example/" and audience "tether" unless cfg sets them, and
 // closes it with the test.
@@ -322,8 +303,8 @@ func TestJWKSRotation(t *testing.T) {
 	// The IdP publishes a new key and signs with it: the first token naming it causes
 	// exactly one refetch, and then verifies, as do later ones, with no more requests.
 	idp := newTestIdP(t, stdKeys())
-	clock := &jwksClock{t: jwtTestNow}
-	a := newJWKSAuth(t, idp, Config{Now: clock.now})
+	clock := testkit.NewFakeClockAt(jwtTestNow)
+	a := newJWKSAuth(t, idp, Config{Now: clock.Now})
 	newKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +323,7 @@ func TestJWKSRotation(t *testing.T) {
 	// The old key is withdrawn: after the next refetch (allowed once the interval has
 	// passed) its tokens are refused, the new key's are not.
 	idp.publish(t, []idpKey{{"ec-2", "ES256", &newKey.PublicKey}})
-	clock.advance(10 * time.Second)
+	clock.Advance(10 * time.Second)
 	third, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if code, _, _ := authCode(a, signKid(t, jwt.SigningMethodES256, third, "ec-3", idpClaims(nil))); code != protocol.CloseInvalidToken {
 		t.Fatalf("unpublished kid: code %v", code)
@@ -363,8 +344,8 @@ func TestJWKSUnknownKIDFlood(t *testing.T) {
 	// JWKSUnknownKIDInterval of the (fake) clock, however many tokens arrive, and every
 	// token gets INVALID_TOKEN "unknown signing key" rather than waiting.
 	idp := newTestIdP(t, stdKeys())
-	clock := &jwksClock{t: jwtTestNow}
-	a := newJWKSAuth(t, idp, Config{Now: clock.now, JWKSUnknownKIDInterval: 30 * time.Second})
+	clock := testkit.NewFakeClockAt(jwtTestNow)
+	a := newJWKSAuth(t, idp, Config{Now: clock.Now, JWKSUnknownKIDInterval: 30 * time.Second})
 	flood := func(round int) {
 		t.Helper()
 		var wg sync.WaitGroup
@@ -392,12 +373,12 @@ func TestJWKSUnknownKIDFlood(t *testing.T) {
 	if n := idp.requests.Load(); n != 2 {
 		t.Fatalf("after 320 unknown kids: IdP saw %d requests, want 2 (New, one refetch)", n)
 	}
-	clock.advance(29 * time.Second)
+	clock.Advance(29 * time.Second)
 	flood(1)
 	if n := idp.requests.Load(); n != 2 {
 		t.Fatalf("29s later: IdP saw %d requests, want still 2", n)
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	flood(2)
 	if n := idp.requests.Load(); n != 3 {
 		t.Fatalf("30s later: IdP saw %d requests, want 3", n)
@@ -517,8 +498,8 @@ func TestJWKSStartup(t *testing.T) {
 		t.Fatalf("empty set: err = %v", err)
 	}
 
-	clock := &jwksClock{t: jwtTestNow}
-	a := newJWKSAuth(t, idp, Config{Now: clock.now, JWKSAllowUnreachable: true})
+	clock := testkit.NewFakeClockAt(jwtTestNow)
+	a := newJWKSAuth(t, idp, Config{Now: clock.Now, JWKSAllowUnreachable: true})
 	tok := signKid(t, jwt.SigningMethodES256, jwtTestECKey(), "ec", idpClaims(nil))
 	noKid := signKid(t, jwt.SigningMethodES256, jwtTestECKey(), "", idpClaims(nil))
 	if code, _, _ := authCode(a, tok); code != protocol.CloseInvalidToken {
@@ -528,7 +509,7 @@ func TestJWKSStartup(t *testing.T) {
 	if code, _, _ := authCode(a, noKid); code != protocol.CloseInvalidToken {
 		t.Fatalf("within the interval: code %v, want refused without a fetch", code)
 	}
-	clock.advance(10 * time.Second)
+	clock.Advance(10 * time.Second)
 	if code, _, err := authCode(a, noKid); err != nil {
 		t.Fatalf("IdP back, token without kid: %v %v", code, err)
 	}
