@@ -39,6 +39,9 @@ type settings struct {
 
 	auth, jwtAlg, jwtSecretFile, jwtPublicKey, jwtIssuer, jwtAudience string
 	jwtRequireExp                                                     bool
+	jwksURL, jwtUserClaim, jwtAlgs                                    string
+	jwksRefresh, jwksUnknownKID                                       time.Duration
+	jwksAllowUnreachable                                              bool
 	mintToken                                                         string
 	mintTTL                                                           time.Duration
 
@@ -87,6 +90,12 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.jwtIssuer, "jwt-issuer", "", "If set, tokens must carry this \"iss\" claim.")
 	fs.StringVar(&s.jwtAudience, "jwt-audience", "", "If set, tokens' \"aud\" claim must include this value.")
 	fs.BoolVar(&s.jwtRequireExp, "jwt-require-exp", true, "Reject tokens without an \"exp\" claim.")
+	fs.StringVar(&s.jwksURL, "jwks-url", "", "Verify OAuth 2.0 / OIDC access tokens with the keys of the provider's JWK Set at this https URL (its jwks_uri) instead of -jwt-secret-file or -jwt-public-key; -jwt-alg is then ignored (see -jwt-algs). Set -jwt-issuer and -jwt-audience with it. See docs/AUTH.md.")
+	fs.StringVar(&s.jwtAlgs, "jwt-algs", "", "With -jwks-url: the comma-separated algorithms accepted, among RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 and EdDSA; HS* and \"none\" are refused. Default RS256,ES256,EdDSA.")
+	fs.StringVar(&s.jwtUserClaim, "jwt-user-claim", "", "The string claim that is the user id, e.g. email or https://example.com/uid; a dotted name not found as is is followed into nested objects (user.id). Default sub.")
+	fs.DurationVar(&s.jwksRefresh, "jwks-refresh", 0, "With -jwks-url: how often the JWK Set is refetched in the background."+def("jwtauth.DefaultJWKSRefresh", jwtauth.DefaultJWKSRefresh))
+	fs.DurationVar(&s.jwksUnknownKID, "jwks-unknown-kid-interval", 0, "With -jwks-url: the shortest time between two refetches caused by tokens naming an unknown key id; tokens with unknown kids in between are refused at once."+def("jwtauth.DefaultJWKSUnknownKIDInterval", jwtauth.DefaultJWKSUnknownKIDInterval))
+	fs.BoolVar(&s.jwksAllowUnreachable, "jwks-allow-unreachable", false, "With -jwks-url: start even if the JWK Set cannot be fetched, refusing tokens until a fetch succeeds. By default an unreachable provider at startup is a startup error.")
 	fs.StringVar(&s.mintToken, "mint-token", "", "Print an HS256 token for this user id, signed with the -jwt-secret-file secret, and exit. For development and tests.")
 	fs.DurationVar(&s.mintTTL, "mint-ttl", 24*time.Hour, "Lifetime of a token printed by -mint-token.")
 	fs.DurationVar(&s.heartbeat, "heartbeat", 0, "Heartbeat interval announced to clients; a client silent for 1.5 times this is disconnected."+def("server.DefaultHeartbeat", server.DefaultHeartbeat))
@@ -151,6 +160,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
+	}
+	if c, ok := opts.Authenticator.(io.Closer); ok {
+		defer c.Close() // the JWKS refresh goroutine
 	}
 	certs, err := applyTransport(&st, &opts, logger)
 	if err != nil {
@@ -320,7 +332,7 @@ func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string
 	case "insecure":
 		o.Authenticator = server.InsecureAuthenticator{}
 	case "jwt":
-		a, err := jwtAuthenticator(st, getenv)
+		a, err := jwtAuthenticator(st, getenv, logger)
 		if err != nil {
 			return o, err
 		}
@@ -356,13 +368,30 @@ func adminToken(st *settings, getenv func(string) string) (string, error) {
 // here to name the flag or variable in the error.
 const adminTokenMinLen = 16
 
-// jwtAuthenticator builds the JWT authenticator from the -jwt-* settings.
-func jwtAuthenticator(st *settings, getenv func(string) string) (*jwtauth.Authenticator, error) {
+// jwtAuthenticator builds the JWT authenticator from the -jwt-* and -jwks-* settings.
+func jwtAuthenticator(st *settings, getenv func(string) string, logger *slog.Logger) (*jwtauth.Authenticator, error) {
 	cfg := jwtauth.Config{
 		Algorithm:  st.jwtAlg,
 		Issuer:     st.jwtIssuer,
 		Audience:   st.jwtAudience,
 		RequireExp: st.jwtRequireExp,
+		UserClaim:  st.jwtUserClaim,
+	}
+	if st.jwksURL != "" {
+		if st.jwtSecretFile != "" || st.jwtPublicKey != "" {
+			return nil, errors.New("-jwks-url cannot be combined with -jwt-secret-file or -jwt-public-key")
+		}
+		cfg.Algorithm = ""
+		cfg.JWKSURL = st.jwksURL
+		for alg := range strings.SplitSeq(st.jwtAlgs, ",") {
+			if alg = strings.TrimSpace(alg); alg != "" {
+				cfg.Algorithms = append(cfg.Algorithms, alg)
+			}
+		}
+		cfg.JWKSRefresh, cfg.JWKSUnknownKIDInterval = st.jwksRefresh, st.jwksUnknownKID
+		cfg.JWKSAllowUnreachable = st.jwksAllowUnreachable
+		cfg.Logger = logger
+		return jwtauth.New(cfg)
 	}
 	switch st.jwtAlg {
 	case "HS256":

@@ -16,6 +16,9 @@ type FakeClock struct {
 // NewFakeClock returns a FakeClock reading a fixed made-up time (Unix 1,000,000).
 func NewFakeClock() *FakeClock { return &FakeClock{t: time.Unix(1_000_000, 0)} }
 
+// NewFakeClockAt returns a FakeClock reading t.
+func NewFakeClockAt(t time.Time) *FakeClock { return &FakeClock{t: t} }
+
 // Now returns the clock's time; it has the shape of time.Now.
 func (c *FakeClock) Now() time.Time {
 	c.mu.Lock()

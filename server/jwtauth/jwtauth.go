@@ -1,6 +1,21 @@
-// Package jwtauth is a server.Authenticator for JSON Web Tokens (RFC 7519) signed with one
-// pinned algorithm, HS256 or RS256. It lives outside package server so an embedder that
-// authenticates some other way does not link a JWT library.
+// Package jwtauth is a server.Authenticator for JSON Web Tokens (RFC 7519), in one of two
+// modes:
+//
+//   - pinned key: one algorithm, HS256 or RS256, and one key given in Config;
+//   - JWKS: the access tokens of an OAuth 2.0 / OpenID Connect provider, verified with the
+//     keys of its JWK Set (RFC 7517) fetched from Config.JWKSURL, cached, refreshed
+//     periodically and, rate-limited, when a token names an unknown kid; RS256, ES256 and
+//     EdDSA by default (github.com/MicahParks/keyfunc over github.com/MicahParks/jwkset).
+//
+// It lives outside package server so an embedder that authenticates some other way does
+// not link a JWT library.
+//
+// Concurrency: an Authenticator is immutable after New except for the JWKS cache, which
+// jwkset guards, and the one refetch in flight, which keySource.mu guards (held only to
+// read or swap keySource.inflight; never across I/O). Goroutines: in JWKS mode, jwkset's
+// refresh goroutine, from New until Close; a refetch for an unknown kid runs on the
+// Authenticate caller that triggered it, and other callers wanting a refetch meanwhile
+// wait for it (or their ctx).
 package jwtauth
 
 import (
@@ -10,7 +25,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -36,12 +55,21 @@ const minHMACSecretLen = 32
 // minRSABits is the smallest RS256 modulus accepted (NIST SP 800-131A).
 const minRSABits = 2048
 
+// The JWKS mode's defaults (Config.JWKSRefresh, Config.JWKSUnknownKIDInterval,
+// Config.JWKSTimeout).
+const (
+	DefaultJWKSRefresh            = time.Hour
+	DefaultJWKSUnknownKIDInterval = 10 * time.Second
+	DefaultJWKSTimeout            = 10 * time.Second
+)
+
 // Config configures Authenticator. Zero value fields keep the defaults stated in
 // each field's doc; New applies the defaults and validates the result.
 type Config struct {
-	// Algorithm is the only signing algorithm accepted: "HS256" or "RS256". Tokens whose
-	// header names any other algorithm, including "none" or another of the same family
-	// (HS384, RS512, PS256, ...), are rejected. Required.
+	// Algorithm is the only signing algorithm accepted in pinned-key mode: "HS256" or
+	// "RS256". Tokens whose header names any other algorithm, including "none" or another
+	// of the same family (HS384, RS512, PS256, ...), are rejected. Required unless JWKSURL
+	// is set, and then it must be empty (see Algorithms).
 	Algorithm string
 
 	// HMACSecret is the HS256 key, at least 32 bytes. Required for HS256 and must be nil
@@ -51,6 +79,60 @@ type Config struct {
 	// RSAPublicKey is the RS256 verification key, at least 2048 bits; see
 	// LoadRSAPublicKeyPEM. Required for RS256 and must be nil for HS256.
 	RSAPublicKey *rsa.PublicKey
+
+	// JWKSURL selects JWKS mode: the verification keys are the JWK Set at this URL (an
+	// OIDC provider's jwks_uri, e.g. https://idp.example/.well-known/jwks.json). It must
+	// be https, or http to a loopback host. New fetches it once, within JWKSTimeout, and
+	// fails (wrapping ErrJWKSFetch) if that fails or yields no usable key, unless
+	// JWKSAllowUnreachable. Algorithm, HMACSecret and RSAPublicKey must then be unset.
+	// Default: pinned-key mode.
+	JWKSURL string
+
+	// Algorithms are the algorithms accepted in JWKS mode: any of RS256, RS384, RS512,
+	// PS256, PS384, PS512, ES256, ES384, ES512 and EdDSA (Ed25519). HS* and "none" are
+	// refused by New: a JWK Set is public. A token's header alg must be one of these and,
+	// when its key in the set has an "alg", equal to it; the key's type and size must fit
+	// the alg (RSA of 2048 bits or more; ECDSA on the alg's curve; Ed25519). Default
+	// RS256, ES256, EdDSA. Must be empty in pinned-key mode.
+	Algorithms []string
+
+	// JWKSRefresh is how often the set is refetched in the background. A failed fetch
+	// keeps the cached keys. Default 1h; negative: never (only on an unknown kid).
+	JWKSRefresh time.Duration
+
+	// JWKSUnknownKIDInterval is the shortest time between two refetches caused by tokens
+	// naming a kid the cache lacks (a key rotation: the provider publishes the new key
+	// before signing with it). One such token triggers a fetch; tokens arriving while it
+	// runs wait for it; after it, tokens with unknown kids are refused at once
+	// (CloseInvalidToken, "unknown signing key") until the interval has passed, so made-up
+	// kids cost the provider at most one request per interval per gateway. Measured with
+	// Now. Default 10s; negative: never refetch on an unknown kid.
+	JWKSUnknownKIDInterval time.Duration
+
+	// JWKSTimeout bounds each fetch of the set, the first one in New included.
+	// Default 10s.
+	JWKSTimeout time.Duration
+
+	// JWKSAllowUnreachable lets New succeed when the first fetch fails: the
+	// Authenticator then refuses every token (CloseInvalidToken) until a fetch succeeds,
+	// periodic or caused by a token (rate-limited as above). Default false: a provider
+	// unreachable at startup is New's error, which is what an operator wants to see.
+	JWKSAllowUnreachable bool
+
+	// HTTPClient fetches the set. Its Transport is wrapped to cap responses at 1 MiB.
+	// Default: a client with http.DefaultTransport (proxy from the environment).
+	HTTPClient *http.Client
+
+	// Logger receives failed background refetches of the set (warn level). Default
+	// slog.Default().
+	Logger *slog.Logger
+
+	// UserClaim names the string claim that is the user id (server.Identity.UserID):
+	// e.g. "email", "preferred_username" (Keycloak) or a namespaced claim such as
+	// "https://example.com/uid" (Auth0). A name not found as is, containing dots, is
+	// followed as a path into nested objects ("user.id"). The claim must be a non-empty
+	// string of at most 256 bytes. Default "sub".
+	UserClaim string
 
 	// Issuer, when not empty, must equal the token's iss claim (which must be present).
 	// Default: iss is not checked.
@@ -86,20 +168,25 @@ type Config struct {
 }
 
 // Authenticator is a server.Authenticator that verifies a JSON Web Token (RFC 7519) signed
-// with one pinned algorithm: HS256 with a shared secret or RS256 with a public key.
+// with one pinned algorithm (HS256 with a shared secret or RS256 with a public key) or,
+// in JWKS mode, with a key from an OAuth 2.0 / OIDC provider's JWK Set.
 //
-// The token's sub claim is the user id. Failures are *server.AuthError values with
+// The token's UserClaim (default sub) is the user id and its exp is
+// server.Identity.ExpiresAt. Failures are *server.AuthError values with
 // CloseTokenExpired (exp passed, beyond the leeway), CloseForbidden (the token is bound to
 // another device) or CloseInvalidToken (everything else: bad signature, other algorithm,
-// malformed, wrong iss or aud, nbf or iat in the future, missing or oversize sub). The
-// Reason is a fixed phrase; the library's error, which never contains the key, is in Err.
+// unknown kid, malformed, wrong iss or aud, nbf or iat in the future, missing or oversize
+// user id). The Reason is a fixed phrase; the library's error, which never contains the
+// key, is in Err.
 //
-// An Authenticator is immutable after New and safe for concurrent use.
+// An Authenticator is safe for concurrent use; see the package doc for what it shares.
 // Authenticate allocates on every call (base64 and JSON decoding of the token into a
 // map); an RS256 verification costs tens of microseconds of CPU.
 type Authenticator struct {
 	parser        *jwt.Parser
-	key           any // []byte for HS256, *rsa.PublicKey for RS256
+	key           any        // pinned mode: []byte for HS256, *rsa.PublicKey for RS256
+	keys          *keySource // JWKS mode
+	userClaim     string
 	deviceClaim   string
 	platformClaim string
 }
@@ -114,16 +201,26 @@ func New(cfg Config) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{
+		userClaim:     cfg.UserClaim,
 		deviceClaim:   cfg.DeviceClaim,
 		platformClaim: cfg.PlatformClaim,
 	}
-	if cfg.Algorithm == "HS256" {
+	algs := []string{cfg.Algorithm}
+	switch {
+	case cfg.JWKSURL != "":
+		algs = cfg.Algorithms
+		ks, err := newKeySource(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.keys = ks
+	case cfg.Algorithm == "HS256":
 		a.key = append([]byte(nil), cfg.HMACSecret...)
-	} else {
+	default:
 		a.key = cfg.RSAPublicKey
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{cfg.Algorithm}),
+		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.Now),
 		jwt.WithIssuedAt(),
@@ -142,8 +239,93 @@ func New(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
+// Close stops the background refresh of the JWK Set and cancels a fetch in flight; the
+// cached keys still verify. It is a no-op in pinned-key mode, and safe to call more than
+// once.
+func (a *Authenticator) Close() error {
+	if a.keys != nil {
+		a.keys.close()
+	}
+	return nil
+}
+
 // setDefaults fills in zero fields and validates cfg: all defaulting lives here.
 func (cfg *Config) setDefaults() error {
+	var err error
+	if cfg.JWKSURL != "" {
+		err = cfg.setJWKSDefaults()
+	} else {
+		err = cfg.checkPinned()
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Leeway < 0 {
+		return fmt.Errorf("jwtauth: Leeway must not be negative, got %v", cfg.Leeway)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.UserClaim == "" {
+		cfg.UserClaim = "sub"
+	}
+	if cfg.DeviceClaim == "" {
+		cfg.DeviceClaim = "did"
+	}
+	if cfg.PlatformClaim == "" {
+		cfg.PlatformClaim = "plat"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return nil
+}
+
+// setJWKSDefaults validates the JWKS-mode fields and fills in their defaults.
+func (cfg *Config) setJWKSDefaults() error {
+	if err := checkJWKSURL(cfg.JWKSURL); err != nil {
+		return err
+	}
+	if cfg.Algorithm != "" || len(cfg.HMACSecret) != 0 || cfg.RSAPublicKey != nil {
+		return errors.New("jwtauth: JWKSURL cannot be combined with Algorithm, HMACSecret or RSAPublicKey (use Algorithms)")
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = slices.Clone(defaultJWKSAlgs)
+	}
+	for _, alg := range cfg.Algorithms {
+		if jwksAlgs[alg] == nil {
+			return fmt.Errorf("jwtauth: algorithm %q is not accepted with a JWK Set (want some of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", alg)
+		}
+	}
+	if cfg.JWKSRefresh == 0 {
+		cfg.JWKSRefresh = DefaultJWKSRefresh
+	}
+	if cfg.JWKSUnknownKIDInterval == 0 {
+		cfg.JWKSUnknownKIDInterval = DefaultJWKSUnknownKIDInterval
+	}
+	if cfg.JWKSTimeout < 0 {
+		return fmt.Errorf("jwtauth: JWKSTimeout must not be negative, got %v", cfg.JWKSTimeout)
+	}
+	if cfg.JWKSTimeout == 0 {
+		cfg.JWKSTimeout = DefaultJWKSTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return nil
+}
+
+// checkPinned validates the pinned-key fields.
+func (cfg *Config) checkPinned() error {
+	if len(cfg.Algorithms) != 0 {
+		return errors.New("jwtauth: Algorithms is for JWKS mode (JWKSURL); pinned-key mode takes one Algorithm")
+	}
 	switch cfg.Algorithm {
 	case "HS256":
 		if len(cfg.HMACSecret) == 0 {
@@ -170,27 +352,14 @@ func (cfg *Config) setDefaults() error {
 	default:
 		return fmt.Errorf(`jwtauth: unsupported Algorithm %q (want "HS256" or "RS256")`, cfg.Algorithm)
 	}
-	if cfg.Leeway < 0 {
-		return fmt.Errorf("jwtauth: Leeway must not be negative, got %v", cfg.Leeway)
-	}
-	if cfg.Leeway == 0 {
-		cfg.Leeway = 30 * time.Second
-	}
-	if cfg.DeviceClaim == "" {
-		cfg.DeviceClaim = "did"
-	}
-	if cfg.PlatformClaim == "" {
-		cfg.PlatformClaim = "plat"
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	return nil
 }
 
 // Authenticate verifies req.Token, a compact JWT (no "Bearer " prefix), and returns the
-// identity it names. It is safe for concurrent use. It does no I/O; it returns ctx's
-// error if ctx is already done.
+// identity it names. It is safe for concurrent use. It returns ctx's error if ctx is
+// already done. It does no I/O, except in JWKS mode for a token whose kid is not cached
+// (see Config.JWKSUnknownKIDInterval): then it may fetch the set, or wait for the fetch
+// in flight, until the fetch ends or ctx is done.
 func (a *Authenticator) Authenticate(ctx context.Context, req server.AuthRequest) (server.Identity, error) {
 	if err := ctx.Err(); err != nil {
 		return server.Identity{}, err
@@ -200,23 +369,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, req server.AuthRequest
 			fmt.Errorf("jwtauth: token is %d bytes, max %d", len(req.Token), MaxTokenLen))
 	}
 	claims := jwt.MapClaims{}
-	if _, err := a.parser.ParseWithClaims(req.Token, claims, a.keyFunc); err != nil {
+	keyFunc := a.keyFunc
+	if a.keys != nil {
+		keyFunc = a.keys.keyFunc(ctx)
+	}
+	if _, err := a.parser.ParseWithClaims(req.Token, claims, keyFunc); err != nil {
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			return server.Identity{}, cerr // gave up waiting for a JWK Set fetch
+		}
 		return server.Identity{}, parseFailure(err)
 	}
 
 	var id server.Identity
-	sub, err := claims.GetSubject()
-	if err != nil {
-		return server.Identity{}, invalidToken("invalid subject", err)
+	var err error
+	if id.UserID, err = a.userID(claims); err != nil {
+		return server.Identity{}, err
 	}
-	if sub == "" {
-		return server.Identity{}, invalidToken("missing subject", errors.New("jwtauth: sub claim missing or empty"))
-	}
-	if len(sub) > maxJWTClaimLen {
-		return server.Identity{}, invalidToken("subject too long",
-			fmt.Errorf("jwtauth: sub is %d bytes, max %d", len(sub), maxJWTClaimLen))
-	}
-	id.UserID = sub
 
 	// The library has already checked exp's type and value; this only copies it.
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
@@ -257,6 +425,46 @@ func (a *Authenticator) keyFunc(t *jwt.Token) (any, error) {
 	return nil, fmt.Errorf("jwtauth: unexpected signing method %s", t.Method.Alg())
 }
 
+// userID returns the user id claim, or the *server.AuthError saying what is wrong with it.
+// The sub claim keeps the reasons it always had ("missing subject", ...).
+func (a *Authenticator) userID(claims jwt.MapClaims) (string, error) {
+	what := "user id"
+	if a.userClaim == "sub" {
+		what = "subject"
+	}
+	v, ok := claims[a.userClaim]
+	if !ok && strings.Contains(a.userClaim, ".") {
+		v, ok = nestedClaim(claims, a.userClaim)
+	}
+	if !ok || v == "" {
+		return "", invalidToken("missing "+what, fmt.Errorf("jwtauth: %s claim missing or empty", a.userClaim))
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", invalidToken("invalid "+what, fmt.Errorf("jwtauth: claim %q is %T, not a string", a.userClaim, v))
+	}
+	if len(s) > maxJWTClaimLen {
+		return "", invalidToken(what+" too long",
+			fmt.Errorf("jwtauth: %s is %d bytes, max %d", a.userClaim, len(s), maxJWTClaimLen))
+	}
+	return s, nil
+}
+
+// nestedClaim follows a dotted path ("user.id") through nested JSON objects.
+func nestedClaim(claims jwt.MapClaims, path string) (any, bool) {
+	var cur any = map[string]any(claims)
+	for name := range strings.SplitSeq(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[name]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
 // stringClaim returns the string claim name, "" when name is "-" or the claim is absent,
 // and an error when it is not a string or is too long.
 func (a *Authenticator) stringClaim(claims jwt.MapClaims, name string) (string, error) {
@@ -282,6 +490,8 @@ func parseFailure(err error) *server.AuthError {
 	switch {
 	case onlyExpired(err):
 		return &server.AuthError{Code: protocol.CloseTokenExpired, Reason: "token expired", Err: err}
+	case errors.Is(err, ErrUnknownKey):
+		return invalidToken("unknown signing key", err)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return invalidToken("malformed token", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
