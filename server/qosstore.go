@@ -520,15 +520,25 @@ func (s *Server) noteAck(user, device string, epoch, id uint64) {
 	}
 }
 
-// runAckWriter writes the queued acknowledgements until the server stops.
+// runAckWriter writes the queued acknowledgements until the server stops, at most one
+// batch per ackFlushEvery, so a device acknowledging a stream of messages costs at
+// most a few writes a second.
 func (s *Server) runAckWriter() {
 	a := &s.acks
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-a.wake:
 		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(ackFlushEvery)
 		a.mu.Lock()
 		batch := a.pending
 		a.pending = make(map[ackKey]ackPos, len(batch))
@@ -559,8 +569,12 @@ func (s *Server) runAckWriter() {
 }
 
 // ackWriters is how many acknowledgements runAckWriter writes at once (each is a read
-// and a compare-and-set of the user's record: two round trips).
-const ackWriters = 8
+// and a compare-and-set of the user's record: two round trips); ackFlushEvery is the
+// least time between two batches.
+const (
+	ackWriters    = 8
+	ackFlushEvery = 250 * time.Millisecond
+)
 
 // touchStreams keeps the stored streams of the users connected to this node from aging
 // out (runSweeper calls it every quarter of the resume window).
