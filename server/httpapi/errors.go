@@ -54,7 +54,9 @@ func newError(status int, code protocol.ErrorCode, msg string) *Error {
 	return &Error{Status: status, Code: code, Name: code.String(), Message: msg}
 }
 
-func badRequest(msg string) *Error { return newError(http.StatusBadRequest, protocol.ErrorBadRequest, msg) }
+func badRequest(msg string) *Error {
+	return newError(http.StatusBadRequest, protocol.ErrorBadRequest, msg)
+}
 
 // fromFailure maps an operation's failure to its Error and HTTP status.
 func fromFailure(f *control.Failure) *Error {
