@@ -4,8 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/server/control"
@@ -35,19 +33,9 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	}
 	// The secret is trimmed wherever it comes from: a stray space or newline in the
 	// environment must not become (part of) the secret, nor a secret of its own.
-	secret := strings.TrimSpace(getenv("TETHER_CONTROL_SECRET"))
-	if secret == "" && getenv("TETHER_CONTROL_SECRET") != "" {
-		return nil, fmt.Errorf("TETHER_CONTROL_SECRET holds only whitespace")
-	}
-	if st.controlSecretFile != "" {
-		b, err := os.ReadFile(st.controlSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read -control-secret-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return nil, fmt.Errorf("-control-secret-file %s is empty", st.controlSecretFile)
-		}
+	secret, err := readSecret(getenv, "TETHER_CONTROL_SECRET", "-control-secret-file", st.controlSecretFile)
+	if err != nil {
+		return nil, err
 	}
 	if st.controlMaxServices < 0 {
 		return nil, fmt.Errorf("-control-max-services %d is negative", st.controlMaxServices)
