@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/server/control"
 )
 
@@ -42,12 +41,9 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	}
 	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices}
 	if secret == "" {
-		switch {
-		case !netutil.IsLoopback(st.control):
-			return nil, fmt.Errorf("refusing to open the control port on the non-loopback address %s without a secret (set -control-secret-file or TETHER_CONTROL_SECRET, or -control - to disable it)", st.control)
-		case !st.dev:
-			logger.Warn("control port disabled: no secret configured (set -control-secret-file or TETHER_CONTROL_SECRET; -control - silences this warning)")
-			return nil, nil
+		insecure, err := withoutSecret(st.control, st.dev, logger, "control port", "secret", "-control-secret-file or TETHER_CONTROL_SECRET", "-control")
+		if !insecure {
+			return nil, err // an error, or off
 		}
 		opts.Insecure = true // development on loopback; the port logs a warning
 	}

@@ -46,11 +46,11 @@ func startHTTPAPI(st *settings, logger *slog.Logger, getenv func(string) string,
 	}
 	opts := httpapi.Options{Addr: s.httpAddr, Key: key, Logger: logger}
 	if key == "" {
-		switch {
-		case !netutil.IsLoopback(s.httpAddr):
-			return nil, fmt.Errorf("refusing to open the HTTP API on the non-loopback address %s without a key (set -http-api-key-file or TETHER_HTTP_API_KEY, or -http-addr - to disable it)", s.httpAddr)
-		case !st.dev:
-			logger.Warn("HTTP API disabled: no key configured (set -http-api-key-file or TETHER_HTTP_API_KEY; -http-addr - silences this warning)")
+		insecure, err := withoutSecret(s.httpAddr, st.dev, logger, "HTTP API", "key", "-http-api-key-file or TETHER_HTTP_API_KEY", "-http-addr")
+		if !insecure {
+			if err != nil {
+				return nil, err
+			}
 			return none, nil
 		}
 		opts.Insecure = true // development on loopback; the API logs a warning
@@ -95,4 +95,20 @@ func readSecret(getenv func(string) string, env, fileFlag, path string) (string,
 		}
 	}
 	return secret, nil
+}
+
+// withoutSecret decides what a trusted listener (the control port, the HTTP API) does
+// when no secret is configured: on a non-loopback address it is an error; on loopback
+// it stays off with a warning unless -dev, where it runs insecure (any or no secret).
+// name names the listener, noun its secret ("key"), set how to configure one and flag
+// the address flag that disables it. insecure is false for an error or for off.
+func withoutSecret(addr string, dev bool, logger *slog.Logger, name, noun, set, flag string) (insecure bool, err error) {
+	switch {
+	case !netutil.IsLoopback(addr):
+		return false, fmt.Errorf("refusing to open the %s on the non-loopback address %s without a %s (set %s, or %s - to disable it)", name, addr, noun, set, flag)
+	case !dev:
+		logger.Warn(fmt.Sprintf("%s disabled: no %s configured (set %s; %s - silences this warning)", name, noun, set, flag))
+		return false, nil
+	}
+	return true, nil
 }

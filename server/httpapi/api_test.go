@@ -98,10 +98,22 @@ func TestRoutes(t *testing.T) {
 	testkit.WaitFor(t, "bob gone", func() bool { return len(g.srv.UserConns("bob")) == 0 })
 	g.do(nil, "POST", "/v1/kick", `{"users":["bob"]}`).fails(t, 404, "NOT_FOUND")
 
+	// A batch, and a failure of each route that has none above.
+	var br BatchResponse
+	g.do(nil, "POST", "/v1/push/batch", `{"pushes":[{"users":["alice"],"payload":"b"}]}`).ok(t, &br)
+	if br.OK != 1 {
+		t.Fatalf("batch %+v", br)
+	}
+	g.doKey(nil, "POST", "/v1/push/batch", `{"pushes":[{"users":["alice"],"payload":"b"}]}`, "").fails(t, 401, "DENIED")
+	g.do(nil, "POST", "/v1/presence", `{"users":"alice"}`).fails(t, 400, "BAD_REQUEST")
+	g.doKey(nil, "GET", "/v1/stats", nil, "Bearer wrong").fails(t, 401, "DENIED")
+	g.do(nil, "POST", "/v1/healthz", `{}`).fails(t, 405, "BAD_REQUEST")
+	g.v.covered(t)
+
 	if v := g.metric(`tether_http_requests_total{route="push",code="200"}`); v < 3 {
 		t.Fatalf("push 200 counted %v times", v)
 	}
-	if v := g.metric(`tether_http_push_delivered_total`); v != 3 {
+	if v := g.metric(`tether_http_push_delivered_total`); v != 4 {
 		t.Fatalf("delivered counted %v", v)
 	}
 }

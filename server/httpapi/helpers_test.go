@@ -31,6 +31,7 @@ type gateway struct {
 	api  *API
 	base string       // http:// or https:// and the API's address
 	http *http.Client // HTTP/1.1, or HTTP/2 over TLS when the API serves TLS
+	v    *validator   // g.http's
 }
 
 // startGateway starts a gateway, its control port and its API on loopback with
@@ -80,7 +81,8 @@ func startGateway(t *testing.T, mutate func(o *Options)) *gateway {
 		tr.ForceAttemptHTTP2 = true
 	}
 	t.Cleanup(tr.CloseIdleConnections)
-	g.http = &http.Client{Transport: validating(t, tr), Timeout: 10 * time.Second}
+	g.v = validating(t, tr)
+	g.http = &http.Client{Transport: g.v, Timeout: 10 * time.Second}
 	return g
 }
 

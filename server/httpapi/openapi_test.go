@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"sort"
@@ -74,14 +75,35 @@ func TestOpenAPIRoutes(t *testing.T) {
 // validating wraps rt so that every exchange with a documented route is validated
 // against the OpenAPI document: the response always, the request unless the server
 // refused it as malformed (400, 405, 413), which tests do on purpose.
-func validating(t *testing.T, rt http.RoundTripper) http.RoundTripper {
-	return &validator{t: t, rt: rt, doc: loadSpec(t)}
+func validating(t *testing.T, rt http.RoundTripper) *validator {
+	return &validator{t: t, rt: rt, doc: loadSpec(t), seen: make(map[string]map[int]bool)}
 }
 
 type validator struct {
 	t   *testing.T
 	rt  http.RoundTripper
 	doc *openapi3.T
+
+	mu   sync.Mutex
+	seen map[string]map[int]bool // "METHOD /path" -> statuses validated
+}
+
+// covered fails the test unless every route had a success validated, and a failure
+// too for those that need the key (/v1/healthz can only fail by method).
+func (v *validator) covered(t *testing.T) {
+	t.Helper()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, r := range routes {
+		var ok, failed bool
+		for status := range v.seen[r.method+" "+r.path] {
+			ok = ok || status < 300
+			failed = failed || status >= 400
+		}
+		if !ok || !failed && !r.open {
+			t.Errorf("%s %s: validated a success %v, a failure %v (statuses %v)", r.method, r.path, ok, failed, v.seen[r.method+" "+r.path])
+		}
+	}
 }
 
 func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -108,22 +130,30 @@ func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// check validates one exchange; an undocumented path or method (the 404 and 405
-// tests) is left alone.
+// check validates one exchange. An undocumented path or method (the 404 and 405
+// tests) has no operation to check against: its body must be an ErrorBody.
 func (v *validator) check(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) {
 	item := v.doc.Paths.Find(req.URL.Path)
-	if item == nil {
-		return
+	var operation *openapi3.Operation
+	if item != nil {
+		operation = item.GetOperation(req.Method)
 	}
-	op := item.GetOperation(req.Method)
-	if op == nil {
+	if operation == nil {
+		var body any
+		err := json.Unmarshal(respBody, &body)
+		if err == nil {
+			err = v.doc.Components.Schemas["ErrorBody"].Value.VisitJSON(body)
+		}
+		if resp.StatusCode < 400 || err != nil {
+			v.t.Errorf("OpenAPI: %s %s (undocumented) answered %d %s, want an ErrorBody: %v", req.Method, req.URL.Path, resp.StatusCode, respBody, err)
+		}
 		return
 	}
 	vreq := req.Clone(req.Context())
 	vreq.Body = io.NopCloser(bytes.NewReader(reqBody))
 	in := &openapi3filter.RequestValidationInput{
 		Request: vreq,
-		Route:   &routers.Route{Spec: v.doc, Path: req.URL.Path, PathItem: item, Method: req.Method, Operation: op},
+		Route:   &routers.Route{Spec: v.doc, Path: req.URL.Path, PathItem: item, Method: req.Method, Operation: operation},
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
 	}
 	switch {
@@ -144,4 +174,11 @@ func (v *validator) check(req *http.Request, reqBody []byte, resp *http.Response
 	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
 		v.t.Errorf("OpenAPI: response %d %s to %s %s does not fit the document: %v", resp.StatusCode, respBody, req.Method, req.URL.Path, err)
 	}
+	v.mu.Lock()
+	op := req.Method + " " + req.URL.Path
+	if v.seen[op] == nil {
+		v.seen[op] = make(map[int]bool)
+	}
+	v.seen[op][resp.StatusCode] = true
+	v.mu.Unlock()
 }

@@ -3,46 +3,20 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/tether-gw/tether/internal/wire"
+	"github.com/tether-gw/tether/server/control"
 )
 
-// The routes other than pushes: each decodes its body into the control port's request
-// type and runs the same control.Ops method as the control port's session.
-
-// kick is POST /v1/kick.
-func (a *API) kick(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req wire.Kick
-	if err := a.readBody(w, r, &req); err != nil {
-		return nil, err
+// opRoute is the handler of a route that decodes its body into the control port's
+// request type and runs the control.Ops method op on it, the same as the control
+// port's session does (KICK, JOIN, LEAVE, PRESENCE).
+func opRoute[Req, Res any](op func(control.Ops, *Req) (Res, error)) func(a *API, w http.ResponseWriter, r *http.Request) (any, error) {
+	return func(a *API, w http.ResponseWriter, r *http.Request) (any, error) {
+		var req Req
+		if err := a.readBody(w, r, &req); err != nil {
+			return nil, err
+		}
+		return op(a.ops, &req)
 	}
-	return a.ops.Kick(&req)
-}
-
-// join is POST /v1/rooms/join.
-func (a *API) join(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req wire.Room
-	if err := a.readBody(w, r, &req); err != nil {
-		return nil, err
-	}
-	return a.ops.Join(&req)
-}
-
-// leave is POST /v1/rooms/leave.
-func (a *API) leave(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req wire.Room
-	if err := a.readBody(w, r, &req); err != nil {
-		return nil, err
-	}
-	return a.ops.Leave(&req)
-}
-
-// presence is POST /v1/presence.
-func (a *API) presence(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req wire.Presence
-	if err := a.readBody(w, r, &req); err != nil {
-		return nil, err
-	}
-	return a.ops.Presence(&req)
 }
 
 // stats is GET /v1/stats.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/control"
 )
 
 // route is one endpoint of the API. A handler returns the JSON result (sent 200) or an
@@ -23,10 +24,10 @@ type route struct {
 var routes = []route{
 	{method: http.MethodPost, path: "/v1/push", name: "push", handle: (*API).push},
 	{method: http.MethodPost, path: "/v1/push/batch", name: "push_batch", handle: (*API).pushBatch},
-	{method: http.MethodPost, path: "/v1/kick", name: "kick", handle: (*API).kick},
-	{method: http.MethodPost, path: "/v1/rooms/join", name: "rooms_join", handle: (*API).join},
-	{method: http.MethodPost, path: "/v1/rooms/leave", name: "rooms_leave", handle: (*API).leave},
-	{method: http.MethodPost, path: "/v1/presence", name: "presence", handle: (*API).presence},
+	{method: http.MethodPost, path: "/v1/kick", name: "kick", handle: opRoute(control.Ops.Kick)},
+	{method: http.MethodPost, path: "/v1/rooms/join", name: "rooms_join", handle: opRoute(control.Ops.Join)},
+	{method: http.MethodPost, path: "/v1/rooms/leave", name: "rooms_leave", handle: opRoute(control.Ops.Leave)},
+	{method: http.MethodPost, path: "/v1/presence", name: "presence", handle: opRoute(control.Ops.Presence)},
 	{method: http.MethodGet, path: "/v1/stats", name: "stats", handle: (*API).stats},
 	{method: http.MethodGet, path: "/v1/healthz", name: "healthz", open: true, handle: (*API).healthz},
 }
