@@ -13,6 +13,7 @@ import (
 	"github.com/tether-gw/tether/internal/testkit"
 	"github.com/tether-gw/tether/internal/wire"
 	"github.com/tether-gw/tether/protocol"
+	"github.com/tether-gw/tether/server/control"
 )
 
 const waitTimeout = 10 * time.Second
@@ -323,9 +324,18 @@ func TestProtocols(t *testing.T) {
 	if r := g.do(nil, "GET", "/v1/stats", nil); r.status != 200 || r.proto != 1 {
 		t.Fatalf("HTTP/1.1: status %d proto %d", r.status, r.proto)
 	}
-	if r := g.do(g.h2c(), "GET", "/v1/stats", nil); r.status != 200 || r.proto != 2 {
+	h2c := g.h2c()
+	if r := g.do(h2c, "GET", "/v1/stats", nil); r.status != 200 || r.proto != 2 {
 		t.Fatalf("h2c: status %d proto %d", r.status, r.proto)
 	}
+	alice := g.client("alice", "d1")
+	if r := g.do(h2c, "POST", "/v1/push", `{"users":["alice"],"payload":"h2c"}`); r.status != 200 || r.proto != 2 {
+		t.Fatalf("h2c push: status %d proto %d, body %s", r.status, r.proto, r.body)
+	}
+	if p := testkit.Recv(t, alice.Pushes(), waitTimeout); string(p.Payload) != "h2c" {
+		t.Fatalf("alice got %q", p.Payload)
+	}
+	g.do(h2c, "POST", "/v1/push", `{"users":["alice"]}`).fails(t, 400, "BAD_REQUEST")
 	ca := testkit.NewCA(t)
 	cert := ca.Issue(t, "localhost", true)
 	tg := startGateway(t, func(o *Options) {
@@ -419,4 +429,53 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	testkit.Promtool(t, out)
+}
+
+// Start and Close: a second Start, a Start after Close, and a second Close.
+func TestLifecycle(t *testing.T) {
+	g := startGateway(t, nil)
+	if err := g.api.Start(g.srv, g.port); !errors.Is(err, ErrStarted) {
+		t.Fatalf("second Start: %v", err)
+	}
+	if err := g.api.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.api.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.api.Start(g.srv, g.port); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+	// An API without a control port reports zeros for the port's counts.
+	a, err := New(Options{Addr: "127.0.0.1:0", Key: testKey, Logger: testkit.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(g.srv, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	g.base = "http://" + a.Addr().String()
+	var st wire.StatsResult
+	g.do(nil, "GET", "/v1/stats", nil).ok(t, &st)
+	if st.Services != 0 {
+		t.Fatalf("stats without a control port %+v", st)
+	}
+}
+
+// Every FAIL code maps to its status, and a push's counts travel with it.
+func TestFailureStatus(t *testing.T) {
+	for code, status := range map[protocol.ErrorCode]int{
+		protocol.ErrorBadRequest: 400, protocol.ErrorNotFound: 404, protocol.ErrorTooManyRooms: 409,
+		protocol.ErrorDenied: 403, protocol.ErrorBusy: 503, protocol.ErrorUnavailable: 503,
+		protocol.ErrorTimeout: 504, protocol.ErrorInternal: 500, protocol.ErrorUnknownOpcode: 500,
+	} {
+		e := asError(&control.Failure{Code: code, Message: "m", Delivered: 3, Offline: 2})
+		if e.Status != status || e.Code != code || e.Name != code.String() || e.Delivered != 3 || e.Offline != 2 {
+			t.Errorf("%v: %+v, want status %d", code, e, status)
+		}
+	}
+	if e := asError(errors.New("boom")); e.Status != 500 || e.Code != protocol.ErrorInternal {
+		t.Errorf("plain error: %+v", e)
+	}
 }
