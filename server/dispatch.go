@@ -206,7 +206,7 @@ func (c *Conn) process(req poolTask, start int64) (answer []byte, end int64) {
 		answer = c.okFrame(req.seq)
 	}
 	end = monotime()
-	s.metrics.handlerLatency.observe(float64(end-start) / 1e9)
+	s.metrics.handlerLatency.Observe(float64(end-start) / 1e9)
 	return answer, end
 }
 

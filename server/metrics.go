@@ -2,12 +2,10 @@ package server
 
 import (
 	"fmt"
-	"io"
-	"math"
-	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/tether-gw/tether/internal/promtext"
 	"github.com/tether-gw/tether/protocol"
 )
 
@@ -53,7 +51,7 @@ type serverMetrics struct {
 	bytesInByOp    [256]*metrics.Counter
 	framesOutByOp  [256]*metrics.Counter
 	bytesOutByOp   [256]*metrics.Counter
-	handlerLatency *histogram
+	handlerLatency *promtext.HistogramSeries
 }
 
 func newServerMetrics(s *Server) *serverMetrics {
@@ -142,9 +140,10 @@ func newServerMetrics(s *Server) *serverMetrics {
 	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining", "source_rate", "banned", "fd_exhausted"} {
 		m.refusedCounter(reason)
 	}
-	m.handlerLatency = newHistogram("tether_handler_duration_seconds",
+	latency := promtext.NewHistogram("tether_handler_duration_seconds", helpFor("tether_handler_duration_seconds"),
 		[]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
-	set.RegisterMetricsWriter(m.handlerLatency.write)
+	m.handlerLatency = latency.With("")
+	set.RegisterMetricsWriter(latency.Write)
 	return m
 }
 
@@ -197,45 +196,3 @@ func (m *serverMetrics) closed(code protocol.CloseCode) { m.closedCounter(code).
 
 // authFailed counts a failed authentication by code.
 func (m *serverMetrics) authFailed(code protocol.CloseCode) { m.authFailedCounter(code).Inc() }
-
-// histogram is a Prometheus histogram with fixed `le` buckets, so that standard
-// histogram_quantile queries work on tether's latency metrics.
-type histogram struct {
-	name   string
-	bounds []float64
-	counts []atomic.Uint64 // len(bounds)+1; the last is +Inf
-	sumMu  atomic.Uint64   // float64 bits of the sum
-}
-
-func newHistogram(name string, bounds []float64) *histogram {
-	return &histogram{name: name, bounds: bounds, counts: make([]atomic.Uint64, len(bounds)+1)}
-}
-
-// observe records one value.
-func (h *histogram) observe(v float64) {
-	i := 0
-	for i < len(h.bounds) && v > h.bounds[i] {
-		i++
-	}
-	h.counts[i].Add(1)
-	for {
-		old := h.sumMu.Load()
-		if h.sumMu.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
-}
-
-// write renders the histogram in the Prometheus text format.
-func (h *histogram) write(w io.Writer) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, helpFor(h.name), h.name)
-	var cum uint64
-	for i, b := range h.bounds {
-		cum += h.counts[i].Load()
-		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", h.name, b, cum)
-	}
-	cum += h.counts[len(h.bounds)].Load()
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", h.name, cum)
-	fmt.Fprintf(w, "%s_sum %g\n", h.name, math.Float64frombits(h.sumMu.Load()))
-	fmt.Fprintf(w, "%s_count %d\n", h.name, cum)
-}

@@ -4,10 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
-	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/server/control"
 )
 
@@ -35,31 +32,18 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	}
 	// The secret is trimmed wherever it comes from: a stray space or newline in the
 	// environment must not become (part of) the secret, nor a secret of its own.
-	secret := strings.TrimSpace(getenv("TETHER_CONTROL_SECRET"))
-	if secret == "" && getenv("TETHER_CONTROL_SECRET") != "" {
-		return nil, fmt.Errorf("TETHER_CONTROL_SECRET holds only whitespace")
-	}
-	if st.controlSecretFile != "" {
-		b, err := os.ReadFile(st.controlSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read -control-secret-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return nil, fmt.Errorf("-control-secret-file %s is empty", st.controlSecretFile)
-		}
+	secret, err := readSecret(getenv, "TETHER_CONTROL_SECRET", "-control-secret-file", st.controlSecretFile)
+	if err != nil {
+		return nil, err
 	}
 	if st.controlMaxServices < 0 {
 		return nil, fmt.Errorf("-control-max-services %d is negative", st.controlMaxServices)
 	}
 	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices}
 	if secret == "" {
-		switch {
-		case !netutil.IsLoopback(st.control):
-			return nil, fmt.Errorf("refusing to open the control port on the non-loopback address %s without a secret (set -control-secret-file or TETHER_CONTROL_SECRET, or -control - to disable it)", st.control)
-		case !st.dev:
-			logger.Warn("control port disabled: no secret configured (set -control-secret-file or TETHER_CONTROL_SECRET; -control - silences this warning)")
-			return nil, nil
+		insecure, err := withoutSecret(st.control, st.dev, logger, "control port", "secret", "-control-secret-file or TETHER_CONTROL_SECRET", "-control")
+		if !insecure {
+			return nil, err // an error, or off
 		}
 		opts.Insecure = true // development on loopback; the port logs a warning
 	}

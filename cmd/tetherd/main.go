@@ -65,6 +65,7 @@ type settings struct {
 	controlSettings   // the control port's flags, in control.go
 	transportSettings // the TLS, WebSocket and PROXY flags, in transport.go
 	clusterSettings   // the NATS cluster flags, in cluster.go
+	httpAPISettings   // the HTTP API's flags, in httpapi.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as
@@ -130,6 +131,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	addControlFlags(fs, s)
 	addTransportFlags(fs, &s.transportSettings)
 	addClusterFlags(fs, &s.clusterSettings)
+	addHTTPAPIFlags(fs, &s.httpAPISettings)
 	return fs
 }
 
@@ -224,6 +226,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		// Closed after the drain, so services can answer the uplinks in flight.
 		defer ctl.Close()
 	}
+	closeAPI, err := startHTTPAPI(&st, logger, getenv, srv, ctl)
+	if err != nil {
+		srv.Close()
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 1
+	}
+	defer closeAPI() // after the drain too, so services can push to the clients still there
 	if st.dev {
 		printDevBanner(stdout, srv)
 		if ctl != nil {

@@ -260,7 +260,7 @@ func TestRunDevAndDrain(t *testing.T) {
 			}
 			return ""
 		}
-		done <- run([]string{"-dev", "-addr", addr, "-ws-addr", "-", "-admin", admin, "-control", "127.0.0.1:0", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, env)
+		done <- run([]string{"-dev", "-addr", addr, "-ws-addr", "-", "-admin", admin, "-control", "127.0.0.1:0", "-http-addr", "-", "-drain-timeout", "5s", "-drain-spread", "100ms"}, &out, &out, env)
 	}()
 	var c net.Conn
 	deadline := time.Now().Add(10 * time.Second)

@@ -42,7 +42,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"-dev", "-addr", freeAddr(t), "-ws-addr", "-", "-tls-addr", addr, "-tls-cert", pemFile, "-tls-key", pemFile,
-			"-admin", "-", "-control", "-", "-drain-timeout", "2s", "-drain-spread", "10ms"}, &out, &out, func(string) string { return "" })
+			"-admin", "-", "-control", "-", "-http-addr", "-", "-drain-timeout", "2s", "-drain-spread", "10ms"}, &out, &out, func(string) string { return "" })
 	}()
 	served := func() (*tls.Conn, string) {
 		t.Helper()

@@ -17,6 +17,10 @@
 //
 // Port.WriteMetrics writes the tether_control_* metrics for the admin /metrics.
 //
+// Ops (NewOps) is the operations' logic on decoded requests, results and *Failure
+// errors: the sessions run it, and so does any other front end (package
+// server/httpapi), which therefore answers exactly as the port does.
+//
 // # Uplinks and events
 //
 // A service subscribes to routes (exact names) and prefixes ("chat."). A client's SEND

@@ -10,42 +10,90 @@ import (
 	"github.com/tether-gw/tether/server"
 )
 
-// The operations a service requests. Each decodes its JSON header, calls the gateway's
-// Go API and returns the RESULT object, or a *failure sent as FAIL. They run on the
-// session's reading goroutine, one at a time per service.
+// The operations a service requests. Ops holds their logic, on decoded requests, so
+// that the control session and the HTTP API (package server/httpapi) run the same code
+// and give the same results and failures; the session's do decodes a frame's JSON
+// header and calls it. Requests run on the session's reading goroutine, one at a time
+// per service.
 
 // maxRoomLen is the gateway's limit on room names (server.ErrInvalidRoom).
 const maxRoomLen = 255
 
+// Ops runs the control operations (PROTOCOL.md §15.5) on a gateway. Every method takes
+// a decoded request and returns its result, or an error that is always a *Failure
+// carrying the FAIL code (and, for PUSH, offline or delivered). An Ops is a small
+// value; its methods are safe for concurrent use, and block at most about a second
+// (PRESENCE and STATS waiting for the other nodes of a cluster).
+type Ops struct {
+	srv  *server.Server
+	port *Port
+}
+
+// NewOps returns the operations on srv. port is the control port whose counts STATS
+// reports (services, routes, uplinks); nil reports zeros, for a gateway without one.
+func NewOps(srv *server.Server, port *Port) Ops { return Ops{srv: srv, port: port} }
+
 // do runs the request in f.
-func (s *session) do(f protocol.Frame) (any, *failure) {
-	srv := s.p.srv.Load()
+func (s *session) do(f protocol.Frame) (any, *Failure) {
+	ops := NewOps(s.p.srv.Load(), s.p)
+	var (
+		res any
+		err error
+	)
 	switch f.Op {
 	case OpPush:
-		return s.push(srv, f.Body)
+		var req wire.Push
+		payload, bad := decode(f.Body, &req)
+		if bad != nil {
+			return nil, bad
+		}
+		var r *wire.PushResult
+		if r, err = ops.Push(&req, payload); err == nil {
+			s.p.m.pushDelivered.Add(r.Delivered)
+		}
+		res = r
 	case OpKick:
-		return kick(srv, f.Body)
-	case OpJoin:
-		return joinLeave(srv, f.Body, true)
-	case OpLeave:
-		return joinLeave(srv, f.Body, false)
+		var req wire.Kick
+		if _, f := decode(f.Body, &req); f != nil {
+			return nil, f
+		}
+		res, err = ops.Kick(&req)
+	case OpJoin, OpLeave:
+		var req wire.Room
+		if _, f := decode(f.Body, &req); f != nil {
+			return nil, f
+		}
+		if f.Op == OpJoin {
+			res, err = ops.Join(&req)
+		} else {
+			res, err = ops.Leave(&req)
+		}
 	case OpPresence:
-		return presence(srv, f.Body)
+		var req wire.Presence
+		if _, f := decode(f.Body, &req); f != nil {
+			return nil, f
+		}
+		res, err = ops.Presence(&req)
 	case OpStats:
 		// STATS takes no fields, but its body is held to the same rules as every
 		// other request's (§15.1): a malformed one is BAD_REQUEST, not ignored.
 		if _, f := decode(f.Body, &struct{}{}); f != nil {
 			return nil, f
 		}
-		return s.p.stats(srv)
+		res, err = ops.Stats()
 	case OpSubscribe, OpUnsubscribe:
 		return s.subscribe(f.Body, f.Op == OpSubscribe)
+	default:
+		return nil, fail(protocol.ErrorUnknownOpcode, "unknown opcode "+wire.OpName(f.Op))
 	}
-	return nil, fail(protocol.ErrorUnknownOpcode, "unknown opcode "+wire.OpName(f.Op))
+	if err != nil {
+		return nil, asFailure(err)
+	}
+	return res, nil
 }
 
 // decode decodes a request header, mapping errors to BAD_REQUEST.
-func decode(body []byte, v any) ([]byte, *failure) {
+func decode(body []byte, v any) ([]byte, *Failure) {
 	payload, err := codec.DecodeBody(body, v)
 	if err != nil {
 		return nil, badRequest(err.Error())
@@ -64,17 +112,14 @@ func count(conds ...bool) int {
 	return n
 }
 
-// push fans a message out. A push that reaches nobody fails with NOT_FOUND (with the
-// offline count), so a service learns that nobody got the message: users or
-// connections none of which is online, a room without members or whose members are all
-// excluded, a broadcast with nobody (else) connected. A push that reached anyone, or was
-// kept for resume (QoS1), succeeds with the counts.
-func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
-	var req wire.Push
-	payload, f := decode(body, &req)
-	if f != nil {
-		return nil, f
-	}
+// Push fans payload out to the request's target (PUSH). A push that reaches nobody
+// fails with NOT_FOUND (with the offline count), so a service learns that nobody got
+// the message: users or connections none of which is online, a room without members or
+// whose members are all excluded, a broadcast with nobody (else) connected. A push that
+// reached anyone, or was kept for resume (QoS1), succeeds with the counts. payload is
+// not retained after Push returns unless the gateway queued it (it must not be
+// modified afterwards).
+func (o Ops) Push(req *wire.Push, payload []byte) (*wire.PushResult, error) {
 	if count(len(req.Users) > 0, len(req.Conns) > 0, req.Room != "", req.All) != 1 {
 		return nil, badRequest("PUSH needs exactly one of users, conns, room and all")
 	}
@@ -86,6 +131,7 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 	case len(req.Room) > maxRoomLen:
 		return nil, badRequest("room name longer than 255 bytes")
 	}
+	srv := o.srv
 	opts := server.PushOptions{QoS1: req.QoS == 1, Exclude: req.Exclude}
 	var (
 		res server.PushResult
@@ -108,12 +154,11 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 	}
 	if err != nil {
 		f := gatewayFailure(err)
-		if f.code == protocol.ErrorUnavailable {
-			f.delivered = res.Delivered // the local part was done
+		if f.Code == protocol.ErrorUnavailable {
+			f.Delivered = res.Delivered // the local part was done
 		}
 		return nil, f
 	}
-	s.p.m.pushDelivered.Add(res.Delivered)
 	if res.Delivered == 0 && len(res.MsgIDs) == 0 {
 		msg := "no addressed user or connection is online"
 		switch {
@@ -123,14 +168,14 @@ func (s *session) push(srv *server.Server, body []byte) (any, *failure) {
 			msg = "no connection got the message (none authenticated, or all excluded)"
 		}
 		f := notFound(srv, msg)
-		f.offline = res.Offline
+		f.Offline = res.Offline
 		return nil, f
 	}
 	return &wire.PushResult{Delivered: res.Delivered, Offline: res.Offline, MsgIDs: res.MsgIDs}, nil
 }
 
 // gatewayFailure maps an error of the server package to a FAIL.
-func gatewayFailure(err error) *failure {
+func gatewayFailure(err error) *Failure {
 	switch {
 	case errors.Is(err, server.ErrPayloadTooLarge):
 		return badRequest("payload exceeds the clients' max frame")
@@ -149,19 +194,17 @@ func gatewayFailure(err error) *failure {
 // notFound is the FAIL for a request that reached nothing: NOT_FOUND, or UNAVAILABLE
 // when the gateway is a node of a cluster it cannot reach (what it did not find here may
 // be on another node).
-func notFound(srv *server.Server, msg string) *failure {
+func notFound(srv *server.Server, msg string) *Failure {
 	if srv.ClusterDown() {
 		return fail(protocol.ErrorUnavailable, "cluster unavailable: "+msg+" on this node, and the other nodes cannot be reached")
 	}
 	return fail(protocol.ErrorNotFound, msg)
 }
 
-// kick closes users' or connections' connections with a close code.
-func kick(srv *server.Server, body []byte) (any, *failure) {
-	var req wire.Kick
-	if _, f := decode(body, &req); f != nil {
-		return nil, f
-	}
+// Kick closes the users' or the connections' connections with CLOSE req.Code (default
+// KICKED) and req.Reason (KICK).
+func (o Ops) Kick(req *wire.Kick) (*wire.KickResult, error) {
+	srv := o.srv
 	if count(len(req.Users) > 0, len(req.Conns) > 0) != 1 {
 		return nil, badRequest("KICK needs exactly one of users and conns")
 	}
@@ -196,12 +239,15 @@ func kick(srv *server.Server, body []byte) (any, *failure) {
 	return &res, nil
 }
 
-// joinLeave puts connections in a room or takes them out.
-func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
-	var req wire.Room
-	if _, f := decode(body, &req); f != nil {
-		return nil, f
-	}
+// Join puts the users' connections, or the connections, in req.Room (JOIN).
+func (o Ops) Join(req *wire.Room) (*wire.RoomResult, error) { return o.joinLeave(req, true) }
+
+// Leave takes the users' connections, or the connections, out of req.Room (LEAVE).
+func (o Ops) Leave(req *wire.Room) (*wire.RoomResult, error) { return o.joinLeave(req, false) }
+
+// joinLeave is Join or Leave.
+func (o Ops) joinLeave(req *wire.Room, join bool) (*wire.RoomResult, error) {
+	srv := o.srv
 	if req.Room == "" || len(req.Room) > maxRoomLen {
 		return nil, badRequest("room name must be 1 to 255 bytes")
 	}
@@ -209,7 +255,7 @@ func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
 		return nil, badRequest("JOIN and LEAVE need exactly one of users and conns")
 	}
 	var res wire.RoomResult
-	note := func(err error) *failure {
+	note := func(err error) *Failure {
 		switch {
 		case err == nil:
 			res.Conns++
@@ -260,13 +306,10 @@ func joinLeave(srv *server.Server, body []byte, join bool) (any, *failure) {
 	return &res, nil
 }
 
-// presence reports users' connections and rooms' sizes, across the cluster when the
-// gateway is one node of one (the other nodes answer within presenceWait).
-func presence(srv *server.Server, body []byte) (any, *failure) {
-	var req wire.Presence
-	if _, f := decode(body, &req); f != nil {
-		return nil, f
-	}
+// Presence reports the users' connections and the rooms' sizes (PRESENCE), across the
+// cluster when the gateway is one node of one (the other nodes answer within a second).
+func (o Ops) Presence(req *wire.Presence) (*wire.PresenceResult, error) {
+	srv := o.srv
 	ctx, cancel := context.WithTimeout(context.Background(), presenceWait)
 	defer cancel()
 	view, err := srv.Presence(ctx, req.Users)
@@ -304,8 +347,9 @@ func totals(st server.Stats) wire.Totals {
 	return wire.Totals{Connections: st.Connections, Authenticated: st.Authenticated, Users: st.Users, Rooms: st.Rooms}
 }
 
-// stats returns the gateway's and the control port's counts.
-func (p *Port) stats(srv *server.Server) (*wire.StatsResult, *failure) {
+// Stats returns the gateway's and the control port's counts (STATS).
+func (o Ops) Stats() (*wire.StatsResult, error) {
+	srv := o.srv
 	st := srv.Stats()
 	ctx, cancel := context.WithTimeout(context.Background(), presenceWait)
 	defer cancel()
@@ -313,22 +357,18 @@ func (p *Port) stats(srv *server.Server) (*wire.StatsResult, *failure) {
 	if err != nil {
 		return nil, gatewayFailure(err)
 	}
-	routes, prefixes, events := p.router.counts()
-	return &wire.StatsResult{
-		Totals:           totals(view.Totals),
-		Node:             srv.NodeID(),
-		Draining:         st.Draining,
-		Services:         p.services(),
-		Routes:           routes,
-		Prefixes:         prefixes,
-		EventSubscribers: events,
-		PendingUplinks:   int(p.pendingN.Load()),
-		UplinksTotal:     p.uplinksN.Load(),
-	}, nil
+	res := &wire.StatsResult{Totals: totals(view.Totals), Node: srv.NodeID(), Draining: st.Draining}
+	if p := o.port; p != nil {
+		res.Routes, res.Prefixes, res.EventSubscribers = p.router.counts()
+		res.Services = p.services()
+		res.PendingUplinks = int(p.pendingN.Load())
+		res.UplinksTotal = p.uplinksN.Load()
+	}
+	return res, nil
 }
 
 // subscribe changes the session's subscriptions and returns them.
-func (s *session) subscribe(body []byte, add bool) (any, *failure) {
+func (s *session) subscribe(body []byte, add bool) (any, *Failure) {
 	var req wire.Subscription
 	if _, f := decode(body, &req); f != nil {
 		return nil, f

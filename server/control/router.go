@@ -114,7 +114,7 @@ func (r *router) setAcks(s *session, on bool) {
 const ackKey = "\x00acks"
 
 // subscribe adds sub to s's subscriptions.
-func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *failure {
+func (r *router) subscribe(s *session, sub wire.Subscription, limit int) *Failure {
 	if f := validRoutes(sub.Routes, false); f != nil {
 		return f
 	}
@@ -297,7 +297,7 @@ func (r *router) counts() (routes, prefixes, events int) {
 
 // validRoutes checks subscribed names: not empty (prefixes may be, to match every
 // route) and at most maxRouteLen bytes.
-func validRoutes(names []string, prefix bool) *failure {
+func validRoutes(names []string, prefix bool) *Failure {
 	for _, k := range names {
 		if k == "" && !prefix {
 			return badRequest("empty route name")

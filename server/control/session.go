@@ -350,10 +350,10 @@ func (s *session) result(op protocol.Opcode, seq uint32, res any) {
 }
 
 // failed answers request op with FAIL.
-func (s *session) failed(op protocol.Opcode, seq uint32, f *failure) {
+func (s *session) failed(op protocol.Opcode, seq uint32, f *Failure) {
 	s.p.m.request(op)
-	s.p.m.failed(f.code)
-	frame, err := codec.AppendFrame(nil, OpFail, seq, &wire.Fail{Code: f.code, Message: f.msg, Offline: f.offline, Delivered: f.delivered}, nil)
+	s.p.m.failed(f.Code)
+	frame, err := codec.AppendFrame(nil, OpFail, seq, f.Fail(), nil)
 	if err != nil {
 		s.logger().Error("cannot encode a FAIL", "err", err)
 		return

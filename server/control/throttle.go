@@ -144,3 +144,29 @@ func (t *authThrottle) evict(now time.Time) {
 		delete(t.sources, victim)
 	}
 }
+
+// Throttle is the AUTH throttle's lock-out rules for another front end that checks a
+// shared credential (the HTTP API's key, package server/httpapi), so both lock out
+// guessers alike. Sources are IP addresses, grouped as the control port groups them
+// (netutil.SourceKey). Safe for concurrent use.
+type Throttle struct{ t *authThrottle }
+
+// NewThrottle returns a throttle locking a source out for lockout after limit
+// failures, doubling per further failure up to lockoutMax; limit 0 or less disables it.
+func NewThrottle(limit int, lockout, lockoutMax time.Duration) *Throttle {
+	return &Throttle{t: newAuthThrottle(limit, lockout, lockoutMax)}
+}
+
+// LockedOut reports whether ip may not try a credential at now, and until when.
+func (t *Throttle) LockedOut(ip netip.Addr, now time.Time) (until time.Time, locked bool) {
+	return t.t.lockedOut(netutil.SourceKey(ip), now)
+}
+
+// Failed records a failed check from ip at now and returns the lock-out it starts (0
+// while below the limit).
+func (t *Throttle) Failed(ip netip.Addr, now time.Time) time.Duration {
+	return t.t.failed(netutil.SourceKey(ip), now)
+}
+
+// Succeeded forgets ip after a successful check.
+func (t *Throttle) Succeeded(ip netip.Addr) { t.t.succeeded(netutil.SourceKey(ip)) }
