@@ -236,8 +236,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if st.dev {
 		printDevBanner(stdout, srv)
 		if ctl != nil {
-			fmt.Fprintf(stdout, "  control port %s   (try: bin/tetherctl -addr %s stats)\n\n", ctl.Addr(), ctl.Addr())
+			fmt.Fprintf(stdout, "  control port %s   (try: bin/tetherctl -addr %s stats)\n", ctl.Addr(), ctl.Addr())
 		}
+		if st.httpAddr != "-" && st.httpAddr != "" {
+			fmt.Fprintf(stdout, "  HTTP API     http://%s/v1/   (try: curl http://%s/v1/stats; docs/HTTPAPI.md)\n", st.httpAddr, st.httpAddr)
+		}
+		fmt.Fprintln(stdout)
 	}
 	sig := <-sigs
 	logger.Info("signal received: draining (send it again to stop at once)", "signal", sig.String(), "timeout", st.drainTimeout)

@@ -2,7 +2,7 @@
 // control port (push to users, connections, a room or everyone, with QoS1 and exclude;
 // kick; room join and leave; presence; stats) as JSON over HTTP, plus batches of pushes
 // in one request. It serves HTTP/1.1 and HTTP/2, cleartext (h2c, prior knowledge) or
-// over TLS, on its own listener (127.0.0.1:7003 by default). docs/HTTPAPI.md describes
+// over TLS, on its own listener (127.0.0.1:7004 by default). docs/HTTPAPI.md describes
 // it for users and docs/openapi.yaml is its contract, held to the server by a test.
 //
 // # One implementation

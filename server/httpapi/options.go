@@ -13,7 +13,7 @@ import (
 
 // Option defaults.
 const (
-	DefaultAddr         = "127.0.0.1:7003"
+	DefaultAddr         = "127.0.0.1:7004"
 	DefaultMaxBodyBytes = 4 << 20
 	DefaultMaxBatch     = 1000
 	DefaultReadTimeout  = 30 * time.Second
@@ -28,7 +28,7 @@ const MinKeyLen = control.MinSecretLen
 // Options configures an API. The zero value of every field keeps the default given in
 // its doc; defaults and validation live in withDefaults.
 type Options struct {
-	// Addr is the listen address. Default "127.0.0.1:7003". Services are trusted: keep
+	// Addr is the listen address. Default "127.0.0.1:7004". Services are trusted: keep
 	// it on loopback or a private network.
 	Addr string
 	// Key is the API key every request but /v1/healthz must present as
