@@ -77,10 +77,10 @@ func (d *deliveries) acked(user string, msgID uint64, now time.Time) []pending {
 	}
 	u.acked = max(u.acked, msgID)
 	u.ackedAt = now
+	d.expire(u, now)
 	n := sort.Search(len(u.pending), func(i int) bool { return u.pending[i].msgID > msgID })
 	done := append([]pending(nil), u.pending[:n]...)
 	u.pending = append(u.pending[:0], u.pending[n:]...)
-	d.expire(u, now)
 	d.forgetIdle(now)
 	return done
 }
