@@ -87,6 +87,7 @@ type Chat struct {
 	wake   chan struct{}
 	done   chan struct{}
 	worker sync.WaitGroup
+	closed sync.Once
 }
 
 // NewChat returns a Chat; Connect attaches it to a gateway.
@@ -121,13 +122,17 @@ func (c *Chat) Connect(ctx context.Context, addr, secret string) error {
 }
 
 // Close stops the worker and closes the control connection; the Store stays open.
+// Calls after the first do nothing.
 func (c *Chat) Close() error {
-	close(c.done)
-	c.worker.Wait()
-	if c.svc != nil {
-		return c.svc.Close()
-	}
-	return nil
+	var err error
+	c.closed.Do(func() {
+		close(c.done)
+		c.worker.Wait()
+		if c.svc != nil {
+			err = c.svc.Close()
+		}
+	})
+	return err
 }
 
 // errDenied and friends become the ERROR code the client gets.

@@ -4,7 +4,8 @@
 // recipient's read shows as a read receipt to the sender; a recall removes the
 // message on the other page; an image message renders its thumbnail; a page closed
 // while messages (and a recall) arrive resumes without duplicates and without the
-// recalled message; a reload resumes without duplicates. Screenshots go to
+// recalled message; a reload resumes without duplicates; a page whose resume is "not
+// recovered" fetches history and still shows each message once. Screenshots go to
 // examples/chat/screenshots/. A missing Chromium fails the test; it never skips.
 //
 // It reuses client/js's test harness (tetherd from this repository) and its
@@ -62,8 +63,9 @@ test("chat in the browser: group message, read receipt, recall, image, resume an
   chat = await startChat(gw);
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
   const errors = [];
-  const open = async (ctx, user) => {
+  const open = async (ctx, user, init) => {
     const page = await ctx.newPage();
+    if (init) await page.addInitScript(init);
     await page.setViewportSize({ width: 1000, height: 640 });
     page.on("pageerror", (err) => errors.push(`${user}: ${err}`));
     await page.goto(`${chat.origin}/?user=${user}`);
@@ -149,6 +151,26 @@ test("chat in the browser: group message, read receipt, recall, image, resume an
   assert.deepEqual(reloaded.filter((e) => e.type === "push" && e.event === "message"), [], "no message pushed again after a reload");
   assert.deepEqual(await texts(bob), ["hello team", "while you were away"]);
   assert.equal(await bob.locator('#messages .msg[data-type="image"]').count(), 1);
+
+  // Away past what the gateway can resume (here: a cursor of another epoch, as after
+  // the resume window): "not recovered", so the page fetches history; still once each.
+  await bob.close();
+  await until(async () => (await gw.roomSize(group)) === 1, "bob gone again", 20000);
+  await alice.fill("#compose [name=text]", "sent during the gap");
+  await alice.click("#compose button");
+  await wait(alice, "the gap message stored", () => [...document.querySelectorAll("#messages .msg.mine[data-seq] .body")].some((e) => e.textContent === "sent during the gap"));
+  bob = await open(bobCtx, "bob", () => {
+    const k = "tether-chat:bob";
+    const s = JSON.parse(localStorage.getItem(k));
+    s.cursor.epoch += 1000;
+    localStorage.setItem(k, JSON.stringify(s));
+  });
+  await logged(bob, "synced");
+  const gap = await chatLog(bob);
+  assert.deepEqual(gap.filter((e) => e.type === "auth").map((e) => e.resume), [2], "resume not recovered");
+  await wait(bob, "the gap message from history", () => [...document.querySelectorAll("#messages .body")].some((e) => e.textContent === "sent during the gap"));
+  assert.deepEqual(await texts(bob), ["hello team", "while you were away", "sent during the gap"]);
+  assert.equal(await bob.locator("#messages .msg.recalled").count(), 2);
 
   // One-to-one: bob writes to alice.
   await bob.fill("#new-dm [name=user]", "alice");
