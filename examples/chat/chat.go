@@ -135,20 +135,6 @@ func (c *Chat) Close() error {
 	return err
 }
 
-// errDenied and friends become the ERROR code the client gets.
-var (
-	errBadRequest = errors.New("bad request")
-	errDenied     = errors.New("denied")
-)
-
-func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
-}
-
-func denied(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errDenied, fmt.Sprintf(format, args...))
-}
-
 // onUplink decodes a request, runs its handler and answers with its JSON result or
 // the ERROR its error maps to.
 func (c *Chat) onUplink(u *service.Uplink) {

@@ -23,6 +23,7 @@ type deliveries struct {
 
 	mu     sync.Mutex
 	byUser map[string]*userDeliveries
+	acks   int // ack events seen: every 1024th sweeps idle users
 }
 
 type userDeliveries struct {
@@ -81,7 +82,9 @@ func (d *deliveries) acked(user string, msgID uint64, now time.Time) []pending {
 	n := sort.Search(len(u.pending), func(i int) bool { return u.pending[i].msgID > msgID })
 	done := append([]pending(nil), u.pending[:n]...)
 	u.pending = append(u.pending[:0], u.pending[n:]...)
-	d.forgetIdle(now)
+	if d.acks++; d.acks%1024 == 0 {
+		d.forgetIdle(now)
+	}
 	return done
 }
 

@@ -1,9 +1,6 @@
 package main
 
-import (
-	"context"
-	"errors"
-)
+import "context"
 
 // Store keeps what the chat service must remember across client reconnects and
 // service restarts: conversations with their members, each conversation's messages
@@ -44,10 +41,6 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
-
-// ErrNotFound is returned by Store methods for a conversation or message that does
-// not exist.
-var ErrNotFound = errors.New("chat: not found")
 
 // Conversation is a one-to-one chat (Kind "dm", ID dmID of its two members) or a group
 // (Kind "group", ID "g:" and a random suffix; its members are in the tether room of
