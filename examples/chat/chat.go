@@ -102,12 +102,28 @@ func NewChat(opts ChatOptions) *Chat {
 
 // Connect dials the gateway's control port at addr with secret (reconnecting when the
 // connection is lost) and subscribes to the chat routes, connection events and ack
-// events. Close undoes it.
+// events. Until ctx ends it tries again every quarter second while the port refuses
+// connections (a gateway started alongside), but not when the gateway refuses the
+// secret. Close undoes it.
 func (c *Chat) Connect(ctx context.Context, addr, secret string) error {
-	svc, err := service.Dial(ctx, addr, service.Options{
-		Secret: secret, Name: "chat", Logger: c.log, Reconnect: true,
-		OnUplink: c.onUplink, OnEvent: c.onEvent,
-	})
+	var svc *service.Service
+	var err error
+	for {
+		svc, err = service.Dial(ctx, addr, service.Options{
+			Secret: secret, Name: "chat", Logger: c.log, Reconnect: true,
+			OnUplink: c.onUplink, OnEvent: c.onEvent,
+		})
+		var ce *service.CloseError
+		if err == nil || errors.As(err, &ce) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			continue
+		}
+		break
+	}
 	if err != nil {
 		return fmt.Errorf("cannot connect to the control port %s: %w", addr, err)
 	}

@@ -29,7 +29,7 @@ import (
 
 type settings struct {
 	control, secret, httpAddr, wsURL, db, sdk string
-	recallWindow                              time.Duration
+	recallWindow, wait                        time.Duration
 	embedded                                  bool
 	gwAddr, wsAddr                            string
 	logLevel                                  string
@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&st.db, "db", "memory", "History store: \"memory\", or the path of an SQLite database file (created if missing).")
 	fs.StringVar(&st.sdk, "sdk", "", "Directory of the built TypeScript SDK (client/js/dist, made by `cd client/js && npm ci && npm run build`). Default: client/js/dist found from the working directory upwards.")
 	fs.DurationVar(&st.recallWindow, "recall-window", DefaultRecallWindow, "How long after sending a sender may recall a message.")
+	fs.DurationVar(&st.wait, "wait", 15*time.Second, "How long to keep trying to reach the control port at start (a tetherd started at the same time).")
 	fs.BoolVar(&st.embedded, "embedded", false, "Run a development gateway in this process (any token is its user id, like tetherd -dev), so nothing else needs starting.")
 	fs.StringVar(&st.gwAddr, "gw-addr", "127.0.0.1:7000", "With -embedded: the gateway's TCP client port.")
 	fs.StringVar(&st.wsAddr, "ws-addr", "127.0.0.1:7003", "With -embedded: the gateway's WebSocket listener.")
@@ -102,7 +103,7 @@ func serve(st *settings, logger *slog.Logger, stdout io.Writer) error {
 	}
 
 	chat := NewChat(ChatOptions{Store: store, RecallWindow: st.recallWindow, Logger: logger})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), st.wait)
 	err = chat.Connect(ctx, controlAddr, st.secret)
 	cancel()
 	if err != nil {

@@ -6,7 +6,8 @@
 // while messages (and a recall) arrive resumes without duplicates and without the
 // recalled message; a reload resumes without duplicates; a page whose resume is "not
 // recovered" fetches history and still shows each message once. Screenshots go to
-// examples/chat/screenshots/. A missing Chromium fails the test; it never skips.
+// examples/chat/screenshots/ with CHAT_SCREENSHOTS=1. A missing Chromium fails the
+// test; it never skips.
 //
 // It reuses client/js's test harness (tetherd from this repository) and its
 // node_modules (playwright-core) and dist (the SDK the page loads): run it after
@@ -24,10 +25,12 @@ import { Tetherd, until, freePort, repoRoot } from "../../../client/js/test/harn
 
 const { chromium } = createRequire(new URL("../../../client/js/package.json", import.meta.url))("playwright-core");
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const shots = fileURLToPath(new URL("../screenshots/", import.meta.url));
 const run = promisify(execFile);
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "tether-chat-"));
+// CHAT_SCREENSHOTS=1 writes the README's screenshots into examples/chat/screenshots/;
+// otherwise they go to the temporary directory, so a test run leaves the tree clean.
+const shots = process.env.CHAT_SCREENSHOTS ? fileURLToPath(new URL("../screenshots/", import.meta.url)) : path.join(tmp, "screenshots");
 let gw, chat, browser;
 after(async () => {
   await browser?.close();
@@ -46,6 +49,7 @@ async function startChat(gw) {
   ], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   proc.stderr.on("data", (d) => (stderr += d));
+  proc.stderrText = () => stderr;
   let dead = false;
   proc.once("exit", () => (dead = true));
   const origin = `http://127.0.0.1:${port}`;
@@ -58,6 +62,18 @@ async function startChat(gw) {
 }
 
 test("chat in the browser: group message, read receipt, recall, image, resume and reload without duplicates", async () => {
+  const pages = [];
+  try {
+    await scenario(pages);
+  } catch (err) {
+    // Everything each page logged, and the service's and tetherd's complaints.
+    const logs = await Promise.all(pages.filter((p) => !p.isClosed()).map(async (p) => `${p.user}: ${JSON.stringify(await p.evaluate(() => window.chatLog))}`));
+    err.message += `\npage logs:\n${logs.join("\n")}\nchat stderr: ${chat?.stderrText()}\ntetherd stderr: ${gw?.stderr}`;
+    throw err;
+  }
+});
+
+async function scenario(pages) {
   assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   gw = await Tetherd.start();
   chat = await startChat(gw);
@@ -70,6 +86,7 @@ test("chat in the browser: group message, read receipt, recall, image, resume an
     page.on("pageerror", (err) => errors.push(`${user}: ${err}`));
     await page.goto(`${chat.origin}/?user=${user}`);
     page.user = user;
+    pages.push(page);
     return page;
   };
   const chatLog = (page) => page.evaluate(() => window.chatLog ?? []);
@@ -188,6 +205,6 @@ test("chat in the browser: group message, read receipt, recall, image, resume an
   assert.deepEqual(errors, []);
   assert.deepEqual((await chatLog(alice)).filter((e) => e.type === "error"), []);
   assert.deepEqual((await chatLog(bob)).filter((e) => e.type === "error"), []);
-});
+}
 
 mkdirSync(shots, { recursive: true });
