@@ -27,6 +27,9 @@ const (
 	DefaultPendingTTL   = 5 * time.Minute // the gateway's default resume window
 	MaxTextLen          = 4000
 	MaxGroupMembers     = 200
+	// MaxSyncConversations bounds a first load: the most recently active
+	// conversations; older ones come back when they get a message.
+	MaxSyncConversations = 100
 )
 
 // ChatOptions configures a Chat; the zero value of each field keeps its default.
@@ -449,7 +452,7 @@ func (c *Chat) history(ctx context.Context, user string, req historyRequest) (hi
 		return historyReply{}, err
 	}
 	out := historyReply{Conversations: []historyPage{}}
-	for _, conv := range convs {
+	for _, conv := range convs[:min(len(convs), MaxSyncConversations)] {
 		p, err := page(conv, 0)
 		if err != nil {
 			return historyReply{}, err

@@ -21,7 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Tetherd, until, freePort, repoRoot } from "../../../client/js/test/harness.mjs";
+import { Tetherd, until, repoRoot } from "../../../client/js/test/harness.mjs";
 
 const { chromium } = createRequire(new URL("../../../client/js/package.json", import.meta.url))("playwright-core");
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -42,20 +42,23 @@ after(async () => {
 /** startChat builds and starts the example against gw, on an SQLite store. */
 async function startChat(gw) {
   await run("go", ["build", "-o", path.join(tmp, "chat"), "./examples/chat"], { cwd: repoRoot, maxBuffer: 1 << 24 });
-  const port = await freePort();
+  // Port 0 and the address the service prints: no window for another process to take
+  // a port chosen in advance.
   const proc = spawn(path.join(tmp, "chat"), [
-    "-control", `127.0.0.1:${gw.controlPort}`, "-ws-url", gw.url, "-http", `127.0.0.1:${port}`,
+    "-control", `127.0.0.1:${gw.controlPort}`, "-ws-url", gw.url, "-http", "127.0.0.1:0",
     "-db", path.join(tmp, "chat.db"), "-sdk", path.join(repoRoot, "client/js/dist"), "-log-level", "warn",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
   let stderr = "";
+  proc.stdout.on("data", (d) => (stdout += d));
   proc.stderr.on("data", (d) => (stderr += d));
   proc.stderrText = () => stderr;
   let dead = false;
   proc.once("exit", () => (dead = true));
-  const origin = `http://127.0.0.1:${port}`;
-  await until(async () => {
+  const origin = await until(() => {
     if (dead) throw new Error("chat exited: " + stderr);
-    return fetch(origin + "/config.json").then((r) => r.ok, () => false);
+    const m = /serving the page on (http:\/\/[0-9.:]+)\//.exec(stdout);
+    return m && m[1];
   }, "the chat service to serve its page", 60000);
   proc.origin = origin;
   return proc;
