@@ -4,7 +4,7 @@ BIN       := bin
 FUZZTIME  ?= 20s
 PKGS      := ./...
 
-.PHONY: all build run cluster test unit fuzz js-test bench bench-quick faults lint tidy clean
+.PHONY: all build run cluster chat test unit fuzz js-test chat-test bench bench-quick faults lint tidy clean
 
 all: build
 
@@ -21,10 +21,17 @@ run: build
 cluster: build
 	tools/cluster.sh $(BIN)/tetherd
 
+# chat: the IM reference app (examples/chat, its README) with a gateway in the same
+# process; open http://127.0.0.1:8080/?user=alice and ?user=bob. It needs the TypeScript
+# SDK built (client/js/dist), which this does first.
+chat:
+	cd client/js && npm ci --no-audit --no-fund && npm run build
+	$(GO) run ./examples/chat -embedded
+
 # test: the race-enabled unit and integration tests, then every fuzz target for a bounded
 # time. Minimizing a new interesting input is capped at 5 s (default 60 s) so the budget
 # goes to exploring.
-test: lint unit fuzz js-test
+test: lint unit fuzz js-test chat-test
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
@@ -42,6 +49,11 @@ fuzz:
 # PROTOCOL.md, the client against a real tetherd from bin/) and the headless-Chromium test.
 js-test: build
 	cd client/js && npm ci --no-audit --no-fund && TETHER_BIN_DIR=$(abspath $(BIN)) npm test
+
+# chat-test: the chat example's headless-Chromium test (two users on two pages) against
+# tetherd from bin/ (its Go tests run in unit).
+chat-test: build
+	TETHER_BIN_DIR=$(abspath $(BIN)) examples/chat/test/run.sh
 
 # bench: the micro-benchmarks, then the standard load suite (tether-bench suite: the
 # bench/floor probe in process and with a reading peer process, connect/idle/echo/

@@ -3,7 +3,7 @@
 # Ctrl-C (`make cluster` runs it). docs/CLUSTER.md describes what it starts:
 #
 #   nats-server with JetStream   127.0.0.1:$((BASE+22))  (monitoring $((BASE+23)))
-#   tetherd -dev node1..node3    client BASE+100*i, admin +1, control +2  (i = 1..3)
+#   tetherd -dev node1..node3    client BASE+100*i, admin +1, control +2, HTTP API +4  (i = 1..3)
 #   haproxy (PROXY v2, /readyz)  127.0.0.1:$((BASE+10))  the cluster's frontend
 #
 # BASE is $TETHER_CLUSTER_BASE (default 7000: frontend 7010, nodes 7100/7200/7300, NATS
@@ -128,6 +128,7 @@ for i in 1 2 3; do
 	p=$((BASE + 100 * i))
 	start "node$i" "$TETHERD" -dev \
 		-addr "127.0.0.1:$p" -admin "127.0.0.1:$((p + 1))" -control "127.0.0.1:$((p + 2))" -ws-addr - \
+		-http-addr "127.0.0.1:$((p + 4))" \
 		-nats "nats://127.0.0.1:$NATS_PORT" -nats-name "node$i" \
 		-proxy-protocol tcp -proxy-trusted 127.0.0.1/32 \
 		-drain-timeout 3s -drain-spread 1s -log-level info
@@ -184,9 +185,9 @@ cat <<EOF
 tether cluster: three tetherd -dev nodes on NATS behind haproxy (docs/CLUSTER.md)
 
   frontend     127.0.0.1:$FRONTEND            clients connect here (haproxy, PROXY v2, leastconn)
-  node1        client 127.0.0.1:$((BASE + 100))  admin http://127.0.0.1:$((BASE + 101))  control 127.0.0.1:$((BASE + 102))
-  node2        client 127.0.0.1:$((BASE + 200))  admin http://127.0.0.1:$((BASE + 201))  control 127.0.0.1:$((BASE + 202))
-  node3        client 127.0.0.1:$((BASE + 300))  admin http://127.0.0.1:$((BASE + 301))  control 127.0.0.1:$((BASE + 302))
+  node1        client 127.0.0.1:$((BASE + 100))  admin http://127.0.0.1:$((BASE + 101))  control 127.0.0.1:$((BASE + 102))  http://127.0.0.1:$((BASE + 104))/v1/
+  node2        client 127.0.0.1:$((BASE + 200))  admin http://127.0.0.1:$((BASE + 201))  control 127.0.0.1:$((BASE + 202))  http://127.0.0.1:$((BASE + 204))/v1/
+  node3        client 127.0.0.1:$((BASE + 300))  admin http://127.0.0.1:$((BASE + 301))  control 127.0.0.1:$((BASE + 302))  http://127.0.0.1:$((BASE + 304))/v1/
   nats         nats://127.0.0.1:$NATS_PORT  (JetStream; monitoring http://127.0.0.1:$NATS_MON)
   logs         $DIR/{nats,node1,node2,node3,haproxy}.log
   pids         nats=${PIDS[0]} node1=${PIDS[1]} node2=${PIDS[2]} node3=${PIDS[3]} haproxy=${PIDS[4]}

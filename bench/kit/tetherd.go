@@ -80,7 +80,7 @@ func StartTetherd(ctx context.Context, cfg TetherdConfig) (*Tetherd, error) {
 		return nil, err
 	}
 	args := []string{"-dev", "-addr", ports[0], "-admin", ports[1], "-max-conns-per-ip", "-1", "-connect-rate", "-1",
-		"-max-conns", "100000", "-log-level", "warn", "-drain-timeout", "1s"}
+		"-max-conns", "100000", "-log-level", "warn", "-drain-timeout", "1s", "-http-addr", "-"}
 	targs, err := transportArgs(cfg.Transport.Or(), ports[3], cfg.Cert)
 	if err != nil {
 		return nil, err

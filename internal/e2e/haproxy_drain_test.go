@@ -57,7 +57,7 @@ func startTetherd(t *testing.T, bin, name string, ports [3]int, extra ...string)
 		stderr: new(testkit.LockedBuffer), exited: make(chan struct{}),
 	}
 	args := append([]string{
-		"-dev", "-addr", p.addr, "-admin", p.admin, "-control", p.ctl, "-ws-addr", "-",
+		"-dev", "-addr", p.addr, "-admin", p.admin, "-control", p.ctl, "-ws-addr", "-", "-http-addr", "-",
 		"-proxy-protocol", "tcp", "-proxy-trusted", proxyTrusted, "-log-level", "info",
 	}, extra...)
 	p.cmd = exec.Command(bin, args...)

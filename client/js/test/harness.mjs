@@ -86,7 +86,7 @@ export class Tetherd {
     t.wsPort = ports.wsPort ?? (await freePort());
     t.controlPort = ports.controlPort ?? (await freePort());
     t.url = `ws://127.0.0.1:${t.wsPort}/ws`;
-    const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-log-level", "warn"];
+    const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-http-addr", "-", "-log-level", "warn"];
     t.proc = spawn(path.join(bin, "tetherd"), [...args, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
     live.add(t.proc);
     t.proc.once("exit", () => live.delete(t.proc));
