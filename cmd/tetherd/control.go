@@ -52,7 +52,7 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	if st.controlMaxServices < 0 {
 		return nil, fmt.Errorf("-control-max-services %d is negative", st.controlMaxServices)
 	}
-	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices}
+	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices, Observer: st.observer}
 	if secret == "" {
 		switch {
 		case !netutil.IsLoopback(st.control):

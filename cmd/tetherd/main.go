@@ -62,6 +62,7 @@ type settings struct {
 	controlSettings   // the control port's flags, in control.go
 	transportSettings // the TLS, WebSocket and PROXY flags, in transport.go
 	clusterSettings   // the NATS cluster flags, in cluster.go
+	webhookSettings   // the webhook flags, in webhook.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as
@@ -121,6 +122,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	addControlFlags(fs, s)
 	addTransportFlags(fs, &s.transportSettings)
 	addClusterFlags(fs, &s.clusterSettings)
+	addWebhookFlags(fs, &s.webhookSettings)
 	return fs
 }
 
@@ -162,7 +164,15 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
 	}
+	hooks, err := webhookSender(&st, logger, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 2
+	}
 	ctl, err := controlPort(&st, logger, getenv)
+	if err == nil {
+		err = checkWebhooks(hooks, ctl)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
@@ -180,6 +190,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if broker != nil {
 		srv.RegisterMetricsWriter(writeClusterMetrics(broker))
+	}
+	if hooks != nil {
+		srv.RegisterMetricsWriter(hooks.WriteMetrics)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -230,6 +243,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("drain cut short; remaining clients were closed", "err", err)
 	}
+	closeWebhooks(hooks, logger)
 	return 0
 }
 

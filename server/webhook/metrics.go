@@ -13,17 +13,17 @@ import (
 // metricHelp is the HELP text of every webhook metric family, so that /metrics passes
 // `promtool check metrics`.
 var metricHelp = map[string]string{
-	"tether_webhook_deliveries_total":         "Webhook deliveries by result: ok (2xx), failed (a status other than 5xx/429, or MaxAttempts attempts without success), dropped (the queue was full, which drops its oldest delivery, or the sender was closing), retried (an attempt repeated after a network error, timeout, 5xx or 429).",
-	"tether_webhook_queue_length":             "Webhook deliveries waiting for a worker.",
-	"tether_webhook_queue_capacity":           "Size of the webhook delivery queue (Options.QueueSize); past it the oldest delivery is dropped.",
+	"tether_webhook_deliveries_total":          "Webhook deliveries by result: ok (2xx), failed (a status other than 5xx/429, or MaxAttempts attempts without success), dropped (the queue was full, which drops its oldest delivery, or the sender was closing), retried (an attempt repeated after a network error, timeout, 5xx or 429).",
+	"tether_webhook_queue_length":              "Webhook deliveries waiting for a worker.",
+	"tether_webhook_queue_capacity":            "Size of the webhook delivery queue (Options.QueueSize); past it the oldest delivery is dropped.",
 	"tether_webhook_delivery_duration_seconds": "Time one webhook POST took, from sending the request to reading the answer's status (failed attempts included).",
 }
 
 // senderMetrics is one Sender's metric set.
 type senderMetrics struct {
-	set                           *metrics.Set
+	set                          *metrics.Set
 	ok, failed, dropped, retried *metrics.Counter
-	latency                       *metrics.Summary
+	latency                      *metrics.Summary
 }
 
 func newSenderMetrics(s *Sender) *senderMetrics {
