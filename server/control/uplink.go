@@ -75,7 +75,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		Route:    m.Route,
 		NoReply:  m.NoReply,
 	}
-	observed := p.observeUplink(&hdr, m.Payload)
+	observed := p.observeUplink(m)
 	if node, remote := p.routeNode(m.Route); remote {
 		return p.forward(node, &hdr, m)
 	}
@@ -248,17 +248,15 @@ func (s *session) handleReply(f protocol.Frame) {
 // OnConnect tells event subscribers that c came online, on this node and, in a
 // cluster, on every other (their services subscribe to events on their own node).
 func (p *Port) OnConnect(c *server.Conn) {
-	ev := &wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()}
-	p.observe(ev)
-	p.emitCluster(ev)
+	p.observeConnect(c)
+	p.emitCluster(&wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
 }
 
 // OnDisconnect tells event subscribers that c went offline, with its close code.
 func (p *Port) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
-	ev := &wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
-		Platform: c.Platform(), Code: code, Reason: code.String()}
-	p.observe(ev)
-	p.emitCluster(ev)
+	p.observeDisconnect(c, code)
+	p.emitCluster(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
+		Platform: c.Platform(), Code: code, Reason: code.String()})
 }
 
 // OnAck tells the services subscribed to ack events, on this node and on any other

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/internal/loglimit"
-	"github.com/tether-gw/tether/internal/wire"
+	"github.com/tether-gw/tether/protocol"
 	"github.com/tether-gw/tether/server"
 	"github.com/tether-gw/tether/server/control"
 )
@@ -74,25 +74,32 @@ func New(opts Options) (*Sender, error) {
 	return s, nil
 }
 
-// OnEvent offers an online or offline event (control.Observer); other types, such as
-// acks, are ignored, and so is every event unless Options.Events is set. It never
-// blocks.
-func (s *Sender) OnEvent(ev *wire.Event) {
-	if !s.opts.Events || (ev.Type != wire.EventOnline && ev.Type != wire.EventOffline) {
-		return
+// OnConnect offers an online event for c if Options.Events is set
+// (control.Observer). It never blocks.
+func (s *Sender) OnConnect(c *server.Conn) {
+	if s.opts.Events {
+		s.Offer(&Event{Type: TypeOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
 	}
-	s.Offer(&Event{Type: ev.Type, Conn: ev.Conn, User: ev.User, Device: ev.Device, Platform: ev.Platform,
-		Code: uint16(ev.Code), Reason: ev.Reason})
+}
+
+// OnDisconnect offers an offline event for c, with code and its name, if
+// Options.Events is set (control.Observer). It never blocks.
+func (s *Sender) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
+	if s.opts.Events {
+		s.Offer(&Event{Type: TypeOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform(),
+			Code: uint16(code), Reason: code.String()})
+	}
 }
 
 // OnUplink offers an uplink if its route is one of Options.Routes, and reports whether
-// it is (control.Observer). payload is copied before it returns. It never blocks.
-func (s *Sender) OnUplink(up *wire.Uplink, payload []byte) bool {
-	if _, ok := s.routes[up.Route]; !ok {
+// it is (control.Observer). It never blocks.
+func (s *Sender) OnUplink(m *server.Message) bool {
+	if _, ok := s.routes[m.Route]; !ok {
 		return false
 	}
-	s.Offer(&Event{Type: TypeUplink, Conn: up.Conn, User: up.User, Device: up.Device, Platform: up.Platform,
-		Route: up.Route, Payload: payload})
+	c := m.Conn
+	s.Offer(&Event{Type: TypeUplink, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform(),
+		Route: m.Route, Payload: m.Payload})
 	return true
 }
 

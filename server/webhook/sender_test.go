@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tether-gw/tether/internal/testkit"
-	"github.com/tether-gw/tether/internal/wire"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -37,8 +36,7 @@ func TestDeliverEvent(t *testing.T) {
 	rc := newReceiver(t, nil)
 	clk := newClock()
 	s := newSender(t, rc.srv.URL, clk, nil)
-	s.OnEvent(&wire.Event{Type: wire.EventOffline, Conn: 42, User: "alice", Device: "d1", Platform: "ios", Code: 3502, Reason: "KICKED"})
-	s.OnEvent(&wire.Event{Type: wire.EventAck, Conn: 42, User: "alice", MsgID: 7}) // never posted
+	s.Offer(&Event{Type: TypeOffline, Conn: 42, User: "alice", Device: "d1", Platform: "ios", Code: 3502, Reason: "KICKED"})
 	r := rc.waitRequests(1)[0]
 	if r.verify != nil {
 		t.Fatalf("Verify: %v", r.verify)
@@ -62,13 +60,7 @@ func TestDeliverEvent(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	if n := len(rc.requests()); n != 1 {
-		t.Errorf("%d requests: the ack must not be posted", n)
-	}
-	// With Events off, no event is posted (uplinks only).
-	s2 := newSender(t, rc.srv.URL, nil, func(o *Options) { o.Events = false })
-	s2.OnEvent(&wire.Event{Type: wire.EventOnline, Conn: 1, User: "bob"})
-	if err := s2.Close(testkit.Context(t, 10*time.Second)); err != nil || len(rc.requests()) != 1 {
-		t.Errorf("Events off: %v, %d requests", err, len(rc.requests()))
+		t.Errorf("%d requests, want 1", n)
 	}
 }
 
