@@ -40,7 +40,7 @@
 // # Goroutines
 //
 //	goroutine                    runs
-//	caller of Offer / OnEvent    encodes the body, queues it (never blocks, no lock held)
+//	caller of Offer, On*         encodes the body, queues it (never blocks, no lock held)
 //	Options.Workers workers      take deliveries from the queue, POST, wait out backoffs
 //	Close                        stops Offer, waits for the workers to drain the queue
 //
