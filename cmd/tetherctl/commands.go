@@ -30,6 +30,12 @@ var commands = map[string]command{
 	"tail":     tail,
 }
 
+// clientCommands use the client port, not the control port: run hands them the
+// invocation (with their own flags, -addr included) without dialling the control port.
+var clientCommands = map[string]func(ctx context.Context, c *cli, args []string) int{
+	"connect": connect,
+}
+
 // newFlags returns a command's flag set, reporting errors to stderr.
 func newFlags(c *cli, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("tetherctl "+name, flag.ContinueOnError)

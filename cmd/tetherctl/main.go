@@ -47,6 +47,9 @@ commands:
             print uplink messages and/or connection events until Ctrl-C (events only
             by default). A tail subscribed to routes takes its share of those routes'
             uplinks away from the real services and answers each with an empty reply.
+  connect   -token T [-addr 127.0.0.1:7000] [-device D] [-room r1,r2] [-route R] [-tls [-tls-ca F]]
+            a terminal client on the CLIENT port (its own -addr): prints pushes, state
+            changes and close codes, sends each stdin line to -route; Ctrl-C or EOF exits.
 
 The secret is read from -secret-file, or from TETHER_CONTROL_SECRET.
 Exit codes: 0 ok, 1 operation failed, 2 usage, 3 connection or authentication error.
@@ -93,6 +96,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if fn, ok := clientCommands[cmd]; ok {
+		return fn(ctx, &cli{stdin: stdin, stdout: stdout, stderr: stderr, json: *asJSON}, rest)
+	}
 	handler, ok := commands[cmd]
 	if !ok {
 		fmt.Fprintf(stderr, "tetherctl: unknown command %q\n\n%s", cmd, usage)

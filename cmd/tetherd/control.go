@@ -39,7 +39,7 @@ func controlPort(st *settings, logger *slog.Logger, getenv func(string) string) 
 	if st.controlMaxServices < 0 {
 		return nil, fmt.Errorf("-control-max-services %d is negative", st.controlMaxServices)
 	}
-	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices}
+	opts := control.Options{Addr: st.control, Secret: secret, Logger: logger, MaxServices: st.controlMaxServices, Observer: st.observer}
 	if secret == "" {
 		insecure, err := withoutSecret(st.control, st.dev, logger, "control port", "secret", "-control-secret-file or TETHER_CONTROL_SECRET", "-control")
 		if !insecure {

@@ -59,7 +59,7 @@ func TestControlPortSettings(t *testing.T) {
 // tetherd refuses to start with a public control address and no secret.
 func TestRunRefusesPublicControlWithoutSecret(t *testing.T) {
 	var stderr bytes.Buffer
-	code := run([]string{"-dev", "-addr", "127.0.0.1:0", "-admin", "-", "-control", "0.0.0.0:0"}, io.Discard, &stderr, func(string) string { return "" })
+	code := run([]string{"-dev", "-addr", "127.0.0.1:0", "-admin", "-", "-control", "0.0.0.0:0", "-http-addr", "-"}, io.Discard, &stderr, func(string) string { return "" })
 	if code != 2 || !strings.Contains(stderr.String(), "without a secret") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}

@@ -66,6 +66,7 @@ type settings struct {
 	transportSettings // the TLS, WebSocket and PROXY flags, in transport.go
 	clusterSettings   // the NATS cluster flags, in cluster.go
 	httpAPISettings   // the HTTP API's flags, in httpapi.go
+	webhookSettings   // the webhook flags, in webhook.go
 }
 
 // devAddr is the client port in -dev mode when -addr is not given: loopback only, as
@@ -132,6 +133,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	addTransportFlags(fs, &s.transportSettings)
 	addClusterFlags(fs, &s.clusterSettings)
 	addHTTPAPIFlags(fs, &s.httpAPISettings)
+	addWebhookFlags(fs, &s.webhookSettings)
 	return fs
 }
 
@@ -176,7 +178,15 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
 	}
+	hooks, err := webhookSender(&st, logger, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tetherd: %v\n", err)
+		return 2
+	}
 	ctl, err := controlPort(&st, logger, getenv)
+	if err == nil {
+		err = checkWebhooks(hooks, ctl)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)
 		return 2
@@ -194,6 +204,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if broker != nil {
 		srv.RegisterMetricsWriter(writeClusterMetrics(broker))
+	}
+	if hooks != nil {
+		srv.RegisterMetricsWriter(hooks.WriteMetrics)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -255,6 +268,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("drain cut short; remaining clients were closed", "err", err)
 	}
+	closeWebhooks(hooks, logger)
 	return 0
 }
 

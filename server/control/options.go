@@ -98,6 +98,9 @@ type Options struct {
 	// MaxSubscriptions caps the routes plus prefixes one control connection may
 	// subscribe to. Default 1024.
 	MaxSubscriptions int
+	// Observer, when set, is told of this node's connection events and uplinks too
+	// (e.g. a *webhook.Sender). Default none.
+	Observer Observer
 }
 
 func (o Options) withDefaults() (Options, error) {

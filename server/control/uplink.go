@@ -75,6 +75,7 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 		Route:    m.Route,
 		NoReply:  m.NoReply,
 	}
+	observed := p.observeUplink(m)
 	if node, remote := p.routeNode(m.Route); remote {
 		return p.forward(node, &hdr, m)
 	}
@@ -87,6 +88,9 @@ func (p *Port) OnMessage(m *server.Message) ([]byte, error) {
 	}
 	if code == codeAnswered {
 		return nil, server.ErrDeferReply // the timeout answered already
+	}
+	if code == protocol.ErrorNoRoute && observed {
+		return nil, nil // the Observer (a webhook) took it: an empty SEND_REPLY
 	}
 	msg := "no service for this route"
 	if code == protocol.ErrorBusy {
@@ -244,11 +248,13 @@ func (s *session) handleReply(f protocol.Frame) {
 // OnConnect tells event subscribers that c came online, on this node and, in a
 // cluster, on every other (their services subscribe to events on their own node).
 func (p *Port) OnConnect(c *server.Conn) {
+	p.observeConnect(c)
 	p.emitCluster(&wire.Event{Type: wire.EventOnline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(), Platform: c.Platform()})
 }
 
 // OnDisconnect tells event subscribers that c went offline, with its close code.
 func (p *Port) OnDisconnect(c *server.Conn, code protocol.CloseCode) {
+	p.observeDisconnect(c, code)
 	p.emitCluster(&wire.Event{Type: wire.EventOffline, Conn: c.ID(), User: c.UserID(), Device: c.DeviceID(),
 		Platform: c.Platform(), Code: code, Reason: code.String()})
 }
