@@ -127,3 +127,26 @@ func TestExpiryReconnects(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshRetries: a refresh that fails (the token source errs once on the live
+// connection) is tried again before the expiry, and the connection lives on.
+func TestRefreshRetries(t *testing.T) {
+	s := startJWTServer(t)
+	var calls, failed atomic.Int64
+	mint := mintFunc(t, userName(t), 4*time.Second, &calls)
+	tok := func(ctx context.Context) (string, error) {
+		if calls.Load() == 1 && failed.Add(1) == 1 {
+			return "", errors.New("token service hiccup") // the first refresh
+		}
+		return mint(ctx)
+	}
+	c := dial(t, s.Addr().String(), Options{TokenFunc: tok})
+	id := c.ConnID()
+	firstExp := c.LastAuth().TokenExpiresMs
+	waitLong(t, "a refresh after the failed one, past the first token's expiry", func() bool {
+		return c.refreshes.Load() >= 1 && time.Now().UnixMilli() > firstExp+500
+	})
+	if failed.Load() < 1 || c.ConnID() != id || c.attempts.Load() != 1 {
+		t.Fatalf("failures %d, conn %d (was %d), %d attempts", failed.Load(), c.ConnID(), id, c.attempts.Load())
+	}
+}
