@@ -41,6 +41,18 @@ func mintFunc(t *testing.T, user string, ttl time.Duration, calls *atomic.Int64)
 	}
 }
 
+// nextPush returns the client's next push, failing after waitTimeout.
+func nextPush(t *testing.T, c *Client) Push {
+	t.Helper()
+	select {
+	case p := <-c.Pushes():
+		return p
+	case <-time.After(waitTimeout):
+		t.Fatal("no push")
+	}
+	return Push{}
+}
+
 // waitLong polls cond for up to 30s: these tests wait for tokens to expire.
 func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -115,14 +127,31 @@ func TestExpiryReconnects(t *testing.T) {
 					}
 				}}
 			tc.opts(&o, mintFunc(t, userName(t), 2*time.Second, &calls))
+			o.DeviceID = "dev-" + tc.name
 			c := dial(t, s.Addr().String(), o)
 			client.Store(c)
 			id := c.ConnID()
+			// A QoS1 message before the expiry: the reconnect resumes after it.
+			if _, err := s.PushUsers([]string{userName(t)}, []byte("m1"), server.PushOptions{QoS1: true}); err != nil {
+				t.Fatal(err)
+			}
+			if p := nextPush(t, c); string(p.Payload) != "m1" || !p.AckRequested {
+				t.Fatalf("push %+v, want QoS1 m1", p)
+			}
 			waitLong(t, "closed with SESSION_EXPIRED and reconnected", func() bool {
 				return expired.Load() && c.State() == StateConnected && c.ConnID() != id
 			})
 			if calls.Load() < 2 {
 				t.Fatalf("TokenFunc minted %d tokens, want a fresh one for the reconnect", calls.Load())
+			}
+			if r := c.LastAuth().Resume; r != protocol.ResumeRecovered {
+				t.Fatalf("reconnect after SESSION_EXPIRED: resume %v, want RECOVERED", r)
+			}
+			if _, err := s.PushUsers([]string{userName(t)}, []byte("m2"), server.PushOptions{QoS1: true}); err != nil {
+				t.Fatal(err)
+			}
+			if p := nextPush(t, c); string(p.Payload) != "m2" {
+				t.Fatalf("after the reconnect got %q, want m2 (m1 not again)", p.Payload)
 			}
 		})
 	}
