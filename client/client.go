@@ -71,6 +71,8 @@ type Client struct {
 	// Counters for logs and white-box tests.
 	attempts atomic.Int64 // connection attempts, Dial's included
 	pings    atomic.Int64 // heartbeat PINGs sent
+	// refreshes counts tokens the server accepted in REFRESH_OK (refresh.go).
+	refreshes atomic.Int64
 
 	mu          sync.Mutex
 	state       State

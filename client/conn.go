@@ -52,6 +52,13 @@ type conn struct {
 	lastPing time.Duration
 	roomHigh map[string]uint64 // highest msg_id delivered per room on this connection
 
+	// Token refresh (refresh.go), read goroutine only except refreshRes and wakes.
+	expiresAt  time.Duration // when the token expires, 0 if it does not
+	refreshAt  time.Duration // when to start the next refresh, 0 if none is due
+	refreshing bool          // a refresh goroutine is running
+	refreshRes atomic.Pointer[refreshResult]
+	wakes      atomic.Uint64 // bumped by another goroutine that needs tick to run
+
 	lastSent atomic.Int64 // time.Duration of the last successful write
 	draining atomic.Bool  // GOAWAY received: no new requests on this connection
 
@@ -235,6 +242,7 @@ func (cn *conn) setAuth(m *protocol.AuthOK) {
 	// AUTH_OK are still held to the pre-auth limit.
 	cn.dec.MaxFrame = cn.maxFrame
 	cn.roomHigh = make(map[string]uint64)
+	cn.setExpiry(m.TokenExpiresMs, cn.authAt) // refresh.go
 	if m.Resume != protocol.ResumeRecovered {
 		cn.c.cmu.Lock()
 		cn.c.cursorEpoch, cn.c.cursorLastID = m.Epoch, m.LastID
@@ -253,10 +261,14 @@ func (cn *conn) serve() ending {
 	}
 	cn.backlog = nil
 	for {
+		wakes := cn.wakes.Load()
 		if e, done := cn.tick(); done {
 			return e
 		}
 		_ = cn.nc.SetReadDeadline(cn.base.Add(cn.nextWake()))
+		if cn.wakes.Load() != wakes {
+			continue // woken between tick and the deadline, which it may have overwritten
+		}
 		n, err := cn.nc.Read(cn.rbuf)
 		if n > 0 {
 			derr := cn.dec.Decode(cn.rbuf[:n], cn.onFrame)
@@ -329,6 +341,7 @@ func (cn *conn) tick() (ending, bool) {
 		cn.lastPing = now
 		cn.c.pings.Add(1)
 	}
+	cn.refreshTick(now) // refresh.go
 	return ending{}, false
 }
 
@@ -346,6 +359,9 @@ func (cn *conn) nextWake() time.Duration {
 	at := cn.lastRecv + 2*cn.hb
 	if cn.goaway != nil {
 		return min(at, cn.goawayAt)
+	}
+	if cn.refreshAt != 0 {
+		at = min(at, cn.refreshAt)
 	}
 	return min(at, cn.pingAt())
 }
@@ -378,7 +394,7 @@ func (cn *conn) onFrame(f protocol.Frame) error {
 	switch f.Op {
 	case protocol.OpPing:
 		return cn.writeEmpty(protocol.OpPong, f.Seq)
-	case protocol.OpPong, protocol.OpOK, protocol.OpSendReply:
+	case protocol.OpPong, protocol.OpOK, protocol.OpSendReply, protocol.OpRefreshOK:
 		cn.complete(f.Seq, f.Op, f.Body, nil)
 	case protocol.OpError:
 		var m protocol.Error

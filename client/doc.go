@@ -14,7 +14,11 @@
 // socket's read deadline to the next heartbeat event (a PING due, or the
 // server declared dead) and handles it when Read times out. Apart from each
 // request's own timeout, the only timer is the one the read goroutine sleeps
-// on between reconnects.
+// on between reconnects. A token refresh (Options.TokenFunc on a connection
+// whose token expires, PROTOCOL.md §6.12) is scheduled the same way, by read
+// deadline; the refresh itself, which calls TokenFunc and may block, runs on a
+// short-lived goroutine of its own, at most one per connection at a time, and
+// hands its result back to the read goroutine.
 //
 // Every method of Client is safe for concurrent use. Writes are made by the
 // calling goroutine under a per-connection mutex, each with a deadline

@@ -20,7 +20,21 @@ type Options struct {
 	// one and each reconnect) with the attempt's context, so an application can
 	// refresh an expiring token. An error fails that attempt: Dial returns it,
 	// and a reconnect counts it as a failed attempt and backs off.
+	//
+	// When the server announces the token's expiry (AUTH_OK token_expires_ms),
+	// the client also calls TokenFunc on the live connection once 80% of the
+	// token's lifetime has passed and sends the result in a REFRESH, so the
+	// connection outlives the token (PROTOCOL.md §6.12); after a failure (an
+	// error from TokenFunc, or the server refusing the token) it tries again
+	// every quarter of the time left, at least 200ms apart, until the expiry.
+	// Each attempt runs on a goroutine of its own, bounded by RequestTimeout.
+	// If no refresh succeeds, the server closes the connection with
+	// SESSION_EXPIRED and the client reconnects, calling TokenFunc again.
 	TokenFunc func(ctx context.Context) (string, error)
+	// NoRefresh turns off the refresh on a live connection described at
+	// TokenFunc: a connection then ends at its token's expiry and the client
+	// reconnects with a fresh token. Default false.
+	NoRefresh bool
 	// DeviceID identifies the device or installation; the server's multi-device
 	// policy keys on it, and so does QoS1: the server redelivers to the next
 	// connection of a device what the device did not acknowledge, even when

@@ -37,6 +37,7 @@ const (
 	CloseRateLimited      CloseCode = 3005 // connect rate or per-IP limit hit
 	CloseServerFull       CloseCode = 3006 // maximum connections reached
 	CloseAuthTimeout      CloseCode = 3007 // no HELLO within the auth deadline
+	CloseSessionExpired   CloseCode = 3008 // the token expired on a live connection without a REFRESH
 )
 
 // Terminal codes (3500–3999): the client must not reconnect until the user
@@ -65,6 +66,7 @@ const (
 	ErrorInternal      ErrorCode = 4007 // server-side failure handling the request
 	ErrorNotFound      ErrorCode = 4008 // the addressed resource does not exist
 	ErrorUnavailable   ErrorCode = 4009 // a cluster operation reached this node only
+	ErrorTokenRejected ErrorCode = 4010 // a REFRESH's token was refused; the old expiry stands
 )
 
 // Code ranges.
@@ -85,6 +87,7 @@ var closeNames = map[CloseCode]string{
 	CloseRateLimited:        "RATE_LIMITED",
 	CloseServerFull:         "SERVER_FULL",
 	CloseAuthTimeout:        "AUTH_TIMEOUT",
+	CloseSessionExpired:     "SESSION_EXPIRED",
 	CloseInvalidToken:       "INVALID_TOKEN",
 	CloseTokenExpired:       "TOKEN_EXPIRED",
 	CloseKicked:             "KICKED",
@@ -106,6 +109,7 @@ var errorNames = map[ErrorCode]string{
 	ErrorInternal:      "INTERNAL",
 	ErrorNotFound:      "NOT_FOUND",
 	ErrorUnavailable:   "UNAVAILABLE",
+	ErrorTokenRejected: "TOKEN_REJECTED",
 }
 
 // String returns the code's name as used in PROTOCOL.md (e.g. "KICKED"), or

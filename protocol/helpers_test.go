@@ -68,6 +68,9 @@ func samples() []sample {
 		{"goaway", OpGoAway, &GoAway{Code: CloseGoingAway, RetryAfterMs: 1500, Reason: "drain"}, 0, 0},
 		{"close", OpClose, &Close{Code: CloseKicked, Reason: "kicked by admin"}, 0, 0},
 		{"error", OpError, &Error{Code: ErrorNoRoute, Message: "no route"}, 2, 0},
+		{"auth_ok/expiry", OpAuthOK, &AuthOK{ConnID: 2, HeartbeatMs: 25000, MaxFrame: 65536, ServerTimeMs: 1700000000000, Epoch: 1, UserID: "u-1", TokenExpiresMs: 1700000060000}, 1, 0},
+		{"refresh", OpRefresh, &Refresh{Token: "tk2"}, 8, 0},
+		{"refresh_ok", OpRefreshOK, &RefreshOK{TokenExpiresMs: 1700003600000}, 8, 0},
 	}
 }
 

@@ -38,6 +38,8 @@ var (
 	_ Message = (*GoAway)(nil)
 	_ Message = (*Close)(nil)
 	_ Message = (*Error)(nil)
+	_ Message = (*Refresh)(nil)
+	_ Message = (*RefreshOK)(nil)
 )
 
 // NewMessage returns a new zero message for op, or nil if op has no body
@@ -69,6 +71,10 @@ func NewMessage(op Opcode) Message {
 		return new(Close)
 	case OpError:
 		return new(Error)
+	case OpRefresh:
+		return new(Refresh)
+	case OpRefreshOK:
+		return new(RefreshOK)
 	}
 	return nil
 }

@@ -200,3 +200,43 @@ func decodeRoom(body []byte, op Opcode) (string, error) {
 	room := r.str("room")
 	return room, r.err
 }
+
+// MaxRefreshToken is the longest token a REFRESH may carry, in bytes: the
+// most a HELLO can carry within the pre-authentication limit, so that a
+// token good for a refresh is one that could also log in.
+const MaxRefreshToken = PreAuthMaxFrame - 32
+
+// Refresh is the body of REFRESH, which replaces the token of a live,
+// authenticated connection before it expires. The server answers with
+// REFRESH_OK or ERROR carrying the same seq. Body layout:
+//
+//	str token
+type Refresh struct {
+	// Token is the fresh credential, checked like a HELLO's; 1 to
+	// MaxRefreshToken bytes.
+	Token string
+}
+
+// Opcode returns OpRefresh.
+func (*Refresh) Opcode() Opcode { return OpRefresh }
+
+// AppendFrame appends m as a REFRESH frame; see Message.
+func (m *Refresh) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error) {
+	b, start := beginMessage(dst, OpRefresh, seq, flags)
+	b, err := appendStr(b, OpRefresh, "token", m.Token)
+	if err != nil {
+		return dst, err
+	}
+	return endMessage(dst, b, start, OpRefresh)
+}
+
+// Decode sets m from a REFRESH body; see Message.
+func (m *Refresh) Decode(body []byte) error {
+	r := bodyReader{b: body, op: OpRefresh}
+	v := Refresh{Token: r.str("token")}
+	if r.err != nil {
+		return r.err
+	}
+	*m = v
+	return nil
+}

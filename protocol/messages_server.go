@@ -9,7 +9,10 @@ import "encoding/binary"
 // It carries the connection's parameters. Body layout:
 //
 //	u64 conn_id | u32 heartbeat_ms | u32 max_frame | u64 server_time_ms |
-//	u8 resume | u64 epoch | u64 last_id | str user_id
+//	u8 resume | u64 epoch | u64 last_id | str user_id [| u64 token_expires_ms]
+//
+// token_expires_ms is present only when the token has an expiry; a body
+// without it (every body before this field was added) means none.
 type AuthOK struct {
 	// ConnID is the server-assigned connection id, for logs and support.
 	ConnID uint64
@@ -34,6 +37,11 @@ type AuthOK struct {
 	LastID uint64
 	// UserID is the authenticated user.
 	UserID string
+	// TokenExpiresMs is when the token expires, in Unix milliseconds, or 0 if
+	// it does not: before then the client sends REFRESH with a fresh token,
+	// or the server closes the connection with CloseSessionExpired. It is
+	// encoded only when not 0.
+	TokenExpiresMs int64
 }
 
 // Opcode returns OpAuthOK.
@@ -53,6 +61,9 @@ func (m *AuthOK) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error
 	if err != nil {
 		return dst, err
 	}
+	if m.TokenExpiresMs != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(m.TokenExpiresMs))
+	}
 	return endMessage(dst, b, start, OpAuthOK)
 }
 
@@ -68,6 +79,10 @@ func (m *AuthOK) Decode(body []byte) error {
 		Epoch:        r.u64("epoch"),
 		LastID:       r.u64("last_id"),
 		UserID:       r.str("user_id"),
+	}
+	if r.err == nil && len(r.b) >= 8 {
+		// The optional trailing field; fewer bytes are a later revision's.
+		v.TokenExpiresMs = int64(r.u64("token_expires_ms"))
 	}
 	if r.err != nil {
 		return r.err
@@ -306,4 +321,36 @@ func decodeCodeReason(body []byte, op Opcode, field string) (uint16, string, err
 	code := r.u16("code")
 	text := r.str(field)
 	return code, text, r.err
+}
+
+// RefreshOK is the body of REFRESH_OK, the server's answer to an accepted
+// REFRESH; seq echoes the REFRESH's. Body layout:
+//
+//	u64 token_expires_ms
+type RefreshOK struct {
+	// TokenExpiresMs is when the new token expires, in Unix milliseconds, or
+	// 0 if it does not (the server then never closes the connection for
+	// expiry).
+	TokenExpiresMs int64
+}
+
+// Opcode returns OpRefreshOK.
+func (*RefreshOK) Opcode() Opcode { return OpRefreshOK }
+
+// AppendFrame appends m as a REFRESH_OK frame; see Message.
+func (m *RefreshOK) AppendFrame(dst []byte, seq uint32, flags Flags) ([]byte, error) {
+	b, start := beginMessage(dst, OpRefreshOK, seq, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.TokenExpiresMs))
+	return endMessage(dst, b, start, OpRefreshOK)
+}
+
+// Decode sets m from a REFRESH_OK body; see Message.
+func (m *RefreshOK) Decode(body []byte) error {
+	r := bodyReader{b: body, op: OpRefreshOK}
+	v := RefreshOK{TokenExpiresMs: int64(r.u64("token_expires_ms"))}
+	if r.err != nil {
+		return r.err
+	}
+	*m = v
+	return nil
 }

@@ -85,6 +85,10 @@ func knownFieldsLen(m Message) int {
 		return 0
 	case *Push:
 		return 8 + 2 + len(m.Channel)
+	case *AuthOK:
+		// token_expires_ms is optional: a body ending after user_id is complete.
+		b, _ := (&AuthOK{UserID: m.UserID}).AppendFrame(nil, 0, 0)
+		return len(b) - Overhead
 	}
 	b, _ := m.AppendFrame(nil, 0, 0)
 	return len(b) - Overhead
@@ -291,7 +295,9 @@ func TestOpcodeRanges(t *testing.T) {
 	f(OpHello, "HELLO", true, true, false, false)
 	f(OpAuthOK, "AUTH_OK", true, true, false, false)
 	f(OpError, "ERROR", true, true, false, false)
-	f(0x10, "OPCODE(0x10)", false, true, false, false) // first unassigned client opcode
+	f(OpRefresh, "REFRESH", true, true, false, false)
+	f(OpRefreshOK, "REFRESH_OK", true, true, false, false)
+	f(0x12, "OPCODE(0x12)", false, true, false, false) // first unassigned client opcode
 	f(0x3F, "OPCODE(0x3f)", false, true, false, false)
 	f(0x40, "OPCODE(0x40)", false, false, true, false)
 	f(0x7F, "OPCODE(0x7f)", false, false, true, false)

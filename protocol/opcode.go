@@ -27,6 +27,8 @@ const (
 	OpGoAway      Opcode = 0x0D // S→C: GoAway; reconnect elsewhere after a delay.
 	OpClose       Opcode = 0x0E // both: Close; the sender closes right after.
 	OpError       Opcode = 0x0F // S→C: Error; non-fatal failure of a request.
+	OpRefresh     Opcode = 0x10 // C→S: Refresh; a fresh token, answered by REFRESH_OK or ERROR.
+	OpRefreshOK   Opcode = 0x11 // S→C: RefreshOK; the connection lives on to the new expiry.
 )
 
 // Opcode ranges.
@@ -62,6 +64,8 @@ var opcodeNames = [...]string{
 	OpGoAway:      "GOAWAY",
 	OpClose:       "CLOSE",
 	OpError:       "ERROR",
+	OpRefresh:     "REFRESH",
+	OpRefreshOK:   "REFRESH_OK",
 }
 
 // String returns the opcode's wire name as used in PROTOCOL.md (e.g.

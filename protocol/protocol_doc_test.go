@@ -31,6 +31,12 @@ func workedFrames(t *testing.T) map[string][]byte {
 		"goaway":        enc(&GoAway{Code: CloseGoingAway, RetryAfterMs: 5000, Reason: "drain"}, 0, 0),
 		"close_kicked":  enc(&Close{Code: CloseKicked, Reason: "kicked"}, 0, 0),
 		"close_version": enc(&Close{Code: CloseUnsupportedVersion}, 0, 0),
+		"auth_ok_expiry": enc(&AuthOK{ConnID: 42, HeartbeatMs: DefaultHeartbeatMs, MaxFrame: DefaultMaxFrame,
+			ServerTimeMs: 1700000000000, Resume: ResumeNone, Epoch: 1, LastID: 7, UserID: "u1", TokenExpiresMs: 1700000600000}, 1, 0),
+		"refresh":       enc(&Refresh{Token: "tk2"}, 8, 0),
+		"refresh_ok":    enc(&RefreshOK{TokenExpiresMs: 1700003600000}, 8, 0),
+		"error_refresh": enc(&Error{Code: ErrorTokenRejected, Message: "expired"}, 8, 0),
+		"close_expired": enc(&Close{Code: CloseSessionExpired, Reason: "token expired"}, 0, 0),
 	}
 }
 

@@ -55,15 +55,20 @@ type Identity struct {
 	DeviceID string
 	// Platform is the device's platform; when empty the HELLO's platform is used.
 	Platform string
-	// ExpiresAt, when not zero, is when the credential expires. The gateway keeps it on
-	// the connection (Conn.TokenExpiry) for handlers and logs, and does not close a live
-	// connection when it passes: the token was valid when it was presented. A connection
-	// lives on until it closes for another reason; the next login must present a valid
-	// token. (Refreshing a token on a live connection is not part of the protocol yet.)
+	// ExpiresAt, when not zero, is when the credential expires. The gateway announces it
+	// in AUTH_OK (and REFRESH_OK), keeps it on the connection (Conn.TokenExpiry), and
+	// closes the connection with CloseSessionExpired once it has passed by
+	// Options.TokenGrace unless the client sent a REFRESH whose token the Authenticator
+	// accepted meanwhile (PROTOCOL.md §6.12). Zero means the connection never expires.
 	ExpiresAt time.Time
 }
 
 // Authenticator checks a client's credential.
+//
+// Authenticate checks HELLO tokens and REFRESH tokens alike: for a REFRESH, req carries
+// the connection's device, platform, client version and address, and the identity must
+// name the connection's user (else the REFRESH is refused with ErrorDenied); only its
+// ExpiresAt is used.
 //
 // Authenticate runs on the worker pool, never on the I/O path, so it may block briefly
 // (e.g. call an auth service), but it should honour ctx, which is cancelled when the

@@ -32,7 +32,7 @@ type vector struct {
 
 // reaction is what the server does with a vector.
 type reaction struct {
-	kind string // CLOSE, ERROR, OK, PONG, AUTH_OK, SEND_REPLY, NONE, EOF
+	kind string // CLOSE, ERROR, OK, PONG, AUTH_OK, SEND_REPLY, REFRESH_OK, NONE, EOF
 	code uint16 // a CloseCode or an ErrorCode, by kind
 	seq  uint32
 }
@@ -40,7 +40,7 @@ type reaction struct {
 var (
 	vectorRowRE  = regexp.MustCompile("^\\| `([a-z0-9_]+)` \\| (connected|authenticated) \\| (.+?) \\| `([^`]+)` \\| [^|]+ \\|$")
 	bytesPartRE  = regexp.MustCompile("^`([0-9a-f]{2}(?: [0-9a-f]{2})*)`(?: × ([0-9]+))?$")
-	reactionRE   = regexp.MustCompile(`^(?:CLOSE ([0-9]+)|ERROR ([0-9]+) seq ([0-9]+)|(OK|PONG|AUTH_OK|SEND_REPLY) seq ([0-9]+)|(NONE|EOF))$`)
+	reactionRE   = regexp.MustCompile(`^(?:CLOSE ([0-9]+)|ERROR ([0-9]+) seq ([0-9]+)|(OK|PONG|AUTH_OK|SEND_REPLY|REFRESH_OK) seq ([0-9]+)|(NONE|EOF))$`)
 	vectorsBegin = "<!-- vectors:begin -->"
 	vectorsEnd   = "<!-- vectors:end -->"
 )
@@ -170,13 +170,13 @@ func runVector(t *testing.T, s *Server, v vector) {
 	case "EOF":
 		expectEOF(t, r, v, "")
 		return
-	case "ERROR", "OK", "PONG", "AUTH_OK", "SEND_REPLY":
+	case "ERROR", "OK", "PONG", "AUTH_OK", "SEND_REPLY", "REFRESH_OK":
 		f, err := next()
 		if err != nil {
 			failf("want %s, got %v", want.kind, err)
 		}
 		op := map[string]protocol.Opcode{"ERROR": protocol.OpError, "OK": protocol.OpOK, "PONG": protocol.OpPong,
-			"AUTH_OK": protocol.OpAuthOK, "SEND_REPLY": protocol.OpSendReply}[want.kind]
+			"AUTH_OK": protocol.OpAuthOK, "SEND_REPLY": protocol.OpSendReply, "REFRESH_OK": protocol.OpRefreshOK}[want.kind]
 		if f.Op != op || f.Seq != want.seq {
 			failf("got %v seq %d (body %x); want %s seq %d", f.Op, f.Seq, short(f.Body), want.kind, want.seq)
 		}

@@ -43,9 +43,13 @@ type Conn struct {
 	// qos is the connection's QoS1 in-flight window (inflight.go), nil while it has
 	// nothing unacknowledged; guarded by user.mu.
 	qos *window
-	// who is the identity, published once by the auth task before the phase becomes
-	// phaseAuthed; nil before.
+	// who is the identity, published by the auth task before the phase becomes
+	// phaseAuthed, nil before; an accepted REFRESH replaces it with a copy carrying the
+	// new token's hash and expiry (refresh.go).
 	who atomic.Pointer[identity]
+	// life is the token-expiry state (refresh.go), nil until the connection has an
+	// expiry or sends REFRESH: a connection whose token never expires holds none.
+	life atomic.Pointer[tokenLife]
 
 	// Write side, guarded by wmu. While backlog is set a flusher goroutine owns the
 	// socket's writes and new frames queue in out; headPartial says out[0] is the rest
@@ -70,7 +74,8 @@ type Conn struct {
 	inflight atomic.Int32
 }
 
-// identity is who a connection belongs to, fixed at authentication.
+// identity is who a connection belongs to, fixed at authentication except for the
+// token fields, which an accepted REFRESH changes by storing a new identity.
 type identity struct {
 	userID, deviceID, platform, clientVersion string
 	// tokenHash tells a reconnect presenting the same token from a second login.
@@ -125,10 +130,10 @@ func (c *Conn) Authenticated() bool {
 	return st.phase() == phaseAuthed && st&stClosing == 0
 }
 
-// TokenExpiry returns when the credential the connection authenticated with expires
-// (Identity.ExpiresAt), or the zero time if the Authenticator gave none. The gateway does
-// not close a live connection when its token expires: the token was valid when it was
-// presented.
+// TokenExpiry returns when the connection's credential expires (Identity.ExpiresAt of
+// the HELLO's token, or of the token its last accepted REFRESH presented), or the zero
+// time if the Authenticator gave none. Past it, plus Options.TokenGrace, the server
+// closes the connection with CloseSessionExpired.
 func (c *Conn) TokenExpiry() time.Time {
 	if ns := c.ident().expiresAt; ns != 0 {
 		return time.Unix(0, ns)
@@ -259,6 +264,9 @@ func (c *Conn) onClosed(netpoll.Connection) error {
 
 	s := c.srv
 	s.wheel.Cancel(&c.timer)
+	if l := c.life.Load(); l != nil {
+		s.wheel.Cancel(&l.timer)
+	}
 	wasAuthed := prev.phase() == phaseAuthed
 	s.hub.remove(c, wasAuthed)
 	s.transportOpen[c.Transport()].Add(-1)

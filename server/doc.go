@@ -27,8 +27,11 @@
 //	timing-wheel dispatcher        onExpire: auth, heartbeat, GOAWAY-grace and    locks below (closeWith;
 //	                               final-frame deadlines (Conn.timer), and the    onAckTimeout: user.mu)
 //	                               QoS1 ack timer (window.timer, a second timer
-//	                               of the connection): onAckTimeout
-//	ants worker pool               authenticate (handshake.go); a connection's    the Authenticator and Handler;
+//	                               of the connection): onAckTimeout; the token
+//	                               deadline (tokenLife.timer, a third):
+//	                               onTokenExpired (refresh.go)
+//	ants worker pool               authenticate (handshake.go), refresh          the Authenticator and Handler;
+//	                               (refresh.go); a connection's
 //	                               drain task (dispatch.go): Handler calls        in a cluster the QoSStore's
 //	                                                                              Resume (before user.mu)
 //	flusher, one per backlogged    flushBacklog (outbound.go)                     netpoll's writer, up to WriteTimeout

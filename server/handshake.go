@@ -113,6 +113,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 			Platform: who.platform, TokenHash: who.tokenHash, ConnID: c.id}})
 	}
 	s.wheel.Schedule(&c.timer, s.deadline(s.hbTimeout))
+	c.armExpiry(who.expiresAt) // refresh.go
 	// OnConnect goes first in the request queue, held until AUTH_OK is out so the
 	// handler can push from it; requests the client pipelines queue behind it.
 	c.holdQueue(poolTask{kind: taskConnect})
@@ -134,6 +135,8 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 		Epoch:        u.epoch,
 		LastID:       start,
 		UserID:       who.userID,
+		// The token's expiry, which a REFRESH must beat (PROTOCOL.md §6.2).
+		TokenExpiresMs: unixMs(who.expiresAt),
 	}
 	frame, err := ok2.AppendFrame(nil, seq, 0)
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 // goroutine pool whenever bytes are buffered, and calls it again as long as bytes
 // remain, so onRequest always consumes everything: whole frames are decoded in place
 // and a frame cut short by the read is carried in the connection's Decoder (the only
-// copy). Protocol control (PING/PONG, ACK, CLOSE) is answered here; HELLO, SEND and
-// SUBSCRIBE go to the worker pool. Answers produced while decoding one read are batched
+// copy). Protocol control (PING/PONG, ACK, CLOSE) is answered here; HELLO, SEND,
+// SUBSCRIBE and REFRESH go to the worker pool. Answers produced while decoding one read are batched
 // into one write.
 
 // scratchPool holds buffers for batching a read's answers into one write.
@@ -255,8 +255,19 @@ func (rd *readPass) authed(f protocol.Frame) error {
 			return nil
 		}
 		c.srv.onAck(c, m.MsgID)
+	case protocol.OpRefresh:
+		var m protocol.Refresh
+		err := m.Decode(f.Body)
+		if err == nil && (m.Token == "" || len(m.Token) > protocol.MaxRefreshToken) {
+			err = errBadToken
+		}
+		if err != nil {
+			rd.badRequest(f.Seq, err)
+			return nil
+		}
+		rd.startRefresh(m.Token, f.Seq) // refresh.go
 	case protocol.OpHello, protocol.OpAuthOK, protocol.OpAuthFail, protocol.OpSendReply,
-		protocol.OpPush, protocol.OpOK, protocol.OpGoAway, protocol.OpError:
+		protocol.OpPush, protocol.OpOK, protocol.OpGoAway, protocol.OpError, protocol.OpRefreshOK:
 		return rd.violation("unexpected " + f.Op.String() + " from client")
 	default:
 		rd.reply(protocol.OpError, func(dst []byte) []byte {

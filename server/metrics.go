@@ -130,12 +130,15 @@ func newServerMetrics(s *Server) *serverMetrics {
 	}
 	// Pre-register the close and auth-failure series so dashboards see zeros.
 	for _, c := range []protocol.CloseCode{protocol.CloseNormal, protocol.CloseGoingAway, protocol.CloseHeartbeatTimeout,
-		protocol.CloseSlowConsumer, protocol.CloseAuthTimeout, protocol.CloseKicked, protocol.CloseReplaced,
+		protocol.CloseSlowConsumer, protocol.CloseAuthTimeout, protocol.CloseSessionExpired, protocol.CloseKicked, protocol.CloseReplaced,
 		protocol.CloseProtocolError, protocol.CloseFrameTooLarge} {
 		m.closedCounter(c)
 	}
 	for _, c := range []protocol.CloseCode{protocol.CloseInvalidToken, protocol.CloseTokenExpired, protocol.CloseForbidden} {
 		m.authFailedCounter(c)
+	}
+	for _, result := range []string{"ok", "rejected", "other_user", "timeout", "busy"} {
+		m.set.GetOrCreateCounter(fmt.Sprintf(`tether_token_refreshes_total{result=%q}`, result))
 	}
 	for _, reason := range []string{"server_full", "per_ip", "connect_rate", "draining", "source_rate", "banned", "fd_exhausted"} {
 		m.refusedCounter(reason)
@@ -189,6 +192,11 @@ func (m *serverMetrics) authFailedCounter(code protocol.CloseCode) *metrics.Coun
 
 func (m *serverMetrics) refusedCounter(reason string) *metrics.Counter {
 	return m.set.GetOrCreateCounter(fmt.Sprintf(`tether_connections_refused_total{reason=%q}`, reason))
+}
+
+// refreshed counts a REFRESH by result (see tether_token_refreshes_total's help).
+func (m *serverMetrics) refreshed(result string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`tether_token_refreshes_total{result=%q}`, result)).Inc()
 }
 
 // closed counts a closed connection by close code.

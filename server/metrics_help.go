@@ -34,6 +34,7 @@ var metricHelp = map[string]string{
 	"tether_pool_waiting":                 "Tasks waiting for a worker.",
 	"tether_protocol_errors_total":        "Frames that broke the protocol (malformed, oversized, wrong state).",
 	"tether_pushes_delivered_total":       "Push frames written or queued to connections.",
+	"tether_token_refreshes_total":        "REFRESH requests by result: ok (accepted, the connection lives to the new expiry), rejected (the Authenticator refused the token), other_user (the token names another user), timeout (the Authenticator did not answer in time), busy (another REFRESH of the connection was being checked, or the pool was full).",
 	"tether_read_bytes_total":             "Bytes read from client sockets.",
 	"tether_qos1_messages_total":          "QoS1 messages assigned a message id and buffered for resume.",
 	"tether_qos1_redelivered_total":       "QoS1 PUSH frames sent again with the DUP flag, by cause: ack_timeout (no ACK advanced within the ack timeout on a live connection), reconnect (a new connection of a device that was sent them before).",

@@ -120,6 +120,11 @@ type Options struct {
 	// Tick is the timing wheel's resolution: deadlines fire at most one tick late.
 	// Default 50ms.
 	Tick time.Duration
+	// TokenGrace is how long past its token's expiry (Identity.ExpiresAt at HELLO, or
+	// that of the token its last accepted REFRESH presented) a connection may stay
+	// before the server closes it with CloseSessionExpired: room for clock skew and for
+	// a REFRESH still being checked. Default 5s; negative means none.
+	TokenGrace time.Duration
 
 	// MaxFrame is the largest frame (length field value) accepted after auth and
 	// announced in AUTH_OK. Default protocol.DefaultMaxFrame (64 KiB); at most
@@ -226,6 +231,10 @@ type Options struct {
 	proxyTrusted proxyhdr.Trusted
 	wsUpgrade    wsproto.UpgradeConfig
 
+	// wall, set only by tests, replaces the wall clock (Unix nanoseconds) against which
+	// token expiries are turned into wheel deadlines (refresh.go), so that made-up wheel
+	// time and made-up expiries agree.
+	wall func() int64
 	// clock, set only by tests, replaces the timing wheel's clock (nanoseconds) and its
 	// driver: the wheel then moves only when the test advances it (clock_test.go), so deadlines
 	// are tested with made-up time.
@@ -240,6 +249,7 @@ const (
 	DefaultAuthTimeout      = 10 * time.Second
 	DefaultHeartbeat        = 25 * time.Second
 	DefaultTick             = 50 * time.Millisecond
+	DefaultTokenGrace       = 5 * time.Second
 	DefaultPreAuthBudget    = 8 << 10
 	DefaultMaxConns         = 1_000_000
 	DefaultMaxConnsPerIP    = 1000
@@ -291,6 +301,10 @@ func (o Options) withDefaults() (Options, error) {
 	setDur(&o.AuthTimeout, DefaultAuthTimeout)
 	setDur(&o.Heartbeat, DefaultHeartbeat)
 	setDur(&o.Tick, DefaultTick)
+	setDur(&o.TokenGrace, DefaultTokenGrace)
+	if o.TokenGrace < 0 {
+		o.TokenGrace = 0
+	}
 	setDur(&o.WriteTimeout, DefaultWriteTimeout)
 	setDur(&o.DrainSpread, DefaultDrainSpread)
 	setDur(&o.ResumeWindow, DefaultResumeWindow)

@@ -232,12 +232,16 @@ func (s *Server) refuse(c *Conn, code protocol.CloseCode, reason string) {
 // and, with the driver advancing once a tick, at most one tick after it.
 func (s *Server) deadline(d time.Duration) int64 { return s.wheel.Now() + int64(d) }
 
-// onExpire closes connections whose auth, heartbeat, GOAWAY-grace or final-frame
-// deadline passed. It runs on the wheel's dispatcher goroutine.
+// onExpire closes connections whose auth, heartbeat, GOAWAY-grace, final-frame or
+// token deadline passed. It runs on the wheel's dispatcher goroutine.
 func (s *Server) onExpire(batch []*timingwheel.Timer[Conn]) {
 	for _, t := range batch {
 		c := t.Owner()
 		if t != &c.timer {
+			if l := c.life.Load(); l != nil && t == &l.timer {
+				s.onTokenExpired(c) // refresh.go
+				continue
+			}
 			s.onAckTimeout(c) // the QoS1 ack timer (inflight.go)
 			continue
 		}

@@ -181,29 +181,6 @@ func TestSlowConsumerGetsClose(t *testing.T) {
 	waitFor(t, "backlog released", func() bool { return s.backlogBytes.Load() == 0 && s.Stats().Connections == 0 })
 }
 
-// TestTokenExpiryKept: the Authenticator's ExpiresAt is kept on the connection and
-// reported by TokenExpiry; the connection is not closed when it passes.
-func TestTokenExpiryKept(t *testing.T) {
-	exp := time.Now().Add(-time.Minute).Truncate(time.Second) // already past
-	s := startServer(t, func(o *Options) {
-		o.Authenticator = AuthenticatorFunc(func(_ context.Context, req AuthRequest) (Identity, error) {
-			return Identity{UserID: req.Token, ExpiresAt: exp}, nil
-		})
-	})
-	c := dialRaw(t, s)
-	c.send(&protocol.Hello{Token: "exp"}, 1, 0)
-	c.expect(protocol.OpAuthOK)
-	sc := s.UserConns("exp")[0]
-	if got := sc.TokenExpiry(); !got.Equal(exp) {
-		t.Fatalf("TokenExpiry %v, want %v", got, exp)
-	}
-	c.write(protocol.AppendEmpty(nil, protocol.OpPing, 2))
-	c.expect(protocol.OpPong)
-	if !sc.Authenticated() {
-		t.Fatal("connection with an expired token was closed")
-	}
-}
-
 // TestConnSizeClass: Conn stays within the 288-byte allocation size class, which memory
 // per idle connection depends on.
 func TestConnSizeClass(t *testing.T) {

@@ -3,7 +3,7 @@
 // cursor kept across connections.
 
 import { Schedule } from "./backoff.js";
-import { AuthOK, encodeEmpty, encodeSend, encodeSubscribe, Flag, Op } from "./codec.js";
+import { AuthOK, decodeRefreshOK, encodeEmpty, encodeRefresh, encodeSend, encodeSubscribe, Flag, Op } from "./codec.js";
 import { Conn, ConnEnding, Host, WebSocketConstructor } from "./conn.js";
 import { ClosedError, CloseError, DisconnectedError, TetherError, TimeoutError } from "./errors.js";
 
@@ -45,8 +45,18 @@ export interface ClientOptions {
    * first one and each reconnect), so an expiring token can be refreshed; if
    * it throws, that attempt fails (the first connect rejects with the error,
    * a reconnect backs off). Default "".
+   *
+   * When the server announces the token's expiry (AUTH_OK token_expires_ms)
+   * and token is a function, the client also calls it on the live connection
+   * once 80% of the token's lifetime has passed and sends the result in a
+   * REFRESH, so the connection outlives the token (§6.12); after a failure it
+   * retries every quarter of the time left (at least 200 ms apart) until the
+   * expiry. If no refresh succeeds the server closes the connection with
+   * 3008 SESSION_EXPIRED and the client reconnects, calling token again.
    */
   token?: Token;
+  /** noRefresh turns off the refresh on a live connection described at token. Default false. */
+  noRefresh?: boolean;
   /**
    * deviceId identifies the device or installation; the server's multi-device
    * policy keys on it, and so does QoS1 redelivery (§11). Keep it stable
@@ -173,6 +183,12 @@ export class Client {
   private cursorLastId: number;
   /** attempts counts connection attempts (for tests and logs). */
   attempts = 0;
+  /** refreshes counts tokens the server accepted in REFRESH_OK (for tests and logs). */
+  refreshes = 0;
+  // The current connection's token refresh (§6.12): its timer, and when the
+  // token expires (performance.now() ms, 0 for never).
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private expiresAt = 0;
 
   constructor(options: ClientOptions) {
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -196,6 +212,7 @@ export class Client {
       handshakeTimeoutMs: pos(options.handshakeTimeoutMs, 10000, "handshakeTimeoutMs"),
       requestTimeoutMs: pos(options.requestTimeoutMs, 10000, "requestTimeoutMs"),
       noReconnect: options.noReconnect ?? false,
+      noRefresh: options.noRefresh ?? false,
       backoffMinMs: pos(options.backoffMinMs, 250, "backoffMinMs"),
       backoffMaxMs: pos(options.backoffMaxMs, 30000, "backoffMaxMs"),
       stableAfterMs: pos(options.stableAfterMs, 10000, "stableAfterMs"),
@@ -462,6 +479,7 @@ export class Client {
         resolveFirst();
       }
       const end: ConnEnding = await cn.ended;
+      this.stopRefresh();
       const lived = now() - this.upSince;
       if (this.cur === cn) this.cur = null;
       if (this.closing) return this.finish(undefined);
@@ -510,6 +528,55 @@ export class Client {
       return await cn.handshake;
     } finally {
       this.attempt = null;
+    }
+  }
+
+  // ---- token refresh on a live connection (§6.12)
+
+  // setExpiry records that cn's token expires at expiresMs (Unix ms on the
+  // server's clock, 0 for never) and schedules the refresh at 80% of the time
+  // left. Server time is compared with server time: AUTH_OK's server_time_ms
+  // was the server's clock when the client attached.
+  private setExpiry(cn: Conn, expiresMs: number): void {
+    this.stopRefresh();
+    this.expiresAt = 0;
+    if (!expiresMs || !cn.auth) return;
+    this.expiresAt = this.upSince + (expiresMs - cn.auth.serverTimeMs);
+    if (typeof this.o.token !== "function" || this.o.noRefresh) return;
+    this.refreshIn(cn, (Math.max(0, this.expiresAt - now()) * 8) / 10);
+  }
+
+  private refreshIn(cn: Conn, ms: number): void {
+    this.stopRefresh();
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      void this.refresh(cn);
+    }, Math.max(0, ms));
+  }
+
+  private stopRefresh(): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
+  // refresh gets a token and sends it in a REFRESH on cn; the answer
+  // schedules the next refresh, a failure a retry until the expiry.
+  private async refresh(cn: Conn): Promise<void> {
+    const t = this.o.token;
+    if (typeof t !== "function") return;
+    try {
+      const token = await t();
+      if (this.cur !== cn) return;
+      const r = await this.roundTrip(cn, (seq) => encodeRefresh(token, seq), this.o.requestTimeoutMs);
+      if (r.op !== Op.REFRESH_OK) throw new TetherError(`tether: REFRESH answered with opcode ${r.op}`);
+      if (this.cur !== cn) return;
+      this.refreshes++;
+      this.setExpiry(cn, decodeRefreshOK(r.body));
+    } catch (err) {
+      if (this.cur !== cn) return;
+      this.o.onError(new TetherError("tether: token refresh failed: " + (err instanceof Error ? err.message : String(err))));
+      const left = this.expiresAt - now();
+      if (left > 0) this.refreshIn(cn, Math.max(left / 4, 200));
     }
   }
 
@@ -562,6 +629,7 @@ export class Client {
       this._auth = cn.auth;
       this.upSince = now();
       this.cur = cn;
+      this.setExpiry(cn, cn.auth?.tokenExpiresMs ?? 0);
       // Rejoin before any request of the application reaches this connection.
       for (const room of this.roomSet) {
         cn.request((seq) => encodeSubscribe(Op.SUBSCRIBE, room, seq), 0, () => new TimeoutError(""), room).catch((err) =>

@@ -32,6 +32,8 @@ export const Op = {
   GOAWAY: 0x0d,
   CLOSE: 0x0e,
   ERROR: 0x0f,
+  REFRESH: 0x10,
+  REFRESH_OK: 0x11,
 } as const;
 
 /** opName returns an opcode's name, e.g. "GOAWAY", or "0x10" for one this SDK does not know. */
@@ -58,6 +60,7 @@ export const CloseCode = {
   RATE_LIMITED: 3005,
   SERVER_FULL: 3006,
   AUTH_TIMEOUT: 3007,
+  SESSION_EXPIRED: 3008,
   INVALID_TOKEN: 3500,
   TOKEN_EXPIRED: 3501,
   KICKED: 3502,
@@ -79,6 +82,8 @@ export const ErrorCode = {
   UNKNOWN_OPCODE: 4006,
   INTERNAL: 4007,
   NOT_FOUND: 4008,
+  UNAVAILABLE: 4009,
+  TOKEN_REJECTED: 4010,
 } as const;
 
 /** codeName returns the name of a close or error code, e.g. "REPLACED", or "CODE_4242" for an unknown one. */
@@ -200,6 +205,10 @@ class Reader {
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
+  remaining(): number {
+    return this.b.length - this.n;
+  }
+
   private need(k: number): void {
     if (this.n + k > this.b.length) throw new FrameError(CloseCode.PROTOCOL_ERROR, `malformed ${this.what} body: too short`);
   }
@@ -298,6 +307,11 @@ export function encodeSubscribe(op: number, room: string, seq: number): Uint8Arr
   return new Writer(HEADER_SIZE + 2 + room.length * 3).str(room).finish(op, seq, 0);
 }
 
+/** encodeRefresh returns a REFRESH frame carrying a fresh token (§6.12). */
+export function encodeRefresh(token: string, seq: number): Uint8Array {
+  return new Writer(HEADER_SIZE + 2 + token.length * 3).str(token).finish(Op.REFRESH, seq, 0);
+}
+
 /** encodeClose returns a CLOSE frame (§6.10). */
 export function encodeClose(code: number, reason: string, seq = 0): Uint8Array {
   return new Writer(HEADER_SIZE + 4 + reason.length * 3).u16(code).str(reason).finish(Op.CLOSE, seq, 0);
@@ -315,6 +329,8 @@ export interface AuthOK {
   epoch: number;
   lastId: number;
   userId: string;
+  /** tokenExpiresMs is when the token expires (Unix ms, server clock), 0 if it does not: the optional trailing field of §6.2. */
+  tokenExpiresMs: number;
 }
 
 /** decodeAuthOK parses an AUTH_OK body; bytes after the last field are ignored (§6). */
@@ -329,7 +345,13 @@ export function decodeAuthOK(body: Uint8Array): AuthOK {
     epoch: r.u64(),
     lastId: r.u64(),
     userId: r.str(),
+    tokenExpiresMs: r.remaining() >= 8 ? r.u64() : 0,
   };
+}
+
+/** decodeRefreshOK parses a REFRESH_OK body (§6.13): the new token's expiry in Unix ms, 0 for none. */
+export function decodeRefreshOK(body: Uint8Array): number {
+  return new Reader(body, "REFRESH_OK").u64();
 }
 
 /** CodeReason is the body of AUTH_FAIL and CLOSE (`code`, `reason`), and of ERROR (`code`, `message`). */

@@ -234,6 +234,7 @@ export class Conn {
       case Op.PONG:
       case Op.OK:
       case Op.SEND_REPLY:
+      case Op.REFRESH_OK:
         this.complete(f.seq, f.op, f.body, null);
         return;
       case Op.ERROR: {
@@ -344,7 +345,7 @@ export class Conn {
 
   /**
    * request sends the frame built for a fresh seq and resolves with the
-   * answer (SEND_REPLY, OK or PONG), or rejects with a ServerError, a
+   * answer (SEND_REPLY, OK, REFRESH_OK or PONG), or rejects with a ServerError, a
    * TimeoutError (via the caller's timer), or DisconnectedError.
    */
   request(build: (seq: number) => Uint8Array, timeoutMs: number, onTimeout: () => Error, room?: string): Promise<{ op: number; body: Uint8Array }> {

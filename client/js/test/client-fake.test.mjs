@@ -322,7 +322,7 @@ test("unknown opcodes are ignored; a server PING is answered PONG with its seq",
   const p = c.connect();
   const s = await net.accept(0);
   await p;
-  s.deliver(new Uint8Array([...frame(0x10, 9, [1, 2]), ...frame(0x80, 0), ...frame(0x00, 0), ...frame(Op.AUTH_OK, 0), ...frame(Op.PING, 77), ...push(0, "", "after")]));
+  s.deliver(new Uint8Array([...frame(0x12, 9, [1, 2]), ...frame(0x80, 0), ...frame(0x00, 0), ...frame(Op.AUTH_OK, 0), ...frame(Op.PING, 77), ...push(0, "", "after")]));
   const pong = await net.until(() => s.sent.find((f) => f.op === Op.PONG), "PONG");
   assert.equal(pong.seq, 77);
   await net.until(() => pushes.length === 1, "push after the unknown frames");

@@ -24,7 +24,7 @@ const frames = new Map();
 for (const m of spec.matchAll(/<!-- frame: (\w+) -->[\s\S]*?One line: `([0-9a-f ]+)`/g)) frames.set(m[1], hex(m[2]));
 
 test("PROTOCOL.md §14 has the worked frames this test knows", () => {
-  for (const name of ["hello", "auth_ok", "auth_fail", "ping", "pong", "send", "send_reply", "push", "ack", "subscribe", "ok", "unsubscribe", "error", "goaway", "close_kicked", "close_version"]) {
+  for (const name of ["hello", "auth_ok", "auth_fail", "ping", "pong", "send", "send_reply", "push", "ack", "subscribe", "ok", "unsubscribe", "error", "goaway", "close_kicked", "close_version", "auth_ok_expiry", "refresh", "refresh_ok", "error_refresh", "close_expired"]) {
     assert.ok(frames.has(name), `worked frame ${name} missing from PROTOCOL.md`);
   }
 });
@@ -50,6 +50,7 @@ test("encoders produce the client's worked frames byte for byte", () => {
   f("unsubscribe", codec.encodeSubscribe(codec.Op.UNSUBSCRIBE, "r1", 6));
   f("close_kicked", codec.encodeClose(3502, "kicked"));
   f("close_version", codec.encodeClose(3506, ""));
+  f("refresh", codec.encodeRefresh("tk2", 8));
 });
 
 test("decoders read the server's worked frames field by field", () => {
@@ -58,8 +59,19 @@ test("decoders read the server's worked frames field by field", () => {
   assert.equal(fr.op, codec.Op.AUTH_OK);
   assert.equal(fr.seq, 1);
   assert.deepEqual(codec.decodeAuthOK(fr.body), {
-    connId: 42, heartbeatMs: 25000, maxFrame: 65536, serverTimeMs: 1700000000000, resume: 0, epoch: 1, lastId: 7, userId: "u1",
+    connId: 42, heartbeatMs: 25000, maxFrame: 65536, serverTimeMs: 1700000000000, resume: 0, epoch: 1, lastId: 7, userId: "u1", tokenExpiresMs: 0,
   });
+  // The optional trailing token_expires_ms (§6.2, §14.12), and REFRESH's answers (§14.13–15).
+  fr = decodeOne(frames.get("auth_ok_expiry"));
+  assert.equal(codec.decodeAuthOK(fr.body).tokenExpiresMs, 1700000600000);
+  fr = decodeOne(frames.get("refresh_ok"));
+  assert.deepEqual([fr.op, fr.seq, codec.decodeRefreshOK(fr.body)], [codec.Op.REFRESH_OK, 8, 1700003600000]);
+  fr = decodeOne(frames.get("error_refresh"));
+  assert.deepEqual(codec.decodeCodeReason(fr.body, "ERROR"), { code: 4010, reason: "expired" });
+  assert.equal(codec.codeName(4010), "TOKEN_REJECTED");
+  fr = decodeOne(frames.get("close_expired"));
+  const ce = codec.decodeCodeReason(fr.body, "CLOSE");
+  assert.deepEqual([ce.code, codec.codeName(ce.code), codec.isTerminal(ce.code)], [3008, "SESSION_EXPIRED", false]);
   fr = decodeOne(frames.get("auth_fail"));
   assert.equal(fr.op, codec.Op.AUTH_FAIL);
   assert.deepEqual(codec.decodeCodeReason(fr.body, "AUTH_FAIL"), { code: 3501, reason: "expired" });

@@ -75,10 +75,12 @@ function canConnect(port) {
 
 /**
  * Tetherd is one tetherd -dev process on loopback: client port, WebSocket
- * port (url), control port. Extra flags go after the defaults.
+ * port (url), control port. Extra flags go after the defaults; a first
+ * extra flag "-no-dev" leaves -dev out (e.g. for -auth jwt), and env adds
+ * environment variables (e.g. TETHER_JWT_SECRET).
  */
 export class Tetherd {
-  static async start(extra = [], ports = {}) {
+  static async start(extra = [], ports = {}, env = undefined) {
     const bin = await binaries();
     const t = new Tetherd();
     t.bin = bin;
@@ -86,8 +88,11 @@ export class Tetherd {
     t.wsPort = ports.wsPort ?? (await freePort());
     t.controlPort = ports.controlPort ?? (await freePort());
     t.url = `ws://127.0.0.1:${t.wsPort}/ws`;
-    const args = ["-dev", "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-http-addr", "-", "-log-level", "warn"];
-    t.proc = spawn(path.join(bin, "tetherd"), [...args, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+    // extra may start with "-no-dev" for a gateway that verifies real tokens (-auth jwt).
+    const dev = extra[0] === "-no-dev" ? [] : ["-dev"];
+    if (extra[0] === "-no-dev") extra = extra.slice(1);
+    const args = [...dev, "-addr", `127.0.0.1:${t.tcpPort}`, "-ws-addr", `127.0.0.1:${t.wsPort}`, "-control", `127.0.0.1:${t.controlPort}`, "-admin", "-", "-http-addr", "-", "-log-level", "warn"];
+    t.proc = spawn(path.join(bin, "tetherd"), [...args, ...extra], { stdio: ["ignore", "ignore", "pipe"], env: env ? { ...process.env, ...env } : process.env });
     live.add(t.proc);
     t.proc.once("exit", () => live.delete(t.proc));
     t.stderr = "";
