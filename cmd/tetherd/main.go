@@ -48,6 +48,7 @@ type settings struct {
 	heartbeat, authTimeout, tick, writeTimeout time.Duration
 	drainTimeout, drainSpread, resumeWindow    time.Duration
 	ackTimeout                                 time.Duration
+	tokenGrace                                 time.Duration
 
 	maxFrame, preAuthBudget, maxConns, maxConnsPerIP, maxRooms  int
 	maxOutbound, workers, maxInflight, readBuffer, resumeBuffer int
@@ -109,6 +110,7 @@ func newFlagSet(s *settings, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.resumeWindow, "resume-window", 0, "How long QoS1 messages are kept for a user, and a user's stream outlives their last connection, so a client reconnecting within it gets what it missed."+def("server.DefaultResumeWindow", server.DefaultResumeWindow))
 	fs.IntVar(&s.resumeBuffer, "resume-buffer", 0, "QoS1 messages kept per user for clients that reconnect."+def("server.DefaultResumeBuffer", server.DefaultResumeBuffer))
 	fs.IntVar(&s.qos1Window, "qos1-window", 0, "Unacknowledged QoS1 pushes in flight per connection; later ones wait in the user's stream until ACKs open the window."+def("server.DefaultQoS1Window", server.DefaultQoS1Window))
+	fs.DurationVar(&s.tokenGrace, "token-grace", 0, "How long past its token's expiry a connection that sent no REFRESH is kept before it is closed with SESSION_EXPIRED (3008, reconnect)."+def("server.DefaultTokenGrace", server.DefaultTokenGrace))
 	fs.DurationVar(&s.ackTimeout, "ack-timeout", 0, "How long a connection may leave QoS1 pushes unacknowledged before they are sent again with DUP; negative turns live redelivery off (reconnects still redeliver)."+def("server.DefaultAckTimeout", server.DefaultAckTimeout))
 	fs.IntVar(&s.maxFrame, "max-frame", 0, "Largest frame in bytes accepted from and sent to an authenticated client (announced in AUTH_OK)."+def("protocol.DefaultMaxFrame", protocol.DefaultMaxFrame))
 	fs.IntVar(&s.preAuthBudget, "pre-auth-budget", 0, "Bytes a connection may send before it has authenticated."+def("server.DefaultPreAuthBudget", server.DefaultPreAuthBudget))
@@ -338,6 +340,7 @@ func serverOptions(st *settings, logger *slog.Logger, getenv func(string) string
 		ResumeBuffer:      st.resumeBuffer,
 		QoS1Window:        st.qos1Window,
 		AckTimeout:        st.ackTimeout,
+		TokenGrace:        st.tokenGrace,
 		ReadBufferSize:    st.readBuffer,
 	}
 	if st.dev {
