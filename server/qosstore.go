@@ -243,10 +243,7 @@ func (s *Server) ApplyQoS(uid string, epoch uint64, m StoredMsg) {
 		return
 	}
 	if !u.stored {
-		if len(s.hub.userConns(uid, nil)) > 0 {
-			// Connected while the store was out of reach: not on the stored stream.
-			s.dropStreamLocked(u, nil, "the QoS1 stream is reachable again: resume from it")
-		}
+		s.unfollowedLocked(u)
 		u.mu.Unlock()
 		return
 	}
@@ -285,6 +282,15 @@ func (s *Server) ingestLocked(u *user, epoch uint64, m StoredMsg) (gap bool) {
 	return false
 }
 
+// unfollowedLocked closes, with GOING_AWAY, the connections of a user whose entry does
+// not follow the stored stream (they connected while the store was out of reach), so
+// that they resume from it. u.mu is held.
+func (s *Server) unfollowedLocked(u *user) {
+	if len(s.hub.userConns(u.id, nil)) > 0 {
+		s.dropStreamLocked(u, nil, "the QoS1 stream is reachable again: resume from it")
+	}
+}
+
 // fill reads from the store what u's mirror misses and applies it; a mirror the store
 // can no longer complete is dropped.
 func (s *Server) fill(uid string) {
@@ -294,9 +300,7 @@ func (s *Server) fill(uid string) {
 			return
 		}
 		if !u.stored {
-			if len(s.hub.userConns(uid, nil)) > 0 {
-				s.dropStreamLocked(u, nil, "the QoS1 stream is reachable again: resume from it")
-			}
+			s.unfollowedLocked(u)
 			u.mu.Unlock()
 			return
 		}
