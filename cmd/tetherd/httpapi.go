@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tether-gw/tether/internal/netutil"
 	"github.com/tether-gw/tether/server"
@@ -27,14 +28,14 @@ type httpAPISettings struct {
 func addHTTPAPIFlags(fs *flag.FlagSet, s *httpAPISettings) {
 	fs.StringVar(&s.httpAddr, "http-addr", httpapi.DefaultAddr, "Address of the HTTP API for backend services (every control-port operation as JSON over HTTP/1.1 and HTTP/2; docs/HTTPAPI.md); \"-\" disables it. It needs an API key (-http-api-key-file or TETHER_HTTP_API_KEY), except on loopback in -dev mode; without one it stays off, and a non-loopback address without one is an error.")
 	fs.StringVar(&s.httpKeyFile, "http-api-key-file", "", fmt.Sprintf("File holding the HTTP API key that requests present as \"Authorization: Bearer <key>\" (surrounding whitespace is trimmed). TETHER_HTTP_API_KEY may hold the key itself instead. Off loopback the key must be at least %d bytes (httpapi.MinKeyLen).", httpapi.MinKeyLen))
-	fs.StringVar(&s.httpTLSCert, "http-tls-cert", "", "PEM certificate (chain) file for the HTTP API: with -http-tls-key it serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN); without, cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge).")
+	fs.StringVar(&s.httpTLSCert, "http-tls-cert", "", "PEM certificate (chain) file for the HTTP API: with -http-tls-key it serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN); without, cleartext HTTP/1.1 and h2c (HTTP/2 with prior knowledge). Reloaded on SIGHUP, like -tls-cert.")
 	fs.StringVar(&s.httpTLSKey, "http-tls-key", "", "PEM private key file for -http-tls-cert.")
 }
 
 // startHTTPAPI builds and starts the HTTP API on srv (ctl, the control port, may be
 // nil) and adds its metrics to /metrics. It returns the function that closes it; the
 // API is off (a no-op closer) when disabled, or for want of a key (logged).
-func startHTTPAPI(st *settings, logger *slog.Logger, getenv func(string) string, srv *server.Server, ctl *control.Port) (func() error, error) {
+func startHTTPAPI(st *settings, logger *slog.Logger, getenv func(string) string, srv *server.Server, ctl *control.Port, certs *atomic.Pointer[certStore]) (func() error, error) {
 	none := func() error { return nil }
 	s := &st.httpAPISettings
 	if s.httpAddr == "-" || s.httpAddr == "" {
@@ -59,11 +60,13 @@ func startHTTPAPI(st *settings, logger *slog.Logger, getenv func(string) string,
 	case (s.httpTLSCert == "") != (s.httpTLSKey == ""):
 		return nil, fmt.Errorf("-http-tls-cert and -http-tls-key go together")
 	case s.httpTLSCert != "":
-		cert, err := tls.LoadX509KeyPair(s.httpTLSCert, s.httpTLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load -http-tls-cert %s / -http-tls-key %s: %w", s.httpTLSCert, s.httpTLSKey, err)
+		// Reloaded on SIGHUP with the client listeners' certificate (certs).
+		store := &certStore{certFile: s.httpTLSCert, keyFile: s.httpTLSKey, certFlag: "-http-tls-cert", keyFlag: "-http-tls-key", log: logger}
+		if err := store.load(); err != nil {
+			return nil, err
 		}
-		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		opts.TLSConfig = &tls.Config{GetCertificate: store.get, MinVersion: tls.VersionTLS12}
+		certs.Store(store)
 	}
 	api, err := httpapi.New(opts)
 	if err != nil {

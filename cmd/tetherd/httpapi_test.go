@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -20,7 +21,7 @@ func TestHTTPAPISettings(t *testing.T) {
 	f := func(name string, s httpAPISettings, dev bool, env map[string]string, wantErr string) {
 		t.Helper()
 		st := &settings{dev: dev, httpAPISettings: s}
-		closeFn, err := startHTTPAPI(st, logger, func(k string) string { return env[k] }, nil, nil)
+		closeFn, err := startHTTPAPI(st, logger, func(k string) string { return env[k] }, nil, nil, new(atomic.Pointer[certStore]))
 		switch {
 		case wantErr == "" && err != nil:
 			t.Errorf("%s: %v", name, err)

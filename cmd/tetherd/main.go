@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -218,11 +219,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	defer signal.Stop(hup)
 	hupDone := make(chan struct{})
 	defer close(hupDone)
+	var apiCerts atomic.Pointer[certStore] // the HTTP API's, once it has started
 	go func() {
 		for {
 			select {
 			case <-hup:
 				certs.reload()
+				apiCerts.Load().reload()
 			case <-hupDone:
 				return
 			}
@@ -241,7 +244,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		// Closed after the drain, so services can answer the uplinks in flight.
 		defer ctl.Close()
 	}
-	closeAPI, err := startHTTPAPI(&st, logger, getenv, srv, ctl)
+	closeAPI, err := startHTTPAPI(&st, logger, getenv, srv, ctl, &apiCerts)
 	if err != nil {
 		srv.Close()
 		fmt.Fprintf(stderr, "tetherd: %v\n", err)

@@ -140,6 +140,8 @@ func splitList(s string) []string {
 // handshakes get the new one, open connections keep theirs.
 type certStore struct {
 	certFile, keyFile string
+	// certFlag and keyFlag name the files' flags in errors; default -tls-cert, -tls-key.
+	certFlag, keyFlag string
 	log               *slog.Logger
 	cur               atomic.Pointer[tls.Certificate]
 }
@@ -148,7 +150,11 @@ type certStore struct {
 func (c *certStore) load() error {
 	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
-		return fmt.Errorf("cannot load -tls-cert %s / -tls-key %s: %w", c.certFile, c.keyFile, err)
+		cf, kf := c.certFlag, c.keyFlag
+		if cf == "" {
+			cf, kf = "-tls-cert", "-tls-key"
+		}
+		return fmt.Errorf("cannot load %s %s / %s %s: %w", cf, c.certFile, kf, c.keyFile, err)
 	}
 	c.cur.Store(&cert)
 	return nil

@@ -37,14 +37,15 @@ func TestTLSCertificateReload(t *testing.T) {
 		return &cert
 	}
 	install("first.example")
-	addr := freeAddr(t)
+	addr, apiAddr := freeAddr(t), freeAddr(t)
 	var out testkit.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"-dev", "-addr", freeAddr(t), "-ws-addr", "-", "-tls-addr", addr, "-tls-cert", pemFile, "-tls-key", pemFile,
-			"-admin", "-", "-control", "-", "-http-addr", "-", "-drain-timeout", "2s", "-drain-spread", "10ms"}, &out, &out, func(string) string { return "" })
+			"-admin", "-", "-control", "-", "-http-addr", apiAddr, "-http-tls-cert", pemFile, "-http-tls-key", pemFile,
+			"-drain-timeout", "2s", "-drain-spread", "10ms"}, &out, &out, func(string) string { return "" })
 	}()
-	served := func() (*tls.Conn, string) {
+	servedAt := func(addr string) (*tls.Conn, string) {
 		t.Helper()
 		var c *tls.Conn
 		testkit.WaitFor(t, "the TLS listener", func() bool {
@@ -53,6 +54,13 @@ func TestTLSCertificateReload(t *testing.T) {
 			return err == nil
 		})
 		return c, c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	served := func() (*tls.Conn, string) { return servedAt(addr) }
+	// The HTTP API's certificate (-http-tls-cert) is reloaded by the same SIGHUP.
+	apiCN := func() string {
+		c, cn := servedAt(apiAddr)
+		c.Close()
+		return cn
 	}
 	old, cn := served()
 	defer old.Close()
@@ -64,7 +72,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	testkit.WaitFor(t, "the reloaded certificate", func() bool {
 		c, cn := served()
 		c.Close()
-		return cn == "second.example"
+		return cn == "second.example" && apiCN() == "second.example"
 	})
 	// A file that does not parse: the reload fails and the certificate stays.
 	if err := os.WriteFile(pemFile, []byte("not a certificate"), 0o600); err != nil {
@@ -72,7 +80,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	testkit.WaitFor(t, "the failed reload logged", func() bool { return strings.Contains(out.String(), "certificate reload failed") })
-	if c, cn := served(); cn != "second.example" {
+	if c, cn := served(); cn != "second.example" || apiCN() != "second.example" {
 		t.Fatalf("after a bad reload served %q, want second.example", cn)
 	} else {
 		c.Close()
