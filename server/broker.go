@@ -109,9 +109,10 @@ const (
 	ClusterKickUsers
 	// ClusterKickConns closes the connections Conns with Code and Reason.
 	ClusterKickConns
-	// ClusterLogin tells the nodes holding connections of UserID that ConnID logged in
-	// with Login's identity: they apply the device policy to their connections of the
-	// user, as if the login were theirs.
+	// ClusterLogin tells the nodes holding connections of UserID (every node, with
+	// All, when none is known to) that ConnID logged in with Login's identity: they
+	// apply the device policy to their connections of the user, as if the login were
+	// theirs, the newer login winning (logins.go).
 	ClusterLogin
 	// ClusterJoinUsers puts every connection of Users in Room; ClusterLeaveUsers takes
 	// them out.
@@ -155,6 +156,8 @@ type ClusterMessage struct {
 	// Nodes, when set, are the nodes to send to, instead of those the counts name
 	// (a query found them before their counts arrived).
 	Nodes []uint16
+	// All sends to every node, whatever the counts say.
+	All bool
 }
 
 // LoginIdentity is what the device policy compares of two logins.
@@ -163,6 +166,8 @@ type LoginIdentity struct {
 	// TokenHash tells a second login with the same token (without device ids).
 	TokenHash uint64
 	ConnID    uint64
+	// At is when the login authenticated (Unix nanoseconds, the sending node's clock).
+	At int64
 }
 
 // ErrClusterUnavailable is returned for an operation whose cross-node part could not be
@@ -325,14 +330,3 @@ func (s *Server) count(kind CountKind, key string, n int) {
 
 // isLocal reports whether connection id was assigned by this node.
 func (s *Server) isLocal(id uint64) bool { return NodeOf(id) == s.nodeID }
-
-// applyRemoteLogin closes this node's connections of the user that the device policy
-// says the remote login displaces, with CloseReplaced, exactly as a local login would.
-func (s *Server) applyRemoteLogin(l LoginIdentity) {
-	me := &identity{userID: l.UserID, deviceID: l.DeviceID, platform: l.Platform, tokenHash: l.TokenHash}
-	for _, o := range s.hub.userConns(l.UserID, nil) {
-		if reason, ok := replaces(s.opts.DevicePolicy, me, o.ident()); ok {
-			o.closeWith(protocol.CloseReplaced, reason)
-		}
-	}
-}

@@ -108,10 +108,7 @@ func (c *Conn) authenticate(h *protocol.Hello, seq uint32) {
 		v.c.closeWith(protocol.CloseReplaced, v.reason)
 	}
 	// The user's connections on other nodes of a cluster meet the same policy there.
-	if s.remoteCount(CountUser, who.userID) > 0 {
-		_ = s.publish(&ClusterMessage{Kind: ClusterLogin, Login: LoginIdentity{UserID: who.userID, DeviceID: who.deviceID,
-			Platform: who.platform, TokenHash: who.tokenHash, ConnID: c.id}})
-	}
+	s.announceLogin(c, who)
 	s.wheel.Schedule(&c.timer, s.deadline(s.hbTimeout))
 	c.armExpiry(who.expiresAt) // refresh.go
 	// OnConnect goes first in the request queue, held until AUTH_OK is out so the

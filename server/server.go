@@ -55,6 +55,9 @@ type Server struct {
 	qstore  QoSStore
 	pending pendingLive
 	acks    ackWriter
+	// logins are this node's recent logins, for the device policy across nodes
+	// (logins.go).
+	logins recentLogins
 	// metricWriters add other components' metrics to /metrics.
 	metricWriters []func(io.Writer)
 	draining      atomic.Bool

@@ -294,6 +294,9 @@ func (b *Broker) Publish(m *server.ClusterMessage) error {
 	if !b.Available() {
 		return server.ErrClusterUnavailable
 	}
+	if m.All {
+		return b.send(b.subject("all"), encodeOp(b.node, m))
+	}
 	if len(m.Nodes) > 0 {
 		for _, n := range m.Nodes {
 			if err := b.send(b.nodeSubject(n), encodeOp(b.node, m)); err != nil {

@@ -132,6 +132,7 @@ func encodeOp(node uint16, m *server.ClusterMessage) []byte {
 	w.str(m.Login.Platform)
 	w.u64(m.Login.TokenHash)
 	w.u64(m.Login.ConnID)
+	w.u64(uint64(m.Login.At))
 	return w.b
 }
 
@@ -150,6 +151,7 @@ func decodeOp(kind uint8, r *reader) (*server.ClusterMessage, error) {
 	m.Login.Platform = r.str()
 	m.Login.TokenHash = r.u64()
 	m.Login.ConnID = r.u64()
+	m.Login.At = int64(r.u64())
 	return m, r.err
 }
 
