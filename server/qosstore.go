@@ -24,7 +24,7 @@ import (
 //	        id, so ids and epochs are the store's (one sequence per user for the whole
 //	        cluster). A push that cannot be stored is refused (ErrClusterUnavailable):
 //	        nothing is delivered that a resume could not find again.
-//	live    the store hands every node each stored message, in store order
+//	live    the store hands every node each stored message, in store order or nearly
 //	        (Server.ApplyQoS); a node with a mirror of the user appends it when its id is
 //	        the next one and delivers it as a single node would. An id it has is ignored
 //	        (it came back twice); one beyond the next is a gap, which the node reads from

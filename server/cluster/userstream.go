@@ -349,7 +349,9 @@ func (u *UserStreams) userSubject(uid string) string {
 }
 
 // LiveSubject is the core NATS subject on which JetStream republishes each of user's
-// messages once stored, in the sequence's order (never one a compare-and-set refused):
+// messages once stored, in the sequence's order (never one a compare-and-set refused;
+// nats-server 2.9 may swap two messages of concurrent publishers, so a subscriber
+// orders by id):
 // what a node with connections of user subscribes to, decoding each message with
 // DecodeLive (or Observe), to deliver new messages as they come, skipping markers
 // (Mark: a marker's id is that of the message before it, or 0). A subscriber that sees
