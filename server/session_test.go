@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -139,6 +140,12 @@ func loginOnce(addr string, hello []byte, waitAuth bool) error {
 			if derr != nil {
 				return derr
 			}
+		}
+		if errors.Is(err, syscall.ECONNRESET) {
+			// Seen twice, only with other packages' tests churning loopback connections
+			// alongside (cause not pinned down; a reused 4-tuple is the likely one): one
+			// more way for a login to end, which the counts must survive like the others.
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("waiting for AUTH_OK: %w", err)
