@@ -37,6 +37,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -45,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -150,7 +152,21 @@ type peer struct {
 	counts   map[countKey]int
 	// synced is set once its full state arrived; syncing while one is asked for.
 	synced, syncing bool
+	// early are the batches that arrived while a full state was asked for: the full
+	// state, which may come after some of them (another subject), is applied first,
+	// then those newer than it. At most maxEarly; lost says more came.
+	early []countBatch
+	lost  bool
 }
+
+// countBatch is one numbered batch of count changes.
+type countBatch struct {
+	seq     uint64
+	entries []countEntry
+}
+
+// maxEarly bounds the batches kept while a full state is on its way.
+const maxEarly = 256
 
 // New returns a broker for opts; it connects when the server starts it.
 func New(opts Options) (*Broker, error) {
@@ -562,15 +578,48 @@ func (b *Broker) applyCounts(data []byte) {
 	if gap {
 		p.syncing = true
 	}
-	if full {
-		p.synced, p.syncing = true, false
-	}
-	if full {
+	again := false
+	switch {
+	case full:
+		// The full state replaces what was known, then the batches that arrived
+		// before it but were made after it go on top (counts are absolute).
 		for k, c := range p.counts {
 			b.addRemoteLocked(k, -c)
 		}
 		p.counts = map[countKey]int{}
+		b.applyEntriesLocked(p, entries)
+		p.seq = seq
+		slices.SortFunc(p.early, func(a, b countBatch) int { return cmp.Compare(a.seq, b.seq) })
+		for _, e := range p.early {
+			if e.seq > p.seq {
+				b.applyEntriesLocked(p, e.entries)
+				p.seq = e.seq
+			}
+		}
+		again = p.lost
+		p.early, p.lost = nil, false
+		p.synced, p.syncing = !again, again
+	default:
+		b.applyEntriesLocked(p, entries)
+		if p.syncing {
+			if len(p.early) < maxEarly {
+				p.early = append(p.early, countBatch{seq, entries})
+			} else {
+				p.lost = true
+			}
+		}
+		if seq > p.seq {
+			p.seq = seq
+		}
 	}
+	b.mu.Unlock()
+	if gap || again {
+		b.requestSync(from)
+	}
+}
+
+// applyEntriesLocked sets p's counts from entries. b.mu is held.
+func (b *Broker) applyEntriesLocked(p *peer, entries []countEntry) {
 	for _, e := range entries {
 		k := countKey{e.kind, e.key}
 		b.addRemoteLocked(k, int(e.n)-p.counts[k])
@@ -579,13 +628,6 @@ func (b *Broker) applyCounts(data []byte) {
 		} else {
 			p.counts[k] = int(e.n)
 		}
-	}
-	if full || seq > p.seq {
-		p.seq = seq
-	}
-	b.mu.Unlock()
-	if gap {
-		b.requestSync(from)
 	}
 }
 
@@ -636,6 +678,7 @@ func (b *Broker) requestSync(id uint16) {
 		b.mu.Lock()
 		if p := b.peers[id]; p != nil {
 			p.syncing = false // asked again at its next heartbeat
+			p.early, p.lost = nil, false
 		}
 		b.mu.Unlock()
 	}()
