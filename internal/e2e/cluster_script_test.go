@@ -19,7 +19,7 @@ import (
 )
 
 // clusterScriptPorts are the ports tools/cluster.sh takes above its base.
-var clusterScriptPorts = []int{10, 22, 23, 100, 101, 102, 200, 201, 202, 300, 301, 302}
+var clusterScriptPorts = []int{10, 22, 23, 100, 101, 102, 104, 200, 201, 202, 204, 300, 301, 302, 304}
 
 // freeClusterBase returns a port base at which every port tools/cluster.sh uses was free
 // a moment ago.
