@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -267,19 +268,21 @@ func (s *Server) ingestLocked(u *user, epoch uint64, m StoredMsg) (gap bool) {
 	case m.Mark || m.ID > u.lastID+1:
 		return true
 	}
+	s.appendLocked(u, s.storedQueued(u.id, m))
+	return false
+}
+
+// storedQueued is stored message m of user uid as the buffer holds it: its PUSH frame
+// and target. One this node cannot deliver (too large for its MaxFrame, or a target it
+// cannot read) keeps its id but is for no connection, and is logged.
+func (s *Server) storedQueued(uid string, m StoredMsg) queued {
 	frame, err := s.fitFrame((&protocol.Push{MsgID: m.ID, Payload: m.Payload}).AppendFrame(nil, 0, protocol.FlagAckRequested))
 	t, ok := s.decodeTarget(m.Target)
 	if err != nil || !ok {
-		// Not a message a node of this version stored: its id is skipped, visibly.
-		s.log.Error("cluster: stored QoS1 message cannot be delivered", "user", u.id, "id", m.ID, "err", err)
-		frame = nil
+		s.log.Error("cluster: stored QoS1 message cannot be delivered", "user", uid, "id", m.ID, "err", err)
+		return queued{id: m.ID, at: time.Now().UnixNano(), to: &target{conn: noConn}}
 	}
-	q := queued{id: m.ID, at: time.Now().UnixNano(), to: t, frame: frame}
-	if frame == nil {
-		q.to = &target{conn: noConn} // for no connection
-	}
-	s.appendLocked(u, q)
-	return false
+	return queued{id: m.ID, at: time.Now().UnixNano(), to: t, frame: frame}
 }
 
 // unfollowedLocked closes, with GOING_AWAY, the connections of a user whose entry does
@@ -375,9 +378,7 @@ func (s *Server) resumeStoredLocked(u *user, c *Conn, r StoredResume, err error,
 				if m.ID >= first {
 					break
 				}
-				t, _ := s.decodeTarget(m.Target)
-				frame, _ := s.fitFrame((&protocol.Push{MsgID: m.ID, Payload: m.Payload}).AppendFrame(nil, 0, protocol.FlagAckRequested))
-				pre = append(pre, queued{id: m.ID, at: time.Now().UnixNano(), to: t, frame: frame})
+				pre = append(pre, s.storedQueued(u.id, m))
 			}
 			if len(pre) == 0 || pre[0].id != r.LastID+1 || pre[len(pre)-1].id != first-1 {
 				// Cannot happen but for a store that skips ids: serve from now on.
@@ -416,6 +417,9 @@ type pendingLive struct {
 	mu   sync.Mutex
 	m    map[string]*pendingSet
 	size int // bound per user (Options.ResumeBuffer)
+	// resumes counts the resumes under way, so that note, called for every live
+	// message, takes no lock when there are none.
+	resumes atomic.Int64
 }
 
 type pendingSet struct {
@@ -442,6 +446,7 @@ func (p *pendingLive) begin(uid string) {
 		p.m[uid] = ps
 	}
 	ps.refs++
+	p.resumes.Add(1)
 }
 
 // end stops collecting for one resume and reports whether more arrived than were kept.
@@ -453,6 +458,7 @@ func (p *pendingLive) end(uid string) (over bool) {
 		return false
 	}
 	over = ps.over
+	p.resumes.Add(-1)
 	if ps.refs--; ps.refs == 0 {
 		delete(p.m, uid)
 	}
@@ -471,6 +477,9 @@ func (p *pendingLive) peek(uid string) (msgs []pendingMsg, over bool) {
 
 // note keeps m if uid's resume is under way.
 func (p *pendingLive) note(uid string, epoch uint64, m StoredMsg) {
+	if p.resumes.Load() == 0 {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ps := p.m[uid]
