@@ -33,6 +33,7 @@ var controlFrames = []struct {
 	{"uplink", docFrame{OpUplink, 0, &Uplink{ID: 7, Conn: 42, User: "alice", Route: "chat.send"}, "hi"}},
 	{"reply", docFrame{OpReply, 0, &Reply{ID: 7}, "ok"}},
 	{"event_offline", docFrame{OpEvent, 0, &Event{Type: EventOffline, Conn: 42, User: "alice", Code: protocol.CloseKicked, Reason: "KICKED"}, ""}},
+	{"event_ack", docFrame{OpEvent, 0, &Event{Type: EventAck, Conn: 42, User: "alice", Device: "d1", MsgID: 17}, ""}},
 	{"stats", docFrame{OpStats, 5, nil, ""}},
 }
 
